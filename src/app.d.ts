@@ -1,0 +1,5 @@
+/// <reference types="@webgpu/types" />
+declare global {
+	namespace App {}
+}
+export {};

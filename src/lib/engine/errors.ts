@@ -1,0 +1,48 @@
+/**
+ * Errors the UI can show as they are: `message` says what happened, `action` says what to do.
+ * Every failure that reaches a person goes through one of these codes.
+ */
+export type LoupeErrorCode =
+	| 'hub-unreachable'
+	| 'not-found'
+	| 'http'
+	| 'truncated'
+	| 'not-a-checkpoint'
+	| 'unsupported-checkpoint'
+	| 'not-a-tokenizer'
+	| 'tokenizer-mismatch'
+	| 'storage-full'
+	| 'gpu-lost'
+	| 'no-webgpu'
+	| 'model-failed'
+	| 'aborted';
+
+export class LoupeError extends Error {
+	constructor(
+		readonly code: LoupeErrorCode,
+		message: string,
+		readonly action: string
+	) {
+		super(message);
+		this.name = 'LoupeError';
+	}
+}
+
+/** What crosses the worker boundary: plain data, never an Error instance. */
+export interface ErrorInfo {
+	code: LoupeErrorCode;
+	message: string;
+	action: string;
+}
+
+export function toErrorInfo(e: unknown): ErrorInfo {
+	if (e instanceof LoupeError) return { code: e.code, message: e.message, action: e.action };
+	if (e instanceof DOMException && e.name === 'AbortError')
+		return { code: 'aborted', message: 'Stopped.', action: '' };
+	const message = e instanceof Error ? e.message : String(e);
+	return {
+		code: 'model-failed',
+		message: `The model failed: ${message}`,
+		action: 'Reload the page; if it happens again, pick another model or report the message above.'
+	};
+}

@@ -1,0 +1,134 @@
+/**
+ * A small helper for writing ONNX graphs by hand: named tensors, nodes with plain attributes,
+ * fp32/int64 initializers, and serialisation to ModelProto bytes (through `onnx-proto`).
+ */
+import onnxProto from 'onnx-proto';
+
+const { onnx } = onnxProto;
+const DT = onnx.TensorProto.DataType;
+const AT = onnx.AttributeProto.AttributeType;
+
+export type ElemType = 'float32' | 'int64';
+export type Dim = number | string; // a number, or a symbolic name such as 'batch'
+/** number -> INT, number[] -> INTS, string -> STRING, { float } -> FLOAT */
+export type AttrValue = number | number[] | string | { float: number };
+
+const elemTypeCode = (t: ElemType) => (t === 'float32' ? DT.FLOAT : DT.INT64);
+
+function valueInfo(name: string, t: ElemType, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
+	return {
+		name,
+		type: {
+			tensorType: {
+				elemType: elemTypeCode(t),
+				shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) }
+			}
+		}
+	};
+}
+
+function attribute(name: string, v: AttrValue): onnxProto.onnx.IAttributeProto {
+	if (typeof v === 'number') return { name, type: AT.INT, i: v };
+	if (typeof v === 'string') return { name, type: AT.STRING, s: new TextEncoder().encode(v) };
+	if (Array.isArray(v)) return { name, type: AT.INTS, ints: v };
+	return { name, type: AT.FLOAT, f: v.float };
+}
+
+export class GraphBuilder {
+	private nodes: onnxProto.onnx.INodeProto[] = [];
+	private initializers: onnxProto.onnx.ITensorProto[] = [];
+	private inputs: onnxProto.onnx.IValueInfoProto[] = [];
+	private outputs: onnxProto.onnx.IValueInfoProto[] = [];
+	private used = new Set<string>();
+	private constCache = new Map<string, string>();
+
+	constructor(readonly name: string) {}
+
+	/** A fresh tensor name under a readable scope, e.g. `/blocks.0/attn/q`. */
+	fresh(hint: string): string {
+		let name = hint;
+		for (let i = 1; this.used.has(name); i++) name = `${hint}_${i}`;
+		this.used.add(name);
+		return name;
+	}
+
+	input(name: string, t: ElemType, dims: Dim[]): string {
+		this.used.add(name);
+		this.inputs.push(valueInfo(name, t, dims));
+		return name;
+	}
+
+	output(name: string, t: ElemType, dims: Dim[]) {
+		this.outputs.push(valueInfo(name, t, dims));
+	}
+
+	/** An fp32 initializer. The data is referenced, not copied, until `toBytes()`. */
+	weight(hint: string, data: Float32Array, dims: number[]): string {
+		const name = this.fresh(hint);
+		this.initializers.push({
+			name,
+			dataType: DT.FLOAT,
+			dims,
+			rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+		});
+		return name;
+	}
+
+	/** A small int64 or fp32 constant, shared by value. */
+	constant(values: number[], t: ElemType = 'int64', dims: number[] = [values.length]): string {
+		const key = `${t}:${dims.join('x')}:${values.join(',')}`;
+		const hit = this.constCache.get(key);
+		if (hit) return hit;
+		const name = this.fresh(`/const/${t}_${values.slice(0, 4).join('_').replace(/[^0-9a-z_-]/gi, '')}`);
+		const raw =
+			t === 'int64'
+				? new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer)
+				: new Uint8Array(Float32Array.from(values).buffer);
+		this.initializers.push({ name, dataType: elemTypeCode(t), dims, rawData: raw });
+		this.constCache.set(key, name);
+		return name;
+	}
+
+	scalar(value: number, t: ElemType = 'float32'): string {
+		return this.constant([value], t, []);
+	}
+
+	/** Adds a node; returns its output name(s). */
+	op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, hint = `/${opType}`): string {
+		return this.opN(opType, inputs, 1, attrs, hint)[0];
+	}
+
+	opN(opType: string, inputs: string[], nOutputs: number, attrs: Record<string, AttrValue> = {}, hint = `/${opType}`): string[] {
+		const outputs = Array.from({ length: nOutputs }, (_, i) => this.fresh(nOutputs > 1 ? `${hint}_${i}` : hint));
+		this.nodes.push({
+			name: this.fresh(`${hint}:node`),
+			opType,
+			input: inputs,
+			output: outputs,
+			attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
+		});
+		return outputs;
+	}
+
+	/** Renames the tensor `from` to `to` by an Identity node (used for graph outputs with stable names). */
+	alias(from: string, to: string) {
+		this.used.add(to);
+		this.nodes.push({ name: this.fresh(`${to}:identity`), opType: 'Identity', input: [from], output: [to] });
+	}
+
+	toBytes(opset = 17): Uint8Array {
+		const model = onnx.ModelProto.create({
+			irVersion: 8,
+			producerName: 'loupe',
+			opsetImport: [{ domain: '', version: opset }],
+			graph: {
+				name: this.name,
+				node: this.nodes,
+				initializer: this.initializers,
+				input: this.inputs,
+				output: this.outputs
+			}
+		});
+		return onnx.ModelProto.encode(model).finish();
+	}
+}
