@@ -1,16 +1,31 @@
 import { sveltekit } from '@sveltejs/kit/vite';
+import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
+import { chromiumArgs, chromiumPath } from './tests/chromium';
 
 export default defineConfig({
 	plugins: [sveltekit()],
-	// WGSL files are imported as text (`import src from '../../shaders/x.wgsl?raw'`).
-	assetsInclude: [],
 	optimizeDeps: { exclude: ['onnxruntime-web'] },
 	worker: { format: 'es' },
 	build: { target: 'es2022', chunkSizeWarningLimit: 2000 },
 	test: {
-		include: ['tests/unit/**/*.test.ts'],
-		environment: 'node',
-		testTimeout: 60_000
+		testTimeout: 120_000,
+		projects: [
+			// Plain TypeScript: model math, formats, the ONNX builder run by onnxruntime-web (wasm) in Node.
+			{ test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' } },
+			// WGSL kernels on a real WebGPU device in headless Chromium, against their TS references.
+			{
+				test: {
+					name: 'gpu',
+					include: ['tests/gpu/**/*.test.ts'],
+					browser: {
+						enabled: true,
+						headless: true,
+						provider: playwright({ launchOptions: { executablePath: chromiumPath, args: chromiumArgs } }),
+						instances: [{ browser: 'chromium' }]
+					}
+				}
+			}
+		]
 	}
 });
