@@ -11,6 +11,8 @@ export const BOS = 1;
 export const EOS = 2;
 
 export class Llama2cTokenizer {
+	/** run.c stops when the model writes BOS (sequences are delimited by it); EOS ends text too. */
+	readonly stopTokens = [BOS, EOS];
 	readonly vocab: string[]; // binary strings
 	readonly scores: Float32Array;
 	private readonly lookup = new Map<string, number>();

@@ -1,0 +1,237 @@
+/**
+ * The Engine: everything that touches the model, the GPU and storage, running in one dedicated
+ * Web Worker (worker.ts exposes it with comlink). Calls return plain data; failures come back as
+ * `{ ok: false, error }` with a message for people (see errors.ts).
+ */
+import * as ort from 'onnxruntime-web/webgpu';
+import { LoupeError, toErrorInfo, type ErrorInfo } from './errors';
+import { readLlama2cCheckpoint, type LlamaConfig } from './model/llama2c/checkpoint';
+import { Llama2cTokenizer } from './model/llama2c/tokenizer';
+import { buildLlamaOnnx } from './model/llama2c/to-onnx';
+import { SegmentRunner, type Backend } from './model/runner';
+import { generate, type GenerateResult, type TokenEvent } from './model/generate';
+import { allHookNames, hookBoundary } from './model/hooks';
+import { findModel } from './model/catalogue';
+import { LogitsProcessor } from './gpu/logits-process';
+import type { SamplingSettings } from './sample/sampler';
+import {
+	deleteCachedFile, fetchModelFile, hubFileUrl, listCachedFiles,
+	type CachedFile, type DownloadProgress, type FetchedFile
+} from './store/model-cache';
+
+export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
+
+export interface EngineStatus {
+	backend: Backend;
+	adapter: string; // e.g. "SwiftShader (google)" or "no WebGPU"
+	/** Why the engine runs on wasm instead of WebGPU, in words for people. */
+	fallbackReason?: string;
+	crossOriginIsolated: boolean;
+	threads: number;
+}
+
+export interface ModelInfo {
+	id: string;
+	name: string;
+	source: 'hub' | 'files';
+	backend: Backend;
+	config: LlamaConfig;
+	parameters: number;
+	hooks: string[];
+	cutAt: string[];
+	loadMs: number;
+	fromCache: boolean;
+	warnings: ErrorInfo[];
+}
+
+export interface LoadFromHub {
+	model: string; // catalogue id
+	hub: string;
+	/** Hook points to cut the graph at, e.g. ['blocks.2.hook_resid_post']. */
+	hooks?: string[];
+}
+
+export type EngineEvent = { type: 'device-lost'; error: ErrorInfo };
+
+interface Loaded {
+	info: ModelInfo;
+	runner: SegmentRunner;
+	tokenizer: Llama2cTokenizer;
+	processor: LogitsProcessor | null;
+}
+
+async function attempt<T>(f: () => Promise<T>): Promise<Result<T>> {
+	try {
+		return { ok: true, value: await f() };
+	} catch (e) {
+		return { ok: false, error: toErrorInfo(e) };
+	}
+}
+
+export class Engine {
+	private status: EngineStatus | null = null;
+	private loaded: Loaded | null = null;
+	private device: GPUDevice | null = null;
+	private lost: ErrorInfo | null = null;
+	private stopRequested = false;
+	private busy = false;
+	private onEvent: (e: EngineEvent) => void = () => {};
+
+	/** Finds out what this browser can run. Call once; `onEvent` hears about device loss. */
+	async init(onEvent?: (e: EngineEvent) => void): Promise<EngineStatus> {
+		if (onEvent) this.onEvent = onEvent;
+		if (this.status) return this.status;
+		const threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+		ort.env.wasm.numThreads = threads;
+		ort.env.logLevel = 'error';
+		let backend: Backend = 'wasm';
+		let adapter = 'no WebGPU';
+		let fallbackReason: string | undefined;
+		if (!('gpu' in navigator) || !navigator.gpu) {
+			fallbackReason = 'This browser has no WebGPU (navigator.gpu is missing), so the model runs on the CPU (WebAssembly), more slowly. Chrome, Edge and recent Safari and Firefox have WebGPU.';
+		} else {
+			const a = await navigator.gpu.requestAdapter().catch(() => null);
+			if (!a) fallbackReason = 'WebGPU is present but no GPU adapter is available (it may be disabled or blocklisted), so the model runs on the CPU (WebAssembly), more slowly.';
+			else {
+				backend = 'webgpu';
+				const i = a.info;
+				adapter = [i.description || i.architecture || i.device, i.vendor && `(${i.vendor})`].filter(Boolean).join(' ') || 'WebGPU adapter';
+			}
+		}
+		this.status = { backend, adapter, fallbackReason, crossOriginIsolated: self.crossOriginIsolated, threads };
+		return this.status;
+	}
+
+	/** Loads a catalogue model from a hub (or its mirror), from the cache when it is there. */
+	async loadFromHub(req: LoadFromHub, onProgress: (p: DownloadProgress) => void): Promise<Result<ModelInfo>> {
+		return attempt(async () => {
+			const entry = findModel(req.model);
+			if (!entry) throw new LoupeError('not-found', `There is no model "${req.model}" in Loupe's catalogue.`, 'Pick a model from the list, or open your own files.');
+			const t0 = performance.now();
+			const url = (path: string) => hubFileUrl(req.hub, entry.repo, entry.revision, path);
+			const [ckpt, tok] = await Promise.all([fetchModelFile(url(entry.files.checkpoint), onProgress), fetchModelFile(url(entry.files.tokenizer), onProgress)]);
+			return this.build(entry.id, entry.name, 'hub', ckpt, tok, req.hooks ?? [], t0);
+		});
+	}
+
+	/** Loads a llama2.c checkpoint and tokenizer the user picked from disk. */
+	async loadFromFiles(checkpoint: File, tokenizer: File, hooks: string[] = []): Promise<Result<ModelInfo>> {
+		return attempt(async () => {
+			const t0 = performance.now();
+			const read = async (f: File): Promise<FetchedFile> => ({ buffer: await f.arrayBuffer(), fromCache: false });
+			const [ckpt, tok] = await Promise.all([read(checkpoint), read(tokenizer)]);
+			return this.build(`file:${checkpoint.name}`, checkpoint.name, 'files', ckpt, tok, hooks, t0, checkpoint.name, tokenizer.name);
+		});
+	}
+
+	private async build(
+		id: string, name: string, source: ModelInfo['source'], ckpt: FetchedFile, tok: FetchedFile,
+		hooks: string[], t0: number, ckptName = name, tokName = 'The tokenizer'
+	): Promise<ModelInfo> {
+		this.assertDevice();
+		const status = await this.init();
+		const weights = readLlama2cCheckpoint(ckpt.buffer, ckptName);
+		const tokenizer = new Llama2cTokenizer(tok.buffer, weights.config.vocabSize, tokName);
+		const cuts = hooks.map((h) => hookBoundary(h, weights.config.nLayers));
+		const model = buildLlamaOnnx(weights, cuts);
+		await this.unload();
+		let backend = status.backend;
+		let runner: SegmentRunner;
+		try {
+			runner = await SegmentRunner.create(ort, model, backend);
+		} catch (e) {
+			if (backend !== 'webgpu') throw e;
+			// The GPU path failed (driver, limits): run on the CPU rather than not at all, and say so.
+			status.fallbackReason = `WebGPU could not run this model (${e instanceof Error ? e.message : e}); running on the CPU (WebAssembly) instead.`;
+			status.backend = backend = 'wasm';
+			runner = await SegmentRunner.create(ort, model, backend);
+		}
+		let processor: LogitsProcessor | null = null;
+		if (backend === 'webgpu') {
+			const device = await this.gpuDevice();
+			processor = await LogitsProcessor.create(device, weights.config.vocabSize);
+		}
+		const c = weights.config;
+		const parameters = weights.tokenEmbedding.length + c.nLayers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * ((c.dim * c.nKvHeads) / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.dim + (c.sharedClassifier ? 0 : c.vocabSize * c.dim);
+		const info: ModelInfo = {
+			id, name, source, backend, config: c, parameters,
+			hooks: allHookNames(c.nLayers),
+			cutAt: model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : [])),
+			loadMs: performance.now() - t0,
+			fromCache: ckpt.fromCache && tok.fromCache,
+			warnings: [ckpt.cacheWarning, tok.cacheWarning].filter((w): w is NonNullable<typeof w> => !!w)
+		};
+		this.loaded = { info, runner, tokenizer, processor };
+		return info;
+	}
+
+	/** ORT's own GPUDevice (kernels must run on it to share buffers with the model). */
+	async gpuDevice(): Promise<GPUDevice> {
+		if (this.device) return this.device;
+		const device = (await ort.env.webgpu.device) as GPUDevice;
+		this.device = device;
+		device.lost.then((info) => {
+			this.lost = {
+				code: 'gpu-lost',
+				message: `The GPU device was lost (${info.reason === 'destroyed' ? 'it was destroyed' : info.message || 'the driver reset or the GPU was removed'}). The model on it is gone.`,
+				action: 'Press "Restart engine" (or reload the page): the model loads again from the cache.'
+			};
+			this.loaded = null;
+			this.onEvent({ type: 'device-lost', error: this.lost });
+		});
+		return device;
+	}
+
+	private assertDevice() {
+		if (this.lost) throw new LoupeError(this.lost.code, this.lost.message, this.lost.action);
+	}
+
+	async generate(prompt: string, settings: SamplingSettings, onToken: (e: TokenEvent) => void): Promise<Result<GenerateResult>> {
+		return attempt(async () => {
+			this.assertDevice();
+			const m = this.loaded;
+			if (!m) throw new LoupeError('model-failed', 'No model is loaded.', 'Pick a model and wait for it to load.');
+			if (this.busy) throw new LoupeError('model-failed', 'The model is already writing.', 'Press Stop first.');
+			this.busy = true;
+			this.stopRequested = false;
+			try {
+				return await generate(m.runner, m.tokenizer, m.processor, prompt, settings, onToken, () => this.stopRequested);
+			} catch (e) {
+				this.assertDevice(); // a lost device explains most failures mid-run: say that instead
+				throw e;
+			} finally {
+				this.busy = false;
+			}
+		});
+	}
+
+	stop() {
+		this.stopRequested = true;
+	}
+
+	/** Token ids and their pieces, for showing how a prompt is split. */
+	tokenize(text: string): { id: number; piece: string }[] {
+		const t = this.loaded?.tokenizer;
+		return t ? t.encode(text).map((id) => ({ id, piece: t.pieceText(id) })) : [];
+	}
+
+	async listCache(): Promise<CachedFile[]> {
+		return listCachedFiles();
+	}
+
+	async deleteCached(url: string): Promise<boolean> {
+		return deleteCachedFile(url);
+	}
+
+	async storageEstimate(): Promise<{ usage: number; quota: number } | null> {
+		const e = await navigator.storage?.estimate?.();
+		return e ? { usage: e.usage ?? 0, quota: e.quota ?? 0 } : null;
+	}
+
+	private async unload() {
+		const m = this.loaded;
+		this.loaded = null;
+		m?.processor?.destroy();
+		await m?.runner.dispose();
+	}
+}

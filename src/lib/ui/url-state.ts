@@ -1,0 +1,48 @@
+/**
+ * The view in the URL, so a link reproduces it (teachers share links). Plain parameter names:
+ * hub, model, prompt, temperature, top_p, top_k, max_tokens, seed, freq_penalty.
+ */
+import { defaultHub, defaultModelId } from '$lib/engine/model/catalogue';
+import { defaultSampling, type SamplingSettings } from '$lib/engine/sample/sampler';
+
+export interface ViewState {
+	hub: string;
+	model: string;
+	prompt: string;
+	sampling: SamplingSettings;
+}
+
+const numberParams: [keyof SamplingSettings, string, number, number][] = [
+	// key, URL name, min, max
+	['temperature', 'temperature', 0, 5],
+	['topP', 'top_p', 0, 1],
+	['topK', 'top_k', 0, 100_000],
+	['maxTokens', 'max_tokens', 1, 100_000],
+	['seed', 'seed', 0, 2 ** 32 - 1],
+	['freqPenalty', 'freq_penalty', -2, 2]
+];
+
+export function readViewState(params: URLSearchParams): ViewState {
+	const sampling = { ...defaultSampling };
+	for (const [key, name, min, max] of numberParams) {
+		const raw = params.get(name);
+		const v = raw === null || raw.trim() === '' ? NaN : Number(raw);
+		if (Number.isFinite(v)) sampling[key] = Math.min(max, Math.max(min, v));
+	}
+	return {
+		hub: params.get('hub') || defaultHub,
+		model: params.get('model') || defaultModelId,
+		prompt: params.get('prompt') ?? '',
+		sampling
+	};
+}
+
+/** Only what differs from the defaults goes into the URL, so links stay short. */
+export function writeViewState(s: ViewState): URLSearchParams {
+	const p = new URLSearchParams();
+	if (s.hub !== defaultHub) p.set('hub', s.hub);
+	if (s.model !== defaultModelId) p.set('model', s.model);
+	if (s.prompt) p.set('prompt', s.prompt);
+	for (const [key, name] of numberParams) if (s.sampling[key] !== defaultSampling[key]) p.set(name, String(s.sampling[key]));
+	return p;
+}
