@@ -109,8 +109,16 @@ export class Engine {
 			if (!entry) throw new LoupeError('not-found', `There is no model "${req.model}" in Loupe's catalogue.`, 'Pick a model from the list, or open your own files.');
 			const t0 = performance.now();
 			const url = (path: string) => hubFileUrl(req.hub, entry.repo, entry.revision, path);
-			const [ckpt, tok] = await Promise.all([fetchModelFile(url(entry.files.checkpoint), onProgress), fetchModelFile(url(entry.files.tokenizer), onProgress)]);
-			return this.build(entry.id, entry.name, 'hub', ckpt, tok, req.hooks ?? [], t0);
+			const urls = [url(entry.files.checkpoint), url(entry.files.tokenizer)];
+			const [ckpt, tok] = await Promise.all(urls.map((u) => fetchModelFile(u, onProgress)));
+			try {
+				return await this.build(entry.id, entry.name, 'hub', ckpt, tok, req.hooks ?? [], t0, entry.files.checkpoint.split('/').pop(), entry.files.tokenizer.split('/').pop());
+			} catch (e) {
+				// A file that does not parse must not be served from the cache next time.
+				if (e instanceof LoupeError && ['truncated', 'not-a-checkpoint', 'unsupported-checkpoint', 'not-a-tokenizer', 'tokenizer-mismatch'].includes(e.code))
+					await Promise.all(urls.map(deleteCachedFile));
+				throw e;
+			}
 		});
 	}
 
@@ -134,7 +142,9 @@ export class Engine {
 		const tokenizer = new Llama2cTokenizer(tok.buffer, weights.config.vocabSize, tokName);
 		const cuts = hooks.map((h) => hookBoundary(h, weights.config.nLayers));
 		const model = buildLlamaOnnx(weights, cuts);
-		await this.unload();
+		// The old model is released only after the new one exists: ORT destroys its GPU device
+		// when its last WebGPU session goes.
+		const previous = this.loaded; // still usable if this load fails
 		let backend = status.backend;
 		let runner: SegmentRunner;
 		try {
@@ -162,15 +172,18 @@ export class Engine {
 			warnings: [ckpt.cacheWarning, tok.cacheWarning].filter((w): w is NonNullable<typeof w> => !!w)
 		};
 		this.loaded = { info, runner, tokenizer, processor };
+		previous?.processor?.destroy();
+		await previous?.runner.dispose();
 		return info;
 	}
 
 	/** ORT's own GPUDevice (kernels must run on it to share buffers with the model). */
 	async gpuDevice(): Promise<GPUDevice> {
-		if (this.device) return this.device;
 		const device = (await ort.env.webgpu.device) as GPUDevice;
+		if (device === this.device) return device;
 		this.device = device;
 		device.lost.then((info) => {
+			if (device !== this.device) return; // an earlier device ORT has retired
 			this.lost = {
 				code: 'gpu-lost',
 				message: `The GPU device was lost (${info.reason === 'destroyed' ? 'it was destroyed' : info.message || 'the driver reset or the GPU was removed'}). The model on it is gone.`,
@@ -228,10 +241,4 @@ export class Engine {
 		return e ? { usage: e.usage ?? 0, quota: e.quota ?? 0 } : null;
 	}
 
-	private async unload() {
-		const m = this.loaded;
-		this.loaded = null;
-		m?.processor?.destroy();
-		await m?.runner.dispose();
-	}
 }
