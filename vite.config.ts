@@ -1,6 +1,7 @@
 import { sveltekit } from '@sveltejs/kit/vite';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
+import { fileURLToPath } from 'node:url';
 import { chromiumArgs, chromiumPath } from './tests/chromium';
 
 export default defineConfig({
@@ -12,7 +13,10 @@ export default defineConfig({
 		testTimeout: 120_000,
 		projects: [
 			// Plain TypeScript: model math, formats, the ONNX builder run by onnxruntime-web (wasm) in Node.
-			{ test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' } },
+			{
+				resolve: { alias: { $lib: fileURLToPath(new URL('./src/lib', import.meta.url)) } },
+				test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' }
+			},
 			// WGSL kernels on a real WebGPU device in headless Chromium, against their TS references.
 			{
 				test: {
