@@ -3,6 +3,7 @@ import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
 import { chromiumArgs, chromiumPath } from './tests/chromium';
+import { fixturesDir, stories260KDir } from './tests/fixtures';
 
 export default defineConfig({
 	plugins: [sveltekit()],
@@ -19,8 +20,11 @@ export default defineConfig({
 			},
 			// WGSL kernels on a real WebGPU device in headless Chromium, against their TS references.
 			{
+				optimizeDeps: { exclude: ['onnxruntime-web'] },
+				server: { fs: { allow: [fileURLToPath(new URL('.', import.meta.url)), fixturesDir] } },
 				test: {
 					name: 'gpu',
+					provide: { stories260KDir },
 					include: ['tests/gpu/**/*.test.ts'],
 					browser: {
 						enabled: true,
