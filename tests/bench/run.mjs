@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// Benchmarks in headless Chromium, one JSON object per line. `ratio` is always "how many times
+// better than the peer" (>1 is better); the peer runs the same work on the same machine.
+//   node tests/bench/run.mjs [--small]      (npm run bench builds first)
+//
+// generate_greedy:   tokens/s of greedy decoding of stories260K through the app, WebGPU (ORT WebGPU EP
+//                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
+// load_to_first_token: page load to the first generated token, warm cache, same two backends.
+// main_thread_long_tasks: long tasks (>50 ms) on the UI thread while loading and generating.
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const small = process.argv.includes('--small');
+const port = 4180;
+const base = `http://localhost:${port}`;
+const maxTokens = small ? 64 : 256;
+const reps = small ? 2 : 3;
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const quiet = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
+const backends = {
+	webgpu: [...quiet, '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'],
+	wasm: quiet // no WebGPU adapter: the app falls back to the wasm EP
+};
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const server = spawn(process.execPath, [join(here, '..', 'serve.mjs'), '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+await new Promise((r) => server.stdout.once('data', r));
+
+async function measure(backend) {
+	const browser = await chromium.launch({ executablePath: chromiumPath, args: backends[backend] });
+	const context = await browser.newContext();
+	await context.addInitScript(() => {
+		window.__longTasks = [];
+		new PerformanceObserver((l) => window.__longTasks.push(...l.getEntries().map((e) => e.duration))).observe({ type: 'longtask', buffered: true });
+	});
+	const page = await context.newPage();
+	const url = `${base}/?hub=${encodeURIComponent(`${base}/hub`)}&temperature=0&max_tokens=${maxTokens}`;
+	const ready = () => page.getByTestId('generate').waitFor({ state: 'visible' }).then(() => page.waitForFunction(() => !document.querySelector('[data-testid="generate"]')?.hasAttribute('disabled'), null, { timeout: 120_000 }));
+	const generate = async () => {
+		await page.getByTestId('generate').click();
+		await page.waitForFunction(() => document.querySelector('[data-testid="completion"]')?.getAttribute('data-state') === 'done', null, { timeout: 600_000 });
+		const stats = page.getByTestId('generation-stats');
+		return { tps: Number(await stats.getAttribute('data-tokens-per-second')), tokens: Number(await stats.getAttribute('data-tokens')) };
+	};
+	await page.goto(url); // first visit: download and cache
+	await ready();
+	const adapter = await page.getByTestId('status-line').textContent();
+	const tps = [];
+	for (let i = 0; i < reps; i++) tps.push((await generate()).tps);
+	const firstToken = [];
+	let longTasks = [];
+	for (let i = 0; i < reps; i++) {
+		const t0 = Date.now();
+		await page.goto(url); // warm cache
+		await ready();
+		await page.getByTestId('generate').click();
+		await page.waitForFunction(() => (document.querySelector('[data-testid="completion"]')?.textContent ?? '').length > 0, null, { timeout: 120_000, polling: 5 });
+		firstToken.push(Date.now() - t0);
+		await page.waitForFunction(() => document.querySelector('[data-testid="completion"]')?.getAttribute('data-state') === 'done', null, { timeout: 600_000 });
+		longTasks = await page.evaluate(() => window.__longTasks);
+	}
+	await browser.close();
+	return { tps: median(tps), firstToken: median(firstToken), longTasks, adapter: adapter?.replace(/\s+/g, ' ').trim() };
+}
+
+try {
+	const gpu = await measure('webgpu');
+	const cpu = await measure('wasm');
+	const out = (o) => console.log(JSON.stringify(o));
+	const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+	out({ bench: 'generate_greedy', model: 'stories260K', shape: `max_tokens=${maxTokens}`, value: round(gpu.tps), unit: 'tokens/s', peer: 'onnxruntime-web wasm EP (same app)', peer_value: round(cpu.tps), ratio: round(gpu.tps / cpu.tps, 3), adapter: gpu.adapter });
+	out({ bench: 'load_to_first_token', model: 'stories260K', shape: 'warm cache', value: gpu.firstToken, unit: 'ms', peer: 'onnxruntime-web wasm EP (same app)', peer_value: cpu.firstToken, ratio: round(cpu.firstToken / gpu.firstToken, 3) });
+	out({ bench: 'main_thread_long_tasks', model: 'stories260K', shape: 'load + generate, webgpu', value: gpu.longTasks.length, unit: 'tasks > 50 ms', max_ms: round(Math.max(0, ...gpu.longTasks), 0) });
+} finally {
+	server.kill();
+}
