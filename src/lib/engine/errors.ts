@@ -15,6 +15,8 @@ export type LoupeErrorCode =
 	| 'gpu-lost'
 	| 'no-webgpu'
 	| 'model-failed'
+	| 'not-an-sae'
+	| 'sae-mismatch'
 	| 'aborted';
 
 export class LoupeError extends Error {
