@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { chromiumArgs, chromiumPath } from './tests/chromium';
+import { chromiumArgs, chromiumPath } from './tests/chromium.ts';
 
 const port = Number(process.env.LOUPE_TEST_PORT ?? 4173);
 

@@ -2,8 +2,8 @@ import { sveltekit } from '@sveltejs/kit/vite';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
-import { chromiumArgs, chromiumPath } from './tests/chromium';
-import { fixturesDir, stories260KDir } from './tests/fixtures';
+import { chromiumArgs, chromiumPath } from './tests/chromium.ts';
+import { fixturesDir, stories260KDir } from './tests/fixtures.ts';
 
 export default defineConfig({
 	plugins: [sveltekit()],

@@ -40,7 +40,7 @@ export abstract class Sae {
 				for (let i = 0; i < dIn; i++) m += row[i];
 				m /= dIn;
 				for (let i = 0; i < dIn; i++) row[i] -= m;
-				if (norm === 'layer_norm') mean[t] = m;
+				mean[t] = m; // added back after decoding, so a spliced reconstruction keeps the residual's mean
 			}
 			let s = 1;
 			if (norm === 'layer_norm') {
