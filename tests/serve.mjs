@@ -18,6 +18,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const port = Number(args.port ?? 4173);
 const root = resolve(args.root ?? join(here, '..', 'build'));
 const hubRoot = resolve(args.hub ?? process.env.LOUPE_FIXTURES_HUB ?? join(here, '..', '..', 'shared', 'fixtures', 'hub'));
+// Files tests write (e.g. an SAE made for the test) in the same Hub layout, served under the same /hub/.
+const extraHubRoot = resolve(args['extra-hub'] ?? join(here, '.generated-hub'));
 
 const types = {
 	'.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
@@ -88,7 +90,9 @@ createServer((req, res) => {
 		if (!url.pathname.startsWith(prefix)) continue;
 		res.setHeader('access-control-allow-origin', '*');
 		res.setHeader('access-control-expose-headers', 'content-length, content-range, accept-ranges');
-		const path = safeJoin(hubRoot, url.pathname.slice(prefix.length));
+		const rel = url.pathname.slice(prefix.length);
+		let path = safeJoin(hubRoot, rel);
+		if (!path || !existsSync(path)) path = safeJoin(extraHubRoot, rel);
 		if (!path || !existsSync(path) || !statSync(path).isFile()) {
 			res.writeHead(404, { 'content-type': 'text/plain' });
 			return res.end('Entry not found');

@@ -5,15 +5,20 @@
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import { LoupeError, toErrorInfo, type ErrorInfo } from './errors';
-import { readLlama2cCheckpoint, type LlamaConfig } from './model/llama2c/checkpoint';
+import { readLlama2cCheckpoint, type LlamaConfig, type LlamaWeights } from './model/llama2c/checkpoint';
 import { Llama2cTokenizer } from './model/llama2c/tokenizer';
 import { buildLlamaOnnx } from './model/llama2c/to-onnx';
 import { SegmentRunner, type Backend } from './model/runner';
 import { generate, type GenerateResult, type TokenEvent } from './model/generate';
-import { allHookNames, hookBoundary } from './model/hooks';
+import { allHookNames, boundaryName, hookBoundary } from './model/hooks';
 import { findModel } from './model/catalogue';
 import { LogitsProcessor } from './gpu/logits-process';
 import type { SamplingSettings } from './sample/sampler';
+import { readSaeFiles, type SaeFile } from './sae/load';
+import { checkSaeFitsModel } from './sae/validate';
+import { SaeSession } from './sae/session';
+import { describePreprocessing, type SaeConfig } from './sae/config';
+import type { RankedItem } from './sae/features';
 import {
 	deleteCachedFile, fetchModelFile, hubFileUrl, listCachedFiles,
 	type CachedFile, type DownloadProgress, type FetchedFile
@@ -55,9 +60,42 @@ export type EngineEvent = { type: 'device-lost'; error: ErrorInfo };
 
 interface Loaded {
 	info: ModelInfo;
+	weights: LlamaWeights;
 	runner: SegmentRunner;
 	tokenizer: Llama2cTokenizer;
 	processor: LogitsProcessor | null;
+	sae: { session: SaeSession; info: SaeInfo; boundary: number } | null;
+}
+
+export interface SaeInfo {
+	name: string;
+	cfg: SaeConfig;
+	preprocessing: string[];
+	source: string; // where it came from: a hub folder or file names
+	onGpu: boolean;
+}
+
+/** A hub folder holding one SAE (SAELens, Gemma Scope or Gemma Scope 2 files). */
+export interface SaeFromHub {
+	hub: string;
+	repo: string;
+	revision?: string;
+	folder: string;
+	hookName?: string;
+}
+
+export interface AnalyzedToken {
+	id: number;
+	piece: string;
+	features: RankedItem[]; // the token's top features, strongest first
+}
+
+export interface FeatureDetails {
+	feature: number;
+	activations: number[]; // at each token of the last analysed text
+	positiveLogits: (RankedItem & { piece: string })[];
+	negativeLogits: (RankedItem & { piece: string })[];
+	nearest: RankedItem[];
 }
 
 async function attempt<T>(f: () => Promise<T>): Promise<Result<T>> {
@@ -171,8 +209,9 @@ export class Engine {
 			fromCache: ckpt.fromCache && tok.fromCache,
 			warnings: [ckpt.cacheWarning, tok.cacheWarning].filter((w): w is NonNullable<typeof w> => !!w)
 		};
-		this.loaded = { info, runner, tokenizer, processor };
+		this.loaded = { info, weights, runner, tokenizer, processor, sae: null };
 		previous?.processor?.destroy();
+		previous?.sae?.session.destroy();
 		await previous?.runner.dispose();
 		return info;
 	}
@@ -197,6 +236,129 @@ export class Engine {
 
 	private assertDevice() {
 		if (this.lost) throw new LoupeError(this.lost.code, this.lost.message, this.lost.action);
+	}
+
+	private requireModel(): Loaded {
+		this.assertDevice();
+		if (!this.loaded) throw new LoupeError('model-failed', 'No model is loaded.', 'Pick a model and wait for it to load.');
+		return this.loaded;
+	}
+
+	/** Loads an SAE from a hub folder: SAELens files first, then Gemma Scope, then Gemma Scope 2. */
+	async loadSaeFromHub(req: SaeFromHub, onProgress: (p: DownloadProgress) => void): Promise<Result<SaeInfo>> {
+		return attempt(async () => {
+			this.requireModel();
+			const url = (file: string) => hubFileUrl(req.hub, req.repo, req.revision ?? 'main', `${req.folder.replace(/\/+$/, '')}/${file}`);
+			const get = async (file: string): Promise<SaeFile | null> => {
+				try {
+					return { name: `${req.folder}/${file}`, buffer: (await fetchModelFile(url(file), onProgress)).buffer };
+				} catch (e) {
+					if (e instanceof LoupeError && e.code === 'not-found') return null;
+					throw e;
+				}
+			};
+			let files: SaeFile[] = [];
+			const cfg = await get('cfg.json');
+			if (cfg) files = [cfg, (await get('sae_weights.safetensors')) ?? cfg];
+			else {
+				const npz = await get('params.npz');
+				if (npz) files = [npz];
+				else {
+					const params = await get('params.safetensors');
+					const config = params && (await get('config.json'));
+					files = [params, config].filter((f): f is SaeFile => !!f);
+				}
+			}
+			if (!files.length)
+				throw new LoupeError('not-found', `No SAE files were found in ${req.repo}/${req.folder} (looked for cfg.json, params.npz and params.safetensors).`, 'Check the repository and folder names.');
+			try {
+				return await this.attachSae(files, `${req.repo}/${req.folder}`, req.hookName);
+			} catch (e) {
+				// Files that do not parse must not be served from the cache next time.
+				if (e instanceof LoupeError && e.code === 'not-an-sae') await Promise.all(files.map((f) => deleteCachedFile(url(f.name.split('/').pop()!))));
+				throw e;
+			}
+		});
+	}
+
+	/** Loads an SAE from files the user picked (an SAELens folder's files, a params.npz, …). */
+	async loadSaeFromFiles(files: File[], hookName?: string): Promise<Result<SaeInfo>> {
+		return attempt(async () => {
+			this.requireModel();
+			const read = await Promise.all(files.map(async (f) => ({ name: f.webkitRelativePath || f.name, buffer: await f.arrayBuffer() })));
+			return this.attachSae(read, files.map((f) => f.name).join(' + '), hookName);
+		});
+	}
+
+	private async attachSae(files: SaeFile[], source: string, hookName?: string): Promise<SaeInfo> {
+		const m = this.requireModel();
+		const c = m.weights.config;
+		const { cfg, weights } = readSaeFiles(files, { hookName });
+		checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dim });
+		const boundary = hookBoundary(cfg.hookName, c.nLayers);
+		// The model must be cut at the SAE's hook so the residual can be read there.
+		if (!m.runner.model.cuts.includes(boundary)) {
+			const runner = await SegmentRunner.create(ort, buildLlamaOnnx(m.weights, [...m.runner.model.cuts, boundary]), m.runner.backend);
+			await m.runner.dispose();
+			m.runner = runner;
+			m.info.cutAt = runner.model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
+		}
+		const device = m.runner.backend === 'webgpu' ? await this.gpuDevice() : null;
+		const session = await SaeSession.create(cfg, weights, device, {
+			vocabSize: c.vocabSize, dModel: c.dim, classifier: m.weights.classifier, normWeight: m.weights.rmsFinal
+		});
+		m.sae?.session.destroy();
+		const info: SaeInfo = { name: cfg.name, cfg, preprocessing: describePreprocessing(cfg), source, onGpu: session.onGpu };
+		m.sae = { session, info, boundary };
+		return info;
+	}
+
+	/** Runs the prompt and returns each token with its top `k` SAE features. */
+	async analyze(prompt: string, k = 8): Promise<Result<AnalyzedToken[]>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
+			if (this.busy) throw new LoupeError('model-failed', 'The model is busy writing.', 'Press Stop first.');
+			this.busy = true;
+			try {
+				const ids = m.tokenizer.encode(prompt);
+				if (ids.length > m.weights.config.seqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.weights.config.seqLen}.`, 'Shorten the text.');
+				const hook = boundaryName(m.sae.boundary, m.weights.config.nLayers);
+				let encoded: Awaited<ReturnType<SaeSession['encode']>> | null = null;
+				m.runner.reset();
+				const { logits } = await m.runner.forward(ids, async (name, residual, rows) => {
+					if (name === hook) encoded = await m.sae!.session.encode(residual, rows, k);
+				});
+				logits.dispose();
+				const e = encoded!;
+				return ids.map((id, t) => ({
+					id,
+					piece: m.tokenizer.pieceText(id),
+					features: Array.from({ length: e.k }, (_, j) => ({ id: e.ids[t * e.k + j], value: e.values[t * e.k + j] })).filter((x) => x.value > 0)
+				}));
+			} finally {
+				this.busy = false;
+			}
+		});
+	}
+
+	/** A feature's page: its activations over the last analysed text, logit effects, nearest features. */
+	async feature(f: number, k = 10): Promise<Result<FeatureDetails>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			const s = m.sae?.session;
+			if (!s) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
+			if (!(f >= 0 && f < s.sae.cfg.dSae)) throw new LoupeError('model-failed', `There is no feature ${f}: this SAE has features 0 to ${s.sae.cfg.dSae - 1}.`, 'Enter a feature number in that range.');
+			const piece = (x: RankedItem) => ({ ...x, piece: m.tokenizer.pieceText(x.id) });
+			const logits = await s.logitEffects(f, k);
+			return {
+				feature: f,
+				activations: await s.activations(f),
+				positiveLogits: logits.positive.map(piece),
+				negativeLogits: logits.negative.map(piece),
+				nearest: await s.nearest(f, k)
+			};
+		});
 	}
 
 	async generate(prompt: string, settings: SamplingSettings, onToken: (e: TokenEvent) => void): Promise<Result<GenerateResult>> {

@@ -1,6 +1,7 @@
 /**
  * The view in the URL, so a link reproduces it (teachers share links). Plain parameter names:
- * hub, model, prompt, temperature, top_p, top_k, max_tokens, seed, freq_penalty.
+ * hub, model, prompt, temperature, top_p, top_k, max_tokens, seed, freq_penalty, sae (owner/repo/folder
+ * on the hub), feature.
  */
 import { defaultHub, defaultModelId } from '$lib/engine/model/catalogue';
 import { defaultSampling, type SamplingSettings } from '$lib/engine/sample/sampler';
@@ -10,6 +11,8 @@ export interface ViewState {
 	model: string;
 	prompt: string;
 	sampling: SamplingSettings;
+	sae: string;
+	feature: number | null;
 }
 
 const numberParams: [keyof SamplingSettings, string, number, number][] = [
@@ -33,7 +36,9 @@ export function readViewState(params: URLSearchParams): ViewState {
 		hub: params.get('hub') || defaultHub,
 		model: params.get('model') || defaultModelId,
 		prompt: params.get('prompt') ?? '',
-		sampling
+		sampling,
+		sae: params.get('sae') ?? '',
+		feature: /^\d+$/.test(params.get('feature') ?? '') ? Number(params.get('feature')) : null
 	};
 }
 
@@ -44,5 +49,7 @@ export function writeViewState(s: ViewState): URLSearchParams {
 	if (s.model !== defaultModelId) p.set('model', s.model);
 	if (s.prompt) p.set('prompt', s.prompt);
 	for (const [key, name] of numberParams) if (s.sampling[key] !== defaultSampling[key]) p.set(name, String(s.sampling[key]));
+	if (s.sae) p.set('sae', s.sae);
+	if (s.feature !== null) p.set('feature', String(s.feature));
 	return p;
 }

@@ -143,6 +143,19 @@ export class SaeEncoder {
 		return new Float32Array(await readBuffer(this.device, this.scratch!.acts, tokens * this.sae.cfg.dSae * 4));
 	}
 
+	/** Feature f's activation at each of the first `tokens` tokens of the last encode. */
+	async readFeature(f: number, tokens: number): Promise<Float32Array> {
+		const { dSae } = this.sae.cfg;
+		const d = this.device;
+		const column = d.createBuffer({ size: Math.max(16, tokens * 4), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | GPUBufferUsage.STORAGE });
+		const enc = d.createCommandEncoder({ label: 'sae.read_feature' });
+		for (let t = 0; t < tokens; t++) enc.copyBufferToBuffer(this.scratch!.acts, (t * dSae + f) * 4, column, t * 4, 4);
+		d.queue.submit([enc.finish()]);
+		const out = new Float32Array(await readBuffer(d, column, tokens * 4));
+		column.destroy();
+		return out;
+	}
+
 	destroy() {
 		for (const c of this.chunks) for (const b of [c.wEnc, c.bEnc, c.threshold]) b.destroy();
 		this.bDec.destroy();

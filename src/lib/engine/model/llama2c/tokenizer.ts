@@ -142,6 +142,7 @@ export class Llama2cTokenizer {
 
 	/** The piece as a person reads it in a token strip (spaces shown, bytes as <0xNN>). */
 	pieceText(token: number): string {
+		if (token === BOS || token === EOS) return this.vocab[token].trim(); // stored as "\n<s>\n"
 		const b = this.pieceBytes[token];
 		return b ? new TextDecoder().decode(b) : `<${token}>`;
 	}

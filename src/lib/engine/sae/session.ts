@@ -1,0 +1,90 @@
+/**
+ * An SAE attached to the loaded model: encodes the residual at its hook (on the GPU from ORT's
+ * buffer, or with the TS reference on the wasm fallback), and answers questions about features.
+ */
+import type * as Ort from 'onnxruntime-web';
+import { Sae } from './sae';
+import type { SaeConfig, SaeWeights } from './config';
+import { decoderCosinesReference, logitEffectsReference, ranked, type RankedItem, type Unembedding } from './features';
+import { topK } from './sae';
+import { SaeEncoder } from '../gpu/sae-encoder';
+import { FeatureInspector } from '../gpu/feature-inspector';
+import { readBuffer } from '../gpu/buffers';
+
+export interface EncodedTokens {
+	tokens: number;
+	k: number;
+	ids: Uint32Array;
+	values: Float32Array;
+}
+
+export class SaeSession {
+	private lastTokens = 0;
+	private cpuActs: Float32Array | null = null;
+
+	private constructor(
+		readonly sae: Sae,
+		private device: GPUDevice | null,
+		private encoder: SaeEncoder | null,
+		private inspector: FeatureInspector | null,
+		private unembedding: Unembedding
+	) {}
+
+	static async create(cfg: SaeConfig, weights: SaeWeights, device: GPUDevice | null, unembedding: Unembedding): Promise<SaeSession> {
+		const sae = Sae.create(cfg, weights);
+		if (!device) return new SaeSession(sae, null, null, null, unembedding);
+		const encoder = await SaeEncoder.create(device, sae);
+		const inspector = await FeatureInspector.create(device, sae, unembedding);
+		return new SaeSession(sae, device, encoder, inspector, unembedding);
+	}
+
+	get onGpu() {
+		return this.encoder !== null;
+	}
+
+	/** Encodes `rows` tokens of the residual tensor at the hook; top k features per token. */
+	async encode(residual: Ort.Tensor, rows: number, k: number): Promise<EncodedTokens> {
+		this.lastTokens = rows;
+		if (this.encoder && residual.location === 'gpu-buffer') return this.encoder.encodeTopK(residual.gpuBuffer as GPUBuffer, rows, k);
+		const { dIn, dSae } = this.sae.cfg;
+		let x: Float32Array;
+		if (residual.location === 'gpu-buffer') x = new Float32Array(await readBuffer(this.device!, residual.gpuBuffer as GPUBuffer, rows * dIn * 4));
+		else x = (residual.data as Float32Array).subarray(0, rows * dIn);
+		const acts = this.sae.encode(x, rows);
+		this.cpuActs = acts;
+		k = Math.min(k, dSae);
+		const ids = new Uint32Array(rows * k);
+		const values = new Float32Array(rows * k);
+		for (let t = 0; t < rows; t++)
+			topK(acts.subarray(t * dSae, (t + 1) * dSae), k).forEach(([i, v], j) => {
+				ids[t * k + j] = i;
+				values[t * k + j] = v;
+			});
+		return { tokens: rows, k, ids, values };
+	}
+
+	/** Feature f's activation at each token of the last encoded text. */
+	async activations(f: number): Promise<number[]> {
+		if (this.encoder) return [...(await this.encoder.readFeature(f, this.lastTokens))];
+		const { dSae } = this.sae.cfg;
+		return Array.from({ length: this.lastTokens }, (_, t) => this.cpuActs?.[t * dSae + f] ?? 0);
+	}
+
+	async logitEffects(f: number, k: number): Promise<{ positive: RankedItem[]; negative: RankedItem[] }> {
+		if (this.inspector) return this.inspector.logitEffects(f, k);
+		const e = logitEffectsReference(this.sae, f, this.unembedding);
+		return { positive: ranked(e, k), negative: ranked(e.map((v) => -v), k).map((x) => ({ id: x.id, value: -x.value })) };
+	}
+
+	async nearest(f: number, k: number): Promise<RankedItem[]> {
+		if (this.inspector) return this.inspector.nearest(f, k);
+		const cos = decoderCosinesReference(this.sae, f);
+		cos[f] = -Infinity;
+		return ranked(cos, k);
+	}
+
+	destroy() {
+		this.encoder?.destroy();
+		this.inspector?.destroy();
+	}
+}
