@@ -138,6 +138,11 @@ export class SaeEncoder {
 		return { tokens, k, ids: new Uint32Array(ids), values: new Float32Array(values) };
 	}
 
+	/** The buffer holding the last encode's activations [tokens, d_sae] (for corpus statistics). */
+	get activationsBuffer(): GPUBuffer {
+		return this.scratch!.acts;
+	}
+
 	/** All activations [tokens, d_sae] of the last encode (for tests and feature pages). */
 	async readActivations(tokens: number): Promise<Float32Array> {
 		return new Float32Array(await readBuffer(this.device, this.scratch!.acts, tokens * this.sae.cfg.dSae * 4));
