@@ -19,6 +19,10 @@ import { checkSaeFitsModel } from './sae/validate';
 import { SaeSession } from './sae/session';
 import { describePreprocessing, type SaeConfig } from './sae/config';
 import type { RankedItem } from './sae/features';
+import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './sae/corpus-stats';
+import { parseNeuronpediaExplanations } from './sae/labels';
+import { getLabel, labelsFor, latestCorpusRun, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from './store/db';
+import { defaultSampling } from './sample/sampler';
 import {
 	deleteCachedFile, fetchModelFile, hubFileUrl, listCachedFiles,
 	type CachedFile, type DownloadProgress, type FetchedFile
@@ -64,7 +68,8 @@ interface Loaded {
 	runner: SegmentRunner;
 	tokenizer: Llama2cTokenizer;
 	processor: LogitsProcessor | null;
-	sae: { session: SaeSession; info: SaeInfo; boundary: number } | null;
+	sae: { session: SaeSession; info: SaeInfo; boundary: number; key: string; run: CorpusRun | null } | null;
+	lastPrompt: number[];
 }
 
 export interface SaeInfo {
@@ -73,6 +78,36 @@ export interface SaeInfo {
 	preprocessing: string[];
 	source: string; // where it came from: a hub folder or file names
 	onGpu: boolean;
+	corpus: CorpusSummary | null; // statistics from an earlier corpus run, restored from IndexedDB
+}
+
+export interface CorpusSpec {
+	name: string;
+	text?: string; // a text file's contents or pasted text
+	stories?: number; // or: let the model write this many stories…
+	storyTokens?: number; // …of this many tokens
+	seed?: number;
+}
+
+export interface CorpusSummary {
+	corpus: string;
+	contexts: number;
+	tokens: number;
+	createdAt: string;
+}
+
+export interface CorpusProgress {
+	phase: 'writing' | 'encoding';
+	done: number;
+	total: number;
+	tokens: number;
+}
+
+export interface TopExample {
+	pieces: string[];
+	activations: number[];
+	position: number;
+	value: number;
 }
 
 /** A hub folder holding one SAE (SAELens, Gemma Scope or Gemma Scope 2 files). */
@@ -96,6 +131,19 @@ export interface FeatureDetails {
 	positiveLogits: (RankedItem & { piece: string })[];
 	negativeLogits: (RankedItem & { piece: string })[];
 	nearest: RankedItem[];
+	label: FeatureLabel | null;
+	/** From the corpus run, when there is one. */
+	corpus: {
+		name: string;
+		density: number; // fraction of tokens where it fires
+		maxAct: number;
+		histogram: { from: number; to: number; count: number }[];
+		examples: TopExample[];
+	} | null;
+}
+
+function summarize(run: CorpusRun): CorpusSummary {
+	return { corpus: run.corpus, contexts: run.contexts.length, tokens: run.stats.tokens, createdAt: run.createdAt };
 }
 
 async function attempt<T>(f: () => Promise<T>): Promise<Result<T>> {
@@ -209,7 +257,7 @@ export class Engine {
 			fromCache: ckpt.fromCache && tok.fromCache,
 			warnings: [ckpt.cacheWarning, tok.cacheWarning].filter((w): w is NonNullable<typeof w> => !!w)
 		};
-		this.loaded = { info, weights, runner, tokenizer, processor, sae: null };
+		this.loaded = { info, weights, runner, tokenizer, processor, sae: null, lastPrompt: [] };
 		previous?.processor?.destroy();
 		previous?.sae?.session.destroy();
 		await previous?.runner.dispose();
@@ -308,8 +356,10 @@ export class Engine {
 			vocabSize: c.vocabSize, dModel: c.dim, classifier: m.weights.classifier, normWeight: m.weights.rmsFinal
 		});
 		m.sae?.session.destroy();
-		const info: SaeInfo = { name: cfg.name, cfg, preprocessing: describePreprocessing(cfg), source, onGpu: session.onGpu };
-		m.sae = { session, info, boundary };
+		const key = `${source}|${cfg.hookName}|${cfg.dSae}`;
+		const run = (await latestCorpusRun(m.info.id, key).catch(() => undefined)) ?? null;
+		const info: SaeInfo = { name: cfg.name, cfg, preprocessing: describePreprocessing(cfg), source, onGpu: session.onGpu, corpus: run && summarize(run) };
+		m.sae = { session, info, boundary, key, run };
 		return info;
 	}
 
@@ -323,22 +373,117 @@ export class Engine {
 			try {
 				const ids = m.tokenizer.encode(prompt);
 				if (ids.length > m.weights.config.seqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.weights.config.seqLen}.`, 'Shorten the text.');
-				const hook = boundaryName(m.sae.boundary, m.weights.config.nLayers);
-				let encoded: Awaited<ReturnType<SaeSession['encode']>> | null = null;
-				m.runner.reset();
-				const { logits } = await m.runner.forward(ids, async (name, residual, rows) => {
-					if (name === hook) encoded = await m.sae!.session.encode(residual, rows, k);
-				});
-				logits.dispose();
-				const e = encoded!;
+				const e = await this.encodeContext(m, ids, k);
+				m.lastPrompt = ids;
+				const stats = m.sae.run?.stats;
 				return ids.map((id, t) => ({
 					id,
 					piece: m.tokenizer.pieceText(id),
-					features: Array.from({ length: e.k }, (_, j) => ({ id: e.ids[t * e.k + j], value: e.values[t * e.k + j] })).filter((x) => x.value > 0)
+					features: Array.from({ length: e.k }, (_, j) => {
+						const f = e.ids[t * e.k + j];
+						return { id: f, value: e.values[t * e.k + j], density: stats ? stats.fires[f] / Math.max(1, stats.tokens) : undefined };
+					}).filter((x) => x.value > 0)
 				}));
 			} finally {
 				this.busy = false;
 			}
+		});
+	}
+
+	/** Runs the model over one context (from BOS) and encodes the residual at the SAE's hook. */
+	private async encodeContext(m: Loaded, ids: number[], k: number) {
+		const hook = boundaryName(m.sae!.boundary, m.weights.config.nLayers);
+		let encoded: Awaited<ReturnType<SaeSession['encode']>> | null = null;
+		m.runner.reset();
+		const { logits } = await m.runner.forward(ids, async (name, residual, rows) => {
+			if (name === hook) encoded = await m.sae!.session.encode(residual, rows, k);
+		});
+		logits.dispose();
+		return encoded!;
+	}
+
+	/**
+	 * A corpus run: the model reads the corpus (or writes it first), the SAE encodes every token on
+	 * the GPU, and per-feature statistics (density, max, histogram, top contexts) are kept in
+	 * IndexedDB for this (model, SAE, corpus).
+	 */
+	async runCorpus(spec: CorpusSpec, onProgress: (p: CorpusProgress) => void): Promise<Result<CorpusSummary>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			const sae = m.sae;
+			if (!sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
+			if (this.busy) throw new LoupeError('model-failed', 'The model is busy.', 'Press Stop first.');
+			this.busy = true;
+			this.stopRequested = false;
+			try {
+				const window = Math.min(128, m.weights.config.seqLen);
+				const contexts: number[][] = [];
+				if (spec.text !== undefined) {
+					for (const para of spec.text.split(/\n+/).map((p) => p.trim()).filter(Boolean)) {
+						const ids = m.tokenizer.encode(para);
+						for (let i = 1; i < ids.length; i += window - 1) contexts.push([ids[0], ...ids.slice(i, i + window - 1)]);
+					}
+				} else {
+					const n = spec.stories ?? 16;
+					for (let i = 0; i < n; i++) {
+						if (this.stopRequested) throw new DOMException('stopped', 'AbortError');
+						const r = await generate(m.runner, m.tokenizer, m.processor, '', { ...defaultSampling, temperature: 1, topP: 0.95, maxTokens: Math.min(spec.storyTokens ?? 64, window - 1), seed: (spec.seed ?? 1) + i }, () => {}, () => this.stopRequested);
+						contexts.push([m.tokenizer.encode('')[0], ...r.tokens]);
+						onProgress({ phase: 'writing', done: i + 1, total: n, tokens: contexts.reduce((a, c) => a + c.length, 0) });
+					}
+				}
+				if (!contexts.length) throw new LoupeError('model-failed', 'The corpus is empty.', 'Paste some text, choose a text file, or let the model write stories.');
+				const acc = await sae.session.statsRun();
+				let tokens = 0;
+				for (const [c, ids] of contexts.entries()) {
+					if (this.stopRequested) throw new DOMException('stopped', 'AbortError');
+					const e = await this.encodeContext(m, ids, 1);
+					acc.add(e.tokens, c);
+					tokens += ids.length;
+					onProgress({ phase: 'encoding', done: c + 1, total: contexts.length, tokens });
+				}
+				const run: CorpusRun = { key: `${m.info.id}|${sae.key}|${spec.name}`, model: m.info.id, sae: sae.key, corpus: spec.name, createdAt: new Date().toISOString(), contexts, stats: await acc.finish() };
+				await saveCorpusRun(run).catch((e) => {
+					throw new LoupeError('storage-full', `The corpus statistics could not be saved (${e instanceof Error ? e.message : e}).`, 'Free space in the Storage panel; the results are shown but will not survive a reload.');
+				});
+				sae.run = run;
+				sae.info.corpus = summarize(run);
+				return sae.info.corpus;
+			} finally {
+				this.busy = false;
+			}
+		});
+	}
+
+	/** Imports a Neuronpedia explanations export (JSON or JSONL) as labels for the loaded SAE. */
+	async importLabels(text: string, fileName: string): Promise<Result<{ imported: number; skipped: number }>> {
+		return attempt(async () => {
+			const sae = this.requireModel().sae;
+			if (!sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load the SAE these labels belong to first.');
+			const { labels, skipped } = parseNeuronpediaExplanations(text, fileName);
+			const inRange = labels.filter((l) => l.feature < sae.info.cfg.dSae);
+			await putLabels(inRange.map((l) => ({ sae: sae.key, feature: l.feature, description: l.description, source: 'neuronpedia' as const })));
+			return { imported: inRange.length, skipped: skipped + labels.length - inRange.length };
+		});
+	}
+
+	async setLabel(feature: number, description: string): Promise<Result<FeatureLabel>> {
+		return attempt(async () => {
+			const sae = this.requireModel().sae;
+			if (!sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE first.');
+			const label: FeatureLabel = { sae: sae.key, feature, description: description.trim(), source: 'user' };
+			await putLabels([label]);
+			return label;
+		});
+	}
+
+	/** Features whose label contains `query` (case-insensitive), at most 50. */
+	async searchLabels(query: string): Promise<Result<FeatureLabel[]>> {
+		return attempt(async () => {
+			const sae = this.requireModel().sae;
+			if (!sae) return [];
+			const q = query.trim().toLowerCase();
+			return (await labelsFor(sae.key)).filter((l) => l.description.toLowerCase().includes(q)).slice(0, 50);
 		});
 	}
 
@@ -349,15 +494,48 @@ export class Engine {
 			const s = m.sae?.session;
 			if (!s) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
 			if (!(f >= 0 && f < s.sae.cfg.dSae)) throw new LoupeError('model-failed', `There is no feature ${f}: this SAE has features 0 to ${s.sae.cfg.dSae - 1}.`, 'Enter a feature number in that range.');
-			const piece = (x: RankedItem) => ({ ...x, piece: m.tokenizer.pieceText(x.id) });
-			const logits = await s.logitEffects(f, k);
-			return {
-				feature: f,
-				activations: await s.activations(f),
-				positiveLogits: logits.positive.map(piece),
-				negativeLogits: logits.negative.map(piece),
-				nearest: await s.nearest(f, k)
-			};
+			if (this.busy) throw new LoupeError('model-failed', 'The model is busy.', 'Press Stop first.');
+			this.busy = true;
+			try {
+				const piece = (x: RankedItem) => ({ ...x, piece: m.tokenizer.pieceText(x.id) });
+				const logits = await s.logitEffects(f, k);
+				const run = m.sae!.run;
+				let corpus: FeatureDetails['corpus'] = null;
+				if (run) {
+					const st = run.stats;
+					const examples: TopExample[] = [];
+					for (let j = 0; j < TOP_EXAMPLES; j++) {
+						const value = st.topVal[f * TOP_EXAMPLES + j];
+						if (!(value > 0)) break;
+						const ids = run.contexts[st.topRef[2 * (f * TOP_EXAMPLES + j)]];
+						await this.encodeContext(m, ids, 1);
+						examples.push({ pieces: ids.map((id) => m.tokenizer.pieceText(id)), activations: await s.activations(f), position: st.topRef[2 * (f * TOP_EXAMPLES + j) + 1], value });
+					}
+					corpus = {
+						name: run.corpus,
+						density: st.fires[f] / Math.max(1, st.tokens),
+						maxAct: st.maxAct[f],
+						histogram: Array.from({ length: HIST_BINS }, (_, b) => {
+							const [from, to] = histBinRange(b);
+							return { from, to, count: st.hist[f * HIST_BINS + b] };
+						}),
+						examples
+					};
+				}
+				// The prompt's activations last: the examples above re-used the encoder's buffers.
+				if (m.lastPrompt.length) await this.encodeContext(m, m.lastPrompt, 1);
+				return {
+					feature: f,
+					activations: m.lastPrompt.length ? await s.activations(f) : [],
+					positiveLogits: logits.positive.map(piece),
+					negativeLogits: logits.negative.map(piece),
+					nearest: await s.nearest(f, k),
+					label: (await getLabel(m.sae!.key, f).catch(() => undefined)) ?? null,
+					corpus
+				};
+			} finally {
+				this.busy = false;
+			}
 		});
 	}
 

@@ -14,6 +14,7 @@ export interface Unembedding {
 export interface RankedItem {
 	id: number;
 	value: number;
+	density?: number; // fraction of corpus tokens it fires on, when a corpus run is known
 }
 
 export function logitEffectsReference(sae: Sae, f: number, u: Unembedding): Float32Array {

@@ -10,6 +10,8 @@ import { topK } from './sae';
 import { SaeEncoder } from '../gpu/sae-encoder';
 import { FeatureInspector } from '../gpu/feature-inspector';
 import { readBuffer } from '../gpu/buffers';
+import { FeatureStatsGpu } from '../gpu/feature-stats';
+import { accumulateReference, emptyStats, type FeatureStats } from './corpus-stats';
 
 export interface EncodedTokens {
 	tokens: number;
@@ -81,6 +83,24 @@ export class SaeSession {
 		const cos = decoderCosinesReference(this.sae, f);
 		cos[f] = -Infinity;
 		return ranked(cos, k);
+	}
+
+	/** Accumulates statistics over a corpus; call `add` after each `encode` of a context. */
+	async statsRun(): Promise<{ add(rows: number, context: number): void; finish(): Promise<FeatureStats> }> {
+		const { dSae } = this.sae.cfg;
+		if (this.encoder && this.device) {
+			const gpu = await FeatureStatsGpu.create(this.device, dSae);
+			return {
+				add: (rows, context) => gpu.accumulate(this.encoder!.activationsBuffer, rows, context),
+				finish: async () => {
+					const s = await gpu.read();
+					gpu.destroy();
+					return s;
+				}
+			};
+		}
+		const stats = emptyStats(dSae);
+		return { add: (rows, context) => accumulateReference(stats, this.cpuActs!, rows, context), finish: async () => stats };
 	}
 
 	destroy() {

@@ -1,0 +1,70 @@
+import { expect, test } from '@playwright/test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openApp, waitForModel } from './app';
+import { TEST_REPO, writeTestSaes } from './sae-fixture';
+
+test.beforeAll(() => writeTestSaes());
+
+// " saw" is a single stories260K token; it appears in two of the three contexts.
+const corpus = ['Lily saw a big dog.', 'Tom saw the park.', 'Tim had a red ball and a cat.'].join('\n');
+
+test('a corpus run gives density, histogram and top examples, survives a reload, and labels import and search', async ({ page }) => {
+	await openApp(page, { prompt: 'Lily saw a cat', sae: `${TEST_REPO}/token-detector` });
+	await waitForModel(page);
+	const strip = page.getByTestId('token-strip');
+	await expect(strip).toBeVisible({ timeout: 120_000 });
+	const dog = strip.locator('[data-token-index]').filter({ hasText: /^\s*saw$/ });
+	const dogId = Number(await dog.getAttribute('data-token-id'));
+
+	// Corpus: pasted text, one context per line.
+	await page.locator('input[type=radio][value=text]').check();
+	await page.getByTestId('corpus-text').fill(corpus);
+	await page.getByTestId('corpus-run').click();
+	await expect(page.getByTestId('corpus-summary')).toContainText('pasted text', { timeout: 120_000 });
+	await expect(page.getByTestId('corpus-progress')).toHaveAttribute('value', '3');
+
+	// The " saw" detector fired in two of the three contexts, with 0.5 at " saw".
+	await page.getByTestId('feature-id').fill(String(dogId));
+	await page.getByRole('button', { name: 'Open', exact: true }).click();
+	const card = page.getByTestId('feature-card');
+	await expect(card).toHaveAttribute('data-feature', String(dogId));
+	await expect(card.getByTestId('feature-density')).toContainText(/fires on [\d.]+%/);
+	const examples = card.getByTestId('top-examples').locator('li');
+	await expect(examples).toHaveCount(2);
+	await expect(examples.first()).toContainText('0.500');
+	await expect(examples.first().locator('.max')).toHaveText(/saw/);
+	await expect(card.getByTestId('feature-histogram')).toBeVisible();
+	await page.screenshot({ path: 'tests/screenshots/feature-card-corpus.png', fullPage: true });
+
+	// Dense features (> 1% of tokens) can be hidden from the strip; " saw" is one here.
+	await dog.hover();
+	await expect(page.getByTestId('token-tooltip')).toContainText(`#${dogId}`);
+	await page.getByTestId('hide-dense').check();
+	await dog.hover();
+	await expect(page.getByTestId('token-tooltip')).not.toContainText(`#${dogId} `);
+	await page.getByTestId('hide-dense').uncheck();
+
+	// Labels: a Neuronpedia export (JSONL), search, and a label of one's own.
+	const dir = mkdtempSync(join(tmpdir(), 'loupe-labels-'));
+	const file = join(dir, 'explanations.jsonl');
+	writeFileSync(file, [{ index: String(dogId), description: 'the word saw, as in dog', modelId: 'stories260K' }, { index: 3, description: 'a byte' }, { nope: 1 }].map((r) => JSON.stringify(r)).join('\n'));
+	await page.locator('summary', { hasText: 'Labels' }).click();
+	await page.getByTestId('labels-file').setInputFiles(file);
+	await expect(page.getByTestId('labels-note')).toHaveText('Imported 2 labels (1 rows skipped).');
+	await page.getByTestId('label-search').fill('DOG');
+	await page.getByRole('button', { name: 'Search' }).click();
+	await page.getByTestId('label-hits').getByRole('button', { name: `#${dogId}` }).click();
+	await expect(card.getByTestId('feature-label')).toContainText('“the word saw, as in dog” Neuronpedia');
+	await card.getByRole('button', { name: 'edit' }).click();
+	await card.getByTestId('label-input').fill('dogs, in stories');
+	await card.getByRole('button', { name: 'Save label' }).click();
+	await expect(card.getByTestId('feature-label')).toContainText('“dogs, in stories” your label');
+
+	// A reload restores the corpus statistics from IndexedDB, without running again.
+	await page.reload();
+	await expect(page.getByTestId('corpus-summary')).toContainText('pasted text', { timeout: 120_000 });
+	await expect(page.getByTestId('feature-card').getByTestId('top-examples').locator('li')).toHaveCount(2);
+	await expect(page.getByTestId('feature-card').getByTestId('feature-label')).toContainText('dogs, in stories');
+});
