@@ -11,6 +11,7 @@ test('an SAELens SAE from the hub: the token strip lights up and a feature card 
 	await page.getByTestId('sae-load').click();
 	await expect(page.getByTestId('sae-card')).toContainText('reads blocks.0.hook_resid_pre');
 	await expect(page.getByTestId('sae-card')).toContainText('encodes on the GPU');
+	await expect(page.getByTestId('reconstruction')).toContainText(/\(\d+ tokens, BOS left out\): MSE [\d.e-]+\s+·\s+explained variance -?[\d.]+%\s+·\s+cosine 0\.\d{3}/);
 	const strip = page.getByTestId('token-strip');
 	await expect(strip).toBeVisible();
 	const tokens = strip.locator('[data-token-index]');

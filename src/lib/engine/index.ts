@@ -19,6 +19,7 @@ import { checkSaeFitsModel } from './sae/validate';
 import { SaeSession } from './sae/session';
 import { describePreprocessing, type SaeConfig } from './sae/config';
 import type { RankedItem } from './sae/features';
+import type { ReconMetrics } from './sae/reconstruction';
 import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './sae/corpus-stats';
 import { parseNeuronpediaExplanations } from './sae/labels';
 import { getLabel, labelsFor, latestCorpusRun, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from './store/db';
@@ -363,8 +364,8 @@ export class Engine {
 		return info;
 	}
 
-	/** Runs the prompt and returns each token with its top `k` SAE features. */
-	async analyze(prompt: string, k = 8): Promise<Result<AnalyzedToken[]>> {
+	/** Runs the prompt and returns each token with its top `k` SAE features, and the reconstruction error. */
+	async analyze(prompt: string, k = 8): Promise<Result<{ tokens: AnalyzedToken[]; reconstruction: ReconMetrics }>> {
 		return attempt(async () => {
 			const m = this.requireModel();
 			if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
@@ -373,10 +374,10 @@ export class Engine {
 			try {
 				const ids = m.tokenizer.encode(prompt);
 				if (ids.length > m.weights.config.seqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.weights.config.seqLen}.`, 'Shorten the text.');
-				const e = await this.encodeContext(m, ids, k);
+				const { encoded: e, reconstruction } = await this.encodeContext(m, ids, k, true);
 				m.lastPrompt = ids;
 				const stats = m.sae.run?.stats;
-				return ids.map((id, t) => ({
+				const tokens = ids.map((id, t) => ({
 					id,
 					piece: m.tokenizer.pieceText(id),
 					features: Array.from({ length: e.k }, (_, j) => {
@@ -384,6 +385,7 @@ export class Engine {
 						return { id: f, value: e.values[t * e.k + j], density: stats ? stats.fires[f] / Math.max(1, stats.tokens) : undefined };
 					}).filter((x) => x.value > 0)
 				}));
+				return { tokens, reconstruction: reconstruction! };
 			} finally {
 				this.busy = false;
 			}
@@ -391,15 +393,18 @@ export class Engine {
 	}
 
 	/** Runs the model over one context (from BOS) and encodes the residual at the SAE's hook. */
-	private async encodeContext(m: Loaded, ids: number[], k: number) {
+	private async encodeContext(m: Loaded, ids: number[], k: number, measure = false) {
 		const hook = boundaryName(m.sae!.boundary, m.weights.config.nLayers);
 		let encoded: Awaited<ReturnType<SaeSession['encode']>> | null = null;
+		let reconstruction: ReconMetrics | null = null;
 		m.runner.reset();
 		const { logits } = await m.runner.forward(ids, async (name, residual, rows) => {
-			if (name === hook) encoded = await m.sae!.session.encode(residual, rows, k);
+			if (name !== hook) return;
+			encoded = await m.sae!.session.encode(residual, rows, k);
+			if (measure) reconstruction = await m.sae!.session.reconstruction(residual, rows);
 		});
 		logits.dispose();
-		return encoded!;
+		return { encoded: encoded!, reconstruction };
 	}
 
 	/**
@@ -437,7 +442,7 @@ export class Engine {
 				let tokens = 0;
 				for (const [c, ids] of contexts.entries()) {
 					if (this.stopRequested) throw new DOMException('stopped', 'AbortError');
-					const e = await this.encodeContext(m, ids, 1);
+					const { encoded: e } = await this.encodeContext(m, ids, 1);
 					acc.add(e.tokens, c);
 					tokens += ids.length;
 					onProgress({ phase: 'encoding', done: c + 1, total: contexts.length, tokens });

@@ -21,10 +21,10 @@ export function createStorage(device: GPUDevice, size: number, label: string, ex
 }
 
 /** Compiles a compute pipeline and surfaces WGSL compile errors with the shader's name. */
-export async function computePipeline(device: GPUDevice, code: string, label: string): Promise<GPUComputePipeline> {
+export async function computePipeline(device: GPUDevice, code: string, label: string, entryPoint = 'main'): Promise<GPUComputePipeline> {
 	const module = device.createShaderModule({ label, code });
 	const info = await module.getCompilationInfo();
 	const errors = info.messages.filter((m) => m.type === 'error');
 	if (errors.length) throw new Error(`${label}.wgsl: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
-	return device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: 'main' } });
+	return device.createComputePipelineAsync({ label: `${label}.${entryPoint}`, layout: 'auto', compute: { module, entryPoint } });
 }

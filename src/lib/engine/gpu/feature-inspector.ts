@@ -16,6 +16,7 @@ export class FeatureInspector {
 		private device: GPUDevice,
 		readonly sae: Sae,
 		private pipelines: { logits: GPUComputePipeline; cosine: GPUComputePipeline; topK: GPUComputePipeline },
+		/** W_dec by rows; the reconstruction kernels read these too. */
 		readonly chunks: { offset: number; rows: number; buffer: GPUBuffer }[],
 		private unembed: { buffer: GPUBuffer; norm: GPUBuffer; vocab: number } | null
 	) {}

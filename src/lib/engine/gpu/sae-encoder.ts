@@ -138,6 +138,11 @@ export class SaeEncoder {
 		return { tokens, k, ids: new Uint32Array(ids), values: new Float32Array(values) };
 	}
 
+	/** Per token (mean, scale) of the last encode's preprocessing, to undo it after decoding. */
+	get undoBuffer(): GPUBuffer {
+		return this.scratch!.undo;
+	}
+
 	/** The buffer holding the last encode's activations [tokens, d_sae] (for corpus statistics). */
 	get activationsBuffer(): GPUBuffer {
 		return this.scratch!.acts;

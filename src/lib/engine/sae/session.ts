@@ -11,6 +11,8 @@ import { SaeEncoder } from '../gpu/sae-encoder';
 import { FeatureInspector } from '../gpu/feature-inspector';
 import { readBuffer } from '../gpu/buffers';
 import { FeatureStatsGpu } from '../gpu/feature-stats';
+import { SaeReconstruction } from '../gpu/sae-reconstruction';
+import { metricsFromSums, type ReconMetrics } from './reconstruction';
 import { accumulateReference, emptyStats, type FeatureStats } from './corpus-stats';
 
 export interface EncodedTokens {
@@ -29,15 +31,17 @@ export class SaeSession {
 		private device: GPUDevice | null,
 		private encoder: SaeEncoder | null,
 		private inspector: FeatureInspector | null,
+		private recon: SaeReconstruction | null,
 		private unembedding: Unembedding
 	) {}
 
 	static async create(cfg: SaeConfig, weights: SaeWeights, device: GPUDevice | null, unembedding: Unembedding): Promise<SaeSession> {
 		const sae = Sae.create(cfg, weights);
-		if (!device) return new SaeSession(sae, null, null, null, unembedding);
+		if (!device) return new SaeSession(sae, null, null, null, null, unembedding);
 		const encoder = await SaeEncoder.create(device, sae);
 		const inspector = await FeatureInspector.create(device, sae, unembedding);
-		return new SaeSession(sae, device, encoder, inspector, unembedding);
+		const recon = await SaeReconstruction.create(device, sae, inspector.chunks);
+		return new SaeSession(sae, device, encoder, inspector, recon, unembedding);
 	}
 
 	get onGpu() {
@@ -63,6 +67,26 @@ export class SaeSession {
 				values[t * k + j] = v;
 			});
 		return { tokens: rows, k, ids, values };
+	}
+
+	/** Reconstruction error of the last `encode` against the same residual (BOS left out). */
+	async reconstruction(residual: Ort.Tensor, rows: number): Promise<ReconMetrics> {
+		if (this.recon && this.encoder && residual.location === 'gpu-buffer')
+			return this.recon.metrics(residual.gpuBuffer as GPUBuffer, this.encoder.activationsBuffer, this.encoder.undoBuffer, rows);
+		const { dIn } = this.sae.cfg;
+		const x = residual.location === 'gpu-buffer' ? new Float32Array(await readBuffer(this.device!, residual.gpuBuffer as GPUBuffer, rows * dIn * 4)) : (residual.data as Float32Array).subarray(0, rows * dIn);
+		const pre = this.sae.preprocess(x, rows);
+		const xhat = this.sae.decode(this.cpuActs!, rows, pre);
+		const perToken = new Float32Array(4 * rows);
+		const cols = new Float32Array(dIn);
+		for (let t = 0; t < rows; t++)
+			for (let i = 0; i < dIn; i++) {
+				const a = x[t * dIn + i];
+				const r = xhat[t * dIn + i];
+				perToken.set([perToken[4 * t] + (a - r) ** 2, perToken[4 * t + 1] + a * r, perToken[4 * t + 2] + a * a, perToken[4 * t + 3] + r * r], 4 * t);
+				if (t >= 1) cols[i] += a;
+			}
+		return metricsFromSums(perToken, cols, rows, 1, dIn);
 	}
 
 	/** Feature f's activation at each token of the last encoded text. */
@@ -106,5 +130,6 @@ export class SaeSession {
 	destroy() {
 		this.encoder?.destroy();
 		this.inspector?.destroy();
+		this.recon?.destroy();
 	}
 }

@@ -1,0 +1,56 @@
+// Reconstruction error at the hook, per token, after undoing the SAE's input normalisation:
+//   r = xhat[t] / scale[t] + mean[t]     (undo[t] = (mean, scale) from sae_preprocess)
+//   out[t] = (sum (x - r)^2, x · r, x · x, r · r)
+// and, in `column_sums`, sum_{t >= first} x[t, i] for the explained variance's mean over tokens.
+//
+// Dispatch main: (T, 1, 1), 256 threads a token. column_sums: (ceil(d_in / 64), 1, 1).
+
+struct Params {
+  tokens: u32,
+  d_in: u32,
+  first: u32, // column_sums starts here (BOS left out)
+  _pad0: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> xhat: array<f32>;
+@group(0) @binding(2) var<storage, read> undo: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+var<workgroup> red: array<vec4f, WG>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let t = wg.x;
+  let mean = undo[2u * t];
+  let scale = undo[2u * t + 1u];
+  var acc = vec4f(0.0);
+  for (var i = lid; i < p.d_in; i += WG) {
+    let a = x[t * p.d_in + i];
+    let r = xhat[t * p.d_in + i] / scale + mean;
+    acc += vec4f((a - r) * (a - r), a * r, a * a, r * r);
+  }
+  red[lid] = acc;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    out[4u * t] = red[0].x;
+    out[4u * t + 1u] = red[0].y;
+    out[4u * t + 2u] = red[0].z;
+    out[4u * t + 3u] = red[0].w;
+  }
+}
+
+@compute @workgroup_size(64)
+fn column_sums(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= p.d_in) { return; }
+  var s = 0.0;
+  for (var t = p.first; t < p.tokens; t++) { s += x[t * p.d_in + i]; }
+  out[4u * p.tokens + i] = s;
+}

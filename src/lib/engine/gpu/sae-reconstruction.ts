@@ -1,0 +1,68 @@
+/**
+ * Decodes the encoder's activations (sae_decode.wgsl, per W_dec chunk) and measures the
+ * reconstruction error against the residual at the hook (recon_metrics.wgsl). Only a few numbers
+ * per token come back. Reference: ../sae/reconstruction.ts.
+ */
+import decodeShader from '../../../../shaders/sae_decode.wgsl?raw';
+import metricsShader from '../../../../shaders/recon_metrics.wgsl?raw';
+import { computePipeline, createStorage, readBuffer } from './buffers';
+import { metricsFromSums, type ReconMetrics } from '../sae/reconstruction';
+import type { Sae } from '../sae/sae';
+
+export class SaeReconstruction {
+	private constructor(
+		private device: GPUDevice,
+		private sae: Sae,
+		private chunks: { offset: number; rows: number; buffer: GPUBuffer }[],
+		private bDec: GPUBuffer,
+		private p: { decode: GPUComputePipeline; metrics: GPUComputePipeline; columns: GPUComputePipeline }
+	) {}
+
+	static async create(device: GPUDevice, sae: Sae, decoderChunks: { offset: number; rows: number; buffer: GPUBuffer }[]) {
+		const bDec = createStorage(device, sae.w.bDec.byteLength, 'sae.b_dec');
+		device.queue.writeBuffer(bDec, 0, sae.w.bDec as Float32Array<ArrayBuffer>);
+		const [decode, metrics, columns] = await Promise.all([
+			computePipeline(device, decodeShader, 'sae_decode'),
+			computePipeline(device, metricsShader, 'recon_metrics'),
+			computePipeline(device, metricsShader, 'recon_metrics', 'column_sums')
+		]);
+		return new SaeReconstruction(device, sae, decoderChunks, bDec, { decode, metrics, columns });
+	}
+
+	/** x: the residual at the hook (first tokens·d_in floats); acts, undo: the encoder's buffers. */
+	async metrics(x: GPUBuffer, acts: GPUBuffer, undo: GPUBuffer, tokens: number, first = 1): Promise<ReconMetrics> {
+		const d = this.device;
+		const { dIn, dSae } = this.sae.cfg;
+		const xhat = createStorage(d, tokens * dIn * 4, 'sae.xhat');
+		const out = createStorage(d, (4 * tokens + dIn) * 4, 'sae.recon_sums');
+		const temp = [xhat, out];
+		const uniform = (w: number[]) => {
+			const u = d.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+			d.queue.writeBuffer(u, 0, Uint32Array.from([...w, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8)));
+			temp.push(u);
+			return u;
+		};
+		const enc = d.createCommandEncoder({ label: 'sae_reconstruction' });
+		const pass = enc.beginComputePass();
+		const run = (pl: GPUComputePipeline, entries: [number, GPUBindingResource][], groups: [number, number?]) => {
+			pass.setPipeline(pl);
+			pass.setBindGroup(0, d.createBindGroup({ layout: pl.getBindGroupLayout(0), entries: entries.map(([binding, resource]) => ({ binding, resource })) }));
+			pass.dispatchWorkgroups(groups[0], groups[1] ?? 1);
+		};
+		this.chunks.forEach((c, i) =>
+			run(this.p.decode, [[0, { buffer: acts, size: tokens * dSae * 4 }], [1, { buffer: c.buffer }], [2, { buffer: this.bDec }], [3, { buffer: xhat }], [4, { buffer: uniform([tokens, dIn, c.rows, dSae, c.offset, i === 0 ? 0 : 1]) }]], [Math.ceil(dIn / 64), Math.ceil(tokens / 8)])
+		);
+		const u = uniform([tokens, dIn, first]);
+		run(this.p.metrics, [[0, { buffer: x, size: tokens * dIn * 4 }], [1, { buffer: xhat }], [2, { buffer: undo, size: tokens * 8 }], [3, { buffer: out }], [4, { buffer: u }]], [tokens]);
+		run(this.p.columns, [[0, { buffer: x, size: tokens * dIn * 4 }], [3, { buffer: out }], [4, { buffer: u }]], [Math.ceil(dIn / 64)]);
+		pass.end();
+		d.queue.submit([enc.finish()]);
+		const sums = new Float32Array(await readBuffer(d, out, (4 * tokens + dIn) * 4));
+		for (const b of temp) b.destroy();
+		return metricsFromSums(sums.subarray(0, 4 * tokens), sums.subarray(4 * tokens), tokens, first, dIn);
+	}
+
+	destroy() {
+		this.bDec.destroy();
+	}
+}
