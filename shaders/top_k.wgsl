@@ -1,12 +1,13 @@
-// Per-token top-k of a [T, n] matrix, in the order (value descending, index ascending):
-//   ids[t, r], vals[t, r] for r < k.
+// Per-row top-k of a [rows, n] matrix, in the order (value descending, index ascending):
+//   ids[r, j], vals[r, j] for j < k   (k <= 128)
 // Then, if mask == 1, zeroes every entry of the row that ranks after the k-th (TopK SAEs).
 //
-// Dispatch: (T, 1, 1) — one workgroup of 256 threads per row. Round r finds the best entry that
-// ranks after round r-1's pick (no scratch copy of the row), by a strided scan and a tree reduction.
+// Dispatch: (rows, 1, 1) — a workgroup of 64 threads per row. Each thread keeps a sorted top-k of
+// its strided slice in private memory (no barriers), writes it to `scratch`, and thread 0 merges the
+// 64 lists. Two barriers a row: barriers, not arithmetic, are what costs on small workloads.
 
 struct Params {
-  tokens: u32,
+  rows: u32,
   n: u32,
   k: u32,
   mask: u32,
@@ -16,51 +17,80 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> vals: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<storage, read_write> scratch_v: array<f32>; // [rows, 64, k]
+@group(0) @binding(5) var<storage, read_write> scratch_i: array<u32>;
 
-const WG: u32 = 256u;
+const WG: u32 = 64u;
+const MAX_K: u32 = 128u;
 const NONE: u32 = 0xffffffffu;
-var<workgroup> rv: array<f32, WG>;
-var<workgroup> ri: array<u32, WG>;
+var<workgroup> kth_v: f32;
+var<workgroup> kth_i: u32;
 
 // (va, ia) ranks before (vb, ib)
 fn before(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
-  return ib == NONE || (ia != NONE && (va > vb || (va == vb && ia < ib)));
+  return va > vb || (va == vb && ia < ib);
 }
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let base = wg.x * p.n;
-  var prev_v = 0.0;
-  var prev_i = NONE;
-  for (var r = 0u; r < p.k; r++) {
-    var bv = 0.0;
-    var bi = NONE;
-    for (var i = lid; i < p.n; i += WG) {
-      let v = m[base + i];
-      let after_prev = prev_i == NONE || before(prev_v, prev_i, v, i);
-      if (after_prev && before(v, i, bv, bi)) { bv = v; bi = i; }
-    }
-    rv[lid] = bv;
-    ri[lid] = bi;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-      if (lid < s && before(rv[lid + s], ri[lid + s], rv[lid], ri[lid])) {
-        rv[lid] = rv[lid + s];
-        ri[lid] = ri[lid + s];
+  let row = wg.x;
+  let base = row * p.n;
+  let k = p.k;
+  var lv: array<f32, MAX_K>;
+  var li: array<u32, MAX_K>;
+  var cnt = 0u;
+  for (var i = lid; i < p.n; i += WG) {
+    let v = m[base + i];
+    if (cnt < k || before(v, i, lv[k - 1u], li[k - 1u])) {
+      var j = min(cnt, k - 1u);
+      if (cnt < k) { cnt++; }
+      while (j > 0u && before(v, i, lv[j - 1u], li[j - 1u])) {
+        lv[j] = lv[j - 1u];
+        li[j] = li[j - 1u];
+        j--;
       }
-      workgroupBarrier();
-    }
-    prev_v = rv[0];
-    prev_i = ri[0];
-    workgroupBarrier();
-    if (lid == 0u) {
-      ids[wg.x * p.k + r] = prev_i;
-      vals[wg.x * p.k + r] = prev_v;
+      lv[j] = v;
+      li[j] = i;
     }
   }
-  if (p.mask == 1u) {
+  let sb = (row * WG + lid) * k;
+  for (var j = 0u; j < k; j++) {
+    scratch_v[sb + j] = lv[j];
+    scratch_i[sb + j] = select(NONE, li[j], j < cnt);
+  }
+  storageBarrier();
+  workgroupBarrier();
+  if (lid == 0u) {
+    var mv: array<f32, MAX_K>;
+    var mi: array<u32, MAX_K>;
+    var mc = 0u;
+    for (var c = 0u; c < WG * k; c++) {
+      let i = scratch_i[row * WG * k + c];
+      if (i == NONE) { continue; }
+      let v = scratch_v[row * WG * k + c];
+      if (mc < k || before(v, i, mv[k - 1u], mi[k - 1u])) {
+        var j = min(mc, k - 1u);
+        if (mc < k) { mc++; }
+        while (j > 0u && before(v, i, mv[j - 1u], mi[j - 1u])) {
+          mv[j] = mv[j - 1u];
+          mi[j] = mi[j - 1u];
+          j--;
+        }
+        mv[j] = v;
+        mi[j] = i;
+      }
+    }
+    for (var j = 0u; j < k; j++) {
+      ids[row * k + j] = select(NONE, mi[j], j < mc);
+      vals[row * k + j] = mv[j];
+    }
+    kth_v = mv[max(mc, 1u) - 1u];
+    kth_i = select(NONE, mi[max(mc, 1u) - 1u], mc > 0u);
+  }
+  workgroupBarrier();
+  if (p.mask == 1u && kth_i != NONE) {
     for (var i = lid; i < p.n; i += WG) {
-      if (prev_i != NONE && before(prev_v, prev_i, m[base + i], i)) { m[base + i] = 0.0; }
+      if (before(kth_v, kth_i, m[base + i], i)) { m[base + i] = 0.0; }
     }
   }
 }

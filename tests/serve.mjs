@@ -101,6 +101,7 @@ createServer((req, res) => {
 	}
 	let path = safeJoin(root, url.pathname);
 	if (path && existsSync(path) && statSync(path).isDirectory()) path = join(path, 'index.html');
+	if (path && !existsSync(path) && existsSync(`${path}.html`)) path = `${path}.html`; // prerendered pages: /bench → bench.html
 	if (!path || !existsSync(path)) {
 		res.writeHead(404, { 'content-type': 'text/plain' });
 		return res.end('not found');

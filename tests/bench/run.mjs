@@ -7,6 +7,7 @@
 //                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
 // load_to_first_token: page load to the first generated token, warm cache, same two backends.
 // main_thread_long_tasks: long tasks (>50 ms) on the UI thread while loading and generating.
+// sae_encode_topk:   WGSL SAE encode + top-k against MatMul+Add+Relu+TopK in onnxruntime-web (/bench page).
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -66,7 +67,21 @@ async function measure(backend) {
 	return { tps: median(tps), firstToken: median(firstToken), longTasks, adapter: adapter?.replace(/\s+/g, ' ').trim() };
 }
 
+/** The /bench page's kernel benchmarks (WGSL vs onnxruntime-web on the same adapter). */
+async function kernelBenches() {
+	const browser = await chromium.launch({ executablePath: chromiumPath, args: backends.webgpu });
+	const page = await browser.newPage();
+	await page.goto(`${base}/bench${small ? '?small=1' : ''}`);
+	await page.waitForFunction(() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running', null, { timeout: 3_600_000 });
+	const text = await page.getByTestId('bench-results').textContent();
+	const state = await page.getByTestId('bench-results').getAttribute('data-state');
+	await browser.close();
+	if (state !== 'done') throw new Error(`the /bench page failed: ${await page.textContent('body').catch(() => '')}`);
+	return text.split('\n').filter(Boolean);
+}
+
 try {
+	for (const line of await kernelBenches()) console.log(line);
 	const gpu = await measure('webgpu');
 	const cpu = await measure('wasm');
 	const out = (o) => console.log(JSON.stringify(o));

@@ -20,6 +20,7 @@ import { SaeSession } from './sae/session';
 import { describePreprocessing, type SaeConfig } from './sae/config';
 import type { RankedItem } from './sae/features';
 import type { ReconMetrics } from './sae/reconstruction';
+import { benchSaeEncode, type BenchLine } from './bench/sae-encode';
 import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './sae/corpus-stats';
 import { parseNeuronpediaExplanations } from './sae/labels';
 import { getLabel, labelsFor, latestCorpusRun, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from './store/db';
@@ -565,6 +566,17 @@ export class Engine {
 
 	stop() {
 		this.stopRequested = true;
+	}
+
+	/** Kernel benchmarks on this device (the /bench page and `npm run bench`). */
+	async bench(small: boolean): Promise<Result<BenchLine[]>> {
+		return attempt(async () => {
+			if ((await this.init()).backend !== 'webgpu') throw new LoupeError('no-webgpu', 'The kernel benchmarks need WebGPU, which this browser does not offer.', 'Open this page in a browser with WebGPU.');
+			const shapes = small
+				? [{ tokens: 1, dIn: 64, dSae: 512 }, { tokens: 128, dIn: 64, dSae: 512 }]
+				: [{ tokens: 1, dIn: 768, dSae: 24576 }, { tokens: 128, dIn: 768, dSae: 24576 }];
+			return benchSaeEncode(ort, shapes, small ? 9 : 5);
+		});
 	}
 
 	/** Token ids and their pieces, for showing how a prompt is split. */

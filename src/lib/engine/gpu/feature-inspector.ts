@@ -6,8 +6,8 @@
  */
 import logitsShader from '../../../../shaders/feature_logits.wgsl?raw';
 import cosineShader from '../../../../shaders/decoder_cosine.wgsl?raw';
-import topKShader from '../../../../shaders/top_k.wgsl?raw';
 import { computePipeline, createStorage, readBuffer } from './buffers';
+import { TopKKernel } from './top-k';
 import type { Sae } from '../sae/sae';
 import type { RankedItem, Unembedding } from '../sae/features';
 
@@ -15,7 +15,8 @@ export class FeatureInspector {
 	private constructor(
 		private device: GPUDevice,
 		readonly sae: Sae,
-		private pipelines: { logits: GPUComputePipeline; cosine: GPUComputePipeline; topK: GPUComputePipeline },
+		private pipelines: { logits: GPUComputePipeline; cosine: GPUComputePipeline },
+		private topK: TopKKernel,
 		/** W_dec by rows; the reconstruction kernels read these too. */
 		readonly chunks: { offset: number; rows: number; buffer: GPUBuffer }[],
 		private unembed: { buffer: GPUBuffer; norm: GPUBuffer; vocab: number } | null
@@ -45,9 +46,9 @@ export class FeatureInspector {
 		const [logits, cosine, topK] = await Promise.all([
 			computePipeline(device, logitsShader, 'feature_logits'),
 			computePipeline(device, cosineShader, 'decoder_cosine'),
-			computePipeline(device, topKShader, 'top_k')
+			TopKKernel.create(device)
 		]);
-		return new FeatureInspector(device, sae, { logits, cosine, topK }, chunks, unembed);
+		return new FeatureInspector(device, sae, { logits, cosine }, topK, chunks, unembed);
 	}
 
 	/** Copies W_dec[f] into a small buffer. */
@@ -75,9 +76,7 @@ export class FeatureInspector {
 	private async topRows(enc: GPUCommandEncoder, pass: GPUComputePassEncoder, m: GPUBuffer, rows: number, n: number, k: number, temp: GPUBuffer[]) {
 		const ids = createStorage(this.device, rows * k * 4, 'top.ids');
 		const vals = createStorage(this.device, rows * k * 4, 'top.vals');
-		const u = this.uniform([rows, n, k, 0]);
-		temp.push(ids, vals, u);
-		this.dispatch(pass, this.pipelines.topK, [m, ids, vals, u], rows);
+		temp.push(ids, vals, ...this.topK.record(pass, m, rows, n, k, false, ids, vals));
 		pass.end();
 		this.device.queue.submit([enc.finish()]);
 		const [i, v] = await Promise.all([readBuffer(this.device, ids, rows * k * 4), readBuffer(this.device, vals, rows * k * 4)]);

@@ -8,8 +8,9 @@
  */
 import preprocessShader from '../../../../shaders/sae_preprocess.wgsl?raw';
 import encodeShader from '../../../../shaders/sae_encode.wgsl?raw';
-import topKShader from '../../../../shaders/top_k.wgsl?raw';
 import { computePipeline, createStorage, readBuffer } from './buffers';
+import { TopKKernel, TOP_K_MAX } from './top-k';
+import { LoupeError } from '../errors';
 import type { Sae } from '../sae/sae';
 
 export interface TokenFeatures {
@@ -36,13 +37,16 @@ export class SaeEncoder {
 	private constructor(
 		private device: GPUDevice,
 		readonly sae: Sae,
-		private pipelines: { preprocess: GPUComputePipeline; encode: GPUComputePipeline; topK: GPUComputePipeline },
+		private pipelines: { preprocess: GPUComputePipeline; encode: GPUComputePipeline },
+		private topK: TopKKernel,
 		readonly chunks: Chunk[],
 		private bDec: GPUBuffer
 	) {}
 
 	static async create(device: GPUDevice, sae: Sae, opts: { maxBindingBytes?: number } = {}): Promise<SaeEncoder> {
 		const { dIn, dSae } = sae.cfg;
+		if (sae.cfg.architecture === 'topk' && sae.cfg.k! > TOP_K_MAX)
+			throw new LoupeError('not-an-sae', `This TopK SAE keeps k=${sae.cfg.k} features a token; Loupe's GPU top-k handles up to ${TOP_K_MAX}.`, 'Choose an SAE with a smaller k.');
 		const limit = Math.min(opts.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
 		const maxWidth = Math.floor(limit / (dIn * 4) / 64) * 64 || Math.floor(limit / (dIn * 4));
 		if (maxWidth < 1) throw new Error(`d_in ${dIn} does not fit one storage binding of ${limit} bytes`);
@@ -67,9 +71,9 @@ export class SaeEncoder {
 		const [preprocess, encode, topK] = await Promise.all([
 			computePipeline(device, preprocessShader, 'sae_preprocess'),
 			computePipeline(device, encodeShader, 'sae_encode'),
-			computePipeline(device, topKShader, 'top_k')
+			TopKKernel.create(device)
 		]);
-		return new SaeEncoder(device, sae, { preprocess, encode, topK }, chunks, upload(sae.w.bDec, 'sae.b_dec'));
+		return new SaeEncoder(device, sae, { preprocess, encode }, topK, chunks, upload(sae.w.bDec, 'sae.b_dec'));
 	}
 
 	private ensureScratch(tokens: number, k: number) {
@@ -107,7 +111,7 @@ export class SaeEncoder {
 	async encodeTopK(x: GPUBuffer, tokens: number, k: number): Promise<TokenFeatures> {
 		const { cfg } = this.sae;
 		const { dIn, dSae } = cfg;
-		k = Math.min(k, dSae);
+		k = Math.min(k, dSae, TOP_K_MAX);
 		const s = this.ensureScratch(tokens, Math.max(k, cfg.k ?? 0));
 		const d = this.device;
 		const temp: GPUBuffer[] = [];
@@ -128,9 +132,8 @@ export class SaeEncoder {
 		for (const c of this.chunks)
 			run(this.pipelines.encode, [{ buffer: s.xp }, { buffer: c.wEnc }, { buffer: c.bEnc }, { buffer: c.threshold }, { buffer: s.acts }],
 				this.uniform([tokens, dIn, c.width, dSae, c.offset, activationCode[cfg.architecture], 0, 0]), [Math.ceil(c.width / 64), Math.ceil(tokens / 8)]);
-		if (cfg.architecture === 'topk')
-			run(this.pipelines.topK, [{ buffer: s.acts }, { buffer: s.ids }, { buffer: s.vals }], this.uniform([tokens, dSae, Math.min(cfg.k!, dSae), 1]), [tokens]);
-		run(this.pipelines.topK, [{ buffer: s.acts }, { buffer: s.ids }, { buffer: s.vals }], this.uniform([tokens, dSae, k, 0]), [tokens]);
+		if (cfg.architecture === 'topk') temp.push(...this.topK.record(pass, s.acts, tokens, dSae, Math.min(cfg.k!, dSae), true, s.ids, s.vals));
+		temp.push(...this.topK.record(pass, s.acts, tokens, dSae, k, false, s.ids, s.vals));
 		pass.end();
 		d.queue.submit([enc.finish()]);
 		const [ids, values] = await Promise.all([readBuffer(d, s.ids, tokens * k * 4), readBuffer(d, s.vals, tokens * k * 4)]);
