@@ -68,3 +68,24 @@ test('a corpus run gives density, histogram and top examples, survives a reload,
 	await expect(page.getByTestId('feature-card').getByTestId('top-examples').locator('li')).toHaveCount(2);
 	await expect(page.getByTestId('feature-card').getByTestId('feature-label')).toContainText('dogs, in stories');
 });
+
+test('a corpus the model writes itself, and SAE files dropped on the page', async ({ page }) => {
+	await openApp(page, { prompt: 'Lily saw a cat' });
+	await waitForModel(page);
+	// Drop the SAELens folder's two files on the Features panel, as a person drags them from disk.
+	const dir = `tests/.generated-hub/${TEST_REPO}/resolve/main/token-detector`;
+	const files = await Promise.all(['cfg.json', 'sae_weights.safetensors'].map(async (name) => ({ name, data: [...(await import('node:fs')).readFileSync(`${dir}/${name}`)] })));
+	const transfer = await page.evaluateHandle((fs) => {
+		const dt = new DataTransfer();
+		for (const f of fs) dt.items.add(new File([new Uint8Array(f.data)], f.name));
+		return dt;
+	}, files);
+	await page.getByTestId('features-panel').dispatchEvent('drop', { dataTransfer: transfer });
+	await expect(page.getByTestId('sae-card')).toContainText('reads blocks.0.hook_resid_pre');
+	await expect(page.getByTestId('token-strip')).toBeVisible();
+
+	await page.locator('input[type=number].num').fill('2');
+	await page.getByTestId('corpus-run').click();
+	await expect(page.getByTestId('corpus-summary')).toContainText('2 stories written by stories260K', { timeout: 200_000 });
+	await expect(page.getByTestId('corpus-summary')).toContainText('in 2 contexts');
+});
