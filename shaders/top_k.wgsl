@@ -31,6 +31,20 @@ fn before(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
   return va > vb || (va == vb && ia < ib);
 }
 
+// Inserts (v, i) into the sorted list (lv, li) of *cnt entries, keeping at most k.
+fn insert(lv: ptr<function, array<f32, MAX_K>>, li: ptr<function, array<u32, MAX_K>>, cnt: ptr<function, u32>, k: u32, v: f32, i: u32) {
+  if (*cnt >= k && !before(v, i, (*lv)[k - 1u], (*li)[k - 1u])) { return; }
+  var j = min(*cnt, k - 1u);
+  if (*cnt < k) { *cnt = *cnt + 1u; }
+  while (j > 0u && before(v, i, (*lv)[j - 1u], (*li)[j - 1u])) {
+    (*lv)[j] = (*lv)[j - 1u];
+    (*li)[j] = (*li)[j - 1u];
+    j--;
+  }
+  (*lv)[j] = v;
+  (*li)[j] = i;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
   let row = wg.x;
@@ -39,20 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var lv: array<f32, MAX_K>;
   var li: array<u32, MAX_K>;
   var cnt = 0u;
-  for (var i = lid; i < p.n; i += WG) {
-    let v = m[base + i];
-    if (cnt < k || before(v, i, lv[k - 1u], li[k - 1u])) {
-      var j = min(cnt, k - 1u);
-      if (cnt < k) { cnt++; }
-      while (j > 0u && before(v, i, lv[j - 1u], li[j - 1u])) {
-        lv[j] = lv[j - 1u];
-        li[j] = li[j - 1u];
-        j--;
-      }
-      lv[j] = v;
-      li[j] = i;
-    }
-  }
+  for (var i = lid; i < p.n; i += WG) { insert(&lv, &li, &cnt, k, m[base + i], i); }
   let sb = (row * WG + lid) * k;
   for (var j = 0u; j < k; j++) {
     scratch_v[sb + j] = lv[j];
@@ -67,18 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     for (var c = 0u; c < WG * k; c++) {
       let i = scratch_i[row * WG * k + c];
       if (i == NONE) { continue; }
-      let v = scratch_v[row * WG * k + c];
-      if (mc < k || before(v, i, mv[k - 1u], mi[k - 1u])) {
-        var j = min(mc, k - 1u);
-        if (mc < k) { mc++; }
-        while (j > 0u && before(v, i, mv[j - 1u], mi[j - 1u])) {
-          mv[j] = mv[j - 1u];
-          mi[j] = mi[j - 1u];
-          j--;
-        }
-        mv[j] = v;
-        mi[j] = i;
-      }
+      insert(&mv, &mi, &mc, k, scratch_v[row * WG * k + c], i);
     }
     for (var j = 0u; j < k; j++) {
       ids[row * k + j] = select(NONE, mi[j], j < mc);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks in headless Chromium, one JSON object per line. `ratio` is always "how many times
 // better than the peer" (>1 is better); the peer runs the same work on the same machine.
-//   node tests/bench/run.mjs [--small]      (npm run bench builds first)
+//   node tests/bench/run.mjs [--small] [--kernels]      (npm run bench builds first; --kernels: only /bench)
 //
 // generate_greedy:   tokens/s of greedy decoding of stories260K through the app, WebGPU (ORT WebGPU EP
 //                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const small = process.argv.includes('--small');
+const kernelsOnly = process.argv.includes('--kernels');
 const port = 4180;
 const base = `http://localhost:${port}`;
 const maxTokens = small ? 64 : 256;
@@ -82,6 +83,12 @@ async function kernelBenches() {
 
 try {
 	for (const line of await kernelBenches()) console.log(line);
+	if (!kernelsOnly) await appBenches();
+} finally {
+	server.kill();
+}
+
+async function appBenches() {
 	const gpu = await measure('webgpu');
 	const cpu = await measure('wasm');
 	const out = (o) => console.log(JSON.stringify(o));
@@ -89,6 +96,4 @@ try {
 	out({ bench: 'generate_greedy', model: 'stories260K', shape: `max_tokens=${maxTokens}`, value: round(gpu.tps), unit: 'tokens/s', peer: 'onnxruntime-web wasm EP (same app)', peer_value: round(cpu.tps), ratio: round(gpu.tps / cpu.tps, 3), adapter: gpu.adapter });
 	out({ bench: 'load_to_first_token', model: 'stories260K', shape: 'warm cache', value: gpu.firstToken, unit: 'ms', peer: 'onnxruntime-web wasm EP (same app)', peer_value: cpu.firstToken, ratio: round(cpu.firstToken / gpu.firstToken, 3) });
 	out({ bench: 'main_thread_long_tasks', model: 'stories260K', shape: 'load + generate, webgpu', value: gpu.longTasks.length, unit: 'tasks > 50 ms', max_ms: round(Math.max(0, ...gpu.longTasks), 0) });
-} finally {
-	server.kill();
 }

@@ -3,17 +3,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Sae, topK } from '../../src/lib/engine/sae/sae';
 import { decoderCosinesReference, logitEffectsReference } from '../../src/lib/engine/sae/features';
 import { FeatureInspector } from '../../src/lib/engine/gpu/feature-inspector';
-import { testDevice } from './device';
+import { rng, testDevice } from './device';
 
 let device: GPUDevice;
 beforeAll(async () => {
 	device = await testDevice();
 });
 
-function rng(seed: number) {
-	let s = seed >>> 0;
-	return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
 
 describe('feature pages on the GPU against the TypeScript reference', () => {
 	for (const [dIn, dSae, vocab, maxBindingBytes] of [[64, 300, 512, undefined], [70, 1000, 1001, 70 * 4 * 128]] as const) {

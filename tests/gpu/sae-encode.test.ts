@@ -1,21 +1,17 @@
-// sae_preprocess + sae_encode + top_k on WebGPU against the TypeScript SAE reference, on shapes
+// sae_preprocess + matmul_chunk (encode) + top_k on WebGPU against the TypeScript SAE reference, on shapes
 // that are not multiples of the tiles, every architecture, and a W_enc split across bindings.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Sae, topK } from '../../src/lib/engine/sae/sae';
 import type { SaeConfig } from '../../src/lib/engine/sae/config';
 import { SaeEncoder } from '../../src/lib/engine/gpu/sae-encoder';
 import { createStorage } from '../../src/lib/engine/gpu/buffers';
-import { testDevice } from './device';
+import { rng, testDevice } from './device';
 
 let device: GPUDevice;
 beforeAll(async () => {
 	device = await testDevice();
 });
 
-function rng(seed: number) {
-	let s = seed >>> 0;
-	return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
 
 function randomSae(cfg: Partial<SaeConfig> & Pick<SaeConfig, 'dIn' | 'dSae' | 'architecture'>, seed: number): Sae {
 	const r = rng(seed);

@@ -1,4 +1,4 @@
-// sae_decode + recon_metrics on WebGPU against the TypeScript reference (decode with undo, metrics).
+// matmul_chunk (decode) + recon_metrics on WebGPU against the TypeScript reference (decode with undo, metrics).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Sae } from '../../src/lib/engine/sae/sae';
 import type { SaeConfig } from '../../src/lib/engine/sae/config';
@@ -7,17 +7,13 @@ import { SaeEncoder } from '../../src/lib/engine/gpu/sae-encoder';
 import { FeatureInspector } from '../../src/lib/engine/gpu/feature-inspector';
 import { SaeReconstruction } from '../../src/lib/engine/gpu/sae-reconstruction';
 import { createStorage } from '../../src/lib/engine/gpu/buffers';
-import { testDevice } from './device';
+import { rng, testDevice } from './device';
 
 let device: GPUDevice;
 beforeAll(async () => {
 	device = await testDevice();
 });
 
-function rng(seed: number) {
-	let s = seed >>> 0;
-	return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1;
-}
 
 describe('reconstruction error on the GPU against the TypeScript reference', () => {
 	for (const [name, extra, dIn, dSae, tokens, maxBindingBytes] of [

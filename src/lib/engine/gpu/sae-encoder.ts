@@ -1,13 +1,13 @@
 /**
  * Runs an SAE's encoder on the GPU, straight from a residual buffer (e.g. ORT's output at a hook):
- * sae_preprocess → sae_encode (per chunk of W_enc columns) → top_k. Only ids and values per token
+ * sae_preprocess → matmul_chunk (per chunk of W_enc columns, ReLU/JumpReLU epilogue) → top_k. Only ids and values per token
  * come back to the CPU. The reference is `Sae.encode` + `topK` in ../sae/sae.ts.
  *
  * W_enc is split by columns into chunks that each fit one storage binding
  * (device.limits.maxStorageBufferBindingSize, or a smaller `maxBindingBytes` for tests).
  */
 import preprocessShader from '../../../../shaders/sae_preprocess.wgsl?raw';
-import encodeShader from '../../../../shaders/sae_encode.wgsl?raw';
+import matmulShader from '../../../../shaders/matmul_chunk.wgsl?raw';
 import { computePipeline, createStorage, readBuffer } from './buffers';
 import { TopKKernel, TOP_K_MAX } from './top-k';
 import { LoupeError } from '../errors';
@@ -29,7 +29,8 @@ interface Chunk {
 }
 
 const normCode = { none: 0, layer_norm: 1, constant_norm_rescale: 2, expected_average_only_in: 3 } as const;
-const activationCode = { relu: 0, jumprelu: 1, topk: 2 } as const;
+// matmul_chunk epilogues: ReLU, JumpReLU; TopK takes the ReLU'd pre-activations, then top_k masks.
+const activationCode = { relu: 0, jumprelu: 1, topk: 0 } as const;
 
 export class SaeEncoder {
 	private scratch: { tokens: number; xp: GPUBuffer; undo: GPUBuffer; acts: GPUBuffer; ids: GPUBuffer; vals: GPUBuffer; k: number } | null = null;
@@ -70,7 +71,7 @@ export class SaeEncoder {
 		}
 		const [preprocess, encode, topK] = await Promise.all([
 			computePipeline(device, preprocessShader, 'sae_preprocess'),
-			computePipeline(device, encodeShader, 'sae_encode'),
+			computePipeline(device, matmulShader, 'matmul_chunk'),
 			TopKKernel.create(device)
 		]);
 		return new SaeEncoder(device, sae, { preprocess, encode }, topK, chunks, upload(sae.w.bDec, 'sae.b_dec'));
@@ -131,7 +132,8 @@ export class SaeEncoder {
 			this.uniform([tokens, dIn, cfg.centerInput ? 1 : 0, normCode[cfg.normalizeActivations], { f32: cfg.normScale ?? 1 }, cfg.applyBDecToInput ? 1 : 0, 0, 0]), [tokens]);
 		for (const c of this.chunks)
 			run(this.pipelines.encode, [{ buffer: s.xp }, { buffer: c.wEnc }, { buffer: c.bEnc }, { buffer: c.threshold }, { buffer: s.acts }],
-				this.uniform([tokens, dIn, c.width, dSae, c.offset, activationCode[cfg.architecture], 0, 0]), [Math.ceil(c.width / 64), Math.ceil(tokens / 8)]);
+				// tokens, k, n, a_stride, a_offset, out_stride, out_offset, epilogue
+				this.uniform([tokens, dIn, c.width, dIn, 0, dSae, c.offset, activationCode[cfg.architecture]]), [Math.ceil(c.width / 64), Math.ceil(tokens / 8)]);
 		if (cfg.architecture === 'topk') temp.push(...this.topK.record(pass, s.acts, tokens, dSae, Math.min(cfg.k!, dSae), true, s.ids, s.vals));
 		temp.push(...this.topK.record(pass, s.acts, tokens, dSae, k, false, s.ids, s.vals));
 		pass.end();

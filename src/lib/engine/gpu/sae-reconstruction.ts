@@ -1,9 +1,9 @@
 /**
- * Decodes the encoder's activations (sae_decode.wgsl, per W_dec chunk) and measures the
+ * Decodes the encoder's activations (matmul_chunk.wgsl, per W_dec chunk) and measures the
  * reconstruction error against the residual at the hook (recon_metrics.wgsl). Only a few numbers
  * per token come back. Reference: ../sae/reconstruction.ts.
  */
-import decodeShader from '../../../../shaders/sae_decode.wgsl?raw';
+import matmulShader from '../../../../shaders/matmul_chunk.wgsl?raw';
 import metricsShader from '../../../../shaders/recon_metrics.wgsl?raw';
 import { computePipeline, createStorage, readBuffer } from './buffers';
 import { metricsFromSums, type ReconMetrics } from '../sae/reconstruction';
@@ -22,7 +22,7 @@ export class SaeReconstruction {
 		const bDec = createStorage(device, sae.w.bDec.byteLength, 'sae.b_dec');
 		device.queue.writeBuffer(bDec, 0, sae.w.bDec as Float32Array<ArrayBuffer>);
 		const [decode, metrics, columns] = await Promise.all([
-			computePipeline(device, decodeShader, 'sae_decode'),
+			computePipeline(device, matmulShader, 'matmul_chunk'),
 			computePipeline(device, metricsShader, 'recon_metrics'),
 			computePipeline(device, metricsShader, 'recon_metrics', 'column_sums')
 		]);
@@ -49,8 +49,9 @@ export class SaeReconstruction {
 			pass.setBindGroup(0, d.createBindGroup({ layout: pl.getBindGroupLayout(0), entries: entries.map(([binding, resource]) => ({ binding, resource })) }));
 			pass.dispatchWorkgroups(groups[0], groups[1] ?? 1);
 		};
+		// tokens, k, n, a_stride, a_offset, out_stride, out_offset, epilogue (2: + b_dec, 3: accumulate)
 		this.chunks.forEach((c, i) =>
-			run(this.p.decode, [[0, { buffer: acts, size: tokens * dSae * 4 }], [1, { buffer: c.buffer }], [2, { buffer: this.bDec }], [3, { buffer: xhat }], [4, { buffer: uniform([tokens, dIn, c.rows, dSae, c.offset, i === 0 ? 0 : 1]) }]], [Math.ceil(dIn / 64), Math.ceil(tokens / 8)])
+			run(this.p.decode, [[0, { buffer: acts, size: tokens * dSae * 4 }], [1, { buffer: c.buffer }], [2, { buffer: this.bDec }], [3, { buffer: this.bDec }], [4, { buffer: xhat }], [5, { buffer: uniform([tokens, c.rows, dIn, dSae, c.offset, dIn, 0, i === 0 ? 2 : 3]) }]], [Math.ceil(dIn / 64), Math.ceil(tokens / 8)])
 		);
 		const u = uniform([tokens, dIn, first]);
 		run(this.p.metrics, [[0, { buffer: x, size: tokens * dIn * 4 }], [1, { buffer: xhat }], [2, { buffer: undo, size: tokens * 8 }], [3, { buffer: out }], [4, { buffer: u }]], [tokens]);
