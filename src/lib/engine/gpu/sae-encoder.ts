@@ -148,6 +148,11 @@ export class SaeEncoder {
 		return this.scratch!.undo;
 	}
 
+	/** The activations buffer if there has been an encode, else a small placeholder (for kernels that bind it unused). */
+	activationsBufferOrDummy(): GPUBuffer {
+		return this.scratch?.acts ?? this.ensureScratch(1, 1).acts;
+	}
+
 	/** The buffer holding the last encode's activations [tokens, d_sae] (for corpus statistics). */
 	get activationsBuffer(): GPUBuffer {
 		return this.scratch!.acts;
