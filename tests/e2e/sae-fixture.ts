@@ -66,4 +66,7 @@ export function writeTestSaes() {
 	writeSae('wrong-width', { ...cfg, d_in: 32 }, { ...tensors, W_enc: { shape: [32, dSae], data: wEnc.subarray(0, 32 * dSae) }, W_dec: { shape: [dSae, 32], data: wDec.subarray(0, dSae * 32) }, b_dec: { shape: [32], data: new Float32Array(32) } });
 	// Cut short: its safetensors header promises more data than there is.
 	writeSae('truncated', cfg, tensors, 40_000);
+	// The same directions read at the last layer's output (blocks.4.hook_resid_post): there W_dec[v]
+	// (token v's embedding, which is also its unembedding row) pushes the logits straight towards v.
+	writeSae('last-layer', { ...cfg, metadata: { ...cfg.metadata, hook_name: 'blocks.4.hook_resid_post' } }, tensors);
 }

@@ -12,7 +12,8 @@ import { SegmentRunner, type Backend } from './model/runner';
 import { generate, type GenerateResult, type TokenEvent } from './model/generate';
 import { allHookNames, boundaryName, hookBoundary } from './model/hooks';
 import { findModel } from './model/catalogue';
-import { LogitsProcessor } from './gpu/logits-process';
+import { LogitsProcessor, logitsProcessReference } from './gpu/logits-process';
+import { topK } from './sae/sae';
 import type { SamplingSettings } from './sample/sampler';
 import { readSaeFiles, type SaeFile } from './sae/load';
 import { checkSaeFitsModel } from './sae/validate';
@@ -21,6 +22,8 @@ import { describePreprocessing, type SaeConfig } from './sae/config';
 import type { RankedItem } from './sae/features';
 import type { ReconMetrics } from './sae/reconstruction';
 import { benchSaeEncode, type BenchLine } from './bench/sae-encode';
+import { noSteering, type SteeringSetup } from './steer/spec';
+import type { ResidualHook } from './model/runner';
 import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './sae/corpus-stats';
 import { parseNeuronpediaExplanations } from './sae/labels';
 import { getLabel, labelsFor, latestCorpusRun, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from './store/db';
@@ -164,6 +167,7 @@ export class Engine {
 	private stopRequested = false;
 	private busy = false;
 	private onEvent: (e: EngineEvent) => void = () => {};
+	private steering: SteeringSetup = noSteering;
 
 	/** Finds out what this browser can run. Call once; `onEvent` hears about device loss. */
 	async init(onEvent?: (e: EngineEvent) => void): Promise<EngineStatus> {
@@ -493,6 +497,12 @@ export class Engine {
 		});
 	}
 
+	/** The largest activation each feature reached in the corpus run (for strengths in those units). */
+	async featureMaxActs(features: number[]): Promise<(number | null)[]> {
+		const st = this.loaded?.sae?.run?.stats;
+		return features.map((f) => (st && f >= 0 && f < st.dSae ? st.maxAct[f] : null));
+	}
+
 	/** A feature's page: its activations over the last analysed text, logit effects, nearest features. */
 	async feature(f: number, k = 10): Promise<Result<FeatureDetails>> {
 		return attempt(async () => {
@@ -566,6 +576,73 @@ export class Engine {
 
 	stop() {
 		this.stopRequested = true;
+	}
+
+	/** The steering setup; a change during generation applies from the next token on. */
+	setSteering(setup: SteeringSetup) {
+		this.steering = { steerSpecial: setup.steerSpecial, features: setup.features.map((f) => ({ ...f })) };
+	}
+
+	/** The residual hook that applies the current steering setup at the SAE's hook point. */
+	private steeringHook(m: Loaded): ResidualHook | undefined {
+		const sae = m.sae;
+		if (!sae) return undefined;
+		const hook = boundaryName(sae.boundary, m.weights.config.nLayers);
+		const dSae = sae.info.cfg.dSae;
+		return async (name, residual, rows) => {
+			const setup = this.steering; // read at every step: sliders act live
+			const specs = setup.features.filter((f) => f.feature >= 0 && f.feature < dSae && Number.isFinite(f.value));
+			if (name !== hook || !specs.length) return;
+			const startsAtBos = m.runner.position === 0; // this forward holds position 0 (BOS)
+			await sae.session.steer(residual, rows, specs, startsAtBos && !setup.steerSpecial ? 0 : -1);
+		};
+	}
+
+	/**
+	 * The default and the steered completion of the same prompt with the same settings and seed,
+	 * one after the other; `onToken` hears which stream each token belongs to.
+	 */
+	async generateSideBySide(prompt: string, settings: SamplingSettings, onToken: (stream: 'default' | 'steered', e: TokenEvent) => void): Promise<Result<{ default: GenerateResult; steered: GenerateResult }>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE and choose features to steer first.');
+			if (this.busy) throw new LoupeError('model-failed', 'The model is already writing.', 'Press Stop first.');
+			this.busy = true;
+			this.stopRequested = false;
+			try {
+				const base = await generate(m.runner, m.tokenizer, m.processor, prompt, settings, (e) => onToken('default', e), () => this.stopRequested);
+				const steered = await generate(m.runner, m.tokenizer, m.processor, prompt, settings, (e) => onToken('steered', e), () => this.stopRequested, this.steeringHook(m));
+				return { default: base, steered };
+			} finally {
+				this.busy = false;
+			}
+		});
+	}
+
+	/** The 10 most likely next tokens after the prompt, without and with the current steering. */
+	async nextTokenTable(prompt: string, k = 10): Promise<Result<{ default: (RankedItem & { piece: string })[]; steered: (RankedItem & { piece: string })[] }>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			if (this.busy) throw new LoupeError('model-failed', 'The model is busy.', 'Press Stop first.');
+			this.busy = true;
+			try {
+				const ids = m.tokenizer.encode(prompt);
+				const V = m.weights.config.vocabSize;
+				const table = async (hook?: ResidualHook) => {
+					m.runner.reset();
+					const { logits, rows } = await m.runner.forward(ids, hook);
+					const p = { temperature: 1, freqPenalty: 0 };
+					const processed = m.processor && logits.location === 'gpu-buffer'
+						? await m.processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, new Uint32Array(V), p)
+						: logitsProcessReference((logits.data as Float32Array).subarray((rows - 1) * V, rows * V), new Uint32Array(V), p);
+					logits.dispose();
+					return topK(processed.probs, k).map(([id, value]) => ({ id, value, piece: m.tokenizer.pieceText(id) }));
+				};
+				return { default: await table(), steered: await table(this.steeringHook(m)) };
+			} finally {
+				this.busy = false;
+			}
+		});
 	}
 
 	/** Kernel benchmarks on this device (the /bench page and `npm run bench`). */

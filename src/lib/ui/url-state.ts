@@ -1,7 +1,7 @@
 /**
  * The view in the URL, so a link reproduces it (teachers share links). Plain parameter names:
  * hub, model, prompt, temperature, top_p, top_k, max_tokens, seed, freq_penalty, sae (owner/repo/folder
- * on the hub), feature.
+ * on the hub), feature, steer.
  */
 import { defaultHub, defaultModelId } from '$lib/engine/model/catalogue';
 import { defaultSampling, type SamplingSettings } from '$lib/engine/sample/sampler';
@@ -13,6 +13,7 @@ export interface ViewState {
 	sampling: SamplingSettings;
 	sae: string;
 	feature: number | null;
+	steer: string; // see $lib/engine/steer/url.ts
 }
 
 const numberParams: [keyof SamplingSettings, string, number, number][] = [
@@ -38,7 +39,8 @@ export function readViewState(params: URLSearchParams): ViewState {
 		prompt: params.get('prompt') ?? '',
 		sampling,
 		sae: params.get('sae') ?? '',
-		feature: /^\d+$/.test(params.get('feature') ?? '') ? Number(params.get('feature')) : null
+		feature: /^\d+$/.test(params.get('feature') ?? '') ? Number(params.get('feature')) : null,
+		steer: params.get('steer') ?? ''
 	};
 }
 
@@ -51,5 +53,6 @@ export function writeViewState(s: ViewState): URLSearchParams {
 	for (const [key, name] of numberParams) if (s.sampling[key] !== defaultSampling[key]) p.set(name, String(s.sampling[key]));
 	if (s.sae) p.set('sae', s.sae);
 	if (s.feature !== null) p.set('feature', String(s.feature));
+	if (s.steer) p.set('steer', s.steer);
 	return p;
 }

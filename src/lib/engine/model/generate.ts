@@ -3,7 +3,7 @@
  * cache, post-processing logits on the GPU (or with the TS reference on the wasm fallback),
  * sampling with a seeded PRNG, and streaming decoded text as it comes.
  */
-import type { SegmentRunner } from './runner';
+import type { ResidualHook, SegmentRunner } from './runner';
 import type { LogitsProcessor, ProcessedLogits } from '../gpu/logits-process';
 import { logitsProcessReference } from '../gpu/logits-process';
 import { sampleToken, type SamplingSettings } from '../sample/sampler';
@@ -40,7 +40,9 @@ export async function generate(
 	prompt: string,
 	s: SamplingSettings,
 	onToken: (e: TokenEvent) => void,
-	shouldStop: () => boolean
+	shouldStop: () => boolean,
+	/** Sees (and may edit) the residual between segments at every step: steering lives here. */
+	onResidual?: ResidualHook
 ): Promise<GenerateResult> {
 	const V = runner.model.shape.vocabSize;
 	const promptIds = tokenizer.encode(prompt);
@@ -69,7 +71,7 @@ export async function generate(
 			stopReason = 'context_full';
 			break;
 		}
-		const { logits, rows } = await runner.forward(input);
+		const { logits, rows } = await runner.forward(input, onResidual);
 		let processed: ProcessedLogits;
 		try {
 			const p = { temperature: s.temperature, freqPenalty: s.freqPenalty };

@@ -13,6 +13,8 @@ import { readBuffer } from '../gpu/buffers';
 import { FeatureStatsGpu } from '../gpu/feature-stats';
 import { SaeReconstruction } from '../gpu/sae-reconstruction';
 import { metricsFromSums, type ReconMetrics } from './reconstruction';
+import { SteerKernel } from '../gpu/steer';
+import { steerReference, type SteerFeature } from '../steer/spec';
 import { accumulateReference, emptyStats, type FeatureStats } from './corpus-stats';
 
 export interface EncodedTokens {
@@ -32,16 +34,18 @@ export class SaeSession {
 		private encoder: SaeEncoder | null,
 		private inspector: FeatureInspector | null,
 		private recon: SaeReconstruction | null,
+		private steerKernel: SteerKernel | null,
 		private unembedding: Unembedding
 	) {}
 
 	static async create(cfg: SaeConfig, weights: SaeWeights, device: GPUDevice | null, unembedding: Unembedding): Promise<SaeSession> {
 		const sae = Sae.create(cfg, weights);
-		if (!device) return new SaeSession(sae, null, null, null, null, unembedding);
+		if (!device) return new SaeSession(sae, null, null, null, null, null, unembedding);
 		const encoder = await SaeEncoder.create(device, sae);
 		const inspector = await FeatureInspector.create(device, sae, unembedding);
 		const recon = await SaeReconstruction.create(device, sae, inspector.chunks);
-		return new SaeSession(sae, device, encoder, inspector, recon, unembedding);
+		const steer = await SteerKernel.create(device, sae);
+		return new SaeSession(sae, device, encoder, inspector, recon, steer, unembedding);
 	}
 
 	get onGpu() {
@@ -67,6 +71,24 @@ export class SaeSession {
 				values[t * k + j] = v;
 			});
 		return { tokens: rows, k, ids, values };
+	}
+
+	/**
+	 * Steers the residual at the hook in place. Clamp specs need the SAE's activations of these very
+	 * rows, so the encoder runs first. `skipPosition`: a row to leave alone (BOS), or -1.
+	 */
+	async steer(residual: Ort.Tensor, rows: number, specs: SteerFeature[], skipPosition: number) {
+		if (!specs.length) return;
+		const clamp = specs.some((s) => s.mode === 'clamp');
+		if (this.steerKernel && this.encoder && residual.location === 'gpu-buffer') {
+			const buf = residual.gpuBuffer as GPUBuffer;
+			if (clamp) await this.encoder.encodeTopK(buf, rows, 1);
+			this.steerKernel.apply(buf, rows, specs, this.encoder.activationsBufferOrDummy(), skipPosition);
+			return;
+		}
+		const { dIn } = this.sae.cfg;
+		const x = (residual.data as Float32Array).subarray(0, rows * dIn); // the wasm path: ORT's CPU tensor, edited in place
+		steerReference(this.sae, x, rows, specs, clamp ? this.sae.encode(x, rows) : null, skipPosition);
 	}
 
 	/** Reconstruction error of the last `encode` against the same residual (BOS left out). */
@@ -131,5 +153,6 @@ export class SaeSession {
 		this.encoder?.destroy();
 		this.inspector?.destroy();
 		this.recon?.destroy();
+		this.steerKernel?.destroy();
 	}
 }

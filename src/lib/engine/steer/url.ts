@@ -1,0 +1,29 @@
+/**
+ * A steering setup in one URL parameter, so a link reproduces it:
+ *   steer=394:add:8:n,12:clamp:0,bos
+ * feature:mode:value[:n] (n: unit-normalised decoder row), and `bos` to steer special tokens too.
+ */
+import type { SteerFeature, SteeringSetup } from './spec';
+
+export function parseSteer(s: string): SteeringSetup {
+	const features: SteerFeature[] = [];
+	let steerSpecial = false;
+	for (const item of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+		if (item === 'bos') {
+			steerSpecial = true;
+			continue;
+		}
+		const [f, mode, value, flag] = item.split(':');
+		const feature = Number(f);
+		const v = Number(value);
+		if (!Number.isInteger(feature) || feature < 0 || (mode !== 'add' && mode !== 'clamp') || !Number.isFinite(v)) continue;
+		features.push({ feature, mode, value: v, normalize: flag === 'n' });
+	}
+	return { features, steerSpecial };
+}
+
+export function formatSteer(setup: SteeringSetup): string {
+	const items = setup.features.map((f) => `${f.feature}:${f.mode}:${f.value}${f.normalize && f.mode === 'add' ? ':n' : ''}`);
+	if (setup.steerSpecial) items.push('bos');
+	return items.join(',');
+}

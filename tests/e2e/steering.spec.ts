@@ -1,0 +1,43 @@
+import { expect, test } from '@playwright/test';
+import { openApp, waitForModel } from './app';
+import { TEST_REPO, writeTestSaes } from './sae-fixture';
+
+test.beforeAll(() => writeTestSaes());
+
+const count = (text: string, piece: string) => text.split(piece).length - 1;
+
+test('steering a feature whose top logit is X makes X more frequent than in the default completion, same seed', async ({ page }) => {
+	await openApp(page, { prompt: 'Once upon a time', temperature: 0.8, seed: 5, max_tokens: 30, sae: `${TEST_REPO}/last-layer`, feature: 394 });
+	await waitForModel(page);
+	const card = page.getByTestId('feature-card');
+	await expect(card).toHaveAttribute('data-feature', '394', { timeout: 120_000 });
+	const x = ((await card.getByTestId('positive-logits').locator('li code').first().textContent()) ?? '').trim();
+	expect(x.length).toBeGreaterThan(1);
+
+	await page.getByTestId('steer-add').click();
+	await page.getByTestId('steer-value').fill('40');
+	await page.getByTestId('steer-value').press('Enter');
+	await expect(page).toHaveURL(/steer=394%3Aadd%3A40%3An/);
+	await page.getByTestId('steer-generate').click();
+	await expect(page.getByTestId('steer-generate')).toBeDisabled();
+	await expect(page.getByTestId('steer-generate')).toBeEnabled({ timeout: 200_000 });
+	await expect(page.getByTestId('next-token-table')).toBeVisible();
+	const base = (await page.getByTestId('completion-default').textContent()) ?? '';
+	const steered = (await page.getByTestId('completion-steered').textContent()) ?? '';
+	console.log(`"${x}": ${count(base, x)} times in the default completion, ${count(steered, x)} times steered`);
+	expect(count(steered, x)).toBeGreaterThan(count(base, x));
+	expect(count(steered, x)).toBeGreaterThanOrEqual(3);
+	await expect(page.getByTestId('divergence')).toBeVisible();
+	// The steered next-token distribution puts X on top.
+	await expect(page.getByTestId('next-token-table').locator('tbody tr').first().locator('td').nth(2)).toHaveText(x === '' ? /.*/ : new RegExp(x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+	await page.screenshot({ path: 'tests/screenshots/steering.png', fullPage: true });
+
+	// Reset restores the unsteered model: both completions agree again.
+	await page.getByTestId('steer-reset').click();
+	await expect(page.getByTestId('steer-spec')).toHaveCount(0);
+	await page.getByTestId('steer-generate').click();
+	await expect(page.getByTestId('steer-generate')).toBeDisabled();
+	await expect(page.getByTestId('steer-generate')).toBeEnabled({ timeout: 200_000 });
+	await expect(page.getByTestId('divergence')).toHaveCount(0);
+	expect(await page.getByTestId('completion-steered').textContent()).toBe(await page.getByTestId('completion-default').textContent());
+});
