@@ -8,10 +8,13 @@
 // load_to_first_token: page load to the first generated token, warm cache, same two backends.
 // main_thread_long_tasks: long tasks (>50 ms) on the UI thread while loading and generating.
 // sae_encode_topk:   WGSL SAE encode + top-k against MatMul+Add+Relu+TopK in onnxruntime-web (/bench page).
+// steering:          tokens/s of the steered completion with 0, 1 and 8 features over the unsteered one,
+//                    same model (cut at the SAE's hook), same page, same seed.
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const small = process.argv.includes('--small');
@@ -83,9 +86,40 @@ async function kernelBenches() {
 
 try {
 	for (const line of await kernelBenches()) console.log(line);
-	if (!kernelsOnly) await appBenches();
+	if (!kernelsOnly) {
+		await steeringBench();
+		await appBenches();
+	}
 } finally {
 	server.kill();
+}
+
+async function steeringBench() {
+	writeTestSaes();
+	const browser = await chromium.launch({ executablePath: chromiumPath, args: backends.webgpu });
+	const page = await browser.newPage();
+	const tokens = small ? 32 : 128;
+	for (const n of [0, 1, 8]) {
+		const steer = Array.from({ length: n }, (_, i) => `${394 + i}:add:2:n`).join(',');
+		const q = new URLSearchParams({ hub: `${base}/hub`, sae: `${TEST_REPO}/last-layer`, temperature: '0', max_tokens: String(tokens), prompt: 'Once upon a time' });
+		if (steer) q.set('steer', steer);
+		await page.goto(`${base}/?${q}`);
+		await page.getByTestId('steer-generate').waitFor({ timeout: 120_000 });
+		const ratios = [];
+		let pair = [0, 0];
+		for (let r = 0; r < reps; r++) {
+			await page.getByTestId('steer-generate').click();
+			await page.waitForFunction(() => document.querySelector('[data-testid="completion-steered"]')?.hasAttribute('data-tokens-per-second') && !document.querySelector('[data-testid="steer-generate"]')?.hasAttribute('disabled'), null, { timeout: 600_000 });
+			const d = Number(await page.getByTestId('completion-default').getAttribute('data-tokens-per-second'));
+			const st = Number(await page.getByTestId('completion-steered').getAttribute('data-tokens-per-second'));
+			ratios.push(st / d);
+			pair = [st, d];
+			await page.evaluate(() => document.querySelector('[data-testid="completion-steered"]')?.removeAttribute('data-tokens-per-second'));
+		}
+		const ratio = median(ratios);
+		console.log(JSON.stringify({ bench: 'steering', model: 'stories260K', shape: `${n} features at blocks.4.hook_resid_post, ${tokens} tokens`, value: Math.round(pair[0] * 100) / 100, unit: 'tokens/s', peer: 'same model unsteered (same page)', peer_value: Math.round(pair[1] * 100) / 100, ratio: Math.round(ratio * 1000) / 1000 }));
+	}
+	await browser.close();
 }
 
 async function appBenches() {

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openApp, waitForModel } from './app';
-import { TEST_REPO, writeTestSaes } from './sae-fixture';
+import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 
 test.beforeAll(() => writeTestSaes());
 
@@ -73,7 +73,7 @@ test('a corpus the model writes itself, and SAE files dropped on the page', asyn
 	await openApp(page, { prompt: 'Lily saw a cat' });
 	await waitForModel(page);
 	// Drop the SAELens folder's two files on the Features panel, as a person drags them from disk.
-	const dir = `tests/.generated-hub/${TEST_REPO}/resolve/main/token-detector`;
+	const dir = `tests/.generated-hub/${TEST_REPO}/resolve/main/token-detector`; // written by writeTestSaes()
 	const files = await Promise.all(['cfg.json', 'sae_weights.safetensors'].map(async (name) => ({ name, data: [...(await import('node:fs')).readFileSync(`${dir}/${name}`)] })));
 	const transfer = await page.evaluateHandle((fs) => {
 		const dt = new DataTransfer();

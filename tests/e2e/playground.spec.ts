@@ -73,3 +73,14 @@ test('a single file is refused with what to choose instead', async ({ page }) =>
 	await page.getByTestId('model-files').setInputFiles([`${stories260KDir}/stories260K.bin`]);
 	await expect(page.getByText(/Choose two files together/)).toBeVisible();
 });
+
+test('a shared link with its parameters in any order opens without errors and keeps the view', async ({ page }) => {
+	const errors: string[] = [];
+	page.on('pageerror', (e) => errors.push(e.message));
+	await page.goto(`/?max_tokens=12&seed=9&hub=${encodeURIComponent(hub())}&prompt=The+cat&temperature=0.5`);
+	await waitForModel(page);
+	await expect(page.getByTestId('prompt')).toHaveValue('The cat');
+	await expect(page.getByTestId('seed')).toHaveValue('9');
+	await expect(page).toHaveURL(/prompt=The\+cat/);
+	expect(errors).toEqual([]);
+});

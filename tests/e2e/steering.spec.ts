@@ -1,6 +1,6 @@
 import { expect, test } from '@playwright/test';
 import { openApp, waitForModel } from './app';
-import { TEST_REPO, writeTestSaes } from './sae-fixture';
+import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 
 test.beforeAll(() => writeTestSaes());
 

@@ -1,22 +1,27 @@
 // Writes SAELens-format SAEs for stories260K into tests/.generated-hub (served under /hub/ by
-// tests/serve.mjs), built from known directions so the test knows what must fire where.
+// tests/serve.mjs), built from known directions so the tests know what must fire where.
+// Plain JavaScript, so both the Playwright specs and the benchmark script (Node) use it.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stories260KDir } from '../fixtures';
 
-const generatedHub = resolve(dirname(fileURLToPath(import.meta.url)), '..', '.generated-hub');
+const here = dirname(fileURLToPath(import.meta.url));
+const stories260KDir = resolve(process.env.LOUPE_FIXTURES ?? resolve(here, '../../shared/fixtures'), 'hub/karpathy/tinyllamas/resolve/main/stories260K');
+const generatedHub = resolve(here, '.generated-hub');
 export const TEST_REPO = 'loupe-tests/stories260K-saes';
 
 /** stories260K's token embedding [512, 64], read straight from the legacy checkpoint's bytes. */
-export function tokenEmbedding(): Float32Array[] {
+/** @returns {Float32Array[]} */
+export function tokenEmbedding() {
 	const b = readFileSync(`${stories260KDir}/stories260K.bin`);
 	const all = new Float32Array(b.buffer.slice(b.byteOffset + 28, b.byteOffset + 28 + 512 * 64 * 4));
 	return Array.from({ length: 512 }, (_, v) => all.slice(v * 64, (v + 1) * 64));
 }
 
-function safetensors(tensors: Record<string, { shape: number[]; data: Float32Array }>): Buffer {
-	const header: Record<string, unknown> = {};
+/** @param {Record<string, { shape: number[]; data: Float32Array }>} tensors */
+function safetensors(tensors) {
+	/** @type {Record<string, unknown>} */
+	const header = {};
 	let off = 0;
 	for (const [k, t] of Object.entries(tensors)) {
 		header[k] = { dtype: 'F32', shape: t.shape, data_offsets: [off, off + t.data.byteLength] };
@@ -28,7 +33,13 @@ function safetensors(tensors: Record<string, { shape: number[]; data: Float32Arr
 	return Buffer.concat([len, json, ...Object.values(tensors).map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))]);
 }
 
-function writeSae(folder: string, cfg: object, tensors: Record<string, { shape: number[]; data: Float32Array }>, truncateTo?: number) {
+/**
+ * @param {string} folder
+ * @param {object} cfg
+ * @param {Record<string, { shape: number[]; data: Float32Array }>} tensors
+ * @param {number} [truncateTo]
+ */
+function writeSae(folder, cfg, tensors, truncateTo) {
 	const dir = resolve(generatedHub, TEST_REPO, 'resolve/main', folder);
 	mkdirSync(dir, { recursive: true });
 	writeFileSync(`${dir}/cfg.json`, JSON.stringify(cfg));
