@@ -165,9 +165,22 @@ export class Engine {
 	private device: GPUDevice | null = null;
 	private lost: ErrorInfo | null = null;
 	private stopRequested = false;
-	private busy = false;
+	private lockTail: Promise<void> = Promise.resolve();
 	private onEvent: (e: EngineEvent) => void = () => {};
 	private steering: SteeringSetup = noSteering;
+
+	/**
+	 * Model operations (generating, analysing, corpus runs, loading) share one KV cache and one set
+	 * of sessions, so they run one at a time, each waiting for the one before it.
+	 */
+	private async acquire(): Promise<() => void> {
+		let release!: () => void;
+		const done = new Promise<void>((r) => (release = r));
+		const before = this.lockTail;
+		this.lockTail = before.then(() => done);
+		await before;
+		return release;
+	}
 
 	/** Finds out what this browser can run. Call once; `onEvent` hears about device loss. */
 	async init(onEvent?: (e: EngineEvent) => void): Promise<EngineStatus> {
@@ -203,6 +216,7 @@ export class Engine {
 			const url = (path: string) => hubFileUrl(req.hub, entry.repo, entry.revision, path);
 			const urls = [url(entry.files.checkpoint), url(entry.files.tokenizer)];
 			const [ckpt, tok] = await Promise.all(urls.map((u) => fetchModelFile(u, onProgress)));
+			const release = await this.acquire();
 			try {
 				return await this.build(entry.id, entry.name, 'hub', ckpt, tok, req.hooks ?? [], t0, entry.files.checkpoint.split('/').pop(), entry.files.tokenizer.split('/').pop());
 			} catch (e) {
@@ -210,6 +224,8 @@ export class Engine {
 				if (e instanceof LoupeError && ['truncated', 'not-a-checkpoint', 'unsupported-checkpoint', 'not-a-tokenizer', 'tokenizer-mismatch'].includes(e.code))
 					await Promise.all(urls.map(deleteCachedFile));
 				throw e;
+			} finally {
+				release();
 			}
 		});
 	}
@@ -220,7 +236,12 @@ export class Engine {
 			const t0 = performance.now();
 			const read = async (f: File): Promise<FetchedFile> => ({ buffer: await f.arrayBuffer(), fromCache: false });
 			const [ckpt, tok] = await Promise.all([read(checkpoint), read(tokenizer)]);
-			return this.build(`file:${checkpoint.name}`, checkpoint.name, 'files', ckpt, tok, hooks, t0, checkpoint.name, tokenizer.name);
+			const release = await this.acquire();
+			try {
+				return await this.build(`file:${checkpoint.name}`, checkpoint.name, 'files', ckpt, tok, hooks, t0, checkpoint.name, tokenizer.name);
+			} finally {
+				release();
+			}
 		});
 	}
 
@@ -345,6 +366,15 @@ export class Engine {
 	}
 
 	private async attachSae(files: SaeFile[], source: string, hookName?: string): Promise<SaeInfo> {
+		const release = await this.acquire(); // it may re-cut the model: not while it is writing
+		try {
+			return await this.attachSaeNow(files, source, hookName);
+		} finally {
+			release();
+		}
+	}
+
+	private async attachSaeNow(files: SaeFile[], source: string, hookName?: string): Promise<SaeInfo> {
 		const m = this.requireModel();
 		const c = m.weights.config;
 		const { cfg, weights } = readSaeFiles(files, { hookName });
@@ -374,8 +404,7 @@ export class Engine {
 		return attempt(async () => {
 			const m = this.requireModel();
 			if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
-			if (this.busy) throw new LoupeError('model-failed', 'The model is busy writing.', 'Press Stop first.');
-			this.busy = true;
+			const release = await this.acquire(); // one model operation at a time, in order
 			try {
 				const ids = m.tokenizer.encode(prompt);
 				if (ids.length > m.weights.config.seqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.weights.config.seqLen}.`, 'Shorten the text.');
@@ -392,7 +421,7 @@ export class Engine {
 				}));
 				return { tokens, reconstruction: reconstruction! };
 			} finally {
-				this.busy = false;
+				release();
 			}
 		});
 	}
@@ -422,8 +451,7 @@ export class Engine {
 			const m = this.requireModel();
 			const sae = m.sae;
 			if (!sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
-			if (this.busy) throw new LoupeError('model-failed', 'The model is busy.', 'Press Stop first.');
-			this.busy = true;
+			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
 				const window = Math.min(128, m.weights.config.seqLen);
@@ -460,7 +488,7 @@ export class Engine {
 				sae.info.corpus = summarize(run);
 				return sae.info.corpus;
 			} finally {
-				this.busy = false;
+				release();
 			}
 		});
 	}
@@ -510,8 +538,7 @@ export class Engine {
 			const s = m.sae?.session;
 			if (!s) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
 			if (!(f >= 0 && f < s.sae.cfg.dSae)) throw new LoupeError('model-failed', `There is no feature ${f}: this SAE has features 0 to ${s.sae.cfg.dSae - 1}.`, 'Enter a feature number in that range.');
-			if (this.busy) throw new LoupeError('model-failed', 'The model is busy.', 'Press Stop first.');
-			this.busy = true;
+			const release = await this.acquire(); // one model operation at a time, in order
 			try {
 				const piece = (x: RankedItem) => ({ ...x, piece: m.tokenizer.pieceText(x.id) });
 				const logits = await s.logitEffects(f, k);
@@ -550,7 +577,7 @@ export class Engine {
 					corpus
 				};
 			} finally {
-				this.busy = false;
+				release();
 			}
 		});
 	}
@@ -560,8 +587,7 @@ export class Engine {
 			this.assertDevice();
 			const m = this.loaded;
 			if (!m) throw new LoupeError('model-failed', 'No model is loaded.', 'Pick a model and wait for it to load.');
-			if (this.busy) throw new LoupeError('model-failed', 'The model is already writing.', 'Press Stop first.');
-			this.busy = true;
+			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
 				return await generate(m.runner, m.tokenizer, m.processor, prompt, settings, onToken, () => this.stopRequested);
@@ -569,7 +595,7 @@ export class Engine {
 				this.assertDevice(); // a lost device explains most failures mid-run: say that instead
 				throw e;
 			} finally {
-				this.busy = false;
+				release();
 			}
 		});
 	}
@@ -606,15 +632,14 @@ export class Engine {
 		return attempt(async () => {
 			const m = this.requireModel();
 			if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE and choose features to steer first.');
-			if (this.busy) throw new LoupeError('model-failed', 'The model is already writing.', 'Press Stop first.');
-			this.busy = true;
+			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
 				const base = await generate(m.runner, m.tokenizer, m.processor, prompt, settings, (e) => onToken('default', e), () => this.stopRequested);
 				const steered = await generate(m.runner, m.tokenizer, m.processor, prompt, settings, (e) => onToken('steered', e), () => this.stopRequested, this.steeringHook(m));
 				return { default: base, steered };
 			} finally {
-				this.busy = false;
+				release();
 			}
 		});
 	}
@@ -623,8 +648,7 @@ export class Engine {
 	async nextTokenTable(prompt: string, k = 10): Promise<Result<{ default: (RankedItem & { piece: string })[]; steered: (RankedItem & { piece: string })[] }>> {
 		return attempt(async () => {
 			const m = this.requireModel();
-			if (this.busy) throw new LoupeError('model-failed', 'The model is busy.', 'Press Stop first.');
-			this.busy = true;
+			const release = await this.acquire(); // one model operation at a time, in order
 			try {
 				const ids = m.tokenizer.encode(prompt);
 				const V = m.weights.config.vocabSize;
@@ -640,7 +664,7 @@ export class Engine {
 				};
 				return { default: await table(), steered: await table(this.steeringHook(m)) };
 			} finally {
-				this.busy = false;
+				release();
 			}
 		});
 	}
