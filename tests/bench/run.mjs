@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks in headless Chromium, one JSON object per line. `ratio` is always "how many times
 // better than the peer" (>1 is better); the peer runs the same work on the same machine.
-//   node tests/bench/run.mjs [--small] [--kernels]      (npm run bench builds first; --kernels: only /bench)
+//   node tests/bench/run.mjs [--small] [--kernels | --steering]   (npm run bench builds first)
 //
 // generate_greedy:   tokens/s of greedy decoding of stories260K through the app, WebGPU (ORT WebGPU EP
 //                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
@@ -19,6 +19,7 @@ import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 const here = dirname(fileURLToPath(import.meta.url));
 const small = process.argv.includes('--small');
 const kernelsOnly = process.argv.includes('--kernels');
+const steeringOnly = process.argv.includes('--steering');
 const port = 4180;
 const base = `http://localhost:${port}`;
 const maxTokens = small ? 64 : 256;
@@ -85,8 +86,9 @@ async function kernelBenches() {
 }
 
 try {
-	for (const line of await kernelBenches()) console.log(line);
-	if (!kernelsOnly) {
+	if (!steeringOnly) for (const line of await kernelBenches()) console.log(line);
+	if (steeringOnly) await steeringBench();
+	else if (!kernelsOnly) {
 		await steeringBench();
 		await appBenches();
 	}
@@ -107,12 +109,12 @@ async function steeringBench() {
 		await page.getByTestId('steer-generate').waitFor({ timeout: 120_000 });
 		const ratios = [];
 		let pair = [0, 0];
-		for (let r = 0; r < reps; r++) {
+		for (let r = -1; r < reps; r++) { // r = -1: an untimed warm-up (the first run after a load pays for it)
 			await page.getByTestId('steer-generate').click();
 			await page.waitForFunction(() => document.querySelector('[data-testid="completion-steered"]')?.hasAttribute('data-tokens-per-second') && !document.querySelector('[data-testid="steer-generate"]')?.hasAttribute('disabled'), null, { timeout: 600_000 });
 			const d = Number(await page.getByTestId('completion-default').getAttribute('data-tokens-per-second'));
 			const st = Number(await page.getByTestId('completion-steered').getAttribute('data-tokens-per-second'));
-			ratios.push(st / d);
+			if (r >= 0) ratios.push(st / d);
 			pair = [st, d];
 			await page.evaluate(() => document.querySelector('[data-testid="completion-steered"]')?.removeAttribute('data-tokens-per-second'));
 		}
