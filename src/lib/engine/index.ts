@@ -319,6 +319,13 @@ export class Engine {
 		return this.loaded;
 	}
 
+	/** The loaded model and its SAE, or a message saying what to load first. */
+	private requireSae(action = 'Load an SAE for this model first.'): { m: Loaded; sae: NonNullable<Loaded['sae']> } {
+		const m = this.requireModel();
+		if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', action);
+		return { m, sae: m.sae };
+	}
+
 	/** Loads an SAE from a hub folder: SAELens files first, then Gemma Scope, then Gemma Scope 2. */
 	async loadSaeFromHub(req: SaeFromHub, onProgress: (p: DownloadProgress) => void): Promise<Result<SaeInfo>> {
 		return attempt(async () => {
@@ -402,15 +409,14 @@ export class Engine {
 	/** Runs the prompt and returns each token with its top `k` SAE features, and the reconstruction error. */
 	async analyze(prompt: string, k = 8): Promise<Result<{ tokens: AnalyzedToken[]; reconstruction: ReconMetrics }>> {
 		return attempt(async () => {
-			const m = this.requireModel();
-			if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
+			const { m, sae } = this.requireSae();
 			const release = await this.acquire(); // one model operation at a time, in order
 			try {
 				const ids = m.tokenizer.encode(prompt);
 				if (ids.length > m.weights.config.seqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.weights.config.seqLen}.`, 'Shorten the text.');
 				const { encoded: e, reconstruction } = await this.encodeContext(m, ids, k, true);
 				m.lastPrompt = ids;
-				const stats = m.sae.run?.stats;
+				const stats = sae.run?.stats;
 				const tokens = ids.map((id, t) => ({
 					id,
 					piece: m.tokenizer.pieceText(id),
@@ -448,9 +454,7 @@ export class Engine {
 	 */
 	async runCorpus(spec: CorpusSpec, onProgress: (p: CorpusProgress) => void): Promise<Result<CorpusSummary>> {
 		return attempt(async () => {
-			const m = this.requireModel();
-			const sae = m.sae;
-			if (!sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
+			const { m, sae } = this.requireSae();
 			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
@@ -496,8 +500,7 @@ export class Engine {
 	/** Imports a Neuronpedia explanations export (JSON or JSONL) as labels for the loaded SAE. */
 	async importLabels(text: string, fileName: string): Promise<Result<{ imported: number; skipped: number }>> {
 		return attempt(async () => {
-			const sae = this.requireModel().sae;
-			if (!sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load the SAE these labels belong to first.');
+			const { sae } = this.requireSae('Load the SAE these labels belong to first.');
 			const { labels, skipped } = parseNeuronpediaExplanations(text, fileName);
 			const inRange = labels.filter((l) => l.feature < sae.info.cfg.dSae);
 			await putLabels(inRange.map((l) => ({ sae: sae.key, feature: l.feature, description: l.description, source: 'neuronpedia' as const })));
@@ -507,8 +510,7 @@ export class Engine {
 
 	async setLabel(feature: number, description: string): Promise<Result<FeatureLabel>> {
 		return attempt(async () => {
-			const sae = this.requireModel().sae;
-			if (!sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE first.');
+			const { sae } = this.requireSae();
 			const label: FeatureLabel = { sae: sae.key, feature, description: description.trim(), source: 'user' };
 			await putLabels([label]);
 			return label;
@@ -534,9 +536,8 @@ export class Engine {
 	/** A feature's page: its activations over the last analysed text, logit effects, nearest features. */
 	async feature(f: number, k = 10): Promise<Result<FeatureDetails>> {
 		return attempt(async () => {
-			const m = this.requireModel();
-			const s = m.sae?.session;
-			if (!s) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE for this model first.');
+			const { m, sae } = this.requireSae();
+			const s = sae.session;
 			if (!(f >= 0 && f < s.sae.cfg.dSae)) throw new LoupeError('model-failed', `There is no feature ${f}: this SAE has features 0 to ${s.sae.cfg.dSae - 1}.`, 'Enter a feature number in that range.');
 			const release = await this.acquire(); // one model operation at a time, in order
 			try {
@@ -630,8 +631,7 @@ export class Engine {
 	 */
 	async generateSideBySide(prompt: string, settings: SamplingSettings, onToken: (stream: 'default' | 'steered', e: TokenEvent) => void): Promise<Result<{ default: GenerateResult; steered: GenerateResult }>> {
 		return attempt(async () => {
-			const m = this.requireModel();
-			if (!m.sae) throw new LoupeError('model-failed', 'No SAE is loaded.', 'Load an SAE and choose features to steer first.');
+			const { m } = this.requireSae('Load an SAE and choose features to steer first.');
 			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {

@@ -20,6 +20,24 @@ export function createStorage(device: GPUDevice, size: number, label: string, ex
 	});
 }
 
+/** A storage buffer holding a copy of `data`. */
+export function storageFrom(device: GPUDevice, data: Float32Array, label: string): GPUBuffer {
+	const buf = createStorage(device, data.byteLength, label);
+	device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
+	return buf;
+}
+
+/** A kernel's uniform Params: u32 words, or { f32 } for float fields; padded to 16 bytes. */
+export function uniformBuffer(device: GPUDevice, words: (number | { f32: number })[]): GPUBuffer {
+	const data = new ArrayBuffer(Math.max(16, Math.ceil(words.length / 4) * 16));
+	const u = new Uint32Array(data);
+	const f = new Float32Array(data);
+	words.forEach((w, i) => (typeof w === 'number' ? (u[i] = w) : (f[i] = w.f32)));
+	const buf = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+	device.queue.writeBuffer(buf, 0, data);
+	return buf;
+}
+
 /** Compiles a compute pipeline and surfaces WGSL compile errors with the shader's name. */
 export async function computePipeline(device: GPUDevice, code: string, label: string, entryPoint = 'main'): Promise<GPUComputePipeline> {
 	const module = device.createShaderModule({ label, code });

@@ -6,7 +6,7 @@
  */
 import logitsShader from '../../../../shaders/feature_logits.wgsl?raw';
 import cosineShader from '../../../../shaders/decoder_cosine.wgsl?raw';
-import { computePipeline, createStorage, readBuffer } from './buffers';
+import { computePipeline, createStorage, readBuffer, storageFrom, uniformBuffer } from './buffers';
 import { TopKKernel } from './top-k';
 import type { Sae } from '../sae/sae';
 import type { RankedItem, Unembedding } from '../sae/features';
@@ -26,11 +26,7 @@ export class FeatureInspector {
 		const { dIn, dSae } = sae.cfg;
 		const limit = Math.min(opts.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
 		const perChunk = Math.max(1, Math.floor(limit / (dIn * 4)));
-		const upload = (data: Float32Array, label: string) => {
-			const b = createStorage(device, data.byteLength, label);
-			device.queue.writeBuffer(b, 0, data as Float32Array<ArrayBuffer>);
-			return b;
-		};
+		const upload = (data: Float32Array, label: string) => storageFrom(device, data, label);
 		const chunks = [];
 		for (let offset = 0; offset < dSae; offset += perChunk) {
 			const rows = Math.min(perChunk, dSae - offset);
@@ -61,9 +57,7 @@ export class FeatureInspector {
 	}
 
 	private uniform(words: number[]) {
-		const b = this.device.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-		this.device.queue.writeBuffer(b, 0, Uint32Array.from(words));
-		return b;
+		return uniformBuffer(this.device, words);
 	}
 
 	private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: GPUBuffer[], groups: number) {

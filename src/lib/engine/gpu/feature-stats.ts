@@ -3,7 +3,7 @@
  * the activations the SAE encoder left in its buffer. Reference: ../sae/corpus-stats.ts.
  */
 import shader from '../../../../shaders/feature_stats.wgsl?raw';
-import { computePipeline, createStorage, readBuffer } from './buffers';
+import { computePipeline, createStorage, readBuffer, uniformBuffer } from './buffers';
 import { HIST_BINS, TOP_EXAMPLES, type FeatureStats } from '../sae/corpus-stats';
 
 export class FeatureStatsGpu {
@@ -30,8 +30,7 @@ export class FeatureStatsGpu {
 	accumulate(acts: GPUBuffer, tokens: number, context: number, first = 1) {
 		const d = this.device;
 		this.tokens += Math.max(0, tokens - first);
-		const u = d.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-		d.queue.writeBuffer(u, 0, Uint32Array.from([tokens, this.dSae, context, first, TOP_EXAMPLES, HIST_BINS, 0, 0]));
+		const u = uniformBuffer(d, [tokens, this.dSae, context, first, TOP_EXAMPLES, HIST_BINS, 0, 0]);
 		const { fires, maxAct, hist, topVal, topRef } = this.b;
 		const enc = d.createCommandEncoder({ label: 'feature_stats' });
 		const pass = enc.beginComputePass();

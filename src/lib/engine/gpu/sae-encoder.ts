@@ -8,7 +8,7 @@
  */
 import preprocessShader from '../../../../shaders/sae_preprocess.wgsl?raw';
 import matmulShader from '../../../../shaders/matmul_chunk.wgsl?raw';
-import { computePipeline, createStorage, readBuffer } from './buffers';
+import { computePipeline, createStorage, readBuffer, storageFrom, uniformBuffer } from './buffers';
 import { TopKKernel, TOP_K_MAX } from './top-k';
 import { LoupeError } from '../errors';
 import type { Sae } from '../sae/sae';
@@ -51,11 +51,7 @@ export class SaeEncoder {
 		const limit = Math.min(opts.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
 		const maxWidth = Math.floor(limit / (dIn * 4) / 64) * 64 || Math.floor(limit / (dIn * 4));
 		if (maxWidth < 1) throw new Error(`d_in ${dIn} does not fit one storage binding of ${limit} bytes`);
-		const upload = (data: Float32Array, label: string) => {
-			const buf = createStorage(device, data.byteLength, label);
-			device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
-			return buf;
-		};
+		const upload = (data: Float32Array, label: string) => storageFrom(device, data, label);
 		const chunks: Chunk[] = [];
 		for (let offset = 0; offset < dSae; offset += maxWidth) {
 			const width = Math.min(maxWidth, dSae - offset);
@@ -96,13 +92,7 @@ export class SaeEncoder {
 	}
 
 	private uniform(words: (number | { f32: number })[]): GPUBuffer {
-		const data = new ArrayBuffer(Math.ceil(words.length / 4) * 16);
-		const u = new Uint32Array(data);
-		const f = new Float32Array(data);
-		words.forEach((w, i) => (typeof w === 'number' ? (u[i] = w) : (f[i] = w.f32)));
-		const buf = this.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-		this.device.queue.writeBuffer(buf, 0, data);
-		return buf;
+		return uniformBuffer(this.device, words);
 	}
 
 	/**

@@ -5,7 +5,7 @@
  */
 import matmulShader from '../../../../shaders/matmul_chunk.wgsl?raw';
 import metricsShader from '../../../../shaders/recon_metrics.wgsl?raw';
-import { computePipeline, createStorage, readBuffer } from './buffers';
+import { computePipeline, createStorage, readBuffer, storageFrom, uniformBuffer } from './buffers';
 import { metricsFromSums, type ReconMetrics } from '../sae/reconstruction';
 import type { Sae } from '../sae/sae';
 
@@ -19,8 +19,7 @@ export class SaeReconstruction {
 	) {}
 
 	static async create(device: GPUDevice, sae: Sae, decoderChunks: { offset: number; rows: number; buffer: GPUBuffer }[]) {
-		const bDec = createStorage(device, sae.w.bDec.byteLength, 'sae.b_dec');
-		device.queue.writeBuffer(bDec, 0, sae.w.bDec as Float32Array<ArrayBuffer>);
+		const bDec = storageFrom(device, sae.w.bDec, 'sae.b_dec');
 		const [decode, metrics, columns] = await Promise.all([
 			computePipeline(device, matmulShader, 'matmul_chunk'),
 			computePipeline(device, metricsShader, 'recon_metrics'),
@@ -37,8 +36,7 @@ export class SaeReconstruction {
 		const out = createStorage(d, (4 * tokens + dIn) * 4, 'sae.recon_sums');
 		const temp = [xhat, out];
 		const uniform = (w: number[]) => {
-			const u = d.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-			d.queue.writeBuffer(u, 0, Uint32Array.from([...w, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8)));
+			const u = uniformBuffer(d, [...w, 0, 0, 0, 0, 0, 0, 0, 0].slice(0, 8));
 			temp.push(u);
 			return u;
 		};

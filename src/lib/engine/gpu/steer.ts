@@ -4,7 +4,7 @@
  * Reference: ../steer/spec.ts.
  */
 import shader from '../../../../shaders/steer.wgsl?raw';
-import { computePipeline, createStorage } from './buffers';
+import { computePipeline, createStorage, storageFrom, uniformBuffer } from './buffers';
 import { steerDirections, type SteerFeature } from '../steer/spec';
 import type { Sae } from '../sae/sae';
 
@@ -30,9 +30,7 @@ export class SteerKernel {
 		this.dirs?.destroy();
 		this.specs?.destroy();
 		const d = this.device;
-		const dirs = steerDirections(this.sae, specs);
-		this.dirs = createStorage(d, dirs.byteLength, 'steer.dirs');
-		d.queue.writeBuffer(this.dirs, 0, dirs);
+		this.dirs = storageFrom(d, steerDirections(this.sae, specs), 'steer.dirs');
 		const raw = new ArrayBuffer(Math.max(16, specs.length * 16));
 		const u = new Uint32Array(raw);
 		const f = new Float32Array(raw);
@@ -52,8 +50,7 @@ export class SteerKernel {
 		this.upload(specs);
 		const d = this.device;
 		const { dIn, dSae } = this.sae.cfg;
-		const u = d.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-		d.queue.writeBuffer(u, 0, Uint32Array.from([tokens, dIn, specs.length, dSae, skipPosition < 0 ? 0xffffffff : skipPosition, 0, 0, 0]));
+		const u = uniformBuffer(d, [tokens, dIn, specs.length, dSae, skipPosition < 0 ? 0xffffffff : skipPosition, 0, 0, 0]);
 		const enc = d.createCommandEncoder({ label: 'steer' });
 		const pass = enc.beginComputePass();
 		pass.setPipeline(this.pipeline);

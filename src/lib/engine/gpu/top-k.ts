@@ -4,7 +4,7 @@
  * Reference: `topK` in ../sae/sae.ts.
  */
 import shader from '../../../../shaders/top_k.wgsl?raw';
-import { computePipeline, createStorage } from './buffers';
+import { computePipeline, createStorage, uniformBuffer } from './buffers';
 
 export const TOP_K_MAX = 128;
 const WG = 64;
@@ -26,8 +26,7 @@ export class TopKKernel {
 	record(pass: GPUComputePassEncoder, m: GPUBuffer, rows: number, n: number, k: number, mask: boolean, ids: GPUBuffer, vals: GPUBuffer): GPUBuffer[] {
 		if (k < 1 || k > TOP_K_MAX || k > n) throw new Error(`top_k: k=${k} must be in 1..${Math.min(TOP_K_MAX, n)}`);
 		const d = this.device;
-		const u = d.createBuffer({ size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-		d.queue.writeBuffer(u, 0, Uint32Array.from([rows, n, k, mask ? 1 : 0]));
+		const u = uniformBuffer(d, [rows, n, k, mask ? 1 : 0]);
 		const sv = createStorage(d, rows * WG * k * 4, 'top_k.scratch_v');
 		const si = createStorage(d, rows * WG * k * 4, 'top_k.scratch_i');
 		pass.setPipeline(this.pipeline);

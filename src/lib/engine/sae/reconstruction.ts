@@ -31,10 +31,12 @@ export function metricsFromSums(perToken: Float32Array, colSums: Float32Array, t
 }
 
 export function reconstructionReference(sae: Sae, x: Float32Array, tokens: number, first = 1): ReconMetrics {
-	const { dIn } = sae.cfg;
 	const pre = sae.preprocess(x, tokens);
-	const acts = sae.encode(x, tokens);
-	const xhat = sae.decode(acts, tokens, pre);
+	return metricsOf(x, sae.decode(sae.encode(x, tokens), tokens, pre), tokens, first, sae.cfg.dIn);
+}
+
+/** The metrics of a reconstruction xhat of x (both [tokens, dIn]), as recon_metrics.wgsl sums them. */
+export function metricsOf(x: Float32Array, xhat: Float32Array, tokens: number, first: number, dIn: number): ReconMetrics {
 	const perToken = new Float32Array(4 * tokens);
 	const colSums = new Float32Array(dIn);
 	for (let t = 0; t < tokens; t++) {

@@ -12,7 +12,7 @@ import { FeatureInspector } from '../gpu/feature-inspector';
 import { readBuffer } from '../gpu/buffers';
 import { FeatureStatsGpu } from '../gpu/feature-stats';
 import { SaeReconstruction } from '../gpu/sae-reconstruction';
-import { metricsFromSums, type ReconMetrics } from './reconstruction';
+import { metricsOf, type ReconMetrics } from './reconstruction';
 import { SteerKernel } from '../gpu/steer';
 import { steerReference, type SteerFeature } from '../steer/spec';
 import { accumulateReference, emptyStats, type FeatureStats } from './corpus-stats';
@@ -97,18 +97,7 @@ export class SaeSession {
 			return this.recon.metrics(residual.gpuBuffer as GPUBuffer, this.encoder.activationsBuffer, this.encoder.undoBuffer, rows);
 		const { dIn } = this.sae.cfg;
 		const x = residual.location === 'gpu-buffer' ? new Float32Array(await readBuffer(this.device!, residual.gpuBuffer as GPUBuffer, rows * dIn * 4)) : (residual.data as Float32Array).subarray(0, rows * dIn);
-		const pre = this.sae.preprocess(x, rows);
-		const xhat = this.sae.decode(this.cpuActs!, rows, pre);
-		const perToken = new Float32Array(4 * rows);
-		const cols = new Float32Array(dIn);
-		for (let t = 0; t < rows; t++)
-			for (let i = 0; i < dIn; i++) {
-				const a = x[t * dIn + i];
-				const r = xhat[t * dIn + i];
-				perToken.set([perToken[4 * t] + (a - r) ** 2, perToken[4 * t + 1] + a * r, perToken[4 * t + 2] + a * a, perToken[4 * t + 3] + r * r], 4 * t);
-				if (t >= 1) cols[i] += a;
-			}
-		return metricsFromSums(perToken, cols, rows, 1, dIn);
+		return metricsOf(x, this.sae.decode(this.cpuActs!, rows, this.sae.preprocess(x, rows)), rows, 1, dIn);
 	}
 
 	/** Feature f's activation at each token of the last encoded text. */
