@@ -1,0 +1,92 @@
+/**
+ * Graph surgery on an exported decoder, start to end: parse the graph file (weights stay where they
+ * are), trace the residual stream, name it with TransformerLens hook names, and cut the graph into
+ * segments at the hooks asked for. The manifest is plain JSON: the CLI prints it, the engine caches
+ * it with the model and the UI shows it.
+ */
+import { GraphIndex, decodeModel } from './graph';
+import { traceResidual, type ResidualTrace } from './trace-residual';
+import { describeDecoderIo, type DecoderIo } from './decoder-io';
+import { boundariesOf, cutAtBoundaries, type CutSegment } from './cut-segments';
+import { boundaryAliases, type HookName } from '../hooks';
+
+export interface HookManifest {
+	architecture: string;
+	producer: string;
+	dModel: number;
+	vocabSize: number;
+	nLayers: number;
+	dtype: string;
+	embedding: string;
+	/** Every hook point and the graph tensor behind it. */
+	hooks: Record<HookName, { tensor: string; source: string; exposed: boolean }>;
+	kvCache: { layout: 'separate' | 'stacked' | 'none'; pairs: { past: string; present: string }[] };
+	io: DecoderIo;
+	segments: {
+		index: number;
+		layers: [number, number];
+		residualIn?: HookName;
+		residualOut?: HookName;
+		inputs: string[];
+		outputs: string[];
+		nodes: number;
+	}[];
+	warnings: string[];
+}
+
+export interface ExportedDecoder {
+	graph: GraphIndex;
+	trace: ResidualTrace;
+	io: DecoderIo;
+}
+
+/** Parses and traces an exported decoder graph; throws TraceError with a reason when it cannot. */
+export function openExportedDecoder(graphBytes: Uint8Array): ExportedDecoder {
+	const graph = new GraphIndex(decodeModel(graphBytes));
+	const trace = traceResidual(graph);
+	const io = describeDecoderIo(graph);
+	return { graph, trace, io };
+}
+
+export function cutExportedDecoder(d: ExportedDecoder, hooks: HookName[]): CutSegment[] {
+	return cutAtBoundaries(d.graph, d.trace, boundariesOf(hooks, d.trace.nLayers));
+}
+
+export function hookManifest(d: ExportedDecoder, segments: CutSegment[]): HookManifest {
+	const { trace, io, graph } = d;
+	const hooks: HookManifest['hooks'] = {};
+	trace.boundaries.forEach((b, i) => {
+		for (const name of boundaryAliases(i, trace.nLayers)) hooks[name] = { tensor: b.tensor, source: b.source, exposed: b.exposed };
+	});
+	const ordered = Object.fromEntries(
+		Object.entries(hooks).sort(([a], [b]) => hookOrder(a) - hookOrder(b))
+	);
+	const rank = io.kv[0]?.dims.length ?? 0;
+	return {
+		architecture: trace.architecture,
+		producer: [graph.model.producerName, graph.model.producerVersion].filter(Boolean).join(' '),
+		dModel: trace.dModel,
+		vocabSize: trace.vocabSize,
+		nLayers: trace.nLayers,
+		dtype: trace.dtype,
+		embedding: trace.embedding,
+		hooks: ordered,
+		kvCache: { layout: rank === 0 ? 'none' : rank === 5 ? 'stacked' : 'separate', pairs: io.kv.map(({ past, present }) => ({ past, present })) },
+		io,
+		segments: segments.map((s) => ({
+			index: s.index,
+			layers: s.layers,
+			residualIn: s.residualIn,
+			residualOut: s.residualOut,
+			inputs: s.inputNames,
+			outputs: s.outputNames,
+			nodes: s.nodeCount
+		})),
+		warnings: trace.warnings
+	};
+}
+
+function hookOrder(name: string): number {
+	const m = /^blocks\.(\d+)\.hook_resid_(pre|post)$/.exec(name)!;
+	return Number(m[1]) * 2 + (m[2] === 'post' ? 1 : 0);
+}

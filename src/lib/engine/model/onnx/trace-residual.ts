@@ -1,0 +1,266 @@
+/**
+ * Finds the residual stream of an exported decoder by the graph's structure, not by tensor names.
+ *
+ *   token embedding  Gather(W_E, input_ids)            or EmbedLayerNormalization (output 2 = the sum)
+ *     (+ position embedding Add, × Gemma's scale Mul: both read nothing computed from the stream)
+ *   each layer       x ← x + branch(x)                  plain Add, or Skip[Simplified]LayerNormalization
+ *                                                        (the sum is output 3)
+ *     a residual add is an add of the stream and a branch computed from the stream through at least
+ *     one weight product (MatMul, Gemm, a fused attention…); a branch that contains attention opens
+ *     a layer, so sequential blocks (attention add, then MLP add) and parallel ones (one add) both
+ *     count one layer each.
+ *   final norm       the stream ends in a norm; when the last add is fused into it, output 3 is named
+ *
+ * The boundary tensors map to TransformerLens names: boundary b is `blocks.{b}.hook_resid_pre`
+ * (= `blocks.{b-1}.hook_resid_post`), boundary nLayers is the last `hook_resid_post`.
+ */
+import { DataType, dataTypeName, type GraphIndex, type NodeProto, type ValueInfoProto } from './graph';
+
+export interface ResidualBoundary {
+	/** The tensor carrying the residual at this boundary. */
+	tensor: string;
+	/** What writes it: 'embedding', 'Add', 'SkipLayerNormalization output 3', … */
+	source: string;
+	/**
+	 * The inputs whose sum is this tensor (a residual add's two operands, plus a fused bias): lets a
+	 * check recompute the residual from tensors the unmodified graph already has.
+	 */
+	sumOf: string[];
+	/** True when surgery named an optional output the export left unnamed. */
+	exposed: boolean;
+}
+
+export interface ResidualTrace {
+	architecture: string;
+	dModel: number;
+	vocabSize: number;
+	nLayers: number;
+	/** The residual's element type, e.g. 'float32'. */
+	dtype: string;
+	/** The token-embedding matrix (an initializer name). */
+	embedding: string;
+	/** boundaries[b], b = 0 … nLayers. */
+	boundaries: ResidualBoundary[];
+	/** How many residual adds each layer has (2: attention then MLP; 1: parallel). */
+	addsPerLayer: number[];
+	warnings: string[];
+}
+
+export class TraceError extends Error {}
+
+const PASS_THROUGH = new Set(['Cast', 'Identity']);
+const SKIP_NORMS = new Set(['SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);
+const WEIGHT_OPS = new Set([
+	'MatMul', 'Gemm', 'FusedMatMul', 'MatMulNBits', 'MatMulInteger', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat',
+	'Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'QAttention', 'PackedAttention', 'Conv'
+]);
+const ATTENTION_OPS = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'QAttention', 'PackedAttention', 'Softmax']);
+
+/** Traces the residual stream, naming optional outputs where needed (this edits `g.model` in place). */
+export function traceResidual(g: GraphIndex): ResidualTrace {
+	refuseWhatCannotBeCut(g);
+	const warnings: string[] = [];
+	const kvInputs = kvCacheInputs(g);
+	const emb = findEmbedding(g);
+	const boundaries: ResidualBoundary[] = [];
+	let x = emb.stream;
+	let embedScale = false;
+	let learnedPositions = emb.fusedPositions;
+
+	// The embedding may be followed by a position-embedding Add or a scale Mul: neither reads the stream.
+	for (;;) {
+		const users = consumersThrough(g, x).filter((n) => !PASS_THROUGH.has(n.opType!));
+		const only = users.length === 1 ? users[0] : null;
+		if (!only || !(only.opType === 'Add' || only.opType === 'Mul')) break;
+		const stream = aliases(g, x);
+		const other = only.input!.find((t) => !stream.has(t))!;
+		if (g.descendants(x).has(other)) break;
+		if (only.opType === 'Mul') embedScale = true;
+		else learnedPositions = true;
+		x = only.output![0];
+	}
+	boundaries.push({ tensor: x, source: emb.source, sumOf: [], exposed: emb.exposed });
+
+	const adds: { boundary: ResidualBoundary; attention: boolean }[] = [];
+	let parallel = false;
+	for (;;) {
+		const next = findResidualAdd(g, x, kvInputs);
+		if (!next) break;
+		adds.push(next);
+		x = next.boundary.tensor;
+	}
+	if (adds.length === 0)
+		throw new TraceError(
+			'No residual add follows the token embedding: this graph does not look like a transformer decoder ' +
+				'(or its blocks are fused beyond what Loupe can trace).'
+		);
+	if (!adds[0].attention)
+		throw new TraceError('The first residual branch after the embedding has no attention in it: Loupe cannot tell where the layers start.');
+
+	const addsPerLayer: number[] = [];
+	for (const [i, a] of adds.entries()) {
+		if (a.attention) {
+			if (i > 0) boundaries.push(adds[i - 1].boundary);
+			addsPerLayer.push(1);
+		} else addsPerLayer[addsPerLayer.length - 1]++;
+	}
+	boundaries.push(adds[adds.length - 1].boundary);
+	const nLayers = addsPerLayer.length;
+	if (addsPerLayer.every((n) => n === 1)) parallel = true;
+
+	if (kvInputs.size > 0 && kvInputs.size !== nLayers && kvInputs.size !== 2 * nLayers)
+		warnings.push(`The graph has ${kvInputs.size} KV-cache inputs for ${nLayers} traced layers.`);
+
+	// LayerNorm subtracts the mean from the stream; RMSNorm does not (fused ops say which outright).
+	const ops = new Set(g.nodes.map((n) => n.opType!));
+	const layerNorm =
+		ops.has('LayerNormalization') || ops.has('SkipLayerNormalization') || ops.has('EmbedLayerNormalization') ||
+		consumersThrough(g, boundaries[0].tensor).some((n) => n.opType === 'Sub');
+	const architecture = embedScale ? 'gemma' : parallel ? 'gpt-neox' : layerNorm ? (learnedPositions ? 'gpt2' : 'decoder') : 'llama';
+	const dtypeCode = g.elemType(boundaries[0].tensor) ?? g.initializers.get(emb.weight)?.dataType ?? DataType.FLOAT;
+	return {
+		architecture,
+		dModel: emb.dims[1],
+		vocabSize: emb.dims[0],
+		nLayers,
+		dtype: dataTypeName[dtypeCode] ?? `type ${dtypeCode}`,
+		embedding: emb.weight,
+		boundaries,
+		addsPerLayer,
+		warnings
+	};
+}
+
+function refuseWhatCannotBeCut(g: GraphIndex) {
+	const branching = g.nodes.find((n) => n.opType === 'If' || n.opType === 'Loop' || n.opType === 'Scan');
+	if (branching) {
+		const merged = [...g.graphInputs.keys()].some((n) => n.includes('use_cache_branch'));
+		throw new TraceError(
+			merged
+				? 'This is a merged decoder (an If node chooses between the with-cache and without-cache graphs on use_cache_branch). ' +
+					'Pick the plain decoder export instead: model.onnx or decoder_model.onnx / decoder_with_past_model.onnx.'
+				: `The graph contains control flow (${branching.opType} node "${branching.name}"), which Loupe cannot cut. Pick an export without it.`
+		);
+	}
+}
+
+interface Embedding {
+	weight: string;
+	dims: number[];
+	stream: string;
+	source: string;
+	exposed: boolean;
+	fusedPositions: boolean;
+}
+
+function findEmbedding(g: GraphIndex): Embedding {
+	const ids = [...g.graphInputs.values()].find((v) => v.name === 'input_ids') ??
+		[...g.graphInputs.values()].find((v) => isIntType(v.type?.tensorType?.elemType));
+	if (!ids) throw new TraceError('The graph has no integer token input (input_ids): it is not a token-level language model.');
+	const fromIds = (t: string): boolean => {
+		if (t === ids.name) return true;
+		const p = g.producer.get(t);
+		return !!p && (PASS_THROUGH.has(p.node.opType!) || p.node.opType === 'Reshape') && fromIds(p.node.input![0]);
+	};
+	for (const node of g.nodes) {
+		if (node.opType === 'EmbedLayerNormalization' && fromIds(node.input![0])) {
+			const weight = node.input![2];
+			const exposed = !node.output![2];
+			const stream = nameOutput(g, node, 2, 'loupe/embedding_sum');
+			return { weight, dims: initializerDims(g, weight), stream, source: 'EmbedLayerNormalization output 2', exposed, fusedPositions: !!node.input![3] };
+		}
+		if ((node.opType === 'Gather' || node.opType === 'GatherBlockQuantized') && fromIds(node.input![1]) && g.isConstant(node.input![0])) {
+			const weight = node.input![0];
+			return { weight, dims: initializerDims(g, weight), stream: node.output![0], source: 'embedding Gather', exposed: false, fusedPositions: false };
+		}
+	}
+	throw new TraceError('No token embedding found (a Gather on a constant matrix indexed by input_ids, or EmbedLayerNormalization).');
+}
+
+function initializerDims(g: GraphIndex, name: string): number[] {
+	let t = g.initializers.get(name);
+	// Quantized or cast embeddings: follow the chain back to the stored matrix.
+	for (let p = g.producer.get(name); !t && p; p = g.producer.get(p.node.input![0])) t = g.initializers.get(p.node.input![0]);
+	const dims = (t?.dims ?? []).map(Number);
+	if (dims.length !== 2) throw new TraceError(`The token embedding "${name}" is not a [vocab, d_model] matrix.`);
+	return dims;
+}
+
+/** The tensor and its plain copies (Cast, Identity), which carry the same stream. */
+function aliases(g: GraphIndex, x: string): Set<string> {
+	const out = new Set([x]);
+	const stack = [x];
+	while (stack.length)
+		for (const n of g.consumers.get(stack.pop()!) ?? [])
+			if (PASS_THROUGH.has(n.opType!) && !out.has(n.output![0])) out.add(n.output![0]), stack.push(n.output![0]);
+	return out;
+}
+
+function consumersThrough(g: GraphIndex, x: string): NodeProto[] {
+	return [...aliases(g, x)].flatMap((t) => g.consumers.get(t) ?? []);
+}
+
+function findResidualAdd(
+	g: GraphIndex,
+	x: string,
+	kvInputs: Set<string>
+): { boundary: ResidualBoundary; attention: boolean } | null {
+	const stream = aliases(g, x);
+	// A fused norm writes the sum (x) and the normalised sum the next branch reads: both are the stream.
+	const writer = g.producer.get(x)?.node;
+	const fused = writer && (SKIP_NORMS.has(writer.opType!) || writer.opType === 'EmbedLayerNormalization');
+	const downstream = new Set((fused ? writer.output!.filter(Boolean) : [x]).flatMap((t) => [...g.descendants(t)]));
+	const candidates = consumersThrough(g, x)
+		.filter((n) => n.opType === 'Add' || n.opType === 'Sum' || SKIP_NORMS.has(n.opType!))
+		.sort((a, b) => g.order.get(a)! - g.order.get(b)!);
+	for (const node of candidates) {
+		const operands = SKIP_NORMS.has(node.opType!) ? node.input!.slice(0, 2) : node.input!;
+		if (operands.length !== 2 || !operands.some((t) => stream.has(t))) continue;
+		const branch = operands.find((t) => !stream.has(t));
+		if (!branch || !downstream.has(branch)) continue;
+		const branchNodes = [...g.ancestors([branch], stream)].filter((n) => n.output!.some((o) => downstream.has(o)));
+		if (!branchNodes.some((n) => WEIGHT_OPS.has(n.opType!))) continue;
+		const attention = branchNodes.some((n) => ATTENTION_OPS.has(n.opType!) || n.input!.some((t) => kvInputs.has(t)));
+		if (SKIP_NORMS.has(node.opType!)) {
+			const exposed = !node.output![3];
+			const bias = node.opType === 'SkipLayerNormalization' ? node.input![4] : node.input![3];
+			const tensor = nameOutput(g, node, 3, `loupe/resid_sum_${g.order.get(node)}`);
+			return {
+				boundary: { tensor, source: `${node.opType} output 3`, sumOf: [...operands, ...(bias ? [bias] : [])], exposed },
+				attention
+			};
+		}
+		return { boundary: { tensor: node.output![0], source: node.opType!, sumOf: operands, exposed: false }, attention };
+	}
+	return null;
+}
+
+/** Names an optional output of a node (padding the outputs before it with ''), returning its name. */
+function nameOutput(g: GraphIndex, node: NodeProto, slot: number, name: string): string {
+	const outs = node.output!;
+	if (outs[slot]) return outs[slot];
+	while (outs.length <= slot) outs.push('');
+	outs[slot] = name;
+	g.producer.set(name, { node, index: g.order.get(node)!, slot });
+	return name;
+}
+
+function isIntType(t: number | null | undefined) {
+	return t === DataType.INT64 || t === DataType.INT32;
+}
+
+/**
+ * KV-cache inputs: floating-point graph inputs of rank 4 or more ([B,H,P,D] or [2,B,H,P,D]) that flow
+ * into a graph output of rank 4 or more (their `present`). A 4-D attention mask reaches only the logits.
+ */
+export function kvCacheInputs(g: GraphIndex): Set<string> {
+	const rank = (v: ValueInfoProto) => v.type?.tensorType?.shape?.dim?.length ?? 0;
+	const floats = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16]);
+	const cacheOutputs = new Set([...g.graphOutputs.values()].filter((v) => rank(v) >= 4).map((v) => v.name!));
+	const out = new Set<string>();
+	for (const v of g.graphInputs.values()) {
+		if (!floats.has(v.type?.tensorType?.elemType ?? 0) || rank(v) < 4) continue;
+		for (const t of g.descendants(v.name!)) if (cacheOutputs.has(t)) { out.add(v.name!); break; }
+	}
+	return out;
+}
