@@ -63,7 +63,9 @@ describe('the llama2.c tokenizer', () => {
 async function runOnnx(cuts: number[], tokens: number[], prefill: number) {
 	const model = buildLlamaOnnx(weights, cuts);
 	const sessions = await Promise.all(model.segments.map((s) => ort.InferenceSession.create(s.bytes, { executionProviders: ['wasm'] })));
-	const { nKvHeads, headDim, vocabSize } = model.shape;
+	const { vocabSize } = model.shape;
+	const { nKvHeads } = weights.config;
+	const headDim = weights.config.dim / weights.config.nHeads;
 	const past = new Map<string, ort.Tensor>();
 	for (let l = 0; l < model.shape.nLayers; l++)
 		for (const kind of ['key', 'value'])

@@ -3,11 +3,16 @@
  * the residual stream, with the KV cache kept where the execution provider put it (on the GPU for
  * WebGPU: `preferredOutputLocation: 'gpu-buffer'`, fed back as the next step's past).
  *
+ * The same runner serves the graphs Loupe builds (llama2.c) and exported graphs cut by surgery:
+ * `model.io` says which inputs are token ids, positions, mask and cache; each segment reads what it
+ * names from the step's pool (inputs, then earlier segments' outputs).
+ *
  * Between two segments `onResidual` sees the residual tensor at the hook (on the GPU for WebGPU),
  * which is where later features read and edit the residual stream.
  */
 import type * as Ort from 'onnxruntime-web';
-import { pastKeyName, pastValueName, presentKeyName, presentValueName, type SegmentedModel } from './segments';
+import type { SegmentedModel } from './segments';
+import { emptyPast, stepFeeds } from './onnx/decoder-io';
 
 export type Backend = 'webgpu' | 'wasm';
 type OrtModule = typeof Ort;
@@ -36,14 +41,20 @@ export class SegmentRunner {
 
 	static async create(ort: OrtModule, model: SegmentedModel, backend: Backend): Promise<SegmentRunner> {
 		const sessions: Ort.InferenceSession[] = [];
-		for (const seg of model.segments) {
-			const options: Ort.InferenceSession.SessionOptions = {
-				executionProviders: [backend],
-				graphOptimizationLevel: 'all'
-			};
-			if (backend === 'webgpu')
-				options.preferredOutputLocation = Object.fromEntries(seg.outputNames.map((n) => [n, 'gpu-buffer' as const]));
-			sessions.push(await ort.InferenceSession.create(seg.bytes, options));
+		try {
+			for (const seg of model.segments) {
+				const options: Ort.InferenceSession.SessionOptions = {
+					executionProviders: [backend],
+					graphOptimizationLevel: 'all',
+					externalData: model.externalData
+				};
+				if (backend === 'webgpu')
+					options.preferredOutputLocation = Object.fromEntries(seg.outputNames.map((n) => [n, 'gpu-buffer' as const]));
+				sessions.push(await ort.InferenceSession.create(seg.bytes, options));
+			}
+		} catch (e) {
+			for (const s of sessions) await s.release();
+			throw e;
 		}
 		return new SegmentRunner(ort, model, sessions, backend);
 	}
@@ -52,47 +63,38 @@ export class SegmentRunner {
 	reset() {
 		for (const t of this.past.values()) t.dispose();
 		this.past.clear();
-		const { nLayers, nKvHeads, headDim } = this.model.shape;
-		for (let l = 0; l < nLayers; l++)
-			for (const name of [pastKeyName(l), pastValueName(l)])
-				this.past.set(name, new this.ort.Tensor('float32', new Float32Array(0), [1, nKvHeads, 0, headDim]));
+		for (const kv of this.model.io.kv) this.past.set(kv.past, emptyPast(this.ort, kv));
 		this.position = 0;
 	}
 
 	/** Appends `tokens` at the current position and returns their logits. */
 	async forward(tokens: number[], onResidual?: ResidualHook): Promise<ForwardResult> {
-		const { ort } = this;
+		const { io } = this.model;
 		const S = tokens.length;
 		const P = this.position;
 		if (P + S > this.model.shape.maxSeqLen)
 			throw new Error(`the context is full: ${P + S} tokens > ${this.model.shape.maxSeqLen}`);
-		const positions = new ort.Tensor('int64', BigInt64Array.from(tokens, (_, i) => BigInt(P + i)), [1, S]);
-		const mask = new ort.Tensor('int64', new BigInt64Array(P + S).fill(1n), [1, P + S]);
-		let carry: Record<string, Ort.Tensor> = {
-			input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens, BigInt), [1, S])
-		};
-		let logits: Ort.Tensor | undefined;
-		for (const [i, seg] of this.model.segments.entries()) {
-			const feeds: Record<string, Ort.Tensor> = { ...carry, position_ids: positions, attention_mask: mask };
-			for (let l = seg.layers[0]; l < seg.layers[1]; l++) {
-				feeds[pastKeyName(l)] = this.past.get(pastKeyName(l))!;
-				feeds[pastValueName(l)] = this.past.get(pastValueName(l))!;
+		const pool: Record<string, Ort.Tensor> = { ...stepFeeds(this.ort, io, tokens, P), ...Object.fromEntries(this.past) };
+		const made: Ort.Tensor[] = []; // this step's outputs, disposed at the end unless kept
+		try {
+			for (const [i, seg] of this.model.segments.entries()) {
+				const out = await this.sessions[i].run(Object.fromEntries(seg.inputNames.map((n) => [n, pool[n]])));
+				Object.assign(pool, out);
+				made.push(...Object.values(out));
+				if (seg.residualOut) await onResidual?.(seg.residualOut, out[seg.residualOut], S);
 			}
-			const out = await this.sessions[i].run(feeds);
-			if (i > 0) for (const t of Object.values(carry)) t.dispose(); // the residual that came in
-			for (let l = seg.layers[0]; l < seg.layers[1]; l++) {
-				for (const [past, present] of [[pastKeyName(l), presentKeyName(l)], [pastValueName(l), presentValueName(l)]]) {
-					this.past.get(past)!.dispose();
-					this.past.set(past, out[present]);
-				}
-			}
-			if (seg.residualOut) {
-				await onResidual?.(seg.residualOut, out[seg.residualOut], S);
-				carry = { [seg.residualOut]: out[seg.residualOut] };
-			} else logits = out.logits;
+		} catch (e) {
+			for (const t of made) t.dispose();
+			throw e;
 		}
+		for (const kv of io.kv) {
+			this.past.get(kv.past)!.dispose();
+			this.past.set(kv.past, pool[kv.present]);
+		}
+		const keep = new Set<Ort.Tensor>([pool[io.logits], ...this.past.values()]);
+		for (const t of made) if (!keep.has(t)) t.dispose();
 		this.position += S;
-		return { logits: logits!, rows: S };
+		return { logits: pool[io.logits], rows: S };
 	}
 
 	async dispose() {

@@ -1,3 +1,4 @@
+import type { DecoderIo } from './onnx/decoder-io';
 /**
  * A model as a chain of ONNX segments cut at hook points (see DESIGN.md). Segment i reads the
  * residual at boundary `boundaries[i]` (or token ids, for the first) and writes the residual at
@@ -21,14 +22,16 @@ export interface SegmentSpec {
 export interface DecoderShape {
 	nLayers: number;
 	dModel: number;
-	nKvHeads: number;
-	headDim: number;
 	vocabSize: number;
 	maxSeqLen: number;
 }
 
 export interface SegmentedModel {
 	shape: DecoderShape;
+	/** What the graphs read and write, by role (token ids, positions, mask, KV cache pairs). */
+	io: DecoderIo;
+	/** Weights kept outside the graph files, handed to every segment's session. */
+	externalData?: { path: string; data: Uint8Array }[];
 	/** Cut boundaries, ascending, excluding 0-before-embedding and the logits end. */
 	cuts: number[];
 	segments: SegmentSpec[];

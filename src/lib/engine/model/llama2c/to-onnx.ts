@@ -7,6 +7,7 @@
  * Only standard ONNX ops (opset 17) are used, so any execution provider runs it. The math is
  * llama2.c's: RMSNorm, RoPE on interleaved pairs, grouped-query attention, SwiGLU.
  */
+import type { DecoderIo } from '../onnx/decoder-io';
 import { GraphBuilder } from '../onnx/graph-builder';
 import { boundaryName } from '../hooks';
 import {
@@ -194,8 +195,22 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: number[] = []): SegmentedM
 		}
 		segments.push({ index: i, layers: [first, end], residualIn, residualOut, inputNames, outputNames, bytes: g.toBytes() });
 	}
+	const kvDims = ['batch', c.nKvHeads, 'past_seq', headSize(c)];
+	const int = (name: string, dims: string[]) => ({ name, dtype: 'int64', dims });
+	const io: DecoderIo = {
+		inputIds: int('input_ids', ['batch', 'seq']),
+		positionIds: int('position_ids', ['batch', 'seq']),
+		attentionMask: int('attention_mask', ['batch', 'total_seq']),
+		zeros: [],
+		kv: Array.from({ length: c.nLayers }, (_, l) => [
+			{ past: pastKeyName(l), present: presentKeyName(l), dtype: 'float32', dims: kvDims, seqAxis: 2 },
+			{ past: pastValueName(l), present: presentValueName(l), dtype: 'float32', dims: kvDims, seqAxis: 2 }
+		]).flat(),
+		logits: 'logits'
+	};
 	return {
-		shape: { nLayers: c.nLayers, dModel: c.dim, nKvHeads: c.nKvHeads, headDim: headSize(c), vocabSize: c.vocabSize, maxSeqLen: c.seqLen },
+		shape: { nLayers: c.nLayers, dModel: c.dim, vocabSize: c.vocabSize, maxSeqLen: c.seqLen },
+		io,
 		cuts: sorted,
 		segments
 	};

@@ -13,19 +13,12 @@
 import { DataType, GraphIndex, encodeModel, type NodeProto, type ValueInfoProto } from './graph';
 import { TraceError, type ResidualTrace } from './trace-residual';
 import { boundaryName, hookBoundary, type HookName } from '../hooks';
+import type { SegmentSpec } from '../segments';
 
-export interface CutSegment {
-	index: number;
-	/** Layers this segment computes: [first, end). */
-	layers: [number, number];
-	residualIn?: HookName;
-	residualOut?: HookName;
-	inputNames: string[];
-	outputNames: string[];
+export interface CutSegment extends SegmentSpec {
 	/** Tensors computed in an earlier segment and carried here (besides the residual). */
 	carriedIn: string[];
 	nodeCount: number;
-	bytes: Uint8Array;
 }
 
 export function boundariesOf(hooks: HookName[], nLayers: number): number[] {
