@@ -2,6 +2,7 @@
 // A static server for browser tests and benchmarks, on 127.0.0.1 only:
 //   /                    the built app (build/)
 //   /hub/...             ../shared/fixtures/hub, a Hub-layout mirror, with HTTP Range support
+//   /hub/api/models/{repo}/tree/{revision}/{folder}   the Hub's file list (JSON), from the same mirror
 // and hubs that fail in the ways real networks do, each serving the same mirror:
 //   /flaky-hub/...       the first request for each file breaks off halfway (tests resume)
 //   /truncated-hub/...   every file is cut to 60% and honestly labelled with the short length
@@ -9,7 +10,7 @@
 //   /slow-hub/...        streams slowly (about 2 s a file) so progress can be seen
 // Usage: node tests/serve.mjs [--port 4173] [--root build] [--hub DIR]
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -78,6 +79,22 @@ function sendFile(req, res, path, { mode = 'plain' } = {}) {
 	createReadStream(path, { start, end }).pipe(res);
 }
 
+/** The Hub's tree API: files (not folders) in one folder of a repo, with sizes. */
+function sendTree(res, repo, revision, folder) {
+	for (const base of [hubRoot, extraHubRoot]) {
+		const dir = safeJoin(base, `${repo}/resolve/${revision}/${folder}`);
+		if (!dir || !existsSync(dir) || !statSync(dir).isDirectory()) continue;
+		const list = readdirSync(dir).map((name) => {
+			const st = statSync(join(dir, name));
+			return { type: st.isDirectory() ? 'directory' : 'file', path: folder ? `${folder.replace(/\/$/, '')}/${name}` : name, size: st.isDirectory() ? 0 : st.size };
+		});
+		res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
+		return res.end(JSON.stringify(list));
+	}
+	res.writeHead(404, { 'content-type': 'application/json' });
+	res.end(JSON.stringify({ error: 'Repository not found' }));
+}
+
 const hubs = { '/hub/': 'plain', '/flaky-hub/': 'flaky', '/truncated-hub/': 'truncated', '/html-hub/': 'html', '/slow-hub/': 'slow' };
 
 createServer((req, res) => {
@@ -91,6 +108,8 @@ createServer((req, res) => {
 		res.setHeader('access-control-allow-origin', '*');
 		res.setHeader('access-control-expose-headers', 'content-length, content-range, accept-ranges');
 		const rel = url.pathname.slice(prefix.length);
+		const tree = /^api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)\/?(.*)$/.exec(rel);
+		if (tree) return sendTree(res, tree[1], tree[2], tree[3]);
 		let path = safeJoin(hubRoot, rel);
 		if (!path || !existsSync(path)) path = safeJoin(extraHubRoot, rel);
 		if (!path || !existsSync(path) || !statSync(path).isFile()) {

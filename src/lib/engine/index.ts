@@ -5,13 +5,19 @@
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import { LoupeError, toErrorInfo, type ErrorInfo } from './errors';
-import { readLlama2cCheckpoint, type LlamaConfig, type LlamaWeights } from './model/llama2c/checkpoint';
+import { readLlama2cCheckpoint } from './model/llama2c/checkpoint';
 import { Llama2cTokenizer } from './model/llama2c/tokenizer';
 import { buildLlamaOnnx } from './model/llama2c/to-onnx';
 import { SegmentRunner, type Backend } from './model/runner';
-import { generate, type GenerateResult, type TokenEvent } from './model/generate';
+import { generate, lastRowLogits, type GenerateResult, type TokenEvent } from './model/generate';
 import { allHookNames, boundaryName, hookBoundary } from './model/hooks';
-import { findModel } from './model/catalogue';
+import { findModel, type OnnxModel } from './model/catalogue';
+import type { DecoderShape } from './model/segments';
+import { choosePrecision, hubTreeUrl, openExport, parseHubTree, type Precision } from './model/hf/exported-model';
+import { findUnembedding } from './model/onnx/unembedding';
+import type { HookManifest } from './model/onnx/hook-manifest';
+import type { TextTokenizer } from './model/generate';
+import type { SegmentedModel } from './model/segments';
 import { LogitsProcessor, logitsProcessReference } from './gpu/logits-process';
 import { topK } from './sae/sae';
 import type { SamplingSettings } from './sample/sampler';
@@ -42,6 +48,8 @@ export interface EngineStatus {
 	fallbackReason?: string;
 	crossOriginIsolated: boolean;
 	threads: number;
+	/** The adapter can run fp16 shaders (fp16 and q4f16 model variants need it). */
+	shaderF16: boolean;
 }
 
 export interface ModelInfo {
@@ -49,8 +57,15 @@ export interface ModelInfo {
 	name: string;
 	source: 'hub' | 'files';
 	backend: Backend;
-	config: LlamaConfig;
+	/** 'llama2c': a checkpoint Loupe turns into ONNX; 'onnx': an exported graph with hooks put in by surgery. */
+	format: 'llama2c' | 'onnx';
+	architecture: string;
+	shape: DecoderShape;
 	parameters: number;
+	/** For exported models: the variant downloaded and why. */
+	precision?: Precision;
+	/** For exported models: where each hook point is in the graph, and the segments of the current cut. */
+	manifest?: HookManifest;
 	hooks: string[];
 	cutAt: string[];
 	loadMs: number;
@@ -67,11 +82,26 @@ export interface LoadFromHub {
 
 export type EngineEvent = { type: 'device-lost'; error: ErrorInfo };
 
+/** What the engine needs of a model, whichever way it was opened. */
+interface ModelSource {
+	format: ModelInfo['format'];
+	architecture: string;
+	shape: DecoderShape;
+	parameters: number;
+	tokenizer: TextTokenizer & { pieceText(id: number): string };
+	/** The model cut at these boundaries, as ONNX segments. */
+	segment(cuts: number[]): SegmentedModel;
+	/** W_U as [vocab, d_model] and the final norm's scale, for feature logits; null where not found. */
+	unembedding: { classifier: Float32Array; normWeight: Float32Array | null } | null;
+	manifest?: (model: SegmentedModel) => HookManifest;
+	precision?: Precision;
+}
+
 interface Loaded {
 	info: ModelInfo;
-	weights: LlamaWeights;
+	source: ModelSource;
 	runner: SegmentRunner;
-	tokenizer: Llama2cTokenizer;
+	tokenizer: ModelSource['tokenizer'];
 	processor: LogitsProcessor | null;
 	sae: { session: SaeSession; info: SaeInfo; boundary: number; key: string; run: CorpusRun | null } | null;
 	lastPrompt: number[];
@@ -192,6 +222,7 @@ export class Engine {
 		let backend: Backend = 'wasm';
 		let adapter = 'no WebGPU';
 		let fallbackReason: string | undefined;
+		let shaderF16 = false;
 		if (!('gpu' in navigator) || !navigator.gpu) {
 			fallbackReason = 'This browser has no WebGPU (navigator.gpu is missing), so the model runs on the CPU (WebAssembly), more slowly. Chrome, Edge and recent Safari and Firefox have WebGPU.';
 		} else {
@@ -199,11 +230,12 @@ export class Engine {
 			if (!a) fallbackReason = 'WebGPU is present but no GPU adapter is available (it may be disabled or blocklisted), so the model runs on the CPU (WebAssembly), more slowly.';
 			else {
 				backend = 'webgpu';
+				shaderF16 = a.features.has('shader-f16');
 				const i = a.info;
 				adapter = [i.description || i.architecture || i.device, i.vendor && `(${i.vendor})`].filter(Boolean).join(' ') || 'WebGPU adapter';
 			}
 		}
-		this.status = { backend, adapter, fallbackReason, crossOriginIsolated: self.crossOriginIsolated, threads };
+		this.status = { backend, adapter, fallbackReason, crossOriginIsolated: self.crossOriginIsolated, threads, shaderF16 };
 		return this.status;
 	}
 
@@ -212,13 +244,15 @@ export class Engine {
 		return attempt(async () => {
 			const entry = findModel(req.model);
 			if (!entry) throw new LoupeError('not-found', `There is no model "${req.model}" in Loupe's catalogue.`, 'Pick a model from the list, or open your own files.');
+			if (entry.format === 'onnx') return this.loadExportFromHub(entry, req, onProgress);
 			const t0 = performance.now();
 			const url = (path: string) => hubFileUrl(req.hub, entry.repo, entry.revision, path);
 			const urls = [url(entry.files.checkpoint), url(entry.files.tokenizer)];
 			const [ckpt, tok] = await Promise.all(urls.map((u) => fetchModelFile(u, onProgress)));
 			const release = await this.acquire();
 			try {
-				return await this.build(entry.id, entry.name, 'hub', ckpt, tok, req.hooks ?? [], t0, entry.files.checkpoint.split('/').pop(), entry.files.tokenizer.split('/').pop());
+				const source = llama2cSource(ckpt, tok, entry.files.checkpoint.split('/').pop()!, entry.files.tokenizer.split('/').pop()!);
+				return await this.start(source, entry.id, entry.name, 'hub', req.hooks ?? [], t0, [ckpt, tok]);
 			} catch (e) {
 				// A file that does not parse must not be served from the cache next time.
 				if (e instanceof LoupeError && ['truncated', 'not-a-checkpoint', 'unsupported-checkpoint', 'not-a-tokenizer', 'tokenizer-mismatch'].includes(e.code))
@@ -230,31 +264,84 @@ export class Engine {
 		});
 	}
 
-	/** Loads a llama2.c checkpoint and tokenizer the user picked from disk. */
-	async loadFromFiles(checkpoint: File, tokenizer: File, hooks: string[] = []): Promise<Result<ModelInfo>> {
+	/** An exported ONNX decoder: the Hub's file list, the variant for this adapter, surgery. */
+	private async loadExportFromHub(entry: OnnxModel, req: LoadFromHub, onProgress: (p: DownloadProgress) => void): Promise<ModelInfo> {
+		const t0 = performance.now();
+		const status = await this.init();
+		const url = (path: string) => hubFileUrl(req.hub, entry.repo, entry.revision, path);
+		const tree = await fetchModelFile(hubTreeUrl(req.hub, entry.repo, entry.revision, entry.onnxFolder), onProgress);
+		const files = parseHubTree(JSON.parse(new TextDecoder().decode(tree.buffer)));
+		const precision = choosePrecision(entry, files, status.shaderF16);
+		const graphUrl = url(`${entry.onnxFolder}/${precision.file}`);
+		const json = async (path: string, optional = false) => {
+			try {
+				return JSON.parse(new TextDecoder().decode((await fetchModelFile(url(path), onProgress)).buffer));
+			} catch (e) {
+				if (optional && e instanceof LoupeError && e.code === 'not-found') return {};
+				throw e;
+			}
+		};
+		const [graph, tokenizerJson, tokenizerConfig, config] = await Promise.all([
+			fetchModelFile(graphUrl, onProgress), json('tokenizer.json'), json('tokenizer_config.json', true), json('config.json', true)
+		]);
+		const fetched: FetchedFile[] = [graph];
+		const opened = await openExport(graph.buffer, precision.file, async (path) => {
+			const f = await fetchModelFile(url(`${entry.onnxFolder}/${path}`), onProgress);
+			fetched.push(f);
+			return f.buffer;
+		}, tokenizerJson, tokenizerConfig, config).catch(async (e) => {
+			if (e instanceof LoupeError && e.code === 'not-a-checkpoint') await deleteCachedFile(graphUrl);
+			throw e;
+		});
+		const release = await this.acquire();
+		try {
+			return await this.start(exportSource(opened, { ...precision }), entry.id, entry.name, 'hub', req.hooks ?? [], t0, fetched);
+		} finally {
+			release();
+		}
+	}
+
+	/** Loads a model the user picked from disk: llama2.c files, or an .onnx with its tokenizer files. */
+	async loadFromFiles(picked: File[], hooks: string[] = []): Promise<Result<ModelInfo>> {
 		return attempt(async () => {
 			const t0 = performance.now();
-			const read = async (f: File): Promise<FetchedFile> => ({ buffer: await f.arrayBuffer(), fromCache: false });
-			const [ckpt, tok] = await Promise.all([read(checkpoint), read(tokenizer)]);
+			const byName = new Map(picked.map((f) => [f.name, f]));
+			const onnxFile = picked.find((f) => f.name.endsWith('.onnx'));
+			let source: ModelSource;
+			let id: string;
+			if (onnxFile) {
+				const text = async (name: string, required: boolean) => {
+					const f = byName.get(name);
+					if (!f && required) throw new LoupeError('not-found', `To open ${onnxFile.name}, also choose its ${name}.`, 'Choose the .onnx file, its weights file (if any), tokenizer.json, tokenizer_config.json and config.json together.');
+					return f ? JSON.parse(await f.text()) : {};
+				};
+				const opened = await openExport(await onnxFile.arrayBuffer(), onnxFile.name, async (path) => {
+					const f = byName.get(path.split('/').pop()!);
+					if (!f) throw new LoupeError('not-found', `${onnxFile.name} keeps its weights in "${path}", which was not chosen with it.`, `Choose ${path} together with the .onnx file.`);
+					return f.arrayBuffer();
+				}, await text('tokenizer.json', true), await text('tokenizer_config.json', false), await text('config.json', false));
+				source = exportSource(opened);
+				id = `file:${onnxFile.name}`;
+			} else {
+				if (picked.length !== 2) throw new LoupeError('not-found', `Choose two llama2.c files together (checkpoint and tokenizer), or an .onnx with its tokenizer.json. You gave ${picked.length}.`, 'Pick the files again.');
+				const [tokenizer, checkpoint] = [...picked].sort((a, b) => a.size - b.size);
+				const read = async (f: File): Promise<FetchedFile> => ({ buffer: await f.arrayBuffer(), fromCache: false });
+				source = llama2cSource(await read(checkpoint), await read(tokenizer), checkpoint.name, tokenizer.name);
+				id = `file:${checkpoint.name}`;
+			}
 			const release = await this.acquire();
 			try {
-				return await this.build(`file:${checkpoint.name}`, checkpoint.name, 'files', ckpt, tok, hooks, t0, checkpoint.name, tokenizer.name);
+				return await this.start(source, id, id.slice(5), 'files', hooks, t0, []);
 			} finally {
 				release();
 			}
 		});
 	}
 
-	private async build(
-		id: string, name: string, source: ModelInfo['source'], ckpt: FetchedFile, tok: FetchedFile,
-		hooks: string[], t0: number, ckptName = name, tokName = 'The tokenizer'
-	): Promise<ModelInfo> {
+	private async start(source: ModelSource, id: string, name: string, from: ModelInfo['source'], hooks: string[], t0: number, files: FetchedFile[]): Promise<ModelInfo> {
 		this.assertDevice();
 		const status = await this.init();
-		const weights = readLlama2cCheckpoint(ckpt.buffer, ckptName);
-		const tokenizer = new Llama2cTokenizer(tok.buffer, weights.config.vocabSize, tokName);
-		const cuts = hooks.map((h) => hookBoundary(h, weights.config.nLayers));
-		const model = buildLlamaOnnx(weights, cuts);
+		const model = source.segment(hooks.map((h) => hookBoundary(h, source.shape.nLayers)));
 		// The old model is released only after the new one exists: ORT destroys its GPU device
 		// when its last WebGPU session goes.
 		const previous = this.loaded; // still usable if this load fails
@@ -270,21 +357,27 @@ export class Engine {
 			runner = await SegmentRunner.create(ort, model, backend);
 		}
 		let processor: LogitsProcessor | null = null;
-		if (backend === 'webgpu') {
+		if (backend === 'webgpu' && runner.logitsOnGpu) {
 			const device = await this.gpuDevice();
-			processor = await LogitsProcessor.create(device, weights.config.vocabSize);
+			processor = await LogitsProcessor.create(device, source.shape.vocabSize);
 		}
-		const c = weights.config;
-		const parameters = weights.tokenEmbedding.length + c.nLayers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * ((c.dim * c.nKvHeads) / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.dim + (c.sharedClassifier ? 0 : c.vocabSize * c.dim);
 		const info: ModelInfo = {
-			id, name, source, backend, config: c, parameters,
-			hooks: allHookNames(c.nLayers),
+			id, name, source: from, backend,
+			format: source.format,
+			architecture: source.architecture,
+			shape: source.shape,
+			parameters: source.parameters,
+			precision: source.precision,
+			manifest: source.manifest?.(model),
+			hooks: allHookNames(source.shape.nLayers),
 			cutAt: model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : [])),
 			loadMs: performance.now() - t0,
-			fromCache: ckpt.fromCache && tok.fromCache,
-			warnings: [ckpt.cacheWarning, tok.cacheWarning].filter((w): w is NonNullable<typeof w> => !!w)
+			fromCache: files.length > 0 && files.every((f) => f.fromCache),
+			warnings: files.map((f) => f.cacheWarning).filter((w): w is NonNullable<typeof w> => !!w)
 		};
-		this.loaded = { info, weights, runner, tokenizer, processor, sae: null, lastPrompt: [] };
+		if (!source.unembedding)
+			info.warnings.push({ code: 'model-failed', message: 'Loupe could not find the unembedding matrix in this graph, so feature cards show no logit effects.', action: 'Everything else works.' });
+		this.loaded = { info, source, runner, tokenizer: source.tokenizer, processor, sae: null, lastPrompt: [] };
 		previous?.processor?.destroy();
 		previous?.sae?.session.destroy();
 		await previous?.runner.dispose();
@@ -383,21 +476,21 @@ export class Engine {
 
 	private async attachSaeNow(files: SaeFile[], source: string, hookName?: string): Promise<SaeInfo> {
 		const m = this.requireModel();
-		const c = m.weights.config;
+		const c = m.source.shape;
 		const { cfg, weights } = readSaeFiles(files, { hookName });
-		checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dim });
+		checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel });
 		const boundary = hookBoundary(cfg.hookName, c.nLayers);
 		// The model must be cut at the SAE's hook so the residual can be read there.
 		if (!m.runner.model.cuts.includes(boundary)) {
-			const runner = await SegmentRunner.create(ort, buildLlamaOnnx(m.weights, [...m.runner.model.cuts, boundary]), m.runner.backend);
+			const runner = await SegmentRunner.create(ort, m.source.segment([...m.runner.model.cuts, boundary]), m.runner.backend);
 			await m.runner.dispose();
 			m.runner = runner;
 			m.info.cutAt = runner.model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
+			m.info.manifest = m.source.manifest?.(runner.model);
 		}
 		const device = m.runner.backend === 'webgpu' ? await this.gpuDevice() : null;
-		const session = await SaeSession.create(cfg, weights, device, {
-			vocabSize: c.vocabSize, dModel: c.dim, classifier: m.weights.classifier, normWeight: m.weights.rmsFinal
-		});
+		const unembed = { normWeight: null, ...(m.source.unembedding ?? { classifier: new Float32Array(c.vocabSize * c.dModel) }) };
+		const session = await SaeSession.create(cfg, weights, device, { vocabSize: c.vocabSize, dModel: c.dModel, ...unembed });
 		m.sae?.session.destroy();
 		const key = `${source}|${cfg.hookName}|${cfg.dSae}`;
 		const run = (await latestCorpusRun(m.info.id, key).catch(() => undefined)) ?? null;
@@ -413,7 +506,7 @@ export class Engine {
 			const release = await this.acquire(); // one model operation at a time, in order
 			try {
 				const ids = m.tokenizer.encode(prompt);
-				if (ids.length > m.weights.config.seqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.weights.config.seqLen}.`, 'Shorten the text.');
+				if (ids.length > m.source.shape.maxSeqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.source.shape.maxSeqLen}.`, 'Shorten the text.');
 				const { encoded: e, reconstruction } = await this.encodeContext(m, ids, k, true);
 				m.lastPrompt = ids;
 				const stats = sae.run?.stats;
@@ -434,7 +527,7 @@ export class Engine {
 
 	/** Runs the model over one context (from BOS) and encodes the residual at the SAE's hook. */
 	private async encodeContext(m: Loaded, ids: number[], k: number, measure = false) {
-		const hook = boundaryName(m.sae!.boundary, m.weights.config.nLayers);
+		const hook = boundaryName(m.sae!.boundary, m.source.shape.nLayers);
 		let encoded: Awaited<ReturnType<SaeSession['encode']>> | null = null;
 		let reconstruction: ReconMetrics | null = null;
 		m.runner.reset();
@@ -458,7 +551,7 @@ export class Engine {
 			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
-				const window = Math.min(128, m.weights.config.seqLen);
+				const window = Math.min(128, m.source.shape.maxSeqLen);
 				const contexts: number[][] = [];
 				if (spec.text !== undefined) {
 					for (const para of spec.text.split(/\n+/).map((p) => p.trim()).filter(Boolean)) {
@@ -614,7 +707,7 @@ export class Engine {
 	private steeringHook(m: Loaded): ResidualHook | undefined {
 		const sae = m.sae;
 		if (!sae) return undefined;
-		const hook = boundaryName(sae.boundary, m.weights.config.nLayers);
+		const hook = boundaryName(sae.boundary, m.source.shape.nLayers);
 		const dSae = sae.info.cfg.dSae;
 		return async (name, residual, rows) => {
 			const setup = this.steering; // read at every step: sliders act live
@@ -651,14 +744,14 @@ export class Engine {
 			const release = await this.acquire(); // one model operation at a time, in order
 			try {
 				const ids = m.tokenizer.encode(prompt);
-				const V = m.weights.config.vocabSize;
+				const V = m.source.shape.vocabSize;
 				const table = async (hook?: ResidualHook) => {
 					m.runner.reset();
 					const { logits, rows } = await m.runner.forward(ids, hook);
 					const p = { temperature: 1, freqPenalty: 0 };
 					const processed = m.processor && logits.location === 'gpu-buffer'
 						? await m.processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, new Uint32Array(V), p)
-						: logitsProcessReference((logits.data as Float32Array).subarray((rows - 1) * V, rows * V), new Uint32Array(V), p);
+						: logitsProcessReference(lastRowLogits(logits, rows, V), new Uint32Array(V), p);
 					logits.dispose();
 					return topK(processed.probs, k).map(([id, value]) => ({ id, value, piece: m.tokenizer.pieceText(id) }));
 				};
@@ -699,4 +792,37 @@ export class Engine {
 		return e ? { usage: e.usage ?? 0, quota: e.quota ?? 0 } : null;
 	}
 
+}
+
+/** A llama2.c checkpoint and tokenizer, turned into ONNX segments by Loupe's own builder. */
+function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, tokName: string): ModelSource {
+	const weights = readLlama2cCheckpoint(ckpt.buffer, ckptName);
+	const tokenizer = new Llama2cTokenizer(tok.buffer, weights.config.vocabSize, tokName);
+	const c = weights.config;
+	return {
+		format: 'llama2c',
+		architecture: 'llama',
+		shape: { nLayers: c.nLayers, dModel: c.dim, vocabSize: c.vocabSize, maxSeqLen: c.seqLen },
+		parameters: weights.tokenEmbedding.length + c.nLayers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * ((c.dim * c.nKvHeads) / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.dim + (c.sharedClassifier ? 0 : c.vocabSize * c.dim),
+		tokenizer,
+		segment: (cuts) => buildLlamaOnnx(weights, cuts),
+		unembedding: { classifier: weights.classifier, normWeight: weights.rmsFinal }
+	};
+}
+
+/** An exported decoder after surgery. */
+function exportSource(opened: Awaited<ReturnType<typeof openExport>>, precision?: Precision): ModelSource {
+	const { trace } = opened.decoder;
+	const probe = opened.segment([]);
+	return {
+		format: 'onnx',
+		architecture: trace.architecture,
+		shape: probe.shape,
+		parameters: opened.decoder.graph.parameterCount(),
+		tokenizer: opened.tokenizer,
+		segment: opened.segment,
+		unembedding: findUnembedding(opened.decoder, opened.externalData),
+		manifest: opened.manifest,
+		precision
+	};
 }

@@ -8,6 +8,14 @@ import type { LogitsProcessor, ProcessedLogits } from '../gpu/logits-process';
 import { logitsProcessReference } from '../gpu/logits-process';
 import { sampleToken, type SamplingSettings } from '../sample/sampler';
 import { seededRandom } from '../sample/prng';
+import type * as Ort from 'onnxruntime-web';
+import { fromHalf } from './onnx/half';
+
+/** The last position's logits from a CPU tensor, as fp32 (fp16 exports give Uint16 halves). */
+export function lastRowLogits(logits: Ort.Tensor, rows: number, V: number): Float32Array {
+	if (logits.type === 'float16') return Float32Array.from((logits.data as Uint16Array).subarray((rows - 1) * V, rows * V), fromHalf);
+	return (logits.data as Float32Array).subarray((rows - 1) * V, rows * V);
+}
 
 export interface TextTokenizer {
 	encode(text: string): number[]; // with BOS
@@ -76,7 +84,7 @@ export async function generate(
 		try {
 			const p = { temperature: s.temperature, freqPenalty: s.freqPenalty };
 			if (processor && logits.location === 'gpu-buffer') processed = await processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, counts, p);
-			else processed = logitsProcessReference((logits.data as Float32Array).subarray((rows - 1) * V, rows * V), counts, p);
+			else processed = logitsProcessReference(lastRowLogits(logits, rows, V), counts, p);
 		} finally {
 			logits.dispose();
 		}

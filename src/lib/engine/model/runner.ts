@@ -29,6 +29,8 @@ export class SegmentRunner {
 	private past = new Map<string, Ort.Tensor>();
 	/** Tokens already in the KV cache. */
 	position = 0;
+	/** Logits stay on the GPU (fp32 logits on WebGPU), where the sampling kernel reads them. */
+	readonly logitsOnGpu: boolean;
 
 	private constructor(
 		private ort: OrtModule,
@@ -36,6 +38,7 @@ export class SegmentRunner {
 		private sessions: Ort.InferenceSession[],
 		readonly backend: Backend
 	) {
+		this.logitsOnGpu = backend === 'webgpu' && logitsAreF32(model);
 		this.reset();
 	}
 
@@ -49,7 +52,9 @@ export class SegmentRunner {
 					externalData: model.externalData
 				};
 				if (backend === 'webgpu')
-					options.preferredOutputLocation = Object.fromEntries(seg.outputNames.map((n) => [n, 'gpu-buffer' as const]));
+					options.preferredOutputLocation = Object.fromEntries(
+						seg.outputNames.filter((n) => n !== model.io.logits || logitsAreF32(model)).map((n) => [n, 'gpu-buffer' as const])
+					);
 				sessions.push(await ort.InferenceSession.create(seg.bytes, options));
 			}
 		} catch (e) {
@@ -103,4 +108,9 @@ export class SegmentRunner {
 		for (const s of this.sessions) await s.release();
 		this.sessions = [];
 	}
+}
+
+/** fp16 logits come back to the CPU (the sampling kernel reads fp32). */
+function logitsAreF32(model: SegmentedModel) {
+	return (model.io.logitsDtype ?? 'float32') === 'float32';
 }

@@ -33,6 +33,7 @@ export interface DecoderIo {
 	zeros: IoTensor[];
 	kv: KvPair[];
 	logits: string;
+	logitsDtype?: string;
 	/** Longest sequence the graph accepts, where a fixed dim (a 4-D mask or position table) says so. */
 	maxSeqLen?: number;
 }
@@ -80,6 +81,7 @@ export function describeDecoderIo(g: GraphIndex): DecoderIo {
 		zeros: zeros.map(ioTensor),
 		kv,
 		logits: logits.name!,
+		logitsDtype: ioTensor(logits).dtype,
 		maxSeqLen: fixedMask
 	};
 }

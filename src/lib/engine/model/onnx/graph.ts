@@ -70,6 +70,13 @@ export class GraphIndex {
 		});
 	}
 
+	/** Weights in the graph's initializers (external ones included), for the picker's "N params". */
+	parameterCount(): number {
+		let n = 0;
+		for (const t of this.initializers.values()) if ((t.dims?.length ?? 0) >= 1) n += (t.dims ?? []).reduce((a: number, d) => a * Number(d), 1);
+		return n;
+	}
+
 	/** The ONNX element type of a tensor, where the graph says it (inputs, outputs, value_info, initializers). */
 	elemType(name: string): number | undefined {
 		const v = this.graphInputs.get(name) ?? this.graphOutputs.get(name) ?? this.valueInfo.get(name);

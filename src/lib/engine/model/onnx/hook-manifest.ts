@@ -9,6 +9,7 @@ import { traceResidual, type ResidualTrace } from './trace-residual';
 import { describeDecoderIo, type DecoderIo } from './decoder-io';
 import { boundariesOf, cutAtBoundaries, type CutSegment } from './cut-segments';
 import { boundaryAliases, type HookName } from '../hooks';
+import type { SegmentSpec } from '../segments';
 
 export interface HookManifest {
 	architecture: string;
@@ -52,7 +53,7 @@ export function cutExportedDecoder(d: ExportedDecoder, hooks: HookName[]): CutSe
 	return cutAtBoundaries(d.graph, d.trace, boundariesOf(hooks, d.trace.nLayers));
 }
 
-export function hookManifest(d: ExportedDecoder, segments: CutSegment[]): HookManifest {
+export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { nodeCount?: number })[]): HookManifest {
 	const { trace, io, graph } = d;
 	const hooks: HookManifest['hooks'] = {};
 	trace.boundaries.forEach((b, i) => {
@@ -80,7 +81,7 @@ export function hookManifest(d: ExportedDecoder, segments: CutSegment[]): HookMa
 			residualOut: s.residualOut,
 			inputs: s.inputNames,
 			outputs: s.outputNames,
-			nodes: s.nodeCount
+			nodes: s.nodeCount ?? 0
 		})),
 		warnings: trace.warnings
 	};

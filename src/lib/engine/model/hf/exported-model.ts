@@ -1,0 +1,116 @@
+/**
+ * An exported ONNX decoder from the Hub (or files from disk), opened for Loupe: the precision
+ * variant chosen for the adapter, the graph file parsed and traced (weights in external data are
+ * fetched as they are and handed to onnxruntime untouched), the tokenizer, and a function that cuts
+ * the model at any hook points.
+ */
+import { LoupeError } from '../../errors';
+import { TraceError } from '../onnx/trace-residual';
+import { cutAtBoundaries } from '../onnx/cut-segments';
+import { externalDataFiles } from '../onnx/external-data';
+import { hookManifest, openExportedDecoder, type ExportedDecoder, type HookManifest } from '../onnx/hook-manifest';
+import { HubTokenizer } from './tokenizer';
+import type { OnnxModel, OnnxVariant } from '../catalogue';
+import type { SegmentedModel } from '../segments';
+
+export interface Precision {
+	dtype: OnnxVariant['dtype'];
+	file: string;
+	/** Why this one, in words for people. */
+	reason: string;
+}
+
+export interface HubFile {
+	path: string;
+	size: number;
+}
+
+/** The Hub's tree API: `{hub}/api/models/{repo}/tree/{revision}/{folder}`. */
+export function hubTreeUrl(hub: string, repo: string, revision: string, folder: string): string {
+	return `${hub.replace(/\/+$/, '')}/api/models/${repo}/tree/${encodeURIComponent(revision)}/${folder}`;
+}
+
+export function parseHubTree(json: unknown): HubFile[] {
+	if (!Array.isArray(json)) throw new LoupeError('not-found', 'The hub did not answer with a file list.', 'Check the hub address in Settings.');
+	return json
+		.filter((e) => e && typeof e === 'object' && (e as { type?: string }).type !== 'directory')
+		.map((e) => ({ path: String((e as { path: string }).path), size: Number((e as { size?: number }).size ?? 0) }));
+}
+
+/**
+ * Picks the variant to download. Loupe's kernels read an fp32 residual, so fp32 comes first;
+ * fp16 and q4f16 need the adapter's `shader-f16`; int8 is the fallback on any adapter.
+ */
+export function choosePrecision(entry: OnnxModel, files: HubFile[], shaderF16: boolean): Precision & { bytes: number } {
+	const have = new Map(files.map((f) => [f.path.split('/').pop()!, f.size]));
+	for (const v of entry.variants) {
+		if (!have.has(v.file)) continue;
+		const needsF16 = v.dtype === 'fp16' || v.dtype === 'q4f16';
+		if (needsF16 && !shaderF16) continue;
+		const reason =
+			v.dtype === 'fp32'
+				? 'fp32: runs on every WebGPU adapter, and SAE features and steering read the residual in fp32.'
+				: needsF16
+					? `${v.dtype}: the adapter has shader-f16 and there is no fp32 export.`
+					: `${v.dtype}: the smallest variant that runs without shader-f16.`;
+		return { dtype: v.dtype, file: v.file, reason, bytes: have.get(v.file)! };
+	}
+	const listed = [...have.keys()].filter((f) => f.endsWith('.onnx'));
+	throw new LoupeError(
+		'not-found',
+		`${entry.repo} has no ONNX export Loupe can run here (found: ${listed.join(', ') || 'no .onnx files'}${shaderF16 ? '' : '; fp16 variants need shader-f16, which this GPU lacks'}).`,
+		'Pick another model.'
+	);
+}
+
+export interface OpenedExport {
+	decoder: ExportedDecoder;
+	tokenizer: HubTokenizer;
+	externalData: { path: string; data: Uint8Array }[];
+	maxSeqLen: number;
+	/** The graph cut at the given boundaries, ready for the runner. */
+	segment(cuts: number[]): SegmentedModel;
+	manifest(model: SegmentedModel): HookManifest;
+}
+
+type Json = Record<string, unknown>;
+
+/** Opens a graph file whose sidecar files `fetchSidecar` provides by the names the graph gives. */
+export async function openExport(
+	graph: ArrayBuffer,
+	graphName: string,
+	fetchSidecar: (path: string) => Promise<ArrayBuffer>,
+	tokenizerJson: Json,
+	tokenizerConfig: Json,
+	config: Json
+): Promise<OpenedExport> {
+	let decoder: ExportedDecoder;
+	try {
+		decoder = openExportedDecoder(new Uint8Array(graph));
+	} catch (e) {
+		if (e instanceof TraceError) throw new LoupeError('unsupported-checkpoint', `Loupe cannot put hook points in ${graphName}: ${e.message}`, 'Pick another model or another export of it.');
+		throw new LoupeError('not-a-checkpoint', `${graphName}: ${(e as Error).message}`, 'The download may be broken: delete it in Storage and try again.');
+	}
+	const externalData = await Promise.all(
+		externalDataFiles(decoder.graph).map(async (path) => ({ path, data: new Uint8Array(await fetchSidecar(path)) }))
+	);
+	const tokenizer = new HubTokenizer(tokenizerJson, tokenizerConfig, config);
+	const fromConfig = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((x): x is number => typeof x === 'number');
+	const maxSeqLen = Math.min(fromConfig ?? decoder.io.maxSeqLen ?? 2048, decoder.io.maxSeqLen ?? Infinity);
+	const { trace } = decoder;
+	const segment = (cuts: number[]): SegmentedModel => ({
+		shape: { nLayers: trace.nLayers, dModel: trace.dModel, vocabSize: trace.vocabSize, maxSeqLen },
+		io: decoder.io,
+		cuts: [...cuts].sort((a, b) => a - b),
+		segments: cutAtBoundaries(decoder.graph, trace, [...new Set(cuts)].sort((a, b) => a - b)),
+		externalData
+	});
+	return {
+		decoder,
+		tokenizer,
+		externalData,
+		maxSeqLen,
+		segment,
+		manifest: (model) => hookManifest(decoder, model.segments)
+	};
+}

@@ -1,0 +1,41 @@
+// Lays out a Hub repo for the catalogue's GPT-2 entry (`Xenova/gpt2`) in tests/.generated-hub,
+// served under /hub/ by tests/serve.mjs: a stand-in small enough for SwiftShader. The graph is the
+// real ORT-fused tiny GPT-2 export from ../shared/fixtures/onnx-exports (linked, not copied), with
+// a word-level tokenizer.json written here for its 1000-token vocabulary.
+import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const fixturesDir = resolve(process.env.LOUPE_FIXTURES ?? resolve(here, '../../shared/fixtures'));
+export const fusedGpt2 = resolve(fixturesDir, 'onnx-exports/gpt2_ort_fused_past.onnx');
+export const EXPORT_REPO = 'Xenova/gpt2';
+export const EOS = 999;
+
+/** Pronounceable words for ids 0…998; id 999 is <|endoftext|>. */
+export function vocabulary() {
+	const c = 'bdfgklmnprstvz';
+	const v = 'aeiou';
+	const words = [];
+	for (let i = 0; words.length < 999; i++) words.push(c[i % 14] + v[Math.floor(i / 14) % 5] + c[Math.floor(i / 70) % 14] + (i >= 980 ? 'x' : ''));
+	return [...words, '<|endoftext|>'];
+}
+
+export function writeExportRepo() {
+	const dir = resolve(here, '.generated-hub', EXPORT_REPO, 'resolve/main');
+	rmSync(dir, { recursive: true, force: true });
+	mkdirSync(resolve(dir, 'onnx'), { recursive: true });
+	symlinkSync(fusedGpt2, resolve(dir, 'onnx/model.onnx'));
+	const words = vocabulary();
+	const tokenizer = {
+		version: '1.0', truncation: null, padding: null,
+		added_tokens: [{ id: EOS, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+		normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null,
+		decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+		model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<|endoftext|>' }
+	};
+	writeFileSync(resolve(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+	writeFileSync(resolve(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', model_max_length: 512 }));
+	writeFileSync(resolve(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 5, n_embd: 32, n_head: 4, n_positions: 512, vocab_size: 1000, bos_token_id: EOS, eos_token_id: EOS }));
+	return dir;
+}
