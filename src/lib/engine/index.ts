@@ -28,6 +28,7 @@ import { describePreprocessing, type SaeConfig } from './sae/config';
 import type { RankedItem } from './sae/features';
 import type { ReconMetrics } from './sae/reconstruction';
 import { benchSaeEncode, type BenchLine } from './bench/sae-encode';
+import { benchSegmentation } from './bench/segmentation';
 import { noSteering, type SteeringSetup } from './steer/spec';
 import type { ResidualHook } from './model/runner';
 import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './sae/corpus-stats';
@@ -770,6 +771,20 @@ export class Engine {
 				? [{ tokens: 1, dIn: 64, dSae: 512 }, { tokens: 128, dIn: 64, dSae: 512 }]
 				: [{ tokens: 1, dIn: 768, dSae: 24576 }, { tokens: 128, dIn: 768, dSae: 24576 }];
 			return benchSaeEncode(ort, shapes, small ? 9 : 5);
+		});
+	}
+
+	/** Tokens/s of the loaded model cut at 1 and 3 hooks over uncut (the /bench page, `npm run bench`). */
+	async benchSegmentation(): Promise<Result<BenchLine[]>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			const release = await this.acquire();
+			try {
+				const { nLayers, dModel } = m.source.shape;
+				return await benchSegmentation(ort, m.source.segment, nLayers, m.runner.backend, `${m.info.name} (${nLayers} layers, d_model ${dModel})`);
+			} finally {
+				release();
+			}
 		});
 	}
 

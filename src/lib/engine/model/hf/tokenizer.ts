@@ -57,20 +57,27 @@ export class HubTokenizer implements TextTokenizer {
 		return this.tok.decode([id], { skip_special_tokens: false });
 	}
 
-	/** Decodes a growing list of tokens, emitting only what each token adds (byte-level BPE pieces may need the next token). */
+	/**
+	 * Decodes a growing list of tokens, emitting only what each token adds. The text is decoded
+	 * after the prompt's last token, so word-level and byte-level tokenizers alike get the space
+	 * (or the merge) between the prompt and the first new token right.
+	 */
 	streamDecoder() {
+		let context: number[] = [];
 		let ids: number[] = [];
 		let emitted = '';
+		const decodeAll = () => this.decode([...context, ...ids]).slice(this.decode(context).length);
 		return {
 			push: (token: number): string => {
 				ids.push(token);
-				const text = this.decode(ids);
+				const text = decodeAll();
 				if (text.endsWith('\uFFFD')) return ''; // an incomplete UTF-8 sequence: wait for the rest
 				const piece = text.slice(emitted.length);
 				emitted = text;
 				return piece;
 			},
-			reset: (_last: number) => {
+			reset: (last: number) => {
+				context = [last];
 				ids = [];
 				emitted = '';
 			}
