@@ -2,6 +2,7 @@ import { sveltekit } from '@sveltejs/kit/vite';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { chromiumArgs, chromiumPath } from './tests/chromium.ts';
 import { fixturesDir, stories260KDir } from './tests/fixtures.ts';
 
@@ -24,7 +25,7 @@ export default defineConfig({
 				server: { fs: { allow: [fileURLToPath(new URL('.', import.meta.url)), fixturesDir] } },
 				test: {
 					name: 'gpu',
-					provide: { stories260KDir },
+					provide: { stories260KDir, onnxExportsDir: resolve(fixturesDir, 'onnx-exports') },
 					include: ['tests/gpu/**/*.test.ts'],
 					browser: {
 						enabled: true,

@@ -39,3 +39,31 @@ export function writeExportRepo() {
 	writeFileSync(resolve(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 5, n_embd: 32, n_head: 4, n_positions: 512, vocab_size: 1000, bos_token_id: EOS, eos_token_id: EOS }));
 	return dir;
 }
+
+/**
+ * Files a user would pick to open the model-builder Llama export from disk (fp16, weights in
+ * `model.onnx.data`): the graph and its sidecar from ../shared, a word-level tokenizer for its
+ * 32000-token vocabulary written to tests/.generated-files/.
+ */
+export function llamaExportFiles() {
+	const dir = resolve(here, '.generated-files/llama-export');
+	mkdirSync(dir, { recursive: true });
+	const words = Array.from({ length: 32000 }, (_, i) => (i === 2 ? '</s>' : i === 1 ? '<s>' : `t${i}`));
+	writeFileSync(resolve(dir, 'tokenizer.json'), JSON.stringify({
+		version: '1.0', truncation: null, padding: null,
+		added_tokens: [1, 2].map((id) => ({ id, content: words[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+		normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null,
+		decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+		model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<s>' }
+	}));
+	writeFileSync(resolve(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }));
+	writeFileSync(resolve(dir, 'config.json'), JSON.stringify({ model_type: 'llama', bos_token_id: 1, eos_token_id: 2, max_position_embeddings: 2048 }));
+	const exportDir = resolve(fixturesDir, 'onnx-exports/llama_modelbuilder_fp16');
+	return {
+		graph: resolve(exportDir, 'model.onnx'),
+		weights: resolve(exportDir, 'model.onnx.data'),
+		tokenizer: resolve(dir, 'tokenizer.json'),
+		tokenizerConfig: resolve(dir, 'tokenizer_config.json'),
+		config: resolve(dir, 'config.json')
+	};
+}

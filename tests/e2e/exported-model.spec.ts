@@ -5,7 +5,7 @@
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web';
-import { EOS, fusedGpt2, vocabulary, writeExportRepo } from '../export-fixture.mjs';
+import { EOS, fusedGpt2, llamaExportFiles, vocabulary, writeExportRepo } from '../export-fixture.mjs';
 import { generateText, openApp, waitForModel } from './app';
 
 const PROMPT = 'bad ked mif';
@@ -58,4 +58,24 @@ test('GPT-2 from the catalogue: tree API, download with progress, surgery, greed
 	await expect(hooks).toContainText('blocks.4.hook_resid_post');
 	await expect(hooks).toContainText('SkipLayerNormalization output 3');
 	await page.screenshot({ path: 'tests/screenshots/exported-gpt2.png', fullPage: true });
+});
+
+test('an .onnx with its external-data weights opens from disk; without the weights file the message names it', async ({ page }) => {
+	const f = llamaExportFiles();
+	await openApp(page, { prompt: 't5 t77', temperature: 0, max_tokens: 6 });
+	await waitForModel(page);
+	await page.getByTestId('model-files').setInputFiles([f.graph, f.tokenizer, f.tokenizerConfig, f.config]);
+	await expect(page.getByText(/keeps its weights in "model\.onnx\.data", which was not chosen with it/)).toBeVisible();
+	await expect(page.getByTestId('generate')).toBeEnabled(); // the model that was loaded still works
+	await page.getByTestId('model-files').setInputFiles([f.graph, f.weights, f.tokenizer, f.tokenizerConfig, f.config]);
+	const status = page.getByTestId('status-line');
+	await expect(status).toContainText('model.onnx', { timeout: 120_000 });
+	await expect(status).toContainText('2 layers, d_model 16, float16');
+	// SwiftShader has no shader-f16: the fp16 model runs on the CPU, and the page says why.
+	await expect(status).toHaveAttribute('data-backend', 'wasm');
+	await expect(page.getByText(/no shader-f16/)).toBeVisible();
+	const text = await generateText(page);
+	expect(text.trim().split(' ').length).toBeGreaterThan(0);
+	expect(text.trim()).toMatch(/^(t\d+ ?)+$/);
+	await page.screenshot({ path: 'tests/screenshots/exported-llama-files.png', fullPage: true });
 });

@@ -71,7 +71,7 @@ test('a single file is refused with what to choose instead', async ({ page }) =>
 	await openApp(page);
 	await waitForModel(page);
 	await page.getByTestId('model-files').setInputFiles([`${stories260KDir}/stories260K.bin`]);
-	await expect(page.getByText(/Choose two files together/)).toBeVisible();
+	await expect(page.getByText(/Choose two llama2\.c files together.*or an \.onnx with its tokenizer\.json/)).toBeVisible();
 });
 
 test('a shared link with its parameters in any order opens without errors and keeps the view', async ({ page }) => {

@@ -61,6 +61,8 @@ export interface ModelInfo {
 	/** 'llama2c': a checkpoint Loupe turns into ONNX; 'onnx': an exported graph with hooks put in by surgery. */
 	format: 'llama2c' | 'onnx';
 	architecture: string;
+	/** The residual stream's element type: SAEs and steering need 'float32'. */
+	dtype: string;
 	shape: DecoderShape;
 	parameters: number;
 	/** For exported models: the variant downloaded and why. */
@@ -88,6 +90,8 @@ interface ModelSource {
 	format: ModelInfo['format'];
 	architecture: string;
 	shape: DecoderShape;
+	/** The residual stream's element type ('float32', 'float16'). */
+	dtype: string;
 	parameters: number;
 	tokenizer: TextTokenizer & { pieceText(id: number): string };
 	/** The model cut at these boundaries, as ONNX segments. */
@@ -347,6 +351,11 @@ export class Engine {
 		// when its last WebGPU session goes.
 		const previous = this.loaded; // still usable if this load fails
 		let backend = status.backend;
+		const warnings: ErrorInfo[] = [];
+		if (backend === 'webgpu' && source.dtype === 'float16' && !status.shaderF16) {
+			backend = 'wasm';
+			warnings.push({ code: 'no-webgpu', message: 'This model is fp16 and this GPU cannot run fp16 shaders (no shader-f16), so it runs on the CPU (WebAssembly), more slowly.', action: 'Pick an fp32 export of the model to run it on the GPU.' });
+		}
 		let runner: SegmentRunner;
 		try {
 			runner = await SegmentRunner.create(ort, model, backend);
@@ -366,6 +375,7 @@ export class Engine {
 			id, name, source: from, backend,
 			format: source.format,
 			architecture: source.architecture,
+			dtype: source.dtype,
 			shape: source.shape,
 			parameters: source.parameters,
 			precision: source.precision,
@@ -374,13 +384,15 @@ export class Engine {
 			cutAt: model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : [])),
 			loadMs: performance.now() - t0,
 			fromCache: files.length > 0 && files.every((f) => f.fromCache),
-			warnings: files.map((f) => f.cacheWarning).filter((w): w is NonNullable<typeof w> => !!w)
+			warnings: [...warnings, ...files.map((f) => f.cacheWarning).filter((w): w is NonNullable<typeof w> => !!w)]
 		};
 		if (!source.unembedding)
 			info.warnings.push({ code: 'model-failed', message: 'Loupe could not find the unembedding matrix in this graph, so feature cards show no logit effects.', action: 'Everything else works.' });
 		this.loaded = { info, source, runner, tokenizer: source.tokenizer, processor, sae: null, lastPrompt: [] };
 		previous?.processor?.destroy();
 		previous?.sae?.session.destroy();
+		// Releasing the last WebGPU session makes ORT destroy its device: expected, not a lost GPU.
+		if (backend !== 'webgpu') this.device = null;
 		await previous?.runner.dispose();
 		return info;
 	}
@@ -478,6 +490,8 @@ export class Engine {
 	private async attachSaeNow(files: SaeFile[], source: string, hookName?: string): Promise<SaeInfo> {
 		const m = this.requireModel();
 		const c = m.source.shape;
+		if (m.source.dtype !== 'float32')
+			throw new LoupeError('model-failed', `${m.info.name} computes its residual stream in ${m.source.dtype}; Loupe's SAE and steering kernels read fp32.`, 'Open the fp32 export of this model to use SAEs with it.');
 		const { cfg, weights } = readSaeFiles(files, { hookName });
 		checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel });
 		const boundary = hookBoundary(cfg.hookName, c.nLayers);
@@ -817,6 +831,7 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 	return {
 		format: 'llama2c',
 		architecture: 'llama',
+		dtype: 'float32',
 		shape: { nLayers: c.nLayers, dModel: c.dim, vocabSize: c.vocabSize, maxSeqLen: c.seqLen },
 		parameters: weights.tokenEmbedding.length + c.nLayers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * ((c.dim * c.nKvHeads) / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.dim + (c.sharedClassifier ? 0 : c.vocabSize * c.dim),
 		tokenizer,
@@ -832,6 +847,7 @@ function exportSource(opened: Awaited<ReturnType<typeof openExport>>, precision?
 	return {
 		format: 'onnx',
 		architecture: trace.architecture,
+		dtype: trace.dtype,
 		shape: probe.shape,
 		parameters: opened.decoder.graph.parameterCount(),
 		tokenizer: opened.tokenizer,
