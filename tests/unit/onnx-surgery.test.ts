@@ -12,6 +12,7 @@ import { verifySurgery } from '../../src/lib/engine/model/onnx/verify';
 import { allHookNames } from '../../src/lib/engine/model/hooks';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { buildLlamaOnnx } from '../../src/lib/engine/model/llama2c/to-onnx';
+import { buildTinyDecoder } from '../../src/lib/engine/model/onnx/tiny-decoders';
 import { fixturesDir, readArrayBuffer, repoRoot, stories260KDir } from '../fixtures';
 
 ort.env.wasm.numThreads = 1;
@@ -116,5 +117,27 @@ describe('npm run hooks', () => {
 		const r = spawnSync(tsx, [cli, resolve(stories260KDir, 'tok512.bin')], { encoding: 'utf8' });
 		expect(r.status).toBe(1);
 		expect(r.stderr).toMatch(/not an ONNX model/);
+	});
+});
+
+describe.each([
+	{ arch: 'gpt2', style: 'unfused' }, { arch: 'gpt2', style: 'fused' },
+	{ arch: 'llama', style: 'unfused' }, { arch: 'llama', style: 'fused' },
+	{ arch: 'gemma', style: 'unfused' }, { arch: 'gemma', style: 'fused' }
+] as const)("graph surgery on Loupe's tiny $arch graph, $style", ({ arch, style }) => {
+	const bytes = buildTinyDecoder({ arch, style, layers: 3, dModel: 16, heads: 2, vocab: 64 });
+	it('finds every hook, guesses the architecture, and the cut model equals the original', async () => {
+		const d = openExportedDecoder(bytes);
+		expect(d.trace).toMatchObject({ nLayers: 3, dModel: 16, vocabSize: 64, architecture: arch });
+		expect(d.trace.addsPerLayer).toEqual([2, 2, 2]);
+		// Fused: the last layer's sum exists only inside the final norm, and surgery names it.
+		expect(d.trace.boundaries[3].exposed).toBe(style === 'fused');
+		const r = await verifySurgery(ort, bytes, { sequences: 2, steps: 3 });
+		expect(r.maxAbsLogitDiff).toBeLessThanOrEqual(1e-5);
+		expect(r.cutAtOne.maxAbsLogitDiff).toBeLessThanOrEqual(1e-5);
+		for (const diff of Object.values(r.maxAbsResidualDiff)) expect(diff).toBeLessThanOrEqual(1e-5);
+		expect(r.steering!.maxAbsLogitDiff).toBeLessThanOrEqual(1e-5);
+		expect(r.steering!.maxAbsInputDiff).toBeLessThanOrEqual(1e-6);
+		expect(r.steering!.logitChange).toBeGreaterThan(0.01);
 	});
 });

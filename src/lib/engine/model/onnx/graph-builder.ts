@@ -40,6 +40,7 @@ export class GraphBuilder {
 	private inputs: onnxProto.onnx.IValueInfoProto[] = [];
 	private outputs: onnxProto.onnx.IValueInfoProto[] = [];
 	private used = new Set<string>();
+	private domains = new Set<string>();
 	private constCache = new Map<string, string>();
 
 	constructor(readonly name: string) {}
@@ -110,6 +111,23 @@ export class GraphBuilder {
 		return outputs;
 	}
 
+	/**
+	 * A node with outputs named by the caller ('' leaves an optional output out), in a domain such
+	 * as 'com.microsoft' for onnxruntime's fused ops.
+	 */
+	node(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}, domain = '') {
+		for (const o of outputs) if (o) this.used.add(o);
+		if (domain) this.domains.add(domain);
+		this.nodes.push({
+			name: this.fresh(`/${opType}:node`),
+			opType,
+			domain,
+			input: inputs,
+			output: outputs,
+			attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
+		});
+	}
+
 	/** Renames the tensor `from` to `to` by an Identity node (used for graph outputs with stable names). */
 	alias(from: string, to: string) {
 		this.used.add(to);
@@ -120,7 +138,7 @@ export class GraphBuilder {
 		const model = onnx.ModelProto.create({
 			irVersion: 8,
 			producerName: 'loupe',
-			opsetImport: [{ domain: '', version: opset }],
+			opsetImport: [{ domain: '', version: opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
 			graph: {
 				name: this.name,
 				node: this.nodes,
