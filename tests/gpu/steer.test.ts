@@ -47,7 +47,7 @@ describe('steering on WebGPU', () => {
 			const specs: SteerFeature[] = [{ feature: f, mode: 'add', value: 3, normalize: true }, { feature: 9, mode: 'add', value: -1.5, normalize: false }];
 			const runner = await SegmentRunner.create(ort, buildLlamaOnnx(weights, [boundary]), 'webgpu');
 			const device = (await ort.env.webgpu.device) as GPUDevice;
-			const steer = await SteerKernel.create(device, sae);
+			const steer = await SteerKernel.create(device);
 			const encoder = await SaeEncoder.create(device, sae);
 
 			const dirs = steerDirections(sae, specs);
@@ -62,7 +62,7 @@ describe('steering on WebGPU', () => {
 			let pos = 0;
 			for (const chunk of [tokens.slice(0, 4), ...tokens.slice(4).map((t) => [t])]) {
 				const { logits, rows } = await runner.forward(chunk, (name, resid, n) => {
-					if (name === hook) steer.apply(resid.gpuBuffer as GPUBuffer, n, specs, encoder.activationsBufferOrDummy(), -1);
+					if (name === hook) steer.apply(resid.gpuBuffer as GPUBuffer, n, 64, () => dirs, specs, 'fixed', encoder.activationsBufferOrDummy(), sae.cfg.dSae, -1);
 				});
 				const got = new Float32Array(await readBuffer(device, logits.gpuBuffer as GPUBuffer, rows * vocabSize * 4));
 				for (let s = 0; s < rows; s++) for (let v = 0; v < vocabSize; v++) worst = Math.max(worst, Math.abs(got[s * vocabSize + v] - want[pos + s][v]));
@@ -84,7 +84,7 @@ describe('steering on WebGPU', () => {
 		const sae = testSae(hook, f);
 		const runner = await SegmentRunner.create(ort, buildLlamaOnnx(weights, [2]), 'webgpu');
 		const device = (await ort.env.webgpu.device) as GPUDevice;
-		const steer = await SteerKernel.create(device, sae);
+		const steer = await SteerKernel.create(device);
 		const encoder = await SaeEncoder.create(device, sae);
 		for (const target of [0, 2.5]) {
 			runner.reset();
@@ -95,7 +95,8 @@ describe('steering on WebGPU', () => {
 				const buf = resid.gpuBuffer as GPUBuffer;
 				await encoder.encodeTopK(buf, n, 1);
 				before = await encoder.readFeature(f, n);
-				steer.apply(buf, n, [{ feature: f, mode: 'clamp', value: target, normalize: false }], encoder.activationsBuffer, -1);
+				const clamp: SteerFeature[] = [{ feature: f, mode: 'clamp', value: target, normalize: false }];
+				steer.apply(buf, n, sae.cfg.dIn, () => steerDirections(sae, clamp), clamp, JSON.stringify(clamp), encoder.activationsBuffer, sae.cfg.dSae, -1);
 				await encoder.encodeTopK(buf, n, 1);
 				after = await encoder.readFeature(f, n);
 			});

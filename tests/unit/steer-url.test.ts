@@ -17,4 +17,13 @@ describe('steering in the URL', () => {
 	it('skips malformed items', () => {
 		expect(parseSteer('x:add:1,3:push:2,4:add:nope,5:clamp:1').features).toEqual([{ feature: 5, mode: 'clamp', value: 1, normalize: false }]);
 	});
+	it('carries saved steering vectors by id (add only)', () => {
+		const s = '394:add:8:n,vk3x9q2:add:4:n,vab12:add:-2';
+		expect(parseSteer(s).features.slice(1)).toEqual([
+			{ feature: -1, vector: 'k3x9q2', mode: 'add', value: 4, normalize: true },
+			{ feature: -1, vector: 'ab12', mode: 'add', value: -2, normalize: false }
+		]);
+		expect(formatSteer(parseSteer(s))).toBe(s);
+		expect(parseSteer('vab:clamp:1').features).toEqual([]);
+	});
 });

@@ -29,11 +29,18 @@ import type { RankedItem } from './sae/features';
 import type { ReconMetrics } from './sae/reconstruction';
 import { benchSaeEncode, type BenchLine } from './bench/sae-encode';
 import { benchSegmentation } from './bench/segmentation';
-import { noSteering, type SteeringSetup } from './steer/spec';
+import { noSteering, type SteerFeature, type SteeringSetup } from './steer/spec';
+import { parseSteer } from './steer/url';
+import { ResidualMean, contrast, newVectorId, vectorFromJson, vectorNorm, vectorToJson, type SteeringVector } from './steer/vectors';
+import { SteerKernel } from './gpu/steer';
+import { createStorage, readBuffer } from './gpu/buffers';
 import type { ResidualHook } from './model/runner';
 import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './sae/corpus-stats';
 import { parseNeuronpediaExplanations } from './sae/labels';
-import { getLabel, labelsFor, latestCorpusRun, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from './store/db';
+import {
+	deletePreset, deleteVector, getLabel, getVector, labelsFor, latestCorpusRun, presetsFor, putLabels, saveCorpusRun, savePreset, saveVector, vectorsFor,
+	type CorpusRun, type FeatureLabel, type SteeringPreset
+} from './store/db';
 import { defaultSampling } from './sample/sampler';
 import {
 	deleteCachedFile, fetchModelFile, hubFileUrl, listCachedFiles,
@@ -69,6 +76,8 @@ export interface ModelInfo {
 	precision?: Precision;
 	/** For exported models: where each hook point is in the graph, and the segments of the current cut. */
 	manifest?: HookManifest;
+	/** The tokenizer has a chat template (instruction-tuned models): chat mode is offered. */
+	chatTemplate: boolean;
 	hooks: string[];
 	cutAt: string[];
 	loadMs: number;
@@ -83,6 +92,19 @@ export interface LoadFromHub {
 	hooks?: string[];
 }
 
+export interface VectorSummary {
+	id: string;
+	name: string;
+	hook: string;
+	norm: number;
+	positive: string[];
+	negative: string[];
+}
+
+function summarizeVector(v: SteeringVector): VectorSummary {
+	return { id: v.id, name: v.name, hook: v.hook, norm: vectorNorm(v.values), positive: v.positive, negative: v.negative };
+}
+
 export type EngineEvent = { type: 'device-lost'; error: ErrorInfo };
 
 /** What the engine needs of a model, whichever way it was opened. */
@@ -93,7 +115,7 @@ interface ModelSource {
 	/** The residual stream's element type ('float32', 'float16'). */
 	dtype: string;
 	parameters: number;
-	tokenizer: TextTokenizer & { pieceText(id: number): string };
+	tokenizer: TextTokenizer & { pieceText(id: number): string; applyChatTemplate?: (prompt: string) => string; readonly hasChatTemplate?: boolean };
 	/** The model cut at these boundaries, as ONNX segments. */
 	segment(cuts: number[]): SegmentedModel;
 	/** W_U as [vocab, d_model] and the final norm's scale, for feature logits; null where not found. */
@@ -203,6 +225,10 @@ export class Engine {
 	private lockTail: Promise<void> = Promise.resolve();
 	private onEvent: (e: EngineEvent) => void = () => {};
 	private steering: SteeringSetup = noSteering;
+	private vectorCache = new Map<string, SteeringVector>();
+	private chat = false;
+	/** The kernel that adds steering vectors (no SAE needed), on ORT's current device. */
+	private vectorKernel: { device: GPUDevice; kernel: SteerKernel; dummy: GPUBuffer } | null = null;
 
 	/**
 	 * Model operations (generating, analysing, corpus runs, loading) share one KV cache and one set
@@ -380,6 +406,7 @@ export class Engine {
 			parameters: source.parameters,
 			precision: source.precision,
 			manifest: source.manifest?.(model),
+			chatTemplate: !!source.tokenizer.hasChatTemplate,
 			hooks: allHookNames(source.shape.nLayers),
 			cutAt: model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : [])),
 			loadMs: performance.now() - t0,
@@ -699,7 +726,7 @@ export class Engine {
 			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
-				return await generate(m.runner, m.tokenizer, m.processor, prompt, settings, onToken, () => this.stopRequested);
+				return await generate(m.runner, m.tokenizer, m.processor, this.promptText(m, prompt), settings, onToken, () => this.stopRequested);
 			} catch (e) {
 				this.assertDevice(); // a lost device explains most failures mid-run: say that instead
 				throw e;
@@ -713,23 +740,92 @@ export class Engine {
 		this.stopRequested = true;
 	}
 
-	/** The steering setup; a change during generation applies from the next token on. */
-	setSteering(setup: SteeringSetup) {
-		this.steering = { steerSpecial: setup.steerSpecial, features: setup.features.map((f) => ({ ...f })) };
+	/** Chat mode: prompts go through the model's chat template (instruction-tuned models). */
+	setChat(on: boolean) {
+		this.chat = on;
 	}
 
-	/** The residual hook that applies the current steering setup at the SAE's hook point. */
-	private steeringHook(m: Loaded): ResidualHook | undefined {
+	/** The text the model reads for a prompt: as typed, or as the user's turn of a chat. */
+	private promptText(m: Loaded, prompt: string): string {
+		return this.chat && m.tokenizer.applyChatTemplate ? m.tokenizer.applyChatTemplate(prompt) : prompt;
+	}
+
+	/** The steering setup; a change during generation applies from the next token on. */
+	async setSteering(setup: SteeringSetup) {
+		this.steering = { steerSpecial: setup.steerSpecial, features: setup.features.map((f) => ({ ...f })) };
+		// Saved vectors the setup names are read from IndexedDB once, then kept.
+		for (const f of this.steering.features)
+			if (f.vector && !this.vectorCache.has(f.vector)) {
+				const v = await getVector(f.vector).catch(() => undefined);
+				if (v) this.vectorCache.set(v.id, v);
+			}
+	}
+
+	/** Where the current setup steers: SAE features at the SAE's hook, each vector at its own. */
+	private steeringPlan(m: Loaded): Map<number, { features: SteerFeature[]; vectors: { v: SteeringVector; spec: SteerFeature }[] }> {
+		const plan = new Map<number, { features: SteerFeature[]; vectors: { v: SteeringVector; spec: SteerFeature }[] }>();
+		const at = (b: number) => plan.get(b) ?? plan.set(b, { features: [], vectors: [] }).get(b)!;
 		const sae = m.sae;
-		if (!sae) return undefined;
-		const hook = boundaryName(sae.boundary, m.source.shape.nLayers);
-		const dSae = sae.info.cfg.dSae;
+		for (const f of this.steering.features) {
+			if (!Number.isFinite(f.value)) continue;
+			if (f.vector) {
+				const v = this.vectorCache.get(f.vector);
+				if (v && v.model === m.info.id && v.values.length === m.source.shape.dModel) at(hookBoundary(v.hook, m.source.shape.nLayers)).vectors.push({ v, spec: f });
+			} else if (sae && f.feature >= 0 && f.feature < sae.info.cfg.dSae) at(sae.boundary).features.push(f);
+		}
+		return plan;
+	}
+
+	/** Cuts the model at these boundaries too, when it is not cut there yet (keeps the SAE's cut). */
+	private async ensureCuts(m: Loaded, boundaries: number[]) {
+		const missing = boundaries.filter((b) => !m.runner.model.cuts.includes(b));
+		if (!missing.length) return;
+		const runner = await SegmentRunner.create(ort, m.source.segment([...m.runner.model.cuts, ...missing]), m.runner.backend);
+		await m.runner.dispose();
+		m.runner = runner;
+		m.info.cutAt = runner.model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
+		m.info.manifest = m.source.manifest?.(runner.model);
+	}
+
+	/** The residual hook that applies the current steering setup (read at every step: sliders act live). */
+	private async steeringHook(m: Loaded): Promise<ResidualHook | undefined> {
+		const planned = this.steeringPlan(m);
+		if (!planned.size) return undefined;
+		await this.ensureCuts(m, [...planned.keys()]);
+		const device = m.runner.backend === 'webgpu' ? await this.gpuDevice() : null;
+		if (device && !this.vectorKernel) this.vectorKernel = { device, kernel: await SteerKernel.create(device), dummy: createStorage(device, 16, 'steer.no-acts') };
+		const d = m.source.shape.dModel;
 		return async (name, residual, rows) => {
-			const setup = this.steering; // read at every step: sliders act live
-			const specs = setup.features.filter((f) => f.feature >= 0 && f.feature < dSae && Number.isFinite(f.value));
-			if (name !== hook || !specs.length) return;
-			const startsAtBos = m.runner.position === 0; // this forward holds position 0 (BOS)
-			await sae.session.steer(residual, rows, specs, startsAtBos && !setup.steerSpecial ? 0 : -1);
+			const setup = this.steering;
+			const plan = this.steeringPlan(m).get(hookBoundary(name, m.source.shape.nLayers));
+			if (!plan) return;
+			const skip = m.runner.position === 0 && !setup.steerSpecial ? 0 : -1; // this forward holds BOS
+			if (plan.features.length) await m.sae!.session.steer(residual, rows, plan.features, skip);
+			if (!plan.vectors.length) return;
+			const dirs = () => {
+				const out = new Float32Array(plan.vectors.length * d);
+				plan.vectors.forEach(({ v, spec }, j) => {
+					const n = spec.normalize ? vectorNorm(v.values) || 1 : 1;
+					for (let i = 0; i < d; i++) out[j * d + i] = v.values[i] / n;
+				});
+				return out;
+			};
+			const rowsSpec = plan.vectors.map(({ spec }) => ({ mode: 'add' as const, feature: 0, value: spec.value }));
+			const vk = this.vectorKernel;
+			if (residual.location === 'gpu-buffer' && vk && vk.device === device) {
+				const key = JSON.stringify(plan.vectors.map(({ v, spec }) => [v.id, spec.normalize]));
+				vk.kernel.apply(residual.gpuBuffer as GPUBuffer, rows, d, dirs, rowsSpec, key, vk.dummy, 1, skip);
+			} else {
+				// The wasm path: ORT's CPU tensor, edited in place (the same sum the kernel computes).
+				const x = residual.data as Float32Array;
+				const dir = dirs();
+				for (let t = 0; t < rows; t++) {
+					if (t === skip) continue;
+					rowsSpec.forEach((r, j) => {
+						for (let i = 0; i < d; i++) x[t * d + i] += r.value * dir[j * d + i];
+					});
+				}
+			}
 		};
 	}
 
@@ -739,16 +835,139 @@ export class Engine {
 	 */
 	async generateSideBySide(prompt: string, settings: SamplingSettings, onToken: (stream: 'default' | 'steered', e: TokenEvent) => void): Promise<Result<{ default: GenerateResult; steered: GenerateResult }>> {
 		return attempt(async () => {
-			const { m } = this.requireSae('Load an SAE and choose features to steer first.');
+			const m = this.requireModel();
+			if (!m.sae && !this.steering.features.some((f) => f.vector))
+				throw new LoupeError('model-failed', 'Nothing to steer with yet.', 'Load an SAE and choose features, or make a contrast vector, first.');
 			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
-				const base = await generate(m.runner, m.tokenizer, m.processor, prompt, settings, (e) => onToken('default', e), () => this.stopRequested);
-				const steered = await generate(m.runner, m.tokenizer, m.processor, prompt, settings, (e) => onToken('steered', e), () => this.stopRequested, this.steeringHook(m));
+				const hook = await this.steeringHook(m);
+				const base = await generate(m.runner, m.tokenizer, m.processor, this.promptText(m, prompt), settings, (e) => onToken('default', e), () => this.stopRequested);
+				const steered = await generate(m.runner, m.tokenizer, m.processor, this.promptText(m, prompt), settings, (e) => onToken('steered', e), () => this.stopRequested, hook);
 				return { default: base, steered };
 			} finally {
 				release();
 			}
+		});
+	}
+
+	/**
+	 * A contrast vector: the mean residual at `hook` over the positive prompts minus the mean over
+	 * the negative ones (BOS left out), saved in IndexedDB for this model.
+	 */
+	async makeContrastVector(req: { name: string; hook: string; positive: string[]; negative: string[] }): Promise<Result<VectorSummary>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			const positive = req.positive.map((p) => p.trim()).filter(Boolean);
+			const negative = req.negative.map((p) => p.trim()).filter(Boolean);
+			if (!positive.length || !negative.length)
+				throw new LoupeError('model-failed', 'A contrast vector needs at least one prompt on each side.', 'Write one prompt per line in both boxes, e.g. "Love" and "Hate".');
+			if (m.source.dtype !== 'float32')
+				throw new LoupeError('model-failed', `${m.info.name} computes its residual in ${m.source.dtype}; steering reads fp32.`, 'Open the fp32 export of this model.');
+			const boundary = hookBoundary(req.hook, m.source.shape.nLayers);
+			const release = await this.acquire();
+			try {
+				await this.ensureCuts(m, [boundary]);
+				const d = m.source.shape.dModel;
+				const hookName = boundaryName(boundary, m.source.shape.nLayers);
+				const meanOf = async (prompts: string[]) => {
+					const acc = new ResidualMean(d);
+					for (const p of prompts) {
+						m.runner.reset();
+						const { logits } = await m.runner.forward(m.tokenizer.encode(p), async (name, residual, rows) => {
+							if (name !== hookName) return;
+							const data = residual.location === 'gpu-buffer'
+								? new Float32Array(await readBuffer(await this.gpuDevice(), residual.gpuBuffer as GPUBuffer, rows * d * 4))
+								: (residual.data as Float32Array);
+							acc.add(data, rows, 1);
+						});
+						logits.dispose();
+					}
+					return acc.mean();
+				};
+				const values = contrast(await meanOf(positive), await meanOf(negative));
+				const v: SteeringVector = { id: newVectorId(), name: req.name.trim() || `${positive[0]} − ${negative[0]}`, model: m.info.id, hook: req.hook, values, positive, negative, createdAt: new Date().toISOString() };
+				await saveVector(v);
+				this.vectorCache.set(v.id, v);
+				return summarizeVector(v);
+			} finally {
+				release();
+			}
+		});
+	}
+
+	async listVectors(): Promise<VectorSummary[]> {
+		const m = this.loaded;
+		if (!m) return [];
+		const vs = await vectorsFor(m.info.id).catch(() => []);
+		for (const v of vs) this.vectorCache.set(v.id, v);
+		return vs.sort((a, b) => a.createdAt.localeCompare(b.createdAt)).map(summarizeVector);
+	}
+
+	async deleteVector(id: string): Promise<void> {
+		await deleteVector(id);
+		this.vectorCache.delete(id);
+	}
+
+	/** Presets: a named `steer=` setup per model, kept in IndexedDB. */
+	async savePreset(name: string, steer: string): Promise<Result<SteeringPreset[]>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			if (!name.trim()) throw new LoupeError('model-failed', 'A preset needs a name.', 'Type a name, then save.');
+			await savePreset({ model: m.info.id, name: name.trim(), steer, sae: m.sae?.info.source ?? null, createdAt: new Date().toISOString() });
+			return presetsFor(m.info.id);
+		});
+	}
+
+	async listPresets(): Promise<SteeringPreset[]> {
+		return this.loaded ? presetsFor(this.loaded.info.id).catch(() => []) : [];
+	}
+
+	async deletePreset(name: string): Promise<SteeringPreset[]> {
+		if (!this.loaded) return [];
+		await deletePreset(this.loaded.info.id, name);
+		return presetsFor(this.loaded.info.id);
+	}
+
+	/** A preset as a JSON file's text, with the steering vectors it uses (they live only here otherwise). */
+	async exportPreset(name: string): Promise<Result<string>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			const p = (await presetsFor(m.info.id)).find((x) => x.name === name);
+			if (!p) throw new LoupeError('not-found', `There is no preset "${name}".`, 'Pick one from the list.');
+			const ids = parseSteer(p.steer).features.flatMap((f) => (f.vector ? [f.vector] : []));
+			const vectors = (await Promise.all(ids.map((id) => getVector(id)))).filter((v): v is SteeringVector => !!v);
+			return JSON.stringify({ loupe: 'steering-preset', version: 1, ...p, vectors: vectors.map(vectorToJson) }, null, 1);
+		});
+	}
+
+	/** Reads a preset file written by exportPreset (for this model or another), and keeps it. */
+	async importPreset(text: string): Promise<Result<SteeringPreset>> {
+		return attempt(async () => {
+			const m = this.requireModel();
+			let j: { loupe?: string; name?: string; steer?: string; sae?: string | null; model?: string; vectors?: ReturnType<typeof vectorToJson>[] };
+			try {
+				j = JSON.parse(text);
+			} catch {
+				throw new LoupeError('not-found', 'This file is not JSON, so it is not a Loupe steering preset.', 'Choose a file saved with "Export".');
+			}
+			if (j.loupe !== 'steering-preset' || typeof j.name !== 'string' || typeof j.steer !== 'string')
+				throw new LoupeError('not-found', 'This JSON file is not a Loupe steering preset (it has no "loupe": "steering-preset", name and steer).', 'Choose a file saved with "Export".');
+			if (j.model && j.model !== m.info.id)
+				throw new LoupeError('model-failed', `This preset was made for ${j.model}, not ${m.info.id}: its features and vectors would mean something else here.`, `Load ${j.model} first, then import it.`);
+			let vectors: SteeringVector[];
+			try {
+				vectors = (j.vectors ?? []).map(vectorFromJson);
+			} catch (e) {
+				throw new LoupeError('not-found', `The preset file is damaged: ${(e as Error).message}.`, 'Export it again from where it was made.');
+			}
+			for (const v of vectors) {
+				await saveVector({ ...v, model: m.info.id });
+				this.vectorCache.set(v.id, { ...v, model: m.info.id });
+			}
+			const preset: SteeringPreset = { model: m.info.id, name: j.name, steer: j.steer, sae: j.sae ?? null, createdAt: new Date().toISOString() };
+			await savePreset(preset);
+			return preset;
 		});
 	}
 
@@ -770,7 +989,8 @@ export class Engine {
 					logits.dispose();
 					return topK(processed.probs, k).map(([id, value]) => ({ id, value, piece: m.tokenizer.pieceText(id) }));
 				};
-				return { default: await table(), steered: await table(this.steeringHook(m)) };
+				const hook = await this.steeringHook(m);
+				return { default: await table(), steered: await table(hook) };
 			} finally {
 				release();
 			}

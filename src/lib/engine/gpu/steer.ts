@@ -1,12 +1,18 @@
 /**
- * Applies a steering setup to the residual buffer at the hook, in place, between two segments
- * (shaders/steer.wgsl). Clamp specs read the SAE's activations, so the encoder runs first.
- * Reference: ../steer/spec.ts.
+ * Applies steering to the residual buffer at a hook, in place, between two segments
+ * (shaders/steer.wgsl): rows of directions, each added with a coefficient, or (clamp) with
+ * target − the SAE's activation, so for clamps the encoder runs first. The directions are SAE
+ * decoder rows or saved steering vectors. Reference: ../steer/spec.ts.
  */
 import shader from '../../../../shaders/steer.wgsl?raw';
 import { computePipeline, createStorage, storageFrom, uniformBuffer } from './buffers';
-import { steerDirections, type SteerFeature } from '../steer/spec';
-import type { Sae } from '../sae/sae';
+
+/** One direction's rule: add `value`, or clamp activation `feature` of the SAE to `value`. */
+export interface SteerRow {
+	mode: 'add' | 'clamp';
+	feature: number;
+	value: number;
+}
 
 export class SteerKernel {
 	private dirs: GPUBuffer | null = null;
@@ -15,22 +21,20 @@ export class SteerKernel {
 
 	private constructor(
 		private device: GPUDevice,
-		private pipeline: GPUComputePipeline,
-		private sae: Sae
+		private pipeline: GPUComputePipeline
 	) {}
 
-	static async create(device: GPUDevice, sae: Sae) {
-		return new SteerKernel(device, await computePipeline(device, shader, 'steer'), sae);
+	static async create(device: GPUDevice) {
+		return new SteerKernel(device, await computePipeline(device, shader, 'steer'));
 	}
 
 	/** Uploads directions and specs when the setup changed (a slider moved), else reuses them. */
-	private upload(specs: SteerFeature[]) {
-		const key = JSON.stringify(specs);
+	private upload(dirs: () => Float32Array, specs: SteerRow[], key: string) {
 		if (key === this.uploaded) return;
 		this.dirs?.destroy();
 		this.specs?.destroy();
 		const d = this.device;
-		this.dirs = storageFrom(d, steerDirections(this.sae, specs), 'steer.dirs');
+		this.dirs = storageFrom(d, dirs(), 'steer.dirs');
 		const raw = new ArrayBuffer(Math.max(16, specs.length * 16));
 		const u = new Uint32Array(raw);
 		const f = new Float32Array(raw);
@@ -44,12 +48,14 @@ export class SteerKernel {
 		this.uploaded = key;
 	}
 
-	/** resid: [tokens, d_in] (ORT's buffer); acts: the encoder's activations (any buffer if no clamp). */
-	apply(resid: GPUBuffer, tokens: number, specs: SteerFeature[], acts: GPUBuffer, skipPosition: number) {
+	/**
+	 * resid: [tokens, dIn] (ORT's buffer); dirs(): [rows, dIn], computed only when `key` changed;
+	 * acts: the encoder's activations [tokens, dSae] (any buffer when nothing is clamped).
+	 */
+	apply(resid: GPUBuffer, tokens: number, dIn: number, dirs: () => Float32Array, specs: SteerRow[], key: string, acts: GPUBuffer, dSae: number, skipPosition: number) {
 		if (!specs.length) return;
-		this.upload(specs);
+		this.upload(dirs, specs, key);
 		const d = this.device;
-		const { dIn, dSae } = this.sae.cfg;
 		const u = uniformBuffer(d, [tokens, dIn, specs.length, dSae, skipPosition < 0 ? 0xffffffff : skipPosition, 0, 0, 0]);
 		const enc = d.createCommandEncoder({ label: 'steer' });
 		const pass = enc.beginComputePass();

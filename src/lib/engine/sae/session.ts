@@ -14,7 +14,7 @@ import { FeatureStatsGpu } from '../gpu/feature-stats';
 import { SaeReconstruction } from '../gpu/sae-reconstruction';
 import { metricsOf, type ReconMetrics } from './reconstruction';
 import { SteerKernel } from '../gpu/steer';
-import { steerReference, type SteerFeature } from '../steer/spec';
+import { steerDirections, steerReference, type SteerFeature } from '../steer/spec';
 import { accumulateReference, emptyStats, type FeatureStats } from './corpus-stats';
 
 export interface EncodedTokens {
@@ -44,7 +44,7 @@ export class SaeSession {
 		const encoder = await SaeEncoder.create(device, sae);
 		const inspector = await FeatureInspector.create(device, sae, unembedding);
 		const recon = await SaeReconstruction.create(device, sae, inspector.chunks);
-		const steer = await SteerKernel.create(device, sae);
+		const steer = await SteerKernel.create(device);
 		return new SaeSession(sae, device, encoder, inspector, recon, steer, unembedding);
 	}
 
@@ -83,7 +83,8 @@ export class SaeSession {
 		if (this.steerKernel && this.encoder && residual.location === 'gpu-buffer') {
 			const buf = residual.gpuBuffer as GPUBuffer;
 			if (clamp) await this.encoder.encodeTopK(buf, rows, 1);
-			this.steerKernel.apply(buf, rows, specs, this.encoder.activationsBufferOrDummy(), skipPosition);
+			const { dIn, dSae } = this.sae.cfg;
+			this.steerKernel.apply(buf, rows, dIn, () => steerDirections(this.sae, specs), specs, JSON.stringify(specs), this.encoder.activationsBufferOrDummy(), dSae, skipPosition);
 			return;
 		}
 		const { dIn } = this.sae.cfg;

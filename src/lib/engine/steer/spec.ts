@@ -6,7 +6,10 @@
 import type { Sae } from '../sae/sae';
 
 export interface SteerFeature {
+	/** An SAE feature, or -1 for a saved steering vector (`vector`). */
 	feature: number;
+	/** A saved steering vector's id (add mode only), instead of an SAE feature. */
+	vector?: string;
 	mode: 'add' | 'clamp';
 	value: number; // add: strength; clamp: target activation (0 ablates)
 	normalize: boolean; // add: use the unit-normalised decoder row

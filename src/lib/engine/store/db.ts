@@ -4,6 +4,7 @@
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { FeatureStats } from '../sae/corpus-stats';
+import type { SteeringVector } from '../steer/vectors';
 
 export interface CorpusRun {
 	key: string; // `${model}|${sae}|${corpus}`
@@ -22,18 +23,35 @@ export interface FeatureLabel {
 	source: 'neuronpedia' | 'user';
 }
 
+/** A named steering setup for a model: the `steer=` string and the vectors it uses. */
+export interface SteeringPreset {
+	model: string;
+	name: string;
+	steer: string;
+	sae: string | null; // the SAE its features belong to, for people
+	createdAt: string;
+}
+
 interface LoupeDB extends DBSchema {
 	corpusRuns: { key: string; value: CorpusRun; indexes: { byModelSae: [string, string] } };
 	labels: { key: [string, number]; value: FeatureLabel; indexes: { bySae: string } };
+	vectors: { key: string; value: SteeringVector; indexes: { byModel: string } };
+	presets: { key: [string, string]; value: SteeringPreset; indexes: { byModel: string } };
 }
 
 let dbPromise: Promise<IDBPDatabase<LoupeDB>> | null = null;
 
 export function db(): Promise<IDBPDatabase<LoupeDB>> {
-	dbPromise ??= openDB<LoupeDB>('loupe', 1, {
-		upgrade(d) {
-			d.createObjectStore('corpusRuns', { keyPath: 'key' }).createIndex('byModelSae', ['model', 'sae']);
-			d.createObjectStore('labels', { keyPath: ['sae', 'feature'] }).createIndex('bySae', 'sae');
+	dbPromise ??= openDB<LoupeDB>('loupe', 2, {
+		upgrade(d, oldVersion) {
+			if (oldVersion < 1) {
+				d.createObjectStore('corpusRuns', { keyPath: 'key' }).createIndex('byModelSae', ['model', 'sae']);
+				d.createObjectStore('labels', { keyPath: ['sae', 'feature'] }).createIndex('bySae', 'sae');
+			}
+			if (oldVersion < 2) {
+				d.createObjectStore('vectors', { keyPath: 'id' }).createIndex('byModel', 'model');
+				d.createObjectStore('presets', { keyPath: ['model', 'name'] }).createIndex('byModel', 'model');
+			}
 		}
 	});
 	return dbPromise;
@@ -60,4 +78,32 @@ export async function getLabel(sae: string, feature: number): Promise<FeatureLab
 
 export async function labelsFor(sae: string): Promise<FeatureLabel[]> {
 	return (await db()).getAllFromIndex('labels', 'bySae', sae);
+}
+
+export async function saveVector(v: SteeringVector) {
+	await (await db()).put('vectors', v);
+}
+
+export async function getVector(id: string): Promise<SteeringVector | undefined> {
+	return (await db()).get('vectors', id);
+}
+
+export async function vectorsFor(model: string): Promise<SteeringVector[]> {
+	return (await db()).getAllFromIndex('vectors', 'byModel', model);
+}
+
+export async function deleteVector(id: string) {
+	await (await db()).delete('vectors', id);
+}
+
+export async function savePreset(p: SteeringPreset) {
+	await (await db()).put('presets', p);
+}
+
+export async function presetsFor(model: string): Promise<SteeringPreset[]> {
+	return (await (await db()).getAllFromIndex('presets', 'byModel', model)).sort((a, b) => a.name.localeCompare(b.name));
+}
+
+export async function deletePreset(model: string, name: string) {
+	await (await db()).delete('presets', [model, name]);
 }

@@ -4,6 +4,7 @@
  * (transformers.js would bring a second onnxruntime-web and onnxruntime-node).
  */
 import { Tokenizer } from '@huggingface/tokenizers';
+import { Template } from '@huggingface/jinja';
 import { LoupeError } from '../../errors';
 import type { TextTokenizer } from '../generate';
 
@@ -21,6 +22,8 @@ export class HubTokenizer implements TextTokenizer {
 	/** The token a text starts with: BOS where the model has one, else the end-of-text token (GPT-2). */
 	readonly startToken: number | undefined;
 	private addStart: boolean;
+	private chatTemplate: Template | null = null;
+	private specials: { bos_token?: string; eos_token?: string };
 
 	constructor(tokenizerJson: Json, tokenizerConfig: Json, modelConfig: Json = {}, name = 'tokenizer.json') {
 		try {
@@ -37,9 +40,35 @@ export class HubTokenizer implements TextTokenizer {
 		this.stopTokens = [...new Set([...eos, ...(eosFromConfig !== undefined ? [eosFromConfig] : [])])];
 		const bos = (typeof modelConfig.bos_token_id === 'number' ? modelConfig.bos_token_id : undefined) ?? id(tokenizerConfig.bos_token);
 		this.startToken = bos ?? this.stopTokens[0];
+		this.specials = { bos_token: tokenContent(tokenizerConfig.bos_token), eos_token: tokenContent(tokenizerConfig.eos_token) };
+		const template = tokenizerConfig.chat_template;
+		const source = typeof template === 'string' ? template : Array.isArray(template) ? (template.find((t) => t?.name === 'default')?.template as string | undefined) : undefined;
+		if (source) {
+			try {
+				this.chatTemplate = new Template(source);
+			} catch (e) {
+				throw new LoupeError('not-a-tokenizer', `The chat template in tokenizer_config.json does not parse (${(e as Error).message}).`, 'Chat mode is off for this model; plain prompts still work.');
+			}
+		}
 		// Does the post-processor add BOS by itself? Then encode() must not add it again.
 		const probe = this.tok.encode('a').ids;
 		this.addStart = this.startToken !== undefined && probe[0] !== this.startToken;
+	}
+
+	get hasChatTemplate(): boolean {
+		return this.chatTemplate !== null;
+	}
+
+	/**
+	 * The prompt as the user's turn of a chat, with the turn that opens the model's answer
+	 * (add_generation_prompt), as the model was tuned to read it. A leading BOS the template writes
+	 * is left to encode(), which adds it as a token.
+	 */
+	applyChatTemplate(prompt: string): string {
+		if (!this.chatTemplate) return prompt;
+		const text = this.chatTemplate.render({ messages: [{ role: 'user', content: prompt }], add_generation_prompt: true, ...this.specials });
+		const bos = this.specials.bos_token;
+		return bos && text.startsWith(bos) ? text.slice(bos.length) : text;
 	}
 
 	/** Token ids of a text, starting with the start token (so an empty prompt still has one). */
