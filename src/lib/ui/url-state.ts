@@ -1,7 +1,7 @@
 /**
  * The view in the URL, so a link reproduces it (teachers share links). Plain parameter names:
  * hub, model, prompt, temperature, top_p, top_k, max_tokens, seed, freq_penalty, sae (owner/repo/folder
- * on the hub), feature, steer.
+ * on the hub), feature, steer, chat (1: the chat template), classroom (1: large type for a projector).
  */
 import { defaultHub, defaultModelId } from '$lib/engine/model/catalogue';
 import { defaultSampling, type SamplingSettings } from '$lib/engine/sample/sampler';
@@ -14,6 +14,8 @@ export interface ViewState {
 	sae: string;
 	feature: number | null;
 	steer: string; // see $lib/engine/steer/url.ts
+	chat: boolean;
+	classroom: boolean;
 }
 
 const numberParams: [keyof SamplingSettings, string, number, number][] = [
@@ -40,7 +42,9 @@ export function readViewState(params: URLSearchParams): ViewState {
 		sampling,
 		sae: params.get('sae') ?? '',
 		feature: /^\d+$/.test(params.get('feature') ?? '') ? Number(params.get('feature')) : null,
-		steer: params.get('steer') ?? ''
+		steer: params.get('steer') ?? '',
+		chat: params.get('chat') === '1',
+		classroom: params.get('classroom') === '1'
 	};
 }
 
@@ -54,5 +58,7 @@ export function writeViewState(s: ViewState): URLSearchParams {
 	if (s.sae) p.set('sae', s.sae);
 	if (s.feature !== null) p.set('feature', String(s.feature));
 	if (s.steer) p.set('steer', s.steer);
+	if (s.chat) p.set('chat', '1');
+	if (s.classroom) p.set('classroom', '1');
 	return p;
 }
