@@ -21,21 +21,31 @@ export function vocabulary() {
 	return [...words, '<|endoftext|>'];
 }
 
-export function writeExportRepo() {
-	const dir = resolve(here, '.generated-hub', EXPORT_REPO, 'resolve/main');
+/** The chat stand-in's vocabulary: the same words with Gemma's turn markers in place of the first four. */
+export function chatVocabulary() {
+	const words = vocabulary();
+	return ['<start_of_turn>', '<end_of_turn>', 'user', 'model', ...words.slice(4)];
+}
+export const CHAT_REPO = 'onnx-community/gemma-3-270m-it-ONNX';
+// Gemma's chat template, in the shape Gemma's tokenizer_config.json has it (shortened).
+export const CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }} {{ m.content }} <end_of_turn> {% endfor %}{% if add_generation_prompt %}<start_of_turn>model {% endif %}";
+
+export function writeExportRepo(repo = EXPORT_REPO, chat = false) {
+	const dir = resolve(here, '.generated-hub', repo, 'resolve/main');
 	rmSync(dir, { recursive: true, force: true });
 	mkdirSync(resolve(dir, 'onnx'), { recursive: true });
 	symlinkSync(fusedGpt2, resolve(dir, 'onnx/model.onnx'));
-	const words = vocabulary();
+	const words = chat ? chatVocabulary() : vocabulary();
+	const special = chat ? [0, 1, EOS] : [EOS];
 	const tokenizer = {
 		version: '1.0', truncation: null, padding: null,
-		added_tokens: [{ id: EOS, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+		added_tokens: special.map((id) => ({ id, content: words[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
 		normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null,
 		decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
 		model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<|endoftext|>' }
 	};
 	writeFileSync(resolve(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-	writeFileSync(resolve(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', model_max_length: 512 }));
+	writeFileSync(resolve(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', model_max_length: 512, ...(chat ? { chat_template: CHAT_TEMPLATE } : {}) }));
 	writeFileSync(resolve(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 5, n_embd: 32, n_head: 4, n_positions: 512, vocab_size: 1000, bos_token_id: EOS, eos_token_id: EOS }));
 	return dir;
 }

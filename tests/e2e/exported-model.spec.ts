@@ -5,18 +5,17 @@
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web';
-import { EOS, fusedGpt2, llamaExportFiles, vocabulary, writeExportRepo } from '../export-fixture.mjs';
+import { CHAT_REPO, EOS, chatVocabulary, fusedGpt2, llamaExportFiles, vocabulary, writeExportRepo } from '../export-fixture.mjs';
 import { generateText, openApp, waitForModel } from './app';
 
 const PROMPT = 'bad ked mif';
 const STEPS = 12;
 
 /** Greedy decoding of the unmodified graph, with its own input names and KV layout. */
-async function referenceCompletion(): Promise<string> {
+async function referenceCompletion(promptWords = PROMPT.split(' '), words = vocabulary()): Promise<string> {
 	ort.env.wasm.numThreads = 1;
 	const s = await ort.InferenceSession.create(new Uint8Array(readFileSync(fusedGpt2)), { executionProviders: ['wasm'] });
-	const words = vocabulary();
-	let ids = [EOS, ...PROMPT.split(' ').map((w) => words.indexOf(w))];
+	let ids = [EOS, ...promptWords.map((w) => words.indexOf(w))];
 	const past: Record<string, ort.Tensor> = {};
 	for (let l = 0; l < 5; l++) past[`past_${l}`] = new ort.Tensor('float32', new Float32Array(0), [2, 1, 4, 0, 8]);
 	let position = 0;
@@ -32,7 +31,7 @@ async function referenceCompletion(): Promise<string> {
 		for (let l = 0; l < 5; l++) past[`past_${l}`] = r[`present_${l}`];
 		const logits = (r.logits.data as Float32Array).subarray((S - 1) * 1000, S * 1000);
 		const next = logits.reduce((best, v, i) => (v > logits[best] ? i : best), 0);
-		if (next === EOS) break;
+		if (next === EOS || (words[next] === '<end_of_turn>')) break;
 		out.push(next);
 		position += S;
 		ids = [next];
@@ -78,4 +77,41 @@ test('an .onnx with its external-data weights opens from disk; without the weigh
 	expect(text.trim().split(' ').length).toBeGreaterThan(0);
 	expect(text.trim()).toMatch(/^(t\d+ ?)+$/);
 	await page.screenshot({ path: 'tests/screenshots/exported-llama-files.png', fullPage: true });
+});
+
+test('chat mode on an instruction-tuned catalogue model: the prompt becomes the user turn of its chat template', async ({ page }) => {
+	writeExportRepo(CHAT_REPO, true);
+	// The template, rendered by hand: BOS, then "<start_of_turn>user PROMPT <end_of_turn> <start_of_turn>model".
+	const expected = await referenceCompletion(['<start_of_turn>', 'user', ...PROMPT.split(' '), '<end_of_turn>', '<start_of_turn>', 'model'], chatVocabulary());
+	const plain = await referenceCompletion(PROMPT.split(' '), chatVocabulary());
+	expect(expected).not.toBe(plain); // the template must change what the model reads
+	await openApp(page, { model: 'gemma-3-270m-it', prompt: PROMPT, temperature: 0, max_tokens: STEPS, chat: 1 });
+	await waitForModel(page);
+	await expect(page.getByTestId('chat-mode')).toBeChecked();
+	expect((await generateText(page)).trim()).toBe(expected);
+	await page.getByTestId('chat-mode').uncheck();
+	await expect(page).not.toHaveURL(/chat=1/);
+	expect((await generateText(page)).trim()).toBe(plain);
+});
+
+test('steering works on an exported model too: a contrast vector at a hook surgery found changes the completion', async ({ page }) => {
+	writeExportRepo();
+	await openApp(page, { model: 'gpt2-small', prompt: PROMPT, temperature: 0, max_tokens: 10 });
+	await waitForModel(page);
+	const vectors = page.getByTestId('steering-vectors');
+	await vectors.getByTestId('contrast-positive').fill('bad ked mif');
+	await vectors.getByTestId('contrast-negative').fill('tar tar tar');
+	await vectors.getByTestId('contrast-hook').selectOption('blocks.2.hook_resid_pre');
+	await vectors.getByTestId('contrast-make').click();
+	await vectors.getByTestId('vector-steer').click();
+	await page.getByTestId('steer-value').fill('3');
+	await page.getByTestId('steer-value').press('Enter');
+	await page.getByTestId('steer-generate').click();
+	await expect(page.getByTestId('steer-generate')).toBeDisabled();
+	await expect(page.getByTestId('steer-generate')).toBeEnabled({ timeout: 200_000 });
+	await expect(page.getByTestId('divergence')).toBeVisible();
+	// The model is now cut at the vector's hook.
+	await page.getByText('Hook points').click();
+	await expect(page.getByTestId('hook-manifest')).toContainText('cut now at blocks.2.hook_resid_pre');
+	await page.screenshot({ path: 'tests/screenshots/exported-steering.png', fullPage: true });
 });

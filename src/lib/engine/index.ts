@@ -740,6 +740,11 @@ export class Engine {
 		this.stopRequested = true;
 	}
 
+	/** The loaded model's info as it is now (the cut changes when an SAE or a steering vector needs a hook). */
+	modelInfo(): ModelInfo | null {
+		return this.loaded?.info ?? null;
+	}
+
 	/** Chat mode: prompts go through the model's chat template (instruction-tuned models). */
 	setChat(on: boolean) {
 		this.chat = on;
