@@ -17,7 +17,7 @@ export default defineConfig({
 			// Plain TypeScript: model math, formats, the ONNX builder run by onnxruntime-web (wasm) in Node.
 			{
 				resolve: { alias: { $lib: fileURLToPath(new URL('./src/lib', import.meta.url)) } },
-				test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node' }
+				test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node', testTimeout: 120_000 }
 			},
 			// WGSL kernels on a real WebGPU device in headless Chromium, against their TS references.
 			{
@@ -25,6 +25,7 @@ export default defineConfig({
 				server: { fs: { allow: [fileURLToPath(new URL('.', import.meta.url)), fixturesDir] } },
 				test: {
 					name: 'gpu',
+					testTimeout: 120_000,
 					provide: { stories260KDir, onnxExportsDir: resolve(fixturesDir, 'onnx-exports') },
 					include: ['tests/gpu/**/*.test.ts'],
 					browser: {
