@@ -1,0 +1,175 @@
+// SAE training, forward and backward, as dense gathers (WGSL has no float atomics: every output
+// element is one thread's sum over the batch or the dictionary). Shapes: the batch is B rows picked
+// from the activation store by `rows` (a shuffled index list), d = d_in, n = d_sae.
+//   pre  = (x − b_dec) W_enc + b_enc;  acts = TopK/ReLU(pre);  err = acts W_dec + b_dec − x
+//   loss = (1/B) Σ ‖err‖² + λ (1/B) Σ acts_bj ‖W_dec[j]‖   (λ = 0 for TopK)
+// Reference: src/lib/engine/train/reference.ts.
+
+struct P {
+  B: u32, d: u32, n: u32, k: u32,
+  l1: f32, topk: u32, _a: u32, _b: u32,
+}
+
+@group(0) @binding(0) var<storage, read> store: array<f32>;      // [rows, d] harvested activations
+@group(0) @binding(1) var<storage, read> rows: array<u32>;       // [B] indices into store
+@group(0) @binding(2) var<storage, read_write> w_enc: array<f32>; // [d, n]
+@group(0) @binding(3) var<storage, read_write> b_enc: array<f32>; // [n]
+@group(0) @binding(4) var<storage, read_write> w_dec: array<f32>; // [n, d]
+@group(0) @binding(5) var<storage, read_write> b_dec: array<f32>; // [d]
+@group(0) @binding(6) var<storage, read_write> pre: array<f32>;   // [B, n]
+@group(0) @binding(7) var<storage, read_write> acts: array<f32>;  // [B, n]
+@group(0) @binding(8) var<storage, read_write> err: array<f32>;   // [B, d]
+@group(0) @binding(9) var<storage, read_write> norms: array<f32>; // [n] decoder row norms
+@group(0) @binding(10) var<uniform> p: P;
+
+@group(1) @binding(0) var<storage, read_write> g_w_enc: array<f32>;
+@group(1) @binding(1) var<storage, read_write> g_b_enc: array<f32>;
+@group(1) @binding(2) var<storage, read_write> g_w_dec: array<f32>;
+@group(1) @binding(3) var<storage, read_write> g_b_dec: array<f32>;
+@group(1) @binding(4) var<storage, read_write> dpre: array<f32>;  // [B, n]
+
+fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i]; }
+
+// Dispatch (ceil(n/64), B): pre[b, j].
+@compute @workgroup_size(64)
+fn encode(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x; let b = g.y;
+  if (j >= p.n || b >= p.B) { return; }
+  var a = b_enc[j];
+  for (var i = 0u; i < p.d; i++) { a += (x(b, i) - b_dec[i]) * w_enc[i * p.n + j]; }
+  pre[b * p.n + j] = a;
+}
+
+// Dispatch (B): one workgroup per row. ReLU, or the k largest (ties: lower index) then ReLU.
+// Selection marks acts[b, j] with a sentinel first, so a chosen entry whose ReLU is 0 stays chosen.
+var<workgroup> best_v: array<f32, 64>;
+var<workgroup> best_j: array<u32, 64>;
+const TAKEN = -3.0e38;
+@compute @workgroup_size(64)
+fn activate(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let b = wg.x;
+  let base = b * p.n;
+  if (p.topk == 0u) {
+    for (var j = t; j < p.n; j += 64u) { acts[base + j] = max(pre[base + j], 0.0); }
+    return;
+  }
+  for (var j = t; j < p.n; j += 64u) { acts[base + j] = 0.0; }
+  workgroupBarrier();
+  for (var r = 0u; r < p.k; r++) {
+    var bv = -3.4e38; var bj = 0xffffffffu;
+    for (var j = t; j < p.n; j += 64u) {
+      if (acts[base + j] == TAKEN) { continue; }
+      let v = pre[base + j];
+      if (v > bv || (v == bv && j < bj)) { bv = v; bj = j; }
+    }
+    best_v[t] = bv; best_j[t] = bj;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+      if (t < s) {
+        let ov = best_v[t + s]; let oj = best_j[t + s];
+        if (ov > best_v[t] || (ov == best_v[t] && oj < best_j[t])) { best_v[t] = ov; best_j[t] = oj; }
+      }
+      workgroupBarrier();
+    }
+    if (t == 0u && best_j[0] != 0xffffffffu) { acts[base + best_j[0]] = TAKEN; }
+    workgroupBarrier();
+  }
+  for (var j = t; j < p.n; j += 64u) {
+    acts[base + j] = select(0.0, max(pre[base + j], 0.0), acts[base + j] == TAKEN);
+  }
+}
+
+// Dispatch (ceil(d/64), B): err[b, i] = x̂ − x.
+@compute @workgroup_size(64)
+fn decode(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x; let b = g.y;
+  if (i >= p.d || b >= p.B) { return; }
+  var a = b_dec[i];
+  for (var j = 0u; j < p.n; j++) {
+    let s = acts[b * p.n + j];
+    if (s != 0.0) { a += s * w_dec[j * p.d + i]; }
+  }
+  err[b * p.d + i] = a - x(b, i);
+}
+
+// Dispatch (ceil(n/64)): ‖W_dec[j]‖.
+@compute @workgroup_size(64)
+fn decoder_norms(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x;
+  if (j >= p.n) { return; }
+  var a = 0.0;
+  for (var i = 0u; i < p.d; i++) { let w = w_dec[j * p.d + i]; a += w * w; }
+  norms[j] = sqrt(a);
+}
+
+// Dispatch (ceil(n/64), B): ∂loss/∂pre, through the gate (acts > 0).
+@compute @workgroup_size(64)
+fn grad_pre(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x; let b = g.y;
+  if (j >= p.n || b >= p.B) { return; }
+  var a = 0.0;
+  if (acts[b * p.n + j] > 0.0) {
+    for (var i = 0u; i < p.d; i++) { a += err[b * p.d + i] * w_dec[j * p.d + i]; }
+    a = a * 2.0 / f32(p.B) + p.l1 / f32(p.B) * norms[j];
+  }
+  dpre[b * p.n + j] = a;
+}
+
+// Dispatch (ceil(d/64), n): ∂loss/∂W_dec[j, i] = (2/B) Σ_b acts err + (λ/B) Σ_b acts · W_dec[j,i]/‖W_dec[j]‖.
+@compute @workgroup_size(64)
+fn grad_w_dec(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x; let j = g.y;
+  if (i >= p.d || j >= p.n) { return; }
+  var a = 0.0; var s = 0.0;
+  for (var b = 0u; b < p.B; b++) {
+    let v = acts[b * p.n + j];
+    a += v * err[b * p.d + i];
+    s += v;
+  }
+  var out = a * 2.0 / f32(p.B);
+  if (p.l1 > 0.0 && norms[j] > 0.0) { out += p.l1 / f32(p.B) * s * w_dec[j * p.d + i] / norms[j]; }
+  g_w_dec[j * p.d + i] = out;
+}
+
+// Dispatch (ceil(n/64), d): ∂loss/∂W_enc[i, j] = Σ_b (x − b_dec)_bi dpre_bj.
+@compute @workgroup_size(64)
+fn grad_w_enc(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x; let i = g.y;
+  if (j >= p.n || i >= p.d) { return; }
+  var a = 0.0;
+  for (var b = 0u; b < p.B; b++) { a += (x(b, i) - b_dec[i]) * dpre[b * p.n + j]; }
+  g_w_enc[i * p.n + j] = a;
+}
+
+// Dispatch (ceil(n/64)): ∂loss/∂b_enc[j] = Σ_b dpre.
+@compute @workgroup_size(64)
+fn grad_b_enc(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x;
+  if (j >= p.n) { return; }
+  var a = 0.0;
+  for (var b = 0u; b < p.B; b++) { a += dpre[b * p.n + j]; }
+  g_b_enc[j] = a;
+}
+
+// Dispatch (ceil(d/64)), after grad_b_enc: ∂loss/∂b_dec[i] = (2/B) Σ_b err − Σ_j g_b_enc[j] W_enc[i, j].
+@compute @workgroup_size(64)
+fn grad_b_dec(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  if (i >= p.d) { return; }
+  var a = 0.0;
+  for (var b = 0u; b < p.B; b++) { a += err[b * p.d + i]; }
+  a = a * 2.0 / f32(p.B);
+  for (var j = 0u; j < p.n; j++) { a -= g_b_enc[j] * w_enc[i * p.n + j]; }
+  g_b_dec[i] = a;
+}
+
+// Dispatch (ceil(n/64)), after an Adam step on W_dec (TopK): rows back to unit norm.
+@compute @workgroup_size(64)
+fn normalize_rows(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x;
+  if (j >= p.n) { return; }
+  var a = 0.0;
+  for (var i = 0u; i < p.d; i++) { let w = w_dec[j * p.d + i]; a += w * w; }
+  let s = select(1.0, 1.0 / sqrt(a), a > 0.0);
+  for (var i = 0u; i < p.d; i++) { w_dec[j * p.d + i] *= s; }
+}

@@ -1,0 +1,242 @@
+/**
+ * Trains an SAE on the GPU (shaders/sae_train.wgsl, shaders/adam.wgsl): activations sit in a store
+ * buffer, each step gathers a shuffled batch of rows from it, runs forward and backward as dense
+ * kernels, and applies Adam; TopK SAEs renormalise decoder rows after each step. Parameters,
+ * gradients and Adam moments never leave the GPU; metrics are small read-backs.
+ * Reference: ../train/reference.ts.
+ */
+import trainShader from '../../../../shaders/sae_train.wgsl?raw';
+import adamShader from '../../../../shaders/adam.wgsl?raw';
+import { computePipeline, createStorage, readBuffer, storageFrom, uniformBuffer } from './buffers';
+import { ADAM, type SaeParams, type TrainShape } from '../train/reference';
+
+// Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
+// keeps only those, so each stays within 8 storage buffers.
+const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p'] as const;
+const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre'] as const;
+type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
+const USES: Record<string, Name[]> = {
+	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
+	activate: ['pre', 'acts', 'p'],
+	decode: ['store', 'rows', 'w_dec', 'b_dec', 'acts', 'err', 'p'],
+	decoder_norms: ['w_dec', 'norms', 'p'],
+	grad_pre: ['acts', 'err', 'w_dec', 'norms', 'p', 'dpre'],
+	grad_w_dec: ['acts', 'err', 'w_dec', 'norms', 'p', 'g_w_dec'],
+	grad_w_enc: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc'],
+	grad_b_enc: ['p', 'dpre', 'g_b_enc'],
+	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
+	normalize_rows: ['w_dec', 'p']
+};
+
+export interface StepMetrics {
+	mse: number; // (1/B) Σ ‖x̂ − x‖²
+	explainedVariance: number; // 1 − Σ‖err‖² / Σ‖x − x̄‖² over the batch
+	l0: number; // active latents per token
+	/** Per latent: was it active anywhere in this batch. */
+	fired: Uint8Array;
+}
+
+export class SaeTrainer {
+	private buffers: Record<Name, GPUBuffer>;
+	private moments: { m: GPUBuffer; v: GPUBuffer }[];
+	private bindGroups = new Map<string, GPUBindGroup[]>();
+	private t = 0;
+	private storeRows = 0;
+
+	private constructor(
+		private device: GPUDevice,
+		readonly shape: TrainShape,
+		readonly batch: number,
+		private pipelines: Record<string, GPUComputePipeline>,
+		private adamPipeline: GPUComputePipeline,
+		params: SaeParams
+	) {
+		const { d, n } = shape;
+		const B = batch;
+		const f = (len: number, label: string) => createStorage(device, len * 4, `train.${label}`);
+		this.buffers = {
+			store: f(d, 'store'),
+			rows: f(B, 'rows'),
+			w_enc: storageFrom(device, params.wEnc, 'train.w_enc'),
+			b_enc: storageFrom(device, params.bEnc, 'train.b_enc'),
+			w_dec: storageFrom(device, params.wDec, 'train.w_dec'),
+			b_dec: storageFrom(device, params.bDec, 'train.b_dec'),
+			pre: f(B * n, 'pre'),
+			acts: f(B * n, 'acts'),
+			err: f(B * d, 'err'),
+			norms: f(n, 'norms'),
+			p: uniformBuffer(device, [B, d, n, shape.arch === 'topk' ? shape.k : 0, { f32: shape.arch === 'relu' ? shape.l1 : 0 }, shape.arch === 'topk' ? 1 : 0, 0, 0]),
+			g_w_enc: f(d * n, 'g_w_enc'),
+			g_b_enc: f(n, 'g_b_enc'),
+			g_w_dec: f(n * d, 'g_w_dec'),
+			g_b_dec: f(d, 'g_b_dec'),
+			dpre: f(B * n, 'dpre')
+		};
+		this.moments = [d * n, n, n * d, d].map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
+	}
+
+	static async create(device: GPUDevice, shape: TrainShape, batch: number, params: SaeParams): Promise<SaeTrainer> {
+		const pipelines: Record<string, GPUComputePipeline> = {};
+		for (const entry of Object.keys(USES)) pipelines[entry] = await computePipeline(device, trainShader, 'sae_train', entry);
+		const adam = await computePipeline(device, adamShader, 'adam', 'adam');
+		return new SaeTrainer(device, shape, batch, pipelines, adam, params);
+	}
+
+	/** The activation store: a GPU buffer of [rows, d] fp32 (harvested at a hook, or uploaded). */
+	setStore(store: GPUBuffer, rows: number) {
+		this.buffers.store = store;
+		this.storeRows = rows;
+		this.bindGroups.clear();
+	}
+
+	get rows(): number {
+		return this.storeRows;
+	}
+
+	private groups(entry: string): GPUBindGroup[] {
+		let g = this.bindGroups.get(entry);
+		if (g) return g;
+		const pipe = this.pipelines[entry];
+		const used = USES[entry];
+		g = [GROUP0, GROUP1]
+			.map((names, group) => {
+				const entries = names
+					.map((name, binding) => ({ name, binding }))
+					.filter(({ name }) => used.includes(name))
+					.map(({ name, binding }) => ({ binding, resource: { buffer: this.buffers[name] } }));
+				return entries.length ? this.device.createBindGroup({ layout: pipe.getBindGroupLayout(group), entries }) : null;
+			})
+			.filter((x): x is GPUBindGroup => x !== null);
+		this.bindGroups.set(entry, g);
+		return g;
+	}
+
+	private dispatch(pass: GPUComputePassEncoder, entry: string, x: number, y = 1) {
+		pass.setPipeline(this.pipelines[entry]);
+		this.groups(entry).forEach((g, i) => pass.setBindGroup(i, g));
+		pass.dispatchWorkgroups(x, y);
+	}
+
+	/** Forward and backward on the batch `rows` (indices into the store): gradients in the g_* buffers. */
+	gradients(rows: Uint32Array) {
+		const { d, n } = this.shape;
+		const B = this.batch;
+		this.device.queue.writeBuffer(this.buffers.rows, 0, rows as Uint32Array<ArrayBuffer>);
+		const enc = this.device.createCommandEncoder({ label: 'sae-train step' });
+		const pass = enc.beginComputePass();
+		const c = (x: number) => Math.ceil(x / 64);
+		this.dispatch(pass, 'encode', c(n), B);
+		this.dispatch(pass, 'activate', B);
+		this.dispatch(pass, 'decode', c(d), B);
+		this.dispatch(pass, 'decoder_norms', c(n));
+		this.dispatch(pass, 'grad_pre', c(n), B);
+		this.dispatch(pass, 'grad_w_dec', c(d), n);
+		this.dispatch(pass, 'grad_w_enc', c(n), d);
+		this.dispatch(pass, 'grad_b_enc', c(n));
+		this.dispatch(pass, 'grad_b_dec', c(d));
+		pass.end();
+		this.device.queue.submit([enc.finish()]);
+	}
+
+	/** Adam on every parameter with bias correction; TopK: decoder rows back to unit norm. */
+	adam(lr: number) {
+		this.t++;
+		const c1 = 1 - ADAM.beta1 ** this.t;
+		const c2 = 1 - ADAM.beta2 ** this.t;
+		const b = this.buffers;
+		const params: [GPUBuffer, GPUBuffer, number][] = [
+			[b.w_enc, b.g_w_enc, this.shape.d * this.shape.n],
+			[b.b_enc, b.g_b_enc, this.shape.n],
+			[b.w_dec, b.g_w_dec, this.shape.n * this.shape.d],
+			[b.b_dec, b.g_b_dec, this.shape.d]
+		];
+		const uniforms: GPUBuffer[] = [];
+		const enc = this.device.createCommandEncoder({ label: 'adam' });
+		const pass = enc.beginComputePass();
+		params.forEach(([w, g, len], i) => {
+			const u = uniformBuffer(this.device, [len, 0, 0, 0, { f32: lr }, { f32: ADAM.beta1 }, { f32: ADAM.beta2 }, { f32: ADAM.eps }, { f32: c1 }, { f32: c2 }, 0, 0]);
+			uniforms.push(u);
+			pass.setPipeline(this.adamPipeline);
+			pass.setBindGroup(0, this.device.createBindGroup({
+				layout: this.adamPipeline.getBindGroupLayout(0),
+				entries: [w, g, this.moments[i].m, this.moments[i].v, u].map((buffer, binding) => ({ binding, resource: { buffer } }))
+			}));
+			const groups = Math.ceil(len / 64);
+			pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
+		});
+		if (this.shape.arch === 'topk') this.dispatch(pass, 'normalize_rows', Math.ceil(this.shape.n / 64));
+		pass.end();
+		this.device.queue.submit([enc.finish()]);
+		this.device.queue.onSubmittedWorkDone().then(() => uniforms.forEach((u) => u.destroy()));
+	}
+
+	step(rows: Uint32Array, lr: number) {
+		this.gradients(rows);
+		this.adam(lr);
+	}
+
+	/** Metrics of the last forward (read back: err, acts, and the batch's rows of the store). */
+	async metrics(): Promise<StepMetrics> {
+		const { d, n } = this.shape;
+		const B = this.batch;
+		const [err, acts, rows] = await Promise.all([
+			readBuffer(this.device, this.buffers.err, B * d * 4).then((b) => new Float32Array(b)),
+			readBuffer(this.device, this.buffers.acts, B * n * 4).then((b) => new Float32Array(b)),
+			readBuffer(this.device, this.buffers.rows, B * 4).then((b) => new Uint32Array(b))
+		]);
+		const x = await Promise.all(Array.from(rows, (r) => readBuffer(this.device, this.buffers.store, d * 4, r * d * 4).then((b) => new Float32Array(b))));
+		let sse = 0;
+		for (const e of err) sse += e * e;
+		const mean = new Float64Array(d);
+		for (const row of x) for (let i = 0; i < d; i++) mean[i] += row[i] / B;
+		let sst = 0;
+		for (const row of x) for (let i = 0; i < d; i++) sst += (row[i] - mean[i]) ** 2;
+		let active = 0;
+		const fired = new Uint8Array(n);
+		for (let b = 0; b < B; b++)
+			for (let j = 0; j < n; j++)
+				if (acts[b * n + j] > 0) {
+					active++;
+					fired[j] = 1;
+				}
+		return { mse: sse / B, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, fired };
+	}
+
+	async readParams(): Promise<SaeParams> {
+		const { d, n } = this.shape;
+		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
+		const b = this.buffers;
+		return { wEnc: await r(b.w_enc, d * n), bEnc: await r(b.b_enc, n), wDec: await r(b.w_dec, n * d), bDec: await r(b.b_dec, d) };
+	}
+
+	async readGradients(): Promise<SaeParams> {
+		const { d, n } = this.shape;
+		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
+		const b = this.buffers;
+		return { wEnc: await r(b.g_w_enc, d * n), bEnc: await r(b.g_b_enc, n), wDec: await r(b.g_w_dec, n * d), bDec: await r(b.g_b_dec, d) };
+	}
+
+	/** Adam's step count and moments, for checkpoints. */
+	async readState(): Promise<{ t: number; m: Float32Array[]; v: Float32Array[] }> {
+		const lens = [this.shape.d * this.shape.n, this.shape.n, this.shape.n * this.shape.d, this.shape.d];
+		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
+		return {
+			t: this.t,
+			m: await Promise.all(this.moments.map((x, i) => r(x.m, lens[i]))),
+			v: await Promise.all(this.moments.map((x, i) => r(x.v, lens[i])))
+		};
+	}
+
+	restoreState(s: { t: number; m: Float32Array[]; v: Float32Array[] }) {
+		this.t = s.t;
+		this.moments.forEach((x, i) => {
+			this.device.queue.writeBuffer(x.m, 0, s.m[i] as Float32Array<ArrayBuffer>);
+			this.device.queue.writeBuffer(x.v, 0, s.v[i] as Float32Array<ArrayBuffer>);
+		});
+	}
+
+	destroy(keepStore = false) {
+		for (const [name, buf] of Object.entries(this.buffers)) if (!(keepStore && name === 'store')) buf.destroy();
+		for (const x of this.moments) x.m.destroy(), x.v.destroy();
+	}
+}
