@@ -7,7 +7,7 @@
 
 struct P {
   B: u32, d: u32, n: u32, k: u32,
-  l1: f32, topk: u32, _a: u32, _b: u32,
+  l1: f32, topk: u32, store_rows: u32, _b: u32,
 }
 
 @group(0) @binding(0) var<storage, read> store: array<f32>;      // [rows, d] harvested activations
@@ -27,6 +27,7 @@ struct P {
 @group(1) @binding(2) var<storage, read_write> g_w_dec: array<f32>;
 @group(1) @binding(3) var<storage, read_write> g_b_dec: array<f32>;
 @group(1) @binding(4) var<storage, read_write> dpre: array<f32>;  // [B, n]
+@group(1) @binding(5) var<storage, read_write> stats: array<f32>; // [3, d] batch Σx, Σx², Σerr²
 
 fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i]; }
 
@@ -172,4 +173,28 @@ fn normalize_rows(@builtin(global_invocation_id) g: vec3u) {
   for (var i = 0u; i < p.d; i++) { let w = w_dec[j * p.d + i]; a += w * w; }
   let s = select(1.0, 1.0 / sqrt(a), a > 0.0);
   for (var i = 0u; i < p.d; i++) { w_dec[j * p.d + i] *= s; }
+}
+
+// Dispatch (ceil(d/64)): b_dec = the mean of every stored activation (its initialisation).
+@compute @workgroup_size(64)
+fn init_b_dec(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  if (i >= p.d) { return; }
+  var a = 0.0;
+  for (var r = 0u; r < p.store_rows; r++) { a += store[r * p.d + i]; }
+  b_dec[i] = a / f32(max(p.store_rows, 1u));
+}
+
+// Dispatch (ceil(d/64)), after decode: per dimension, the batch's Σx, Σx² and Σerr² (for MSE and
+// explained variance without reading the batch back).
+@compute @workgroup_size(64)
+fn batch_stats(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  if (i >= p.d) { return; }
+  var s1 = 0.0; var s2 = 0.0; var se = 0.0;
+  for (var b = 0u; b < p.B; b++) {
+    let v = x(b, i); let e = err[b * p.d + i];
+    s1 += v; s2 += v * v; se += e * e;
+  }
+  stats[i] = s1; stats[p.d + i] = s2; stats[2u * p.d + i] = se;
 }

@@ -593,22 +593,7 @@ export class Engine {
 			const release = await this.acquire(); // one model operation at a time, in order
 			this.stopRequested = false;
 			try {
-				const window = Math.min(128, m.source.shape.maxSeqLen);
-				const contexts: number[][] = [];
-				if (spec.text !== undefined) {
-					for (const para of spec.text.split(/\n+/).map((p) => p.trim()).filter(Boolean)) {
-						const ids = m.tokenizer.encode(para);
-						for (let i = 1; i < ids.length; i += window - 1) contexts.push([ids[0], ...ids.slice(i, i + window - 1)]);
-					}
-				} else {
-					const n = spec.stories ?? 16;
-					for (let i = 0; i < n; i++) {
-						if (this.stopRequested) throw new DOMException('stopped', 'AbortError');
-						const r = await generate(m.runner, m.tokenizer, m.processor, '', { ...defaultSampling, temperature: 1, topP: 0.95, maxTokens: Math.min(spec.storyTokens ?? 64, window - 1), seed: (spec.seed ?? 1) + i }, () => {}, () => this.stopRequested);
-						contexts.push([m.tokenizer.encode('')[0], ...r.tokens]);
-						onProgress({ phase: 'writing', done: i + 1, total: n, tokens: contexts.reduce((a, c) => a + c.length, 0) });
-					}
-				}
+				const contexts = await this.corpusContexts(m, spec, onProgress);
 				if (!contexts.length) throw new LoupeError('model-failed', 'The corpus is empty.', 'Paste some text, choose a text file, or let the model write stories.');
 				const acc = await sae.session.statsRun();
 				let tokens = 0;
@@ -630,6 +615,30 @@ export class Engine {
 				release();
 			}
 		});
+	}
+
+	/**
+	 * A corpus as model contexts (BOS first, at most 128 tokens): text split into paragraphs and
+	 * windows, or stories the model writes (sampled, seeded).
+	 */
+	private async corpusContexts(m: Loaded, spec: CorpusSpec, onProgress: (p: CorpusProgress) => void): Promise<number[][]> {
+		const window = Math.min(128, m.source.shape.maxSeqLen);
+		const contexts: number[][] = [];
+		if (spec.text !== undefined) {
+			for (const para of spec.text.split(/\n+/).map((p) => p.trim()).filter(Boolean)) {
+				const ids = m.tokenizer.encode(para);
+				for (let i = 1; i < ids.length; i += window - 1) contexts.push([ids[0], ...ids.slice(i, i + window - 1)]);
+			}
+		} else {
+			const n = spec.stories ?? 16;
+			for (let i = 0; i < n; i++) {
+				if (this.stopRequested) throw new DOMException('stopped', 'AbortError');
+				const r = await generate(m.runner, m.tokenizer, m.processor, '', { ...defaultSampling, temperature: 1, topP: 0.95, maxTokens: Math.min(spec.storyTokens ?? 64, window - 1), seed: (spec.seed ?? 1) + i }, () => {}, () => this.stopRequested);
+				contexts.push([m.tokenizer.encode('')[0], ...r.tokens]);
+				onProgress({ phase: 'writing', done: i + 1, total: n, tokens: contexts.reduce((a, c) => a + c.length, 0) });
+			}
+		}
+		return contexts;
 	}
 
 	/** Imports a Neuronpedia explanations export (JSON or JSONL) as labels for the loaded SAE. */

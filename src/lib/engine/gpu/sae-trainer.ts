@@ -13,7 +13,7 @@ import { ADAM, type SaeParams, type TrainShape } from '../train/reference';
 // Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
 // keeps only those, so each stays within 8 storage buffers.
 const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p'] as const;
-const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre'] as const;
+const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats'] as const;
 type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
 const USES: Record<string, Name[]> = {
 	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
@@ -25,15 +25,17 @@ const USES: Record<string, Name[]> = {
 	grad_w_enc: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc'],
 	grad_b_enc: ['p', 'dpre', 'g_b_enc'],
 	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
-	normalize_rows: ['w_dec', 'p']
+	normalize_rows: ['w_dec', 'p'],
+	init_b_dec: ['store', 'b_dec', 'p'],
+	batch_stats: ['store', 'rows', 'err', 'p', 'stats']
 };
 
 export interface StepMetrics {
 	mse: number; // (1/B) Σ ‖x̂ − x‖²
 	explainedVariance: number; // 1 − Σ‖err‖² / Σ‖x − x̄‖² over the batch
 	l0: number; // active latents per token
-	/** Per latent: was it active anywhere in this batch. */
-	fired: Uint8Array;
+	/** Per latent: in how many of the batch's tokens it was active. */
+	fires: Uint32Array;
 }
 
 export class SaeTrainer {
@@ -65,12 +67,13 @@ export class SaeTrainer {
 			acts: f(B * n, 'acts'),
 			err: f(B * d, 'err'),
 			norms: f(n, 'norms'),
-			p: uniformBuffer(device, [B, d, n, shape.arch === 'topk' ? shape.k : 0, { f32: shape.arch === 'relu' ? shape.l1 : 0 }, shape.arch === 'topk' ? 1 : 0, 0, 0]),
+			p: uniformBuffer(device, this.uniformWords(0)),
 			g_w_enc: f(d * n, 'g_w_enc'),
 			g_b_enc: f(n, 'g_b_enc'),
 			g_w_dec: f(n * d, 'g_w_dec'),
 			g_b_dec: f(d, 'g_b_dec'),
-			dpre: f(B * n, 'dpre')
+			dpre: f(B * n, 'dpre'),
+			stats: f(3 * d, 'stats')
 		};
 		this.moments = [d * n, n, n * d, d].map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
 	}
@@ -82,11 +85,34 @@ export class SaeTrainer {
 		return new SaeTrainer(device, shape, batch, pipelines, adam, params);
 	}
 
+	private uniformWords(storeRows: number): (number | { f32: number })[] {
+		const s = this.shape;
+		return [this.batch, s.d, s.n, s.arch === 'topk' ? s.k : 0, { f32: s.arch === 'relu' ? s.l1 : 0 }, s.arch === 'topk' ? 1 : 0, storeRows, 0];
+	}
+
 	/** The activation store: a GPU buffer of [rows, d] fp32 (harvested at a hook, or uploaded). */
 	setStore(store: GPUBuffer, rows: number) {
 		this.buffers.store = store;
 		this.storeRows = rows;
+		this.buffers.p.destroy();
+		this.buffers.p = uniformBuffer(this.device, this.uniformWords(rows));
 		this.bindGroups.clear();
+	}
+
+	/** b_dec ← the mean of the store (on the GPU: the activations are not read back). */
+	initBDecFromStore() {
+		const enc = this.device.createCommandEncoder({ label: 'init b_dec' });
+		const pass = enc.beginComputePass();
+		this.dispatch(pass, 'init_b_dec', Math.ceil(this.shape.d / 64));
+		pass.end();
+		this.device.queue.submit([enc.finish()]);
+	}
+
+	/** Parameters from a checkpoint. */
+	setParams(p: SaeParams) {
+		const b = this.buffers;
+		for (const [buf, data] of [[b.w_enc, p.wEnc], [b.b_enc, p.bEnc], [b.w_dec, p.wDec], [b.b_dec, p.bDec]] as const)
+			this.device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
 	}
 
 	get rows(): number {
@@ -134,6 +160,7 @@ export class SaeTrainer {
 		this.dispatch(pass, 'grad_w_enc', c(n), d);
 		this.dispatch(pass, 'grad_b_enc', c(n));
 		this.dispatch(pass, 'grad_b_dec', c(d));
+		this.dispatch(pass, 'batch_stats', c(d));
 		pass.end();
 		this.device.queue.submit([enc.finish()]);
 	}
@@ -175,31 +202,29 @@ export class SaeTrainer {
 		this.adam(lr);
 	}
 
-	/** Metrics of the last forward (read back: err, acts, and the batch's rows of the store). */
+	/** Metrics of the last forward: per-dimension batch sums and the activations (no activations of the model). */
 	async metrics(): Promise<StepMetrics> {
 		const { d, n } = this.shape;
 		const B = this.batch;
-		const [err, acts, rows] = await Promise.all([
-			readBuffer(this.device, this.buffers.err, B * d * 4).then((b) => new Float32Array(b)),
-			readBuffer(this.device, this.buffers.acts, B * n * 4).then((b) => new Float32Array(b)),
-			readBuffer(this.device, this.buffers.rows, B * 4).then((b) => new Uint32Array(b))
+		const [stats, acts] = await Promise.all([
+			readBuffer(this.device, this.buffers.stats, 3 * d * 4).then((b) => new Float32Array(b)),
+			readBuffer(this.device, this.buffers.acts, B * n * 4).then((b) => new Float32Array(b))
 		]);
-		const x = await Promise.all(Array.from(rows, (r) => readBuffer(this.device, this.buffers.store, d * 4, r * d * 4).then((b) => new Float32Array(b))));
 		let sse = 0;
-		for (const e of err) sse += e * e;
-		const mean = new Float64Array(d);
-		for (const row of x) for (let i = 0; i < d; i++) mean[i] += row[i] / B;
 		let sst = 0;
-		for (const row of x) for (let i = 0; i < d; i++) sst += (row[i] - mean[i]) ** 2;
+		for (let i = 0; i < d; i++) {
+			sse += stats[2 * d + i];
+			sst += stats[d + i] - (stats[i] * stats[i]) / B; // Σ(x − x̄)² = Σx² − (Σx)²/B
+		}
 		let active = 0;
-		const fired = new Uint8Array(n);
+		const fires = new Uint32Array(n);
 		for (let b = 0; b < B; b++)
 			for (let j = 0; j < n; j++)
 				if (acts[b * n + j] > 0) {
 					active++;
-					fired[j] = 1;
+					fires[j]++;
 				}
-		return { mse: sse / B, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, fired };
+		return { mse: sse / B, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, fires };
 	}
 
 	async readParams(): Promise<SaeParams> {

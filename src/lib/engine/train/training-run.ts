@@ -1,0 +1,190 @@
+/**
+ * One SAE training run in the tab: harvest activations at a hook straight into a GPU buffer
+ * (ORT's residual buffer → the store, a GPU-to-GPU copy), then train on shuffled batches with the
+ * WGSL trainer, streaming metrics in small batches, checkpointing to IndexedDB every N steps and on
+ * pause, and resuming from a checkpoint (the store is harvested again from the same seeded corpus).
+ */
+import type { SegmentRunner } from '../model/runner';
+import { createStorage } from '../gpu/buffers';
+import { initParams, type SaeParams, type TrainShape } from './reference';
+import { seededRandom } from '../sample/prng';
+import type { SaeConfig } from '../sae/config';
+import { writeSaeLens } from '../sae/formats/saelens';
+
+export interface TrainConfig {
+	name: string;
+	model: string;
+	hook: string;
+	arch: 'topk' | 'relu';
+	width: number; // d_sae
+	k: number; // TopK: active latents per token
+	l1: number; // ReLU: L1 coefficient
+	tokens: number; // training tokens
+	batch: number;
+	lr: number;
+	/** Corpus: stories the model writes (count, tokens each), or text. */
+	stories: number;
+	storyTokens: number;
+	text?: string;
+	seed: number;
+	checkpointEvery: number; // steps
+}
+
+export const defaultTrainConfig = (model: string, hook: string): TrainConfig => ({
+	name: `SAE ${hook}`,
+	model,
+	hook,
+	arch: 'topk',
+	width: 512,
+	k: 16,
+	l1: 5,
+	tokens: 60_000,
+	batch: 256,
+	lr: 4e-3,
+	stories: 64,
+	storyTokens: 120,
+	seed: 1,
+	checkpointEvery: 50
+});
+
+export interface MetricPoint {
+	step: number;
+	tokens: number;
+	mse: number;
+	nmse: number; // mse / batch variance = 1 − explained variance
+	explainedVariance: number;
+	l0: number;
+	dead: number; // fraction of latents not seen firing in the last `deadWindow` tokens
+}
+
+export interface CeRecovered {
+	clean: number;
+	spliced: number;
+	zeroAblated: number;
+	recovered: number; // (zero − spliced) / (zero − clean)
+}
+
+export type TrainStatus = 'running' | 'paused' | 'stopped' | 'done';
+
+/** What IndexedDB keeps of a run: enough to resume it, list it, open it and export it. */
+export interface TrainCheckpoint {
+	id: string;
+	cfg: TrainConfig;
+	dIn: number;
+	status: TrainStatus;
+	step: number;
+	steps: number;
+	params: SaeParams;
+	adam: { t: number; m: Float32Array[]; v: Float32Array[] };
+	history: MetricPoint[];
+	ce: CeRecovered[]; // measured every so often, with the step
+	fires: Float64Array; // per latent: times seen active in sampled batches
+	sampled: number; // tokens in the sampled batches
+	lastFired: Float64Array; // per latent: tokensSeen when last seen active
+	updatedAt: string;
+	createdAt: string;
+}
+
+export interface TrainProgress {
+	phase: 'writing' | 'harvesting' | 'training' | 'paused' | 'stopped' | 'done';
+	id: string;
+	done: number;
+	total: number;
+	tokensPerSecond: number;
+	etaSeconds: number;
+	points: MetricPoint[]; // new since the last report
+	ce?: CeRecovered & { step: number };
+}
+
+/** Learning rate: linear warm-up over the first 5 %, constant, linear decay over the last 20 %. */
+export function learningRate(cfg: TrainConfig, step: number, steps: number): number {
+	const warm = Math.max(1, Math.floor(0.05 * steps));
+	const decay = Math.floor(0.8 * steps);
+	if (step < warm) return (cfg.lr * (step + 1)) / warm;
+	if (step >= decay) return (cfg.lr * (steps - step)) / Math.max(1, steps - decay);
+	return cfg.lr;
+}
+
+/** Harvests the residual at `hook` for each context (BOS left out) into one GPU buffer. */
+export async function harvest(
+	device: GPUDevice,
+	runner: SegmentRunner,
+	hook: string,
+	dIn: number,
+	contexts: number[][],
+	onProgress: (done: number, rows: number) => void,
+	shouldStop: () => boolean
+): Promise<{ store: GPUBuffer; rows: number }> {
+	const total = contexts.reduce((a, c) => a + c.length - 1, 0);
+	const store = createStorage(device, total * dIn * 4, 'train.store');
+	let rows = 0;
+	for (const [i, ids] of contexts.entries()) {
+		if (shouldStop()) break;
+		runner.reset();
+		const { logits } = await runner.forward(ids, (name, residual, n) => {
+			if (name !== hook || n < 2) return;
+			if (residual.location !== 'gpu-buffer') throw new Error('Training needs the model on WebGPU.');
+			const enc = device.createCommandEncoder({ label: 'harvest' });
+			enc.copyBufferToBuffer(residual.gpuBuffer as GPUBuffer, dIn * 4, store, rows * dIn * 4, (n - 1) * dIn * 4);
+			device.queue.submit([enc.finish()]);
+			rows += n - 1;
+		});
+		logits.dispose();
+		onProgress(i + 1, rows);
+	}
+	return { store, rows };
+}
+
+export function shapeOf(cfg: TrainConfig, dIn: number): TrainShape {
+	return { d: dIn, n: cfg.width, arch: cfg.arch, k: cfg.k, l1: cfg.l1 };
+}
+
+export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: number, params: SaeParams): TrainCheckpoint {
+	const now = new Date().toISOString();
+	return {
+		id, cfg, dIn, status: 'running', step: 0, steps, params,
+		adam: { t: 0, m: [], v: [] }, history: [], ce: [],
+		fires: new Float64Array(cfg.width), sampled: 0, lastFired: new Float64Array(cfg.width),
+		updatedAt: now, createdAt: now
+	};
+}
+
+export function initialParams(cfg: TrainConfig, dIn: number, mean: Float32Array): SaeParams {
+	const random = seededRandom(cfg.seed * 7919 + 1);
+	return initParams(shapeOf(cfg, dIn), random, mean);
+}
+
+/** The trained SAE as SAELens would write it (cfg.json + sae_weights.safetensors). */
+export function toSaeLens(cp: TrainCheckpoint): { cfg: SaeConfig; files: { cfgJson: string; safetensors: Uint8Array } } {
+	const cfg: SaeConfig = {
+		architecture: cp.cfg.arch === 'topk' ? 'topk' : 'relu',
+		dIn: cp.dIn,
+		dSae: cp.cfg.width,
+		hookName: cp.cfg.hook,
+		k: cp.cfg.arch === 'topk' ? cp.cfg.k : undefined,
+		applyBDecToInput: true,
+		normalizeActivations: 'none',
+		centerInput: false,
+		modelName: cp.cfg.model,
+		format: 'SAELens (trained in Loupe)',
+		dtype: 'float32',
+		name: cp.cfg.name
+	};
+	const files = writeSaeLens(cfg, cp.params, {
+		loupe_training: { tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch, l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null }
+	});
+	return { cfg, files };
+}
+
+/** Density histogram (log10 of each latent's firing rate) from the sampled batches. */
+export function densityHistogram(cp: TrainCheckpoint, bins = 20): { from: number; to: number; count: number }[] {
+	const lo = -6;
+	const out = Array.from({ length: bins }, (_, i) => ({ from: lo + (i * -lo) / bins, to: lo + ((i + 1) * -lo) / bins, count: 0 }));
+	for (const f of cp.fires) {
+		const rate = cp.sampled ? f / cp.sampled : 0;
+		const x = rate > 0 ? Math.log10(rate) : lo;
+		const b = Math.min(bins - 1, Math.max(0, Math.floor(((x - lo) / -lo) * bins)));
+		out[b].count++;
+	}
+	return out;
+}
