@@ -5,6 +5,7 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { FeatureStats } from '../sae/corpus-stats';
 import type { SteeringVector } from '../steer/vectors';
+import type { TrainCheckpoint } from '../train/training-run';
 
 export interface CorpusRun {
 	key: string; // `${model}|${sae}|${corpus}`
@@ -37,12 +38,13 @@ interface LoupeDB extends DBSchema {
 	labels: { key: [string, number]; value: FeatureLabel; indexes: { bySae: string } };
 	vectors: { key: string; value: SteeringVector; indexes: { byModel: string } };
 	presets: { key: [string, string]; value: SteeringPreset; indexes: { byModel: string } };
+	trainRuns: { key: string; value: TrainCheckpoint };
 }
 
 let dbPromise: Promise<IDBPDatabase<LoupeDB>> | null = null;
 
 export function db(): Promise<IDBPDatabase<LoupeDB>> {
-	dbPromise ??= openDB<LoupeDB>('loupe', 2, {
+	dbPromise ??= openDB<LoupeDB>('loupe', 3, {
 		upgrade(d, oldVersion) {
 			if (oldVersion < 1) {
 				d.createObjectStore('corpusRuns', { keyPath: 'key' }).createIndex('byModelSae', ['model', 'sae']);
@@ -52,6 +54,7 @@ export function db(): Promise<IDBPDatabase<LoupeDB>> {
 				d.createObjectStore('vectors', { keyPath: 'id' }).createIndex('byModel', 'model');
 				d.createObjectStore('presets', { keyPath: ['model', 'name'] }).createIndex('byModel', 'model');
 			}
+			if (oldVersion < 3) d.createObjectStore('trainRuns', { keyPath: 'id' });
 		}
 	});
 	return dbPromise;
@@ -106,4 +109,21 @@ export async function presetsFor(model: string): Promise<SteeringPreset[]> {
 
 export async function deletePreset(model: string, name: string) {
 	await (await db()).delete('presets', [model, name]);
+}
+
+/** Training checkpoints: saved every N steps and on pause; a run resumes from its last one. */
+export async function saveTrainRun(cp: TrainCheckpoint) {
+	await (await db()).put('trainRuns', cp);
+}
+
+export async function getTrainRun(id: string): Promise<TrainCheckpoint | undefined> {
+	return (await db()).get('trainRuns', id);
+}
+
+export async function listTrainRuns(): Promise<TrainCheckpoint[]> {
+	return (await (await db()).getAll('trainRuns')).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+}
+
+export async function deleteTrainRun(id: string) {
+	await (await db()).delete('trainRuns', id);
 }

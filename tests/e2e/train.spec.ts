@@ -1,0 +1,67 @@
+// Training an SAE in the tab: a short run on stories260K, metrics that move, a reload mid-run and a
+// resume from the checkpoint, then the SAE opens in the explorer and downloads in SAELens format.
+import { expect, test } from '@playwright/test';
+import { readFileSync } from 'node:fs';
+import { hub } from './app';
+import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
+
+test('train, reload mid-run, resume from the checkpoint, open in the explorer, download for SAELens', async ({ page }) => {
+	await page.goto(`/train?hub=${encodeURIComponent(hub())}`);
+	await expect(page.getByTestId('train-start')).toBeEnabled({ timeout: 120_000 });
+	const set = (id: string, v: number) => page.getByTestId(id).fill(String(v));
+	await set('train-width', 64);
+	await set('train-k', 8);
+	await set('train-tokens', 12800);
+	await set('train-batch', 64);
+	await set('train-checkpoint', 10);
+	await set('train-stories', 8);
+	await set('train-story-tokens', 60);
+	await page.getByTestId('train-start').click();
+	const metrics = page.getByTestId('train-metrics');
+	await expect(metrics).toBeVisible({ timeout: 120_000 });
+	// The metrics move: explained variance rises as steps go by.
+	await expect.poll(async () => Number(await metrics.getAttribute('data-step')), { timeout: 120_000 }).toBeGreaterThanOrEqual(40);
+	const ev = Number(await metrics.getAttribute('data-explained-variance'));
+	await page.screenshot({ path: 'tests/screenshots/train-running.png', fullPage: true });
+
+	// Close the tab's work mid-run: the run is listed as interrupted and resumes from its checkpoint.
+	await page.reload();
+	const run = page.getByTestId('train-run').first();
+	await expect(run).toContainText('interrupted', { timeout: 120_000 });
+	const saved = Number(/step (\d+)\//.exec((await run.textContent()) ?? '')![1]);
+	expect(saved).toBeGreaterThanOrEqual(30);
+	await run.getByTestId('run-resume').click();
+	await expect(page.getByTestId('train-progress')).toHaveAttribute('data-phase', 'training', { timeout: 120_000 });
+	const resumedAt = Number(/Step (\d+) of/.exec((await page.getByTestId('train-progress').textContent()) ?? '')?.[1] ?? 0);
+	expect(resumedAt).toBeGreaterThan(saved); // it went on, not from step 0
+	await expect(page.getByTestId('train-progress')).toHaveAttribute('data-phase', 'done', { timeout: 300_000 });
+	await expect(page.getByTestId('train-progress')).toContainText('CE loss recovered');
+	await expect(run).toHaveAttribute('data-status', 'done');
+	const final = Number(await metrics.getAttribute('data-explained-variance'));
+	console.log(`explained variance: ${ev.toFixed(3)} at step ≥40, ${final.toFixed(3)} at the end; ${await page.getByTestId('train-progress').textContent()}`);
+	expect(final).toBeGreaterThan(ev - 0.05);
+	expect(final).toBeGreaterThan(0.5);
+	await expect(page.getByTestId('train-density')).toBeVisible();
+	await page.screenshot({ path: 'tests/screenshots/train-done.png', fullPage: true });
+
+	// SAELens files: Loupe's reader (the same one the explorer uses for SAELens folders) takes them.
+	const downloads: string[] = [];
+	page.on('download', async (d) => downloads.push((await d.path())!));
+	await run.getByTestId('run-download').click();
+	await expect.poll(() => downloads.length).toBe(2);
+	const cfgPath = downloads.find((p) => readFileSync(p).subarray(0, 1).toString() === '{')!;
+	const weightsPath = downloads.find((p) => p !== cfgPath)!;
+	const w = readFileSync(weightsPath);
+	const { cfg } = readSaeLens(readFileSync(cfgPath, 'utf8'), w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer);
+	expect(cfg).toMatchObject({ architecture: 'topk', k: 8, dIn: 64, dSae: 64, hookName: 'blocks.2.hook_resid_pre' });
+
+	// Open in the explorer: the SAE's card and the token strip.
+	await run.getByTestId('run-open').click();
+	await expect(page.getByTestId('sae-card')).toContainText('topk (k=8) · reads blocks.2.hook_resid_pre', { timeout: 120_000 });
+	await expect(page).toHaveURL(/sae=trained%3Arun-/);
+	await page.getByTestId('prompt').fill('Once upon a time, there was a little girl');
+	await page.getByTestId('analyze').click();
+	await expect(page.getByTestId('token-strip')).toBeVisible({ timeout: 120_000 });
+	await expect(page.getByTestId('reconstruction')).toContainText('explained variance');
+	await page.screenshot({ path: 'tests/screenshots/train-explorer.png', fullPage: true });
+});
