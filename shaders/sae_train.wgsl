@@ -28,6 +28,7 @@ struct P {
 @group(1) @binding(3) var<storage, read_write> g_b_dec: array<f32>;
 @group(1) @binding(4) var<storage, read_write> dpre: array<f32>;  // [B, n]
 @group(1) @binding(5) var<storage, read_write> stats: array<f32>; // [3, d] batch Σx, Σx², Σerr²
+@group(1) @binding(6) var<storage, read_write> sel: array<u32>;   // [B, k] TopK: the chosen latents
 
 fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i]; }
 
@@ -72,7 +73,10 @@ fn activate(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
       }
       workgroupBarrier();
     }
-    if (t == 0u && best_j[0] != 0xffffffffu) { acts[base + best_j[0]] = TAKEN; }
+    if (t == 0u) {
+      if (best_j[0] != 0xffffffffu) { acts[base + best_j[0]] = TAKEN; }
+      sel[b * p.k + r] = best_j[0];
+    }
     workgroupBarrier();
   }
   for (var j = t; j < p.n; j += 64u) {
@@ -80,15 +84,22 @@ fn activate(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
   }
 }
 
-// Dispatch (ceil(d/64), B): err[b, i] = x̂ − x.
+// Dispatch (ceil(d/64), B): err[b, i] = x̂ − x. TopK reads only the k chosen rows of W_dec.
 @compute @workgroup_size(64)
 fn decode(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x; let b = g.y;
   if (i >= p.d || b >= p.B) { return; }
   var a = b_dec[i];
-  for (var j = 0u; j < p.n; j++) {
-    let s = acts[b * p.n + j];
-    if (s != 0.0) { a += s * w_dec[j * p.d + i]; }
+  if (p.topk == 1u) {
+    for (var r = 0u; r < p.k; r++) {
+      let j = sel[b * p.k + r];
+      if (j < p.n) { a += acts[b * p.n + j] * w_dec[j * p.d + i]; }
+    }
+  } else {
+    for (var j = 0u; j < p.n; j++) {
+      let s = acts[b * p.n + j];
+      if (s != 0.0) { a += s * w_dec[j * p.d + i]; }
+    }
   }
   err[b * p.d + i] = a - x(b, i);
 }
@@ -124,8 +135,7 @@ fn grad_w_dec(@builtin(global_invocation_id) g: vec3u) {
   var a = 0.0; var s = 0.0;
   for (var b = 0u; b < p.B; b++) {
     let v = acts[b * p.n + j];
-    a += v * err[b * p.d + i];
-    s += v;
+    if (v != 0.0) { a += v * err[b * p.d + i]; s += v; }
   }
   var out = a * 2.0 / f32(p.B);
   if (p.l1 > 0.0 && norms[j] > 0.0) { out += p.l1 / f32(p.B) * s * w_dec[j * p.d + i] / norms[j]; }
@@ -138,7 +148,10 @@ fn grad_w_enc(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x; let i = g.y;
   if (j >= p.n || i >= p.d) { return; }
   var a = 0.0;
-  for (var b = 0u; b < p.B; b++) { a += (x(b, i) - b_dec[i]) * dpre[b * p.n + j]; }
+  for (var b = 0u; b < p.B; b++) {
+    let gr = dpre[b * p.n + j];
+    if (gr != 0.0) { a += (x(b, i) - b_dec[i]) * gr; }
+  }
   g_w_enc[i * p.n + j] = a;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks in headless Chromium, one JSON object per line. `ratio` is always "how many times
 // better than the peer" (>1 is better); the peer runs the same work on the same machine.
-//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation]   (npm run bench builds first)
+//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation | --training]   (npm run bench builds first)
 //
 // generate_greedy:   tokens/s of greedy decoding of stories260K through the app, WebGPU (ORT WebGPU EP
 //                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
@@ -22,6 +22,7 @@ const small = process.argv.includes('--small');
 const kernelsOnly = process.argv.includes('--kernels');
 const steeringOnly = process.argv.includes('--steering');
 const segmentationOnly = process.argv.includes('--segmentation');
+const trainingOnly = process.argv.includes('--training');
 const port = 4180;
 const base = `http://localhost:${port}`;
 const maxTokens = small ? 64 : 256;
@@ -89,9 +90,11 @@ async function kernelBenches() {
 
 try {
 	if (segmentationOnly) for (const line of await segmentationBench()) console.log(line);
+	else if (trainingOnly) for (const line of await trainingBench()) console.log(line);
 	else if (!steeringOnly) for (const line of await kernelBenches()) console.log(line);
 	if (steeringOnly) await steeringBench();
-	else if (!kernelsOnly && !segmentationOnly) {
+	else if (!kernelsOnly && !segmentationOnly && !trainingOnly) {
+		for (const line of await trainingBench()) console.log(line);
 		await steeringBench();
 		for (const line of await segmentationBench()) console.log(line);
 		await appBenches();
@@ -136,6 +139,19 @@ async function appBenches() {
 	out({ bench: 'generate_greedy', model: 'stories260K', shape: `max_tokens=${maxTokens}`, value: round(gpu.tps), unit: 'tokens/s', peer: 'onnxruntime-web wasm EP (same app)', peer_value: round(cpu.tps), ratio: round(gpu.tps / cpu.tps, 3), adapter: gpu.adapter });
 	out({ bench: 'load_to_first_token', model: 'stories260K', shape: 'warm cache', value: gpu.firstToken, unit: 'ms', peer: 'onnxruntime-web wasm EP (same app)', peer_value: cpu.firstToken, ratio: round(cpu.firstToken / gpu.firstToken, 3) });
 	out({ bench: 'main_thread_long_tasks', model: 'stories260K', shape: 'load + generate, webgpu', value: gpu.longTasks.length, unit: 'tasks > 50 ms', max_ms: round(Math.max(0, ...gpu.longTasks), 0) });
+}
+
+/** SAE training tokens/s: the WGSL trainer against TensorFlow.js's WebGPU backend, same page and adapter. */
+async function trainingBench() {
+	const browser = await chromium.launch({ executablePath: chromiumPath, args: [...backends.webgpu, '--headless=new'] });
+	const page = await browser.newPage();
+	await page.goto(`${base}/bench?training=1${small ? '&small=1' : ''}`);
+	await page.waitForFunction(() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running', null, { timeout: 3_600_000 });
+	const text = await page.getByTestId('bench-results').textContent();
+	const state = await page.getByTestId('bench-results').getAttribute('data-state');
+	if (state !== 'done') throw new Error(`the training bench failed: ${await page.locator('main').innerText().catch(() => '')}`);
+	await browser.close();
+	return text.split('\n').filter(Boolean);
 }
 
 /** The cost of hook points on an exported model (the mirrored GPT-2 stand-in): cut at 1 and 3 hooks vs uncut. */

@@ -29,6 +29,7 @@ import type { RankedItem } from './sae/features';
 import type { ReconMetrics } from './sae/reconstruction';
 import { benchSaeEncode, type BenchLine } from './bench/sae-encode';
 import { benchSegmentation } from './bench/segmentation';
+import { benchSaeTraining } from './bench/sae-train';
 import { SaeTrainer } from './gpu/sae-trainer';
 import {
 	densityHistogram, harvest, initialParams, learningRate, newCheckpoint, shapeOf, toSaeLens,
@@ -1048,6 +1049,15 @@ export class Engine {
 				? [{ tokens: 1, dIn: 64, dSae: 512 }, { tokens: 128, dIn: 64, dSae: 512 }]
 				: [{ tokens: 1, dIn: 768, dSae: 24576 }, { tokens: 128, dIn: 768, dSae: 24576 }];
 			return benchSaeEncode(ort, shapes, small ? 9 : 5);
+		});
+	}
+
+	/** Training tokens/s: the WGSL trainer against the same SAE in TensorFlow.js (WebGPU), same adapter. */
+	async benchTraining(small: boolean): Promise<Result<BenchLine[]>> {
+		return attempt(async () => {
+			if ((await this.init()).backend !== 'webgpu') throw new LoupeError('no-webgpu', 'The training benchmark needs WebGPU, which this browser does not offer.', 'Open this page in a browser with WebGPU.');
+			const shapes = small ? [{ d: 64, n: 512, batch: 256, k: 16 }] : [{ d: 64, n: 512, batch: 256, k: 16 }, { d: 128, n: 2048, batch: 256, k: 32 }];
+			return benchSaeTraining(shapes, small ? 20 : 30, small ? 3 : 5);
 		});
 	}
 

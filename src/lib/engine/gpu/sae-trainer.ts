@@ -13,12 +13,12 @@ import { ADAM, type SaeParams, type TrainShape } from '../train/reference';
 // Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
 // keeps only those, so each stays within 8 storage buffers.
 const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p'] as const;
-const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats'] as const;
+const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel'] as const;
 type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
 const USES: Record<string, Name[]> = {
 	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
-	activate: ['pre', 'acts', 'p'],
-	decode: ['store', 'rows', 'w_dec', 'b_dec', 'acts', 'err', 'p'],
+	activate: ['pre', 'acts', 'p', 'sel'],
+	decode: ['store', 'rows', 'w_dec', 'b_dec', 'acts', 'err', 'p', 'sel'],
 	decoder_norms: ['w_dec', 'norms', 'p'],
 	grad_pre: ['acts', 'err', 'w_dec', 'norms', 'p', 'dpre'],
 	grad_w_dec: ['acts', 'err', 'w_dec', 'norms', 'p', 'g_w_dec'],
@@ -73,7 +73,8 @@ export class SaeTrainer {
 			g_w_dec: f(n * d, 'g_w_dec'),
 			g_b_dec: f(d, 'g_b_dec'),
 			dpre: f(B * n, 'dpre'),
-			stats: f(3 * d, 'stats')
+			stats: f(3 * d, 'stats'),
+			sel: f(B * Math.max(1, shape.k), 'sel')
 		};
 		this.moments = [d * n, n, n * d, d].map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
 	}
