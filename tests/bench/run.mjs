@@ -76,16 +76,33 @@ async function measure(backend) {
 }
 
 /** The /bench page's kernel benchmarks (WGSL vs onnxruntime-web on the same adapter). */
-async function kernelBenches() {
+/** Opens a /bench page variant and returns its JSON lines once it is done (a screenshot kept). */
+async function benchPage(query, screenshot) {
 	const browser = await chromium.launch({ executablePath: chromiumPath, args: backends.webgpu });
 	const page = await browser.newPage();
-	await page.goto(`${base}/bench${small ? '?small=1' : ''}`);
-	await page.waitForFunction(() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running', null, { timeout: 3_600_000 });
-	const text = await page.getByTestId('bench-results').textContent();
-	const state = await page.getByTestId('bench-results').getAttribute('data-state');
-	await browser.close();
-	if (state !== 'done') throw new Error(`the /bench page failed: ${await page.textContent('body').catch(() => '')}`);
-	return text.split('\n').filter(Boolean);
+	try {
+		await page.goto(`${base}/bench${query}`);
+		await page.waitForFunction(() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running', null, { timeout: 3_600_000 });
+		const text = await page.getByTestId('bench-results').textContent();
+		const state = await page.getByTestId('bench-results').getAttribute('data-state');
+		if (state !== 'done') throw new Error(`the /bench${query} page failed: ${await page.locator('main').innerText().catch(() => '')}`);
+		if (screenshot) await page.screenshot({ path: `tests/screenshots/${screenshot}.png`, fullPage: true });
+		return text.split('\n').filter(Boolean);
+	} finally {
+		await browser.close();
+	}
+}
+
+/** SAE encoding kernels against onnxruntime-web. */
+const kernelBenches = () => benchPage(small ? '?small=1' : '');
+
+/** SAE training tokens/s: the WGSL trainer against TensorFlow.js's WebGPU backend, same page and adapter. */
+const trainingBench = () => benchPage(`?training=1${small ? '&small=1' : ''}`, 'bench-training');
+
+/** The cost of hook points on an exported model (the mirrored GPT-2 stand-in): cut at 1 and 3 hooks vs uncut. */
+function segmentationBench() {
+	writeExportRepo();
+	return benchPage(`?segmentation=gpt2-small&hub=${encodeURIComponent(`${base}/hub`)}`, 'bench-segmentation');
 }
 
 try {
@@ -141,30 +158,4 @@ async function appBenches() {
 	out({ bench: 'main_thread_long_tasks', model: 'stories260K', shape: 'load + generate, webgpu', value: gpu.longTasks.length, unit: 'tasks > 50 ms', max_ms: round(Math.max(0, ...gpu.longTasks), 0) });
 }
 
-/** SAE training tokens/s: the WGSL trainer against TensorFlow.js's WebGPU backend, same page and adapter. */
-async function trainingBench() {
-	const browser = await chromium.launch({ executablePath: chromiumPath, args: [...backends.webgpu, '--headless=new'] });
-	const page = await browser.newPage();
-	await page.goto(`${base}/bench?training=1${small ? '&small=1' : ''}`);
-	await page.waitForFunction(() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running', null, { timeout: 3_600_000 });
-	const text = await page.getByTestId('bench-results').textContent();
-	const state = await page.getByTestId('bench-results').getAttribute('data-state');
-	if (state !== 'done') throw new Error(`the training bench failed: ${await page.locator('main').innerText().catch(() => '')}`);
-	await browser.close();
-	return text.split('\n').filter(Boolean);
-}
 
-/** The cost of hook points on an exported model (the mirrored GPT-2 stand-in): cut at 1 and 3 hooks vs uncut. */
-async function segmentationBench() {
-	writeExportRepo();
-	const browser = await chromium.launch({ executablePath: chromiumPath, args: [...backends.webgpu, '--headless=new'] });
-	const page = await browser.newPage();
-	await page.goto(`${base}/bench?segmentation=gpt2-small&hub=${encodeURIComponent(`${base}/hub`)}`);
-	await page.waitForFunction(() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running', null, { timeout: 3_600_000 });
-	const text = await page.getByTestId('bench-results').textContent();
-	const state = await page.getByTestId('bench-results').getAttribute('data-state');
-	if (state !== 'done') throw new Error(`the segmentation bench failed: ${await page.textContent('body').catch(() => '')}`);
-	await page.screenshot({ path: 'tests/screenshots/bench-segmentation.png', fullPage: true });
-	await browser.close();
-	return text.split('\n').filter(Boolean);
-}
