@@ -211,3 +211,48 @@ fn batch_stats(@builtin(global_invocation_id) g: vec3u) {
   }
   stats[i] = s1; stats[p.d + i] = s2; stats[2u * p.d + i] = se;
 }
+
+// TopK: the weight gradients from the k chosen latents of each row only. One workgroup per latent j
+// gathers the rows that chose j (a workgroup-shared list built with a u32 atomic counter; the sums
+// themselves need no float atomics), then each thread sums over that list for its i:
+//   ∂W_dec[j, i] = (2/B) Σ_{b∋j} acts[b, j] err[b, i]      ∂W_enc[i, j] = Σ_{b∋j} (x − b_dec)[b, i] dpre[b, j]
+// B·k work per latent instead of B. Dispatch (n): workgroup j. Batches up to MAX_ROWS rows.
+const MAX_ROWS = 1024u;
+var<workgroup> chosen_by: array<u32, 1024>;
+var<workgroup> chosen_count: atomic<u32>;
+
+fn rows_that_chose(j: u32, t: u32) -> u32 {
+  if (t == 0u) { atomicStore(&chosen_count, 0u); }
+  workgroupBarrier();
+  let entries = p.B * p.k;
+  for (var e = t; e < entries; e += 64u) {
+    if (sel[e] == j) {
+      let slot = atomicAdd(&chosen_count, 1u);
+      if (slot < MAX_ROWS) { chosen_by[slot] = e / p.k; }
+    }
+  }
+  workgroupBarrier();
+  return min(atomicLoad(&chosen_count), MAX_ROWS);
+}
+
+@compute @workgroup_size(64)
+fn grad_w_dec_topk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let j = wg.x;
+  let count = rows_that_chose(j, t);
+  for (var i = t; i < p.d; i += 64u) {
+    var a = 0.0;
+    for (var c = 0u; c < count; c++) { let b = chosen_by[c]; a += acts[b * p.n + j] * err[b * p.d + i]; }
+    g_w_dec[j * p.d + i] = a * 2.0 / f32(p.B);
+  }
+}
+
+@compute @workgroup_size(64)
+fn grad_w_enc_topk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let j = wg.x;
+  let count = rows_that_chose(j, t);
+  for (var i = t; i < p.d; i += 64u) {
+    var a = 0.0;
+    for (var c = 0u; c < count; c++) { let b = chosen_by[c]; a += (x(b, i) - b_dec[i]) * dpre[b * p.n + j]; }
+    g_w_enc[i * p.n + j] = a;
+  }
+}

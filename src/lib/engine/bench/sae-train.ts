@@ -57,7 +57,7 @@ export async function benchSaeTraining(shapes: Shape[], steps: number, runs: num
 		const bDec = tf.variable(tf.tensor1d(params.bDec));
 		const opt = tf.train.adam(lr, 0.9, 0.999, 1e-8);
 		// TopK has no gradient in TF.js; the selection threshold is a constant for autograd anyway.
-		const kthOf = tf.customGrad((p) => ({ value: tf.min(tf.topk(p as import('@tensorflow/tfjs-core').Tensor2D, sh.k).values, 1, true), gradFunc: () => tf.zerosLike(p) }));
+		const kthOf = tf.customGrad((p) => ({ value: tf.min(tf.topk(p as import('@tensorflow/tfjs-core').Tensor2D, sh.k).values, 1, true), gradFunc: () => tf.zerosLike(p as import('@tensorflow/tfjs-core').Tensor) }));
 		const tfStep = (idx: Uint32Array) =>
 			tf.tidy(() => {
 				const x = tf.gather(tStore, tf.tensor1d(Int32Array.from(idx), 'int32'));

@@ -27,6 +27,8 @@ const USES: Record<string, Name[]> = {
 	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
 	normalize_rows: ['w_dec', 'p'],
 	init_b_dec: ['store', 'b_dec', 'p'],
+	grad_w_dec_topk: ['acts', 'err', 'p', 'g_w_dec', 'sel'],
+	grad_w_enc_topk: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc', 'sel'],
 	batch_stats: ['store', 'rows', 'err', 'p', 'stats']
 };
 
@@ -80,6 +82,7 @@ export class SaeTrainer {
 	}
 
 	static async create(device: GPUDevice, shape: TrainShape, batch: number, params: SaeParams): Promise<SaeTrainer> {
+		if (shape.arch === 'topk' && batch > 1024) throw new Error(`TopK training takes batches of at most 1024 rows (asked: ${batch}).`);
 		const pipelines: Record<string, GPUComputePipeline> = {};
 		for (const entry of Object.keys(USES)) pipelines[entry] = await computePipeline(device, trainShader, 'sae_train', entry);
 		const adam = await computePipeline(device, adamShader, 'adam', 'adam');
@@ -157,8 +160,14 @@ export class SaeTrainer {
 		this.dispatch(pass, 'decode', c(d), B);
 		this.dispatch(pass, 'decoder_norms', c(n));
 		this.dispatch(pass, 'grad_pre', c(n), B);
-		this.dispatch(pass, 'grad_w_dec', c(d), n);
-		this.dispatch(pass, 'grad_w_enc', c(n), d);
+		if (this.shape.arch === 'topk') {
+			// Sparse: each latent gathers the rows that chose it (B·k work instead of B per latent).
+			this.dispatch(pass, 'grad_w_dec_topk', n);
+			this.dispatch(pass, 'grad_w_enc_topk', n);
+		} else {
+			this.dispatch(pass, 'grad_w_dec', c(d), n);
+			this.dispatch(pass, 'grad_w_enc', c(n), d);
+		}
 		this.dispatch(pass, 'grad_b_enc', c(n));
 		this.dispatch(pass, 'grad_b_dec', c(d));
 		this.dispatch(pass, 'batch_stats', c(d));
