@@ -32,14 +32,22 @@ struct P {
 
 fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i]; }
 
-// Dispatch (ceil(n/64), B): pre[b, j].
+// Dispatch (ceil(n/64), ceil(B/4)): pre[b..b+3, j]. Each thread does four rows, so every W_enc
+// value it loads serves four dot products.
 @compute @workgroup_size(64)
 fn encode(@builtin(global_invocation_id) g: vec3u) {
-  let j = g.x; let b = g.y;
-  if (j >= p.n || b >= p.B) { return; }
-  var a = b_enc[j];
-  for (var i = 0u; i < p.d; i++) { a += (x(b, i) - b_dec[i]) * w_enc[i * p.n + j]; }
-  pre[b * p.n + j] = a;
+  let j = g.x; let b0 = g.y * 4u;
+  if (j >= p.n || b0 >= p.B) { return; }
+  let rows_here = min(4u, p.B - b0);
+  var a = vec4f(b_enc[j]);
+  for (var i = 0u; i < p.d; i++) {
+    let w = w_enc[i * p.n + j];
+    let c = b_dec[i];
+    var xs = vec4f(0.0);
+    for (var r = 0u; r < rows_here; r++) { xs[r] = x(b0 + r, i) - c; }
+    a += xs * w;
+  }
+  for (var r = 0u; r < rows_here; r++) { pre[(b0 + r) * p.n + j] = a[r]; }
 }
 
 // Dispatch (B): one workgroup per row. ReLU, or the k largest (ties: lower index) then ReLU.

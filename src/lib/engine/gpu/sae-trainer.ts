@@ -155,7 +155,7 @@ export class SaeTrainer {
 		const enc = this.device.createCommandEncoder({ label: 'sae-train step' });
 		const pass = enc.beginComputePass();
 		const c = (x: number) => Math.ceil(x / 64);
-		this.dispatch(pass, 'encode', c(n), B);
+		this.dispatch(pass, 'encode', c(n), Math.ceil(B / 4));
 		this.dispatch(pass, 'activate', B);
 		this.dispatch(pass, 'decode', c(d), B);
 		this.dispatch(pass, 'decoder_norms', c(n));
