@@ -553,13 +553,7 @@ export class Engine {
 		checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel });
 		const boundary = hookBoundary(cfg.hookName, c.nLayers);
 		// The model must be cut at the SAE's hook so the residual can be read there.
-		if (!m.runner.model.cuts.includes(boundary)) {
-			const runner = await SegmentRunner.create(ort, m.source.segment([...m.runner.model.cuts, boundary]), m.runner.backend);
-			await m.runner.dispose();
-			m.runner = runner;
-			m.info.cutAt = runner.model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
-			m.info.manifest = m.source.manifest?.(runner.model);
-		}
+		await this.ensureCuts(m, [boundary]);
 		const device = m.runner.backend === 'webgpu' ? await this.gpuDevice() : null;
 		const unembed = { normWeight: null, ...(m.source.unembedding ?? { classifier: new Float32Array(c.vocabSize * c.dModel) }) };
 		const session = await SaeSession.create(cfg, weights, device, { vocabSize: c.vocabSize, dModel: c.dModel, ...unembed });
@@ -1281,12 +1275,11 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 /** An exported decoder after surgery. */
 function exportSource(opened: Awaited<ReturnType<typeof openExport>>, precision?: Precision): ModelSource {
 	const { trace } = opened.decoder;
-	const probe = opened.segment([]);
 	return {
 		format: 'onnx',
 		architecture: trace.architecture,
 		dtype: trace.dtype,
-		shape: probe.shape,
+		shape: opened.shape,
 		parameters: opened.decoder.graph.parameterCount(),
 		tokenizer: opened.tokenizer,
 		segment: opened.segment,

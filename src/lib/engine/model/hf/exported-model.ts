@@ -68,6 +68,7 @@ export interface OpenedExport {
 	tokenizer: HubTokenizer;
 	externalData: { path: string; data: Uint8Array }[];
 	maxSeqLen: number;
+	shape: SegmentedModel['shape'];
 	/** The graph cut at the given boundaries, ready for the runner. */
 	segment(cuts: number[]): SegmentedModel;
 	manifest(model: SegmentedModel): HookManifest;
@@ -98,8 +99,9 @@ export async function openExport(
 	const fromConfig = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((x): x is number => typeof x === 'number');
 	const maxSeqLen = Math.min(fromConfig ?? decoder.io.maxSeqLen ?? 2048, decoder.io.maxSeqLen ?? Infinity);
 	const { trace } = decoder;
+	const shape = { nLayers: trace.nLayers, dModel: trace.dModel, vocabSize: trace.vocabSize, maxSeqLen };
 	const segment = (cuts: number[]): SegmentedModel => ({
-		shape: { nLayers: trace.nLayers, dModel: trace.dModel, vocabSize: trace.vocabSize, maxSeqLen },
+		shape,
 		io: decoder.io,
 		cuts: [...cuts].sort((a, b) => a - b),
 		segments: cutAtBoundaries(decoder.graph, trace, [...new Set(cuts)].sort((a, b) => a - b)),
@@ -110,6 +112,7 @@ export async function openExport(
 		tokenizer,
 		externalData,
 		maxSeqLen,
+		shape,
 		segment,
 		manifest: (model) => hookManifest(decoder, model.segments)
 	};
