@@ -3,11 +3,14 @@
 // from the activation store by `rows` (a shuffled index list), d = d_in, n = d_sae.
 //   pre  = (x − b_dec) W_enc + b_enc;  acts = TopK/ReLU(pre);  err = acts W_dec + b_dec − x
 //   loss = (1/B) Σ ‖err‖² + λ (1/B) Σ acts_bj ‖W_dec[j]‖   (λ = 0 for TopK)
+//        + AuxK (TopK): α·scale·(1/B) Σ ‖aux_err‖², aux_err = Σ_{dead j chosen} relu(pre) W_dec[j] + err
+//          (the error err = x̂ − x is a constant there: dead latents learn to explain what live ones miss)
 // Reference: src/lib/engine/train/reference.ts.
 
 struct P {
   B: u32, d: u32, n: u32, k: u32,
-  l1: f32, topk: u32, store_rows: u32, _b: u32,
+  l1: f32, topk: u32, store_rows: u32, aux_k: u32,  // aux_k: dead latents per row this step (0: AuxK off)
+  aux_weight: f32, dead_after: u32, _c: u32, _d: u32, // α·min(dead/k_aux, 1); dead: no firing for > dead_after tokens
 }
 
 @group(0) @binding(0) var<storage, read> store: array<f32>;      // [rows, d] harvested activations
@@ -27,8 +30,12 @@ struct P {
 @group(1) @binding(2) var<storage, read_write> g_w_dec: array<f32>;
 @group(1) @binding(3) var<storage, read_write> g_b_dec: array<f32>;
 @group(1) @binding(4) var<storage, read_write> dpre: array<f32>;  // [B, n]
-@group(1) @binding(5) var<storage, read_write> stats: array<f32>; // [3, d] batch Σx, Σx², Σerr²
+@group(1) @binding(5) var<storage, read_write> stats: array<f32>; // [4, d] batch Σx, Σx², Σerr², Σaux_err²
 @group(1) @binding(6) var<storage, read_write> sel: array<u32>;   // [B, k] TopK: the chosen latents
+@group(1) @binding(7) var<storage, read_write> since_fired: array<u32>; // [n] tokens since each latent last fired
+@group(1) @binding(8) var<storage, read_write> aux_sel: array<u32>;  // [B, aux_k] AuxK: the chosen dead latents
+@group(1) @binding(9) var<storage, read_write> aux_acts: array<f32>; // [B, aux_k] their activations
+@group(1) @binding(10) var<storage, read_write> aux_err: array<f32>; // [B, d]
 
 fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i]; }
 
@@ -90,6 +97,69 @@ fn activate(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t
   for (var j = t; j < p.n; j += 64u) {
     acts[base + j] = select(0.0, max(pre[base + j], 0.0), acts[base + j] == TAKEN);
   }
+}
+
+// Dispatch (B), TopK with AuxK: per row, the aux_k largest pre-activations among dead latents that are
+// not active in the row (order: value descending, then index). No scratch marks: each round takes the
+// best entry that comes after the previous round's in that order.
+const NONE = 0xffffffffu;
+@compute @workgroup_size(64)
+fn activate_aux(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  let b = wg.x;
+  let base = b * p.n;
+  var last_v = 0.0; var last_j = NONE;
+  for (var r = 0u; r < p.aux_k; r++) {
+    var bv = -3.4e38; var bj = NONE;
+    for (var j = t; j < p.n; j += 64u) {
+      if (since_fired[j] <= p.dead_after || acts[base + j] != 0.0) { continue; }
+      let v = pre[base + j];
+      if (r > 0u && !(v < last_v || (v == last_v && j > last_j))) { continue; }
+      if (v > bv || (v == bv && j < bj)) { bv = v; bj = j; }
+    }
+    best_v[t] = bv; best_j[t] = bj;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+      if (t < s) {
+        let ov = best_v[t + s]; let oj = best_j[t + s];
+        if (ov > best_v[t] || (ov == best_v[t] && oj < best_j[t])) { best_v[t] = ov; best_j[t] = oj; }
+      }
+      workgroupBarrier();
+    }
+    last_v = best_v[0]; last_j = best_j[0];
+    if (t == 0u) {
+      aux_sel[b * p.aux_k + r] = last_j;
+      aux_acts[b * p.aux_k + r] = select(0.0, max(last_v, 0.0), last_j != NONE);
+    }
+    workgroupBarrier();
+    if (last_j == NONE) { last_v = -3.4e38; } // nothing left: later rounds find nothing either
+  }
+}
+
+// Dispatch (ceil(d/64), B), after decode: aux_err[b, i] = Σ_r aux_acts W_dec[aux_sel] + err (no b_dec).
+@compute @workgroup_size(64)
+fn decode_aux(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x; let b = g.y;
+  if (i >= p.d || b >= p.B) { return; }
+  var a = err[b * p.d + i];
+  for (var r = 0u; r < p.aux_k; r++) {
+    let j = aux_sel[b * p.aux_k + r];
+    if (j != NONE) { a += aux_acts[b * p.aux_k + r] * w_dec[j * p.d + i]; }
+  }
+  aux_err[b * p.d + i] = a;
+}
+
+// Dispatch (ceil(aux_k/64), B), after grad_pre: the AuxK gradient into the chosen dead latents'
+// pre-activations. Within a row the chosen latents are distinct and not active, so no two threads
+// write one entry and the main gradient there is 0.
+@compute @workgroup_size(64)
+fn grad_pre_aux(@builtin(global_invocation_id) g: vec3u) {
+  let r = g.x; let b = g.y;
+  if (r >= p.aux_k || b >= p.B) { return; }
+  let j = aux_sel[b * p.aux_k + r];
+  if (j == NONE || aux_acts[b * p.aux_k + r] <= 0.0) { return; }
+  var a = 0.0;
+  for (var i = 0u; i < p.d; i++) { a += aux_err[b * p.d + i] * w_dec[j * p.d + i]; }
+  dpre[b * p.n + j] += a * 2.0 * p.aux_weight / f32(p.B);
 }
 
 // Dispatch (ceil(d/64), B): err[b, i] = x̂ − x. TopK reads only the k chosen rows of W_dec.
@@ -163,14 +233,17 @@ fn grad_w_enc(@builtin(global_invocation_id) g: vec3u) {
   g_w_enc[i * p.n + j] = a;
 }
 
-// Dispatch (ceil(n/64)): ∂loss/∂b_enc[j] = Σ_b dpre.
+// Dispatch (ceil(n/64)): ∂loss/∂b_enc[j] = Σ_b dpre; and, in the same pass over the batch, the
+// dead-latent clock: tokens since latent j last fired (0 if it fired in this batch).
 @compute @workgroup_size(64)
 fn grad_b_enc(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
   if (j >= p.n) { return; }
   var a = 0.0;
-  for (var b = 0u; b < p.B; b++) { a += dpre[b * p.n + j]; }
+  var fired = false;
+  for (var b = 0u; b < p.B; b++) { a += dpre[b * p.n + j]; fired = fired || acts[b * p.n + j] > 0.0; }
   g_b_enc[j] = a;
+  since_fired[j] = select(min(since_fired[j], 0x7fffffffu - p.B) + p.B, 0u, fired);
 }
 
 // Dispatch (ceil(d/64)), after grad_b_enc: ∂loss/∂b_dec[i] = (2/B) Σ_b err − Σ_j g_b_enc[j] W_enc[i, j].
@@ -212,55 +285,74 @@ fn init_b_dec(@builtin(global_invocation_id) g: vec3u) {
 fn batch_stats(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
   if (i >= p.d) { return; }
-  var s1 = 0.0; var s2 = 0.0; var se = 0.0;
+  var s1 = 0.0; var s2 = 0.0; var se = 0.0; var sa = 0.0;
   for (var b = 0u; b < p.B; b++) {
     let v = x(b, i); let e = err[b * p.d + i];
     s1 += v; s2 += v * v; se += e * e;
+    if (p.aux_k > 0u) { let ea = aux_err[b * p.d + i]; sa += ea * ea; }
   }
-  stats[i] = s1; stats[p.d + i] = s2; stats[2u * p.d + i] = se;
+  stats[i] = s1; stats[p.d + i] = s2; stats[2u * p.d + i] = se; stats[3u * p.d + i] = sa;
 }
 
-// TopK: the weight gradients from the k chosen latents of each row only. One workgroup per latent j
-// gathers the rows that chose j (a workgroup-shared list built with a u32 atomic counter; the sums
-// themselves need no float atomics), then each thread sums over that list for its i:
-//   ∂W_dec[j, i] = (2/B) Σ_{b∋j} acts[b, j] err[b, i]      ∂W_enc[i, j] = Σ_{b∋j} (x − b_dec)[b, i] dpre[b, j]
-// B·k work per latent instead of B. Dispatch (n): workgroup j. Batches up to MAX_ROWS rows.
+// TopK: the weight gradients from the latents each row used only: its k chosen ones, and with AuxK
+// its chosen dead ones. One workgroup per latent j gathers the entries that chose j (a
+// workgroup-shared list built with a u32 atomic counter; the sums themselves need no float atomics),
+// then each thread sums over that list for its i:
+//   ∂W_dec[j, i] = (2/B) (Σ_{b∋j} acts[b, j] err[b, i] + α·scale Σ_{b∋j aux} aux_acts aux_err[b, i])
+//   ∂W_enc[i, j] = Σ_{b∋j} (x − b_dec)[b, i] dpre[b, j]
+// B·k work per latent instead of B. An entry counts only where it is live (its activation, or for
+// W_enc its dpre, is non-zero), so a row is listed at most once per latent: a latent a row uses is
+// not dead-eligible there. Dispatch (n): workgroup j. Batches up to MAX_ROWS rows.
 const MAX_ROWS = 1024u;
+const AUX = 0x80000000u; // list entries: index into sel, or AUX | index into aux_sel
 var<workgroup> chosen_by: array<u32, 1024>;
 var<workgroup> chosen_count: atomic<u32>;
 
-fn rows_that_chose(j: u32, t: u32) -> u32 {
+fn list_clear(t: u32) {
   if (t == 0u) { atomicStore(&chosen_count, 0u); }
   workgroupBarrier();
-  let entries = p.B * p.k;
-  for (var e = t; e < entries; e += 64u) {
-    if (sel[e] == j) {
-      let slot = atomicAdd(&chosen_count, 1u);
-      if (slot < MAX_ROWS) { chosen_by[slot] = e / p.k; }
-    }
-  }
+}
+fn list_push(entry: u32) {
+  let slot = atomicAdd(&chosen_count, 1u);
+  if (slot < MAX_ROWS) { chosen_by[slot] = entry; }
+}
+fn list_done() -> u32 {
   workgroupBarrier();
   return min(atomicLoad(&chosen_count), MAX_ROWS);
+}
+fn row_of(entry: u32) -> u32 {
+  if ((entry & AUX) != 0u) { return (entry & ~AUX) / p.aux_k; }
+  return entry / p.k;
 }
 
 @compute @workgroup_size(64)
 fn grad_w_dec_topk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let j = wg.x;
-  let count = rows_that_chose(j, t);
+  list_clear(t);
+  for (var e = t; e < p.B * p.k; e += 64u) { if (sel[e] == j && acts[(e / p.k) * p.n + j] > 0.0) { list_push(e); } }
+  for (var e = t; e < p.B * p.aux_k; e += 64u) { if (aux_sel[e] == j && aux_acts[e] > 0.0) { list_push(AUX | e); } }
+  let count = list_done();
   for (var i = t; i < p.d; i += 64u) {
-    var a = 0.0;
-    for (var c = 0u; c < count; c++) { let b = chosen_by[c]; a += acts[b * p.n + j] * err[b * p.d + i]; }
-    g_w_dec[j * p.d + i] = a * 2.0 / f32(p.B);
+    var a = 0.0; var a_aux = 0.0;
+    for (var c = 0u; c < count; c++) {
+      let e = chosen_by[c]; let b = row_of(e);
+      if ((e & AUX) == 0u) { a += acts[b * p.n + j] * err[b * p.d + i]; }
+      else { a_aux += aux_acts[e & ~AUX] * aux_err[b * p.d + i]; }
+    }
+    g_w_dec[j * p.d + i] = (a + p.aux_weight * a_aux) * 2.0 / f32(p.B);
   }
 }
 
 @compute @workgroup_size(64)
 fn grad_w_enc_topk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let j = wg.x;
-  let count = rows_that_chose(j, t);
+  list_clear(t);
+  for (var e = t; e < p.B * p.k; e += 64u) { if (sel[e] == j && dpre[(e / p.k) * p.n + j] != 0.0) { list_push(e); } }
+  for (var e = t; e < p.B * p.aux_k; e += 64u) { if (aux_sel[e] == j && dpre[(e / p.aux_k) * p.n + j] != 0.0) { list_push(AUX | e); } }
+  let count = list_done();
   for (var i = t; i < p.d; i += 64u) {
     var a = 0.0;
-    for (var c = 0u; c < count; c++) { let b = chosen_by[c]; a += (x(b, i) - b_dec[i]) * dpre[b * p.n + j]; }
+    for (var c = 0u; c < count; c++) { let b = row_of(chosen_by[c]); a += (x(b, i) - b_dec[i]) * dpre[b * p.n + j]; }
     g_w_enc[i * p.n + j] = a;
   }
 }

@@ -42,6 +42,9 @@ test('train, reload mid-run, resume from the checkpoint, open in the explorer, d
 	expect(final).toBeGreaterThan(ev - 0.05);
 	expect(final).toBeGreaterThan(0.5);
 	await expect(page.getByTestId('train-density')).toBeVisible();
+	// CE loss recovered is measured every quarter of the run, not only at its end.
+	await expect(page.getByTestId('chart-ce')).toBeVisible();
+	await expect(page.getByTestId('chart-ce')).toHaveAttribute('data-points', /^[3-9]$/);
 	await page.screenshot({ path: 'tests/screenshots/train-done.png', fullPage: true });
 
 	// SAELens files: Loupe's reader (the same one the explorer uses for SAELens folders) takes them.

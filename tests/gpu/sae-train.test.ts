@@ -6,6 +6,9 @@ import { SaeTrainer } from '../../src/lib/engine/gpu/sae-trainer';
 import { storageFrom } from '../../src/lib/engine/gpu/buffers';
 import { adamStep, backward, forward, initParams, normalizeDecoderRows, type SaeParams, type TrainShape } from '../../src/lib/engine/train/reference';
 import { testDevice, rng } from './device';
+import { defaultTrainConfig, newCheckpoint, toSaeLens } from '../../src/lib/engine/train/training-run';
+import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
+import { Sae } from '../../src/lib/engine/sae/sae';
 
 const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 const KEYS = ['wEnc', 'bEnc', 'wDec', 'bDec'] as const;
@@ -20,12 +23,16 @@ function randomParams(s: TrainShape, r: () => number): SaeParams {
 }
 
 describe('SAE training on WebGPU', () => {
-	for (const s of [
-		{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0 },
-		{ d: 6, n: 10, arch: 'relu', k: 0, l1: 0.05 },
-		{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0 }
-	] as TrainShape[]) {
-		it(`${s.arch} ${s.d}×${s.n}: every gradient matches finite differences of the reference loss, and one Adam step matches`, async () => {
+	for (const [s, deadEvery] of [
+		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0 }, 0],
+		[{ d: 6, n: 10, arch: 'relu', k: 0, l1: 0.05 }, 0],
+		[{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0 }, 0],
+		// AuxK: every other latent dead (more dead than k_aux: scale 1), and a few dead (scale < 1).
+		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0, auxK: 3, auxCoeff: 0.5 }, 2],
+		[{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0, auxK: 35, auxCoeff: 1 / 32 }, 7]
+	] as [TrainShape, number][]) {
+		const dead = deadEvery ? Uint8Array.from({ length: s.n }, (_, j) => (j % deadEvery === 1 ? 1 : 0)) : undefined;
+		it(`${s.arch} ${s.d}×${s.n}${dead ? ` with AuxK (${dead.reduce((a, x) => a + x, 0)} dead, k_aux ${s.auxK})` : ''}: every gradient matches finite differences of the reference loss, and one Adam step matches`, async () => {
 			const device = await testDevice();
 			const r = rng(11);
 			const B = 5;
@@ -37,16 +44,25 @@ describe('SAE training on WebGPU', () => {
 			const p = randomParams(s, r);
 			const trainer = await SaeTrainer.create(device, s, B, p);
 			trainer.setStore(storageFrom(device, data, 'test.store'), storeRows);
+			if (dead) {
+				trainer.setDeadAfter(1000);
+				trainer.setSinceFired(Uint32Array.from(dead, (x) => (x ? 5000 : 0)));
+			}
 			trainer.gradients(rows);
 			const gpu = await trainer.readGradients();
 
 			// The analytic reference agrees with the GPU…
-			const ref = backward(p, s, x, B, forward(p, s, x, B));
+			const base = forward(p, s, x, B, false, dead);
+			if (dead) expect(base.aux, 'the AuxK term is in play').toBeGreaterThan(0);
+			const ref = backward(p, s, x, B, base, dead);
 			for (const key of KEYS) expect(maxAbs(gpu[key], ref[key]), key).toBeLessThan(1e-4);
 			// …and finite differences of the reference loss agree with the GPU (sampled entries on the large shape).
 			const h = s.d > 10 ? 3e-4 : 1e-3;
-			const gate = (f: ReturnType<typeof forward>) => f.acts.map((a) => (a > 0 ? 1 : 0)).join('');
-			const baseGate = gate(forward(p, s, x, B, true));
+			const gate = (f: ReturnType<typeof forward>) => f.acts.map((a) => (a > 0 ? 1 : 0)).join('') + f.auxSel.map((sel, b) => [...sel].map((j, r) => `${j}:${f.auxActs[b][r] > 0}`)).join('|');
+			const precise = forward(p, s, x, B, true, dead);
+			const baseGate = gate(precise);
+			// AuxK aims at the residual error as a constant (autograd detaches it): hold it fixed here too.
+			const target = precise.err.map((e) => -e);
 			let checked = 0;
 			let skipped = 0;
 			for (const key of KEYS) {
@@ -56,10 +72,10 @@ describe('SAE training on WebGPU', () => {
 					const old = w[i];
 					w[i] = old + h;
 					const wUp = w[i]; // as stored (float32)
-					const fUp = forward(p, s, x, B, true);
+					const fUp = forward(p, s, x, B, true, dead, target);
 					w[i] = old - h;
 					const wDown = w[i];
-					const fDown = forward(p, s, x, B, true);
+					const fDown = forward(p, s, x, B, true, dead, target);
 					w[i] = old;
 					// TopK's choice (or ReLU's gate) is piecewise constant: where a nudge flips it, the
 					// loss is not differentiable there and the difference quotient means nothing.
@@ -110,8 +126,9 @@ describe('SAE training on WebGPU', () => {
 		trainer.setStore(storageFrom(device, data, 'synthetic'), rowsN);
 		const steps = 800;
 		const t0 = performance.now();
+		let rows = new Uint32Array(B);
 		for (let step = 0; step < steps; step++) {
-			const rows = Uint32Array.from({ length: B }, () => Math.floor(((r() + 1) / 2) * rowsN));
+			rows = Uint32Array.from({ length: B }, () => Math.floor(((r() + 1) / 2) * rowsN));
 			trainer.step(rows, step < 100 ? (4e-3 * (step + 1)) / 100 : 4e-3);
 			if (step % 100 === 99) await device.queue.onSubmittedWorkDone();
 		}
@@ -130,6 +147,26 @@ describe('SAE training on WebGPU', () => {
 		const mmcs = sum / N;
 		console.log(`synthetic ${N} directions in d=${d}: mean max cosine ${mmcs.toFixed(4)} after ${steps} steps of ${B} (${((steps * B) / ((performance.now() - t0) / 1000)).toFixed(0)} tokens/s), explained variance ${m.explainedVariance.toFixed(3)}, L0 ${m.l0.toFixed(2)}`);
 		expect(mmcs).toBeGreaterThanOrEqual(0.95);
+
+		// The SAELens export loads back with the same encodings: Loupe's SAELens reader and its TS SAE
+		// (the explorer's CPU path) encode the last batch as the trainer did on the GPU. The batch's
+		// activations are those of the parameters before the last Adam step, so take one more forward.
+		trainer.gradients(rows);
+		const trained = await trainer.readParams();
+		const onGpu = await trainer.readActivations();
+		const checkpoint = { ...newCheckpoint('t', { ...defaultTrainConfig('synthetic', 'blocks.0.hook_resid_pre'), width: s.n, k: s.k }, d, steps, trained), step: steps };
+		const { cfgJson, safetensors } = toSaeLens(checkpoint).files;
+		const loaded = readSaeLens(cfgJson, safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer);
+		const x = new Float32Array(B * d);
+		rows.forEach((row, b) => x.set(data.subarray(row * d, (row + 1) * d), b * d));
+		const fromExport = Sae.create(loaded.cfg, loaded.weights).encode(x, B);
+		let sameSet = 0;
+		for (let b = 0; b < B; b++) {
+			const active = (a: Float32Array) => [...a.subarray(b * s.n, (b + 1) * s.n).keys()].filter((j) => a[b * s.n + j] > 0).join(',');
+			if (active(onGpu) === active(fromExport)) sameSet++;
+		}
+		expect(sameSet, 'rows whose active latents agree').toBe(B);
+		expect(maxAbs(onGpu, fromExport)).toBeLessThan(1e-5);
 		trainer.destroy();
 	});
 });

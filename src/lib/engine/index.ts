@@ -30,13 +30,8 @@ import type { ReconMetrics } from './sae/reconstruction';
 import { benchSaeEncode, type BenchLine } from './bench/sae-encode';
 import { benchSegmentation } from './bench/segmentation';
 import { benchSaeTraining } from './bench/sae-train';
-import { SaeTrainer } from './gpu/sae-trainer';
-import {
-	densityHistogram, harvest, initialParams, learningRate, newCheckpoint, shapeOf, toSaeLens,
-	type CeRecovered, type MetricPoint, type TrainCheckpoint, type TrainConfig, type TrainProgress, type TrainStatus
-} from './train/training-run';
-import { ceLossRecovered } from './train/ce-recovered';
-import { seededRandom } from './sample/prng';
+import { shapeOf, summarizeRun, toSaeLens, type TrainConfig, type TrainProgress, type TrainRunSummary } from './train/training-run';
+import { trainSae } from './train/train-loop';
 import { noSteering, type SteerFeature, type SteeringSetup } from './steer/spec';
 import { parseSteer } from './steer/url';
 import { ResidualMean, contrast, newVectorId, vectorFromJson, vectorNorm, vectorToJson, type SteeringVector } from './steer/vectors';
@@ -113,26 +108,7 @@ function summarizeVector(v: SteeringVector): VectorSummary {
 	return { id: v.id, name: v.name, hook: v.hook, norm: vectorNorm(v.values), positive: v.positive, negative: v.negative };
 }
 
-export interface TrainRunSummary {
-	id: string;
-	name: string;
-	cfg: TrainConfig;
-	status: TrainStatus;
-	step: number;
-	steps: number;
-	last: MetricPoint | null;
-	ce: CeRecovered | null;
-	history: MetricPoint[];
-	density: { from: number; to: number; count: number }[];
-	updatedAt: string;
-}
-
-function summarizeRun(cp: TrainCheckpoint): TrainRunSummary {
-	return {
-		id: cp.id, name: cp.cfg.name, cfg: cp.cfg, status: cp.status, step: cp.step, steps: cp.steps,
-		last: cp.history.at(-1) ?? null, ce: cp.ce.at(-1) ?? null, history: cp.history, density: densityHistogram(cp), updatedAt: cp.updatedAt
-	};
-}
+export type { TrainRunSummary };
 
 export type EngineEvent = { type: 'device-lost'; error: ErrorInfo };
 
@@ -1088,109 +1064,24 @@ export class Engine {
 			if (!(c.width >= 1 && c.batch >= 1 && c.tokens >= c.batch && (c.arch === 'relu' || (c.k >= 1 && c.k <= Math.min(128, c.width)))))
 				throw new LoupeError('model-failed', 'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), and k between 1 and min(128, width).', 'Change the settings.');
 			const boundary = hookBoundary(c.hook, m.source.shape.nLayers);
-			const hook = boundaryName(boundary, m.source.shape.nLayers);
 			const release = await this.acquire();
 			this.trainFlags = { pause: false, stop: false };
-			const id = cp?.id ?? `run-${Date.now().toString(36)}`;
-			let store: GPUBuffer | null = null;
-			let trainer: SaeTrainer | null = null;
 			try {
 				await this.ensureCuts(m, [boundary]);
-				const device = await this.gpuDevice();
-				const report = (p: Omit<TrainProgress, 'id' | 'tokensPerSecond' | 'etaSeconds' | 'points'> & Partial<TrainProgress>) =>
-					onProgress({ id, tokensPerSecond: 0, etaSeconds: 0, points: [], ...p });
-				const contexts = await this.corpusContexts(m, { name: 'training corpus', text: c.text, stories: c.stories, storyTokens: c.storyTokens, seed: c.seed }, (p) => report({ phase: 'writing', done: p.done, total: p.total }));
-				if (contexts.length < 2) throw new LoupeError('model-failed', 'The training corpus is too small.', 'Let the model write more stories, or paste more text.');
-				const heldOut = contexts.slice(-Math.min(4, Math.floor(contexts.length / 4) || 1));
-				const trainContexts = contexts.slice(0, contexts.length - heldOut.length);
-				const h = await harvest(device, m.runner, hook, shape.d, trainContexts, (done, rows) => report({ phase: 'harvesting', done, total: trainContexts.length, tokensPerSecond: rows }), () => this.trainFlags.stop);
-				store = h.store;
-				if (h.rows < c.batch) throw new LoupeError('model-failed', `The corpus gave ${h.rows} activations, fewer than one batch (${c.batch}).`, 'Use a larger corpus or a smaller batch.');
-				const steps = Math.ceil(c.tokens / c.batch);
-				trainer = await SaeTrainer.create(device, shape, c.batch, cp?.params ?? initialParams(c, shape.d, new Float32Array(shape.d)));
-				trainer.setStore(store, h.rows);
-				if (cp) trainer.restoreState(cp.adam);
-				else {
-					trainer.initBDecFromStore();
-					cp = newCheckpoint(id, c, shape.d, steps, await trainer.readParams());
-				}
-				cp.status = 'running';
-				const run = cp;
-				const saeCfg = () => toSaeLens(run).cfg;
-				const checkpoint = async (status: TrainStatus) => {
-					run.params = await trainer!.readParams();
-					run.adam = await trainer!.readState();
-					run.status = status;
-					run.updatedAt = new Date().toISOString();
-					await saveTrainRun(run).catch((e) => {
-						throw new LoupeError('storage-full', `The checkpoint could not be saved (${e instanceof Error ? e.message : e}).`, 'Free space in the Storage panel; training goes on but cannot resume after a reload.');
-					});
-				};
-				// Batches: the store in a shuffled order, a new order each epoch (seeded, so a resumed run goes on the same way).
-				let epoch = -1;
-				let order: Uint32Array = new Uint32Array(0);
-				const batchRows = (step: number) => {
-					const start = step * c.batch;
-					const e = Math.floor(start / h.rows);
-					if (e !== epoch) {
-						epoch = e;
-						const r = seededRandom(c.seed * 1_000_003 + e);
-						order = Uint32Array.from({ length: h.rows }, (_, i) => i);
-						for (let i = order.length - 1; i > 0; i--) {
-							const j = Math.floor(r() * (i + 1));
-							[order[i], order[j]] = [order[j], order[i]];
-						}
-					}
-					const out = new Uint32Array(c.batch);
-					for (let b = 0; b < c.batch; b++) out[b] = order[(start + b) % h.rows];
-					return out;
-				};
-				const metricsEvery = Math.max(1, Math.floor(steps / 150));
-				const deadWindow = Math.min(20_000, Math.floor(c.tokens / 4));
-				const t0 = performance.now();
-				const firstStep = run.step;
-				let pending: MetricPoint[] = [];
-				for (let step = run.step; step < steps; step++) {
-					if (this.trainFlags.pause || this.trainFlags.stop) {
-						run.step = step;
-						await checkpoint(this.trainFlags.stop ? 'stopped' : 'paused');
-						report({ phase: this.trainFlags.stop ? 'stopped' : 'paused', done: step, total: steps, points: pending });
-						return summarizeRun(run);
-					}
-					trainer.step(batchRows(step), learningRate(c, step, steps));
-					const tokensSeen = (step + 1) * c.batch;
-					if ((step + 1) % metricsEvery === 0 || step + 1 === steps) {
-						const mt = await trainer.metrics(); // also waits for the GPU: the queue stays short
-						for (let j = 0; j < shape.n; j++)
-							if (mt.fires[j]) {
-								run.fires[j] += mt.fires[j];
-								run.lastFired[j] = tokensSeen;
-							}
-						run.sampled += c.batch;
-						const dead = tokensSeen > deadWindow ? run.lastFired.reduce((a, t) => a + (tokensSeen - t > deadWindow ? 1 : 0), 0) / shape.n : 0;
-						const point = { step: step + 1, tokens: tokensSeen, mse: mt.mse, nmse: 1 - mt.explainedVariance, explainedVariance: mt.explainedVariance, l0: mt.l0, dead };
-						run.history.push(point);
-						pending.push(point);
-						const elapsed = (performance.now() - t0) / 1000;
-						const tps = ((step + 1 - firstStep) * c.batch) / Math.max(elapsed, 1e-3);
-						report({ phase: 'training', done: step + 1, total: steps, tokensPerSecond: tps, etaSeconds: ((steps - step - 1) * c.batch) / tps, points: pending });
-						pending = [];
-					} else if ((step + 1) % 8 === 0) await device.queue.onSubmittedWorkDone();
-					if ((step + 1) % c.checkpointEvery === 0 && step + 1 < steps) {
-						run.step = step + 1;
-						await checkpoint('running');
-					}
-				}
-				run.step = steps;
-				await checkpoint('done');
-				const ce = await ceLossRecovered(m.runner, device, hook, saeCfg(), run.params, heldOut);
-				run.ce.push(ce);
-				await saveTrainRun(run);
-				report({ phase: 'done', done: steps, total: steps, points: pending, ce: { ...ce, step: steps } });
-				return summarizeRun(run);
+				return await trainSae(
+					{
+						runner: m.runner,
+						device: await this.gpuDevice(),
+						hook: boundaryName(boundary, m.source.shape.nLayers),
+						dModel: m.source.shape.dModel,
+						corpus: (spec, onCorpus) => this.corpusContexts(m, spec, (p) => onCorpus(p.done, p.total)),
+						flags: this.trainFlags
+					},
+					c,
+					cp,
+					onProgress
+				);
 			} finally {
-				trainer?.destroy(true);
-				store?.destroy();
 				this.trainFlags = { pause: false, stop: false };
 				release();
 			}

@@ -28,11 +28,17 @@ export function storageFrom(device: GPUDevice, data: Float32Array, label: string
 }
 
 /** A kernel's uniform Params: u32 words, or { f32 } for float fields; padded to 16 bytes. */
-export function uniformBuffer(device: GPUDevice, words: (number | { f32: number })[]): GPUBuffer {
+/** Uniform words (u32, or {f32}) packed into 16-byte rows. */
+export function packUniform(words: (number | { f32: number })[]): ArrayBuffer {
 	const data = new ArrayBuffer(Math.max(16, Math.ceil(words.length / 4) * 16));
 	const u = new Uint32Array(data);
 	const f = new Float32Array(data);
 	words.forEach((w, i) => (typeof w === 'number' ? (u[i] = w) : (f[i] = w.f32)));
+	return data;
+}
+
+export function uniformBuffer(device: GPUDevice, words: (number | { f32: number })[]): GPUBuffer {
+	const data = packUniform(words);
 	const buf = device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
 	device.queue.writeBuffer(buf, 0, data);
 	return buf;

@@ -7,13 +7,13 @@
  */
 import trainShader from '../../../../shaders/sae_train.wgsl?raw';
 import adamShader from '../../../../shaders/adam.wgsl?raw';
-import { computePipeline, createStorage, readBuffer, storageFrom, uniformBuffer } from './buffers';
-import { ADAM, type SaeParams, type TrainShape } from '../train/reference';
+import { computePipeline, createStorage, packUniform, readBuffer, storageFrom, uniformBuffer } from './buffers';
+import { ADAM, auxTerms, type SaeParams, type TrainShape } from '../train/reference';
 
 // Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
 // keeps only those, so each stays within 8 storage buffers.
 const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p'] as const;
-const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel'] as const;
+const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'aux_err'] as const;
 type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
 const USES: Record<string, Name[]> = {
 	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
@@ -23,21 +23,30 @@ const USES: Record<string, Name[]> = {
 	grad_pre: ['acts', 'err', 'w_dec', 'norms', 'p', 'dpre'],
 	grad_w_dec: ['acts', 'err', 'w_dec', 'norms', 'p', 'g_w_dec'],
 	grad_w_enc: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc'],
-	grad_b_enc: ['p', 'dpre', 'g_b_enc'],
+	grad_b_enc: ['acts', 'p', 'dpre', 'g_b_enc', 'since_fired'],
 	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
 	normalize_rows: ['w_dec', 'p'],
 	init_b_dec: ['store', 'b_dec', 'p'],
-	grad_w_dec_topk: ['acts', 'err', 'p', 'g_w_dec', 'sel'],
-	grad_w_enc_topk: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc', 'sel'],
-	batch_stats: ['store', 'rows', 'err', 'p', 'stats']
+	grad_w_dec_topk: ['acts', 'err', 'p', 'g_w_dec', 'sel', 'aux_sel', 'aux_acts', 'aux_err'],
+	grad_w_enc_topk: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc', 'sel', 'aux_sel'],
+	batch_stats: ['store', 'rows', 'err', 'p', 'stats', 'aux_err'],
+	activate_aux: ['pre', 'acts', 'p', 'since_fired', 'aux_sel', 'aux_acts'],
+	decode_aux: ['w_dec', 'err', 'p', 'aux_sel', 'aux_acts', 'aux_err'],
+	grad_pre_aux: ['w_dec', 'p', 'dpre', 'aux_sel', 'aux_acts', 'aux_err']
 };
 
 export interface StepMetrics {
 	mse: number; // (1/B) Σ ‖x̂ − x‖²
 	explainedVariance: number; // 1 − Σ‖err‖² / Σ‖x − x̄‖² over the batch
 	l0: number; // active latents per token
+	/** AuxK loss of the batch (α · scale · (1/B) Σ‖aux_err‖²; 0 when no latent is dead or AuxK is off). */
+	aux: number;
 	/** Per latent: in how many of the batch's tokens it was active. */
 	fires: Uint32Array;
+	/** Per latent: training tokens since it last fired (counted on the GPU every step). */
+	sinceFired: Uint32Array;
+	/** Latents that fired in none of the last `deadAfter` tokens. */
+	dead: number;
 }
 
 export class SaeTrainer {
@@ -46,6 +55,10 @@ export class SaeTrainer {
 	private bindGroups = new Map<string, GPUBindGroup[]>();
 	private t = 0;
 	private storeRows = 0;
+	/** AuxK this step: dead latents per row and the loss weight α·min(dead/k_aux, 1), from the last dead count. */
+	private aux = { k: 0, weight: 0 };
+	/** A latent is dead after firing in none of this many tokens. */
+	private deadAfter = 10_000_000;
 
 	private constructor(
 		private device: GPUDevice,
@@ -75,8 +88,12 @@ export class SaeTrainer {
 			g_w_dec: f(n * d, 'g_w_dec'),
 			g_b_dec: f(d, 'g_b_dec'),
 			dpre: f(B * n, 'dpre'),
-			stats: f(3 * d, 'stats'),
-			sel: f(B * Math.max(1, shape.k), 'sel')
+			stats: f(4 * d, 'stats'),
+			sel: f(B * Math.max(1, shape.k), 'sel'),
+			since_fired: f(n, 'since_fired'),
+			aux_sel: f(B * Math.max(1, this.auxKMax), 'aux_sel'),
+			aux_acts: f(B * Math.max(1, this.auxKMax), 'aux_acts'),
+			aux_err: f(this.auxKMax ? B * d : 1, 'aux_err')
 		};
 		this.moments = [d * n, n, n * d, d].map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
 	}
@@ -89,18 +106,50 @@ export class SaeTrainer {
 		return new SaeTrainer(device, shape, batch, pipelines, adam, params);
 	}
 
+	/** k_aux at most: the shape's, TopK only. */
+	private get auxKMax(): number {
+		return this.shape.arch === 'topk' && this.shape.auxCoeff ? Math.min(this.shape.auxK ?? 0, this.shape.n) : 0;
+	}
+
 	private uniformWords(storeRows: number): (number | { f32: number })[] {
 		const s = this.shape;
-		return [this.batch, s.d, s.n, s.arch === 'topk' ? s.k : 0, { f32: s.arch === 'relu' ? s.l1 : 0 }, s.arch === 'topk' ? 1 : 0, storeRows, 0];
+		return [
+			this.batch, s.d, s.n, s.arch === 'topk' ? s.k : 0,
+			{ f32: s.arch === 'relu' ? s.l1 : 0 }, s.arch === 'topk' ? 1 : 0, storeRows, this.aux.k,
+			{ f32: this.aux.weight }, this.deadAfter, 0, 0
+		];
+	}
+
+	private writeUniforms() {
+		this.device.queue.writeBuffer(this.buffers.p, 0, packUniform(this.uniformWords(this.storeRows)));
 	}
 
 	/** The activation store: a GPU buffer of [rows, d] fp32 (harvested at a hook, or uploaded). */
 	setStore(store: GPUBuffer, rows: number) {
 		this.buffers.store = store;
 		this.storeRows = rows;
-		this.buffers.p.destroy();
-		this.buffers.p = uniformBuffer(this.device, this.uniformWords(rows));
+		this.writeUniforms();
 		this.bindGroups.clear();
+	}
+
+	/** A latent counts as dead once it has not fired for more than `tokens` training tokens. */
+	setDeadAfter(tokens: number) {
+		this.deadAfter = Math.max(0, Math.min(0x7fffffff, Math.floor(tokens)));
+		this.writeUniforms();
+	}
+
+	/** The dead-latent clock (a checkpoint's, or a test's); AuxK follows the dead count it implies. */
+	setSinceFired(tokens: Uint32Array) {
+		this.device.queue.writeBuffer(this.buffers.since_fired, 0, tokens as Uint32Array<ArrayBuffer>);
+		this.updateAux(tokens.reduce((a, t) => a + (t > this.deadAfter ? 1 : 0), 0));
+	}
+
+	/** AuxK's k_aux and weight for `dead` dead latents (as reference.auxTerms). */
+	private updateAux(dead: number) {
+		const next = auxTerms(this.shape, dead);
+		if (next.k === this.aux.k && next.weight === this.aux.weight) return;
+		this.aux = next;
+		this.writeUniforms();
 	}
 
 	/** b_dec ← the mean of the store (on the GPU: the activations are not read back). */
@@ -158,8 +207,13 @@ export class SaeTrainer {
 		this.dispatch(pass, 'encode', c(n), Math.ceil(B / 4));
 		this.dispatch(pass, 'activate', B);
 		this.dispatch(pass, 'decode', c(d), B);
+		if (this.aux.k) {
+			this.dispatch(pass, 'activate_aux', B);
+			this.dispatch(pass, 'decode_aux', c(d), B);
+		}
 		this.dispatch(pass, 'decoder_norms', c(n));
 		this.dispatch(pass, 'grad_pre', c(n), B);
+		if (this.aux.k) this.dispatch(pass, 'grad_pre_aux', c(this.aux.k), B);
 		if (this.shape.arch === 'topk') {
 			// Sparse: each latent gathers the rows that chose it (B·k work instead of B per latent).
 			this.dispatch(pass, 'grad_w_dec_topk', n);
@@ -212,17 +266,26 @@ export class SaeTrainer {
 		this.adam(lr);
 	}
 
-	/** Metrics of the last forward: per-dimension batch sums and the activations (no activations of the model). */
+	/**
+	 * Metrics of the last forward: per-dimension batch sums and the activations (no activations of
+	 * the model). Also refreshes AuxK's dead count from the GPU's clock, for the steps that follow.
+	 */
 	async metrics(): Promise<StepMetrics> {
 		const { d, n } = this.shape;
 		const B = this.batch;
-		const [stats, acts] = await Promise.all([
-			readBuffer(this.device, this.buffers.stats, 3 * d * 4).then((b) => new Float32Array(b)),
-			readBuffer(this.device, this.buffers.acts, B * n * 4).then((b) => new Float32Array(b))
+		const [stats, acts, sinceFired] = await Promise.all([
+			readBuffer(this.device, this.buffers.stats, 4 * d * 4).then((b) => new Float32Array(b)),
+			readBuffer(this.device, this.buffers.acts, B * n * 4).then((b) => new Float32Array(b)),
+			readBuffer(this.device, this.buffers.since_fired, n * 4).then((b) => new Uint32Array(b))
 		]);
+		const weight = this.aux.weight;
+		const dead = sinceFired.reduce((a, t) => a + (t > this.deadAfter ? 1 : 0), 0);
+		this.updateAux(dead);
 		let sse = 0;
 		let sst = 0;
+		let saux = 0;
 		for (let i = 0; i < d; i++) {
+			saux += stats[3 * d + i];
 			sse += stats[2 * d + i];
 			sst += stats[d + i] - (stats[i] * stats[i]) / B; // Σ(x − x̄)² = Σx² − (Σx)²/B
 		}
@@ -234,7 +297,16 @@ export class SaeTrainer {
 					active++;
 					fires[j]++;
 				}
-		return { mse: sse / B, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, fires };
+		return { mse: sse / B, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, aux: (weight * saux) / B, fires, sinceFired, dead };
+	}
+
+	/** The last batch's activations [B, n] (for tests and checks; training reads only the metrics). */
+	async readActivations(): Promise<Float32Array> {
+		return new Float32Array(await readBuffer(this.device, this.buffers.acts, this.batch * this.shape.n * 4));
+	}
+
+	async readSinceFired(): Promise<Uint32Array> {
+		return new Uint32Array(await readBuffer(this.device, this.buffers.since_fired, this.shape.n * 4));
 	}
 
 	async readParams(): Promise<SaeParams> {

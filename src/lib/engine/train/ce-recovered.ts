@@ -24,24 +24,30 @@ function crossEntropy(logits: Float32Array, ids: number[], V: number): { sum: nu
 	return { sum, count: ids.length - 1 };
 }
 
-export async function ceLossRecovered(
-	runner: SegmentRunner,
-	device: GPUDevice | null,
-	hook: string,
-	cfg: SaeConfig,
-	weights: SaeWeights,
-	contexts: number[][]
-): Promise<CeRecovered> {
-	const sae = Sae.create(cfg, weights);
-	const d = cfg.dIn;
-	const V = runner.model.shape.vocabSize;
-	const run = async (ids: number[], edit: 'clean' | 'splice' | 'zero') => {
+/**
+ * Measures CE loss recovered on fixed contexts; the clean and zero-ablated losses do not depend on the
+ * SAE, so they are measured once and each later evaluation runs only the spliced pass.
+ */
+export class CeEvaluator {
+	private baseline: { clean: number; zero: number; count: number } | null = null;
+
+	constructor(
+		private runner: SegmentRunner,
+		private device: GPUDevice | null,
+		private hook: string,
+		private contexts: number[][]
+	) {}
+
+	private async loss(ids: number[], edit: 'clean' | 'zero' | Sae): Promise<{ sum: number; count: number }> {
+		const { runner, device, hook } = this;
+		const V = runner.model.shape.vocabSize;
 		runner.reset();
 		const { logits, rows } = await runner.forward(ids, async (name, residual, n) => {
 			if (name !== hook || edit === 'clean') return;
+			const d = residual.dims[residual.dims.length - 1];
 			const gpu = residual.location === 'gpu-buffer';
 			const x = gpu ? new Float32Array(await readBuffer(device!, residual.gpuBuffer as GPUBuffer, n * d * 4)) : (residual.data as Float32Array);
-			const out = edit === 'zero' ? new Float32Array(n * d) : sae.decode(sae.encode(x.subarray(0, n * d), n), n);
+			const out = edit === 'zero' ? new Float32Array(n * d) : edit.decode(edit.encode(x.subarray(0, n * d), n), n);
 			out.set(x.subarray(0, d), 0); // BOS as it was
 			if (gpu) device!.queue.writeBuffer(residual.gpuBuffer as GPUBuffer, 0, out);
 			else x.set(out);
@@ -51,17 +57,25 @@ export async function ceLossRecovered(
 			: Float32Array.from(logits.data as Float32Array);
 		logits.dispose();
 		return crossEntropy(data, ids, V);
-	};
-	const total = { clean: 0, splice: 0, zero: 0, count: 0 };
-	for (const ids of contexts) {
-		if (ids.length < 2) continue;
-		for (const edit of ['clean', 'splice', 'zero'] as const) {
-			const r = await run(ids, edit);
-			total[edit] += r.sum;
-			if (edit === 'clean') total.count += r.count;
-		}
 	}
-	const n = Math.max(1, total.count);
-	const clean = total.clean / n, spliced = total.splice / n, zeroAblated = total.zero / n;
-	return { clean, spliced, zeroAblated, recovered: zeroAblated - clean !== 0 ? (zeroAblated - spliced) / (zeroAblated - clean) : 0 };
+
+	async recovered(cfg: SaeConfig, weights: SaeWeights): Promise<CeRecovered> {
+		const usable = this.contexts.filter((ids) => ids.length >= 2);
+		if (!this.baseline) {
+			const b = { clean: 0, zero: 0, count: 0 };
+			for (const ids of usable) {
+				const clean = await this.loss(ids, 'clean');
+				b.clean += clean.sum;
+				b.count += clean.count;
+				b.zero += (await this.loss(ids, 'zero')).sum;
+			}
+			this.baseline = b;
+		}
+		const sae = Sae.create(cfg, weights);
+		let spliced = 0;
+		for (const ids of usable) spliced += (await this.loss(ids, sae)).sum;
+		const n = Math.max(1, this.baseline.count);
+		const clean = this.baseline.clean / n, zeroAblated = this.baseline.zero / n, s = spliced / n;
+		return { clean, spliced: s, zeroAblated, recovered: zeroAblated - clean !== 0 ? (zeroAblated - s) / (zeroAblated - clean) : 0 };
+	}
 }

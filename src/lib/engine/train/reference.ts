@@ -8,6 +8,12 @@
  *   x̂    = acts · W_dec + b_dec
  *   loss = (1/B) Σ_b ‖x̂_b − x_b‖²  +  λ (1/B) Σ_b Σ_j acts_bj ‖W_dec[j]‖     (the L1 term: relu only,
  *          weighted by decoder norms as SAELens does, so shrinking W_dec cannot cheat the penalty)
+ *        + AuxK (topk only; Gao et al. 2024, appendix A.2): the dead latents try to explain what the
+ *          live ones missed. Per row, the k_aux largest pre-activations among dead latents that are
+ *          not active in the row, ReLU'd, decode (without b_dec) the residual error x − x̂, held fixed:
+ *            aux_b = Σ_{j ∈ auxTopK_b} relu(pre_bj) W_dec[j]
+ *            loss += α · min(dead / k_aux, 1) · (1/B) Σ_b ‖aux_b − (x_b − x̂_b)‖²
+ *          so a dead latent gets gradient (towards the error) although it never fires.
  */
 export type TrainArch = 'topk' | 'relu';
 
@@ -24,6 +30,21 @@ export interface TrainShape {
 	arch: TrainArch;
 	k: number; // topk
 	l1: number; // relu: λ
+	/** TopK: k_aux, how many dead latents each row recruits for the AuxK loss (0: no AuxK). */
+	auxK?: number;
+	/** TopK: α, the AuxK loss coefficient (1/32 in the paper). */
+	auxCoeff?: number;
+}
+
+/** Which latents count as dead this step (a latent is dead after firing in none of the last N tokens). */
+export type DeadMask = Uint8Array;
+
+export const countDead = (dead: DeadMask | undefined) => (dead ? dead.reduce((a, x) => a + (x ? 1 : 0), 0) : 0);
+
+/** The AuxK terms of a step with `numDead` dead latents: k_aux this step and α · min(dead / k_aux, 1). */
+export function auxTerms(s: TrainShape, numDead: number): { k: number; weight: number } {
+	if (s.arch !== 'topk' || !s.auxK || !s.auxCoeff || numDead === 0) return { k: 0, weight: 0 };
+	return { k: Math.min(s.auxK, numDead), weight: s.auxCoeff * Math.min(numDead / s.auxK, 1) };
 }
 
 type Floats = Float32Array | Float64Array;
@@ -34,6 +55,11 @@ export interface ForwardOut {
 	err: Floats; // x̂ − x
 	mse: number; // (1/B) Σ ‖err‖²
 	l1: number; // (1/B) Σ acts · ‖W_dec‖ (0 for topk)
+	/** AuxK: per row, the chosen dead latents and their activations, and aux_b − (x_b − x̂_b). */
+	auxSel: Int32Array[];
+	auxActs: Floats[];
+	auxErr: Floats;
+	aux: number; // α · scale · (1/B) Σ ‖auxErr‖²
 	loss: number;
 }
 
@@ -47,8 +73,12 @@ export function decoderNorms(p: SaeParams, s: TrainShape): Float32Array {
 	return out;
 }
 
-/** `precise`: keep intermediates in float64 (for finite differences), else float32 as the GPU does. */
-export function forward(p: SaeParams, s: TrainShape, x: Float32Array, B: number, precise = false): ForwardOut {
+/**
+ * `precise`: keep intermediates in float64 (for finite differences), else float32 as the GPU does.
+ * `dead`: the dead latents (AuxK). `auxTarget`: the residual error x − x̂ the AuxK term aims at, to
+ * hold it fixed when differencing numerically (autograd detaches it); by default this step's.
+ */
+export function forward(p: SaeParams, s: TrainShape, x: Float32Array, B: number, precise = false, dead?: DeadMask, auxTarget?: Floats): ForwardOut {
 	const { d, n } = s;
 	const A = precise ? Float64Array : Float32Array;
 	const pre = new A(B * n);
@@ -84,12 +114,34 @@ export function forward(p: SaeParams, s: TrainShape, x: Float32Array, B: number,
 		for (let b = 0; b < B; b++) for (let j = 0; j < n; j++) l1 += acts[b * n + j] * norms[j];
 		l1 = (s.l1 * l1) / B;
 	}
-	return { pre, acts, err, mse, l1, loss: mse + l1 };
+	const { k: kAux, weight } = auxTerms(s, countDead(dead));
+	const auxSel: Int32Array[] = [];
+	const auxActs: Floats[] = [];
+	const auxErr = new A(B * d);
+	let aux = 0;
+	if (kAux > 0) {
+		for (let b = 0; b < B; b++) {
+			const row = pre.subarray(b * n, (b + 1) * n);
+			const eligible = Array.from(row.keys()).filter((j) => dead![j] && acts[b * n + j] === 0);
+			const chosen = eligible.sort((u, v) => row[v] - row[u] || u - v).slice(0, kAux);
+			auxSel.push(Int32Array.from(chosen));
+			auxActs.push(A.from(chosen.map((j) => Math.max(0, row[j]))));
+			for (let i = 0; i < d; i++) {
+				let a = -(auxTarget ? auxTarget[b * d + i] : -err[b * d + i]); // aux − target, target = x − x̂ = −err
+				chosen.forEach((j, r) => (a += auxActs[b][r] * p.wDec[j * d + i]));
+				auxErr[b * d + i] = a;
+				aux += a * a;
+			}
+		}
+		aux = (weight * aux) / B;
+	}
+	return { pre, acts, err, mse, l1, auxSel, auxActs, auxErr, aux, loss: mse + l1 + aux };
 }
 
-/** Gradients of `loss` (TopK's selection and ReLU's gate held fixed, as autograd does). */
-export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number, f: ForwardOut): SaeParams {
+/** Gradients of `loss` (TopK's selection and ReLU's gate held fixed, as autograd does; AuxK's target detached). */
+export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number, f: ForwardOut, dead?: DeadMask): SaeParams {
 	const { d, n } = s;
+	const { weight } = auxTerms(s, countDead(dead));
 	const norms = s.arch === 'relu' ? decoderNorms(p, s) : null;
 	const g: SaeParams = { wEnc: new Float32Array(d * n), bEnc: new Float32Array(n), wDec: new Float32Array(n * d), bDec: new Float32Array(d) };
 	const dpre = new Float32Array(B * n);
@@ -101,6 +153,21 @@ export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number
 			if (norms) a += (s.l1 / B) * norms[j];
 			dpre[b * n + j] = a;
 		}
+	// AuxK: ∂/∂aux_b = (2αs/B) auxErr_b; to the chosen dead latents' pre-activations and decoder rows.
+	const auxDec = new Float64Array(n * d);
+	f.auxSel.forEach((sel, b) =>
+		sel.forEach((j, r) => {
+			const act = f.auxActs[b][r];
+			if (act <= 0) return;
+			let a = 0;
+			for (let i = 0; i < d; i++) {
+				const gi = ((2 * weight) / B) * f.auxErr[b * d + i];
+				a += gi * p.wDec[j * d + i];
+				auxDec[j * d + i] += act * gi;
+			}
+			dpre[b * n + j] += a;
+		})
+	);
 	for (let j = 0; j < n; j++)
 		for (let i = 0; i < d; i++) {
 			let a = 0;
@@ -111,7 +178,7 @@ export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number
 				for (let b = 0; b < B; b++) s1 += f.acts[b * n + j];
 				a += ((s.l1 / B) * s1 * p.wDec[j * d + i]) / norms[j];
 			}
-			g.wDec[j * d + i] = a;
+			g.wDec[j * d + i] = a + auxDec[j * d + i];
 		}
 	for (let i = 0; i < d; i++)
 		for (let j = 0; j < n; j++) {

@@ -18,6 +18,8 @@ export interface TrainConfig {
 	arch: 'topk' | 'relu';
 	width: number; // d_sae
 	k: number; // TopK: active latents per token
+	/** TopK: the AuxK loss coefficient α (0: off); k_aux is d_in / 2, as SAELens takes it. */
+	auxCoeff: number;
 	l1: number; // ReLU: L1 coefficient
 	tokens: number; // training tokens
 	batch: number;
@@ -37,6 +39,7 @@ export const defaultTrainConfig = (model: string, hook: string): TrainConfig => 
 	arch: 'topk',
 	width: 512,
 	k: 16,
+	auxCoeff: 1 / 32,
 	l1: 5,
 	tokens: 60_000,
 	batch: 256,
@@ -54,7 +57,8 @@ export interface MetricPoint {
 	nmse: number; // mse / batch variance = 1 − explained variance
 	explainedVariance: number;
 	l0: number;
-	dead: number; // fraction of latents not seen firing in the last `deadWindow` tokens
+	dead: number; // fraction of latents that fired in none of the last `deadWindow` tokens
+	aux?: number; // AuxK loss (TopK)
 }
 
 export interface CeRecovered {
@@ -77,10 +81,10 @@ export interface TrainCheckpoint {
 	params: SaeParams;
 	adam: { t: number; m: Float32Array[]; v: Float32Array[] };
 	history: MetricPoint[];
-	ce: CeRecovered[]; // measured every so often, with the step
+	ce: (CeRecovered & { step: number })[]; // measured every quarter of the run
 	fires: Float64Array; // per latent: times seen active in sampled batches
 	sampled: number; // tokens in the sampled batches
-	lastFired: Float64Array; // per latent: tokensSeen when last seen active
+	sinceFired?: Uint32Array; // per latent: training tokens since it last fired (the GPU's dead clock)
 	updatedAt: string;
 	createdAt: string;
 }
@@ -94,6 +98,36 @@ export interface TrainProgress {
 	etaSeconds: number;
 	points: MetricPoint[]; // new since the last report
 	ce?: CeRecovered & { step: number };
+}
+
+export interface TrainRunSummary {
+	id: string;
+	name: string;
+	cfg: TrainConfig;
+	status: TrainStatus;
+	step: number;
+	steps: number;
+	last: MetricPoint | null;
+	ce: (CeRecovered & { step: number }) | null;
+	ceHistory: (CeRecovered & { step: number })[];
+	history: MetricPoint[];
+	density: { from: number; to: number; count: number }[];
+	updatedAt: string;
+}
+
+export function summarizeRun(cp: TrainCheckpoint): TrainRunSummary {
+	return {
+		id: cp.id, name: cp.cfg.name, cfg: cp.cfg, status: cp.status, step: cp.step, steps: cp.steps,
+		last: cp.history.at(-1) ?? null, ce: cp.ce.at(-1) ?? null, ceHistory: cp.ce, history: cp.history, density: densityHistogram(cp), updatedAt: cp.updatedAt
+	};
+}
+
+/**
+ * A latent is dead once it has fired in none of this many training tokens: a quarter of a short run,
+ * 10M tokens at most (Gao et al.'s window). It drives the dead fraction shown and AuxK.
+ */
+export function deadWindow(cfg: TrainConfig): number {
+	return Math.max(cfg.batch, Math.min(10_000_000, Math.floor(cfg.tokens / 4)));
 }
 
 /** Learning rate: linear warm-up over the first 5 %, constant, linear decay over the last 20 %. */
@@ -136,7 +170,8 @@ export async function harvest(
 }
 
 export function shapeOf(cfg: TrainConfig, dIn: number): TrainShape {
-	return { d: dIn, n: cfg.width, arch: cfg.arch, k: cfg.k, l1: cfg.l1 };
+	const aux = cfg.arch === 'topk' && (cfg.auxCoeff ?? 0) > 0;
+	return { d: dIn, n: cfg.width, arch: cfg.arch, k: cfg.k, l1: cfg.l1, auxK: aux ? Math.max(1, Math.min(cfg.width, Math.floor(dIn / 2))) : 0, auxCoeff: aux ? cfg.auxCoeff : 0 };
 }
 
 export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: number, params: SaeParams): TrainCheckpoint {
@@ -144,7 +179,7 @@ export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: 
 	return {
 		id, cfg, dIn, status: 'running', step: 0, steps, params,
 		adam: { t: 0, m: [], v: [] }, history: [], ce: [],
-		fires: new Float64Array(cfg.width), sampled: 0, lastFired: new Float64Array(cfg.width),
+		fires: new Float64Array(cfg.width), sampled: 0, sinceFired: new Uint32Array(cfg.width),
 		updatedAt: now, createdAt: now
 	};
 }
@@ -171,7 +206,10 @@ export function toSaeLens(cp: TrainCheckpoint): { cfg: SaeConfig; files: { cfgJs
 		name: cp.cfg.name
 	};
 	const files = writeSaeLens(cfg, cp.params, {
-		loupe_training: { tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch, l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null }
+		loupe_training: {
+			tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch,
+			l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
+		}
 	});
 	return { cfg, files };
 }
