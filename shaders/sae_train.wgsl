@@ -34,105 +34,152 @@ struct P {
 @group(1) @binding(6) var<storage, read_write> sel: array<u32>;   // [B, k] TopK: the chosen latents
 @group(1) @binding(7) var<storage, read_write> since_fired: array<u32>; // [n] tokens since each latent last fired
 @group(1) @binding(8) var<storage, read_write> aux_sel: array<u32>;  // [B, aux_k] AuxK: the chosen dead latents
-@group(1) @binding(9) var<storage, read_write> aux_acts: array<f32>; // [B, aux_k] their activations
+@group(1) @binding(9) var<storage, read_write> aux_acts: array<f32>; // [B, n] AuxK activations (0 but for aux_sel)
 @group(1) @binding(10) var<storage, read_write> aux_err: array<f32>; // [B, d]
+@group(1) @binding(11) var<storage, read_write> offsets: array<u32>;  // [n + 1] where each latent's live list starts
+@group(1) @binding(12) var<storage, read_write> live: array<u32>;     // the rows each latent is live in, by latent
 
 fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i]; }
 
-// Dispatch (ceil(n/64), ceil(B/4)): pre[b..b+3, j]. Each thread does four rows, so every W_enc
-// value it loads serves four dot products.
+// Dispatch (ceil(n/256), ceil(B/4)): pre[b0..b0+3, j0..j0+3], a 4×4 tile per thread, so each value
+// loaded from the batch or from W_enc serves four multiply-adds.
 @compute @workgroup_size(64)
 fn encode(@builtin(global_invocation_id) g: vec3u) {
-  let j = g.x; let b0 = g.y * 4u;
-  if (j >= p.n || b0 >= p.B) { return; }
-  let rows_here = min(4u, p.B - b0);
-  var a = vec4f(b_enc[j]);
+  let j0 = g.x * 4u; let b0 = g.y * 4u;
+  if (j0 >= p.n || b0 >= p.B) { return; }
+  var base = vec4u(0u);
+  for (var r = 0u; r < 4u; r++) { base[r] = rows[min(b0 + r, p.B - 1u)] * p.d; }
+  var bias = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (j0 + c < p.n) { bias[c] = b_enc[j0 + c]; } }
+  var acc: array<vec4f, 4>; // acc[r]: latents j0..j0+3 of row b0+r
+  for (var r = 0u; r < 4u; r++) { acc[r] = bias; }
+  let full = j0 + 3u < p.n;
   for (var i = 0u; i < p.d; i++) {
-    let w = w_enc[i * p.n + j];
-    let c = b_dec[i];
-    var xs = vec4f(0.0);
-    for (var r = 0u; r < rows_here; r++) { xs[r] = x(b0 + r, i) - c; }
-    a += xs * w;
+    var w = vec4f(0.0);
+    let wi = i * p.n + j0;
+    if (full) { w = vec4f(w_enc[wi], w_enc[wi + 1u], w_enc[wi + 2u], w_enc[wi + 3u]); }
+    else { for (var c = 0u; c < 4u; c++) { if (j0 + c < p.n) { w[c] = w_enc[wi + c]; } } }
+    let c0 = b_dec[i];
+    for (var r = 0u; r < 4u; r++) { acc[r] += (store[base[r] + i] - c0) * w; }
   }
-  for (var r = 0u; r < rows_here; r++) { pre[(b0 + r) * p.n + j] = a[r]; }
+  for (var r = 0u; r < 4u; r++) {
+    if (b0 + r >= p.B) { break; }
+    for (var c = 0u; c < 4u; c++) { if (j0 + c < p.n) { pre[(b0 + r) * p.n + j0 + c] = acc[r][c]; } }
+  }
 }
 
-// Dispatch (B): one workgroup per row. ReLU, or the k largest (ties: lower index) then ReLU.
-// Selection marks acts[b, j] with a sentinel first, so a chosen entry whose ReLU is 0 stays chosen.
-var<workgroup> best_v: array<f32, 64>;
-var<workgroup> best_j: array<u32, 64>;
-const TAKEN = -3.0e38;
+// TopK selection, one workgroup per row: the `want` largest pre-activations among the row's
+// eligible latents (ties: lower index first), found as the k-th largest key by a radix select
+// (4 passes of 8 bits, a 256-bin workgroup histogram each) instead of k rounds of argmax: about 16
+// barriers whatever k is. Each thread owns a contiguous chunk of the row, so the chosen latents come
+// out in index order and no atomic decides an order.
+const NONE = 0xffffffffu;
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> radix: vec3u;             // the key prefix found so far, its mask, how many still wanted
+var<workgroup> counts: array<vec2u, 64>; // per thread: (keys above the threshold, keys equal to it)
+var<workgroup> starts: array<vec2u, 64>; // per thread: (its first slot in the list, its first equal rank)
+
+// Floats as u32 keys in the same order (negative: all bits flipped; positive: sign bit set).
+fn key_of(v: f32) -> u32 {
+  let u = bitcast<u32>(v);
+  return select(u | 0x80000000u, ~u, (u & 0x80000000u) != 0u);
+}
+
+// Main TopK: every latent. AuxK: dead latents not active in the row.
+fn eligible(aux: bool, base: u32, j: u32) -> bool {
+  return !aux || (since_fired[j] > p.dead_after && acts[base + j] == 0.0);
+}
+
+// Row b: writes the chosen latents to sel / aux_sel (NONE-padded to `want`) and the activations.
+fn select_top(b: u32, t: u32, want: u32, aux: bool) {
+  let base = b * p.n;
+  let chunk = (p.n + 63u) / 64u;
+  let j0 = min(p.n, t * chunk);
+  let j1 = min(p.n, j0 + chunk);
+  if (t == 0u) { radix = vec3u(0u, 0u, want); }
+  for (var round = 0u; round < 4u; round++) {
+    let shift = 24u - 8u * round;
+    for (var h = t; h < 256u; h += 64u) { atomicStore(&hist[h], 0u); }
+    workgroupBarrier();
+    let r = radix;
+    for (var j = j0; j < j1; j++) {
+      if (!eligible(aux, base, j)) { continue; }
+      let key = key_of(pre[base + j]);
+      if ((key & r.y) == r.x) { atomicAdd(&hist[(key >> shift) & 255u], 1u); }
+    }
+    workgroupBarrier();
+    if (t == 0u && radix.z > 0u) {
+      var left = radix.z;
+      var digit = NONE;
+      for (var dg = 255i; dg >= 0i; dg--) {
+        let c = atomicLoad(&hist[u32(dg)]);
+        if (c >= left) { digit = u32(dg); break; }
+        left -= c;
+      }
+      if (digit == NONE) { radix = vec3u(0u, 0u, 0u); } // fewer eligible than wanted: take them all
+      else { radix = vec3u(radix.x | (digit << shift), radix.y | (255u << shift), left); }
+    }
+    workgroupBarrier();
+  }
+  let r = radix; // r.x: the want-th largest key; r.z: how many keys equal to it to take (0: all eligible)
+  var above = 0u; var equal = 0u;
+  for (var j = j0; j < j1; j++) {
+    if (!eligible(aux, base, j)) { continue; }
+    let key = key_of(pre[base + j]);
+    if (r.z == 0u || key > r.x) { above++; } else if (key == r.x) { equal++; }
+  }
+  counts[t] = vec2u(above, equal);
+  workgroupBarrier();
+  if (t == 0u) {
+    var slot = 0u; var rank = 0u;
+    for (var u = 0u; u < 64u; u++) {
+      starts[u] = vec2u(slot, rank);
+      slot += counts[u].x + min(counts[u].y, r.z - min(r.z, rank));
+      rank += counts[u].y;
+    }
+  }
+  workgroupBarrier();
+  var slot = starts[t].x; var rank = starts[t].y;
+  let width = select(p.k, p.aux_k, aux);
+  for (var j = j0; j < j1; j++) {
+    var chosen = false;
+    if (eligible(aux, base, j)) {
+      let key = key_of(pre[base + j]);
+      if (r.z == 0u || key > r.x) { chosen = true; }
+      else if (key == r.x) { chosen = rank < r.z; rank++; }
+    }
+    let a = select(0.0, max(pre[base + j], 0.0), chosen);
+    if (aux) { aux_acts[base + j] = a; } else { acts[base + j] = a; }
+    if (chosen) {
+      if (aux) { aux_sel[b * width + slot] = j; } else { sel[b * width + slot] = j; }
+      slot++;
+    }
+  }
+  workgroupBarrier();
+  // Fewer eligible latents than wanted: pad the list.
+  if (t == 0u) {
+    var total = 0u;
+    for (var u = 0u; u < 64u; u++) { total += counts[u].x + min(counts[u].y, r.z - min(r.z, starts[u].y)); }
+    for (var s = total; s < want; s++) { if (aux) { aux_sel[b * width + s] = NONE; } else { sel[b * width + s] = NONE; } }
+  }
+}
+
+// Dispatch (B): ReLU, or TopK (the k largest, then ReLU).
 @compute @workgroup_size(64)
 fn activate(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let b = wg.x;
-  let base = b * p.n;
   if (p.topk == 0u) {
-    for (var j = t; j < p.n; j += 64u) { acts[base + j] = max(pre[base + j], 0.0); }
+    for (var j = t; j < p.n; j += 64u) { acts[b * p.n + j] = max(pre[b * p.n + j], 0.0); }
     return;
   }
-  for (var j = t; j < p.n; j += 64u) { acts[base + j] = 0.0; }
-  workgroupBarrier();
-  for (var r = 0u; r < p.k; r++) {
-    var bv = -3.4e38; var bj = 0xffffffffu;
-    for (var j = t; j < p.n; j += 64u) {
-      if (acts[base + j] == TAKEN) { continue; }
-      let v = pre[base + j];
-      if (v > bv || (v == bv && j < bj)) { bv = v; bj = j; }
-    }
-    best_v[t] = bv; best_j[t] = bj;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-      if (t < s) {
-        let ov = best_v[t + s]; let oj = best_j[t + s];
-        if (ov > best_v[t] || (ov == best_v[t] && oj < best_j[t])) { best_v[t] = ov; best_j[t] = oj; }
-      }
-      workgroupBarrier();
-    }
-    if (t == 0u) {
-      if (best_j[0] != 0xffffffffu) { acts[base + best_j[0]] = TAKEN; }
-      sel[b * p.k + r] = best_j[0];
-    }
-    workgroupBarrier();
-  }
-  for (var j = t; j < p.n; j += 64u) {
-    acts[base + j] = select(0.0, max(pre[base + j], 0.0), acts[base + j] == TAKEN);
-  }
+  select_top(b, t, p.k, false);
 }
 
-// Dispatch (B), TopK with AuxK: per row, the aux_k largest pre-activations among dead latents that are
-// not active in the row (order: value descending, then index). No scratch marks: each round takes the
-// best entry that comes after the previous round's in that order.
-const NONE = 0xffffffffu;
+// Dispatch (B), TopK with AuxK, after activate: per row, the aux_k largest pre-activations among dead
+// latents that are not active in the row (the chosen ones' activations go to aux_acts, the rest 0).
 @compute @workgroup_size(64)
 fn activate_aux(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let b = wg.x;
-  let base = b * p.n;
-  var last_v = 0.0; var last_j = NONE;
-  for (var r = 0u; r < p.aux_k; r++) {
-    var bv = -3.4e38; var bj = NONE;
-    for (var j = t; j < p.n; j += 64u) {
-      if (since_fired[j] <= p.dead_after || acts[base + j] != 0.0) { continue; }
-      let v = pre[base + j];
-      if (r > 0u && !(v < last_v || (v == last_v && j > last_j))) { continue; }
-      if (v > bv || (v == bv && j < bj)) { bv = v; bj = j; }
-    }
-    best_v[t] = bv; best_j[t] = bj;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-      if (t < s) {
-        let ov = best_v[t + s]; let oj = best_j[t + s];
-        if (ov > best_v[t] || (ov == best_v[t] && oj < best_j[t])) { best_v[t] = ov; best_j[t] = oj; }
-      }
-      workgroupBarrier();
-    }
-    last_v = best_v[0]; last_j = best_j[0];
-    if (t == 0u) {
-      aux_sel[b * p.aux_k + r] = last_j;
-      aux_acts[b * p.aux_k + r] = select(0.0, max(last_v, 0.0), last_j != NONE);
-    }
-    workgroupBarrier();
-    if (last_j == NONE) { last_v = -3.4e38; } // nothing left: later rounds find nothing either
-  }
+  select_top(wg.x, t, p.aux_k, true);
 }
 
 // Dispatch (ceil(d/64), B), after decode: aux_err[b, i] = Σ_r aux_acts W_dec[aux_sel] + err (no b_dec).
@@ -143,7 +190,7 @@ fn decode_aux(@builtin(global_invocation_id) g: vec3u) {
   var a = err[b * p.d + i];
   for (var r = 0u; r < p.aux_k; r++) {
     let j = aux_sel[b * p.aux_k + r];
-    if (j != NONE) { a += aux_acts[b * p.aux_k + r] * w_dec[j * p.d + i]; }
+    if (j != NONE) { a += aux_acts[b * p.n + j] * w_dec[j * p.d + i]; }
   }
   aux_err[b * p.d + i] = a;
 }
@@ -156,7 +203,7 @@ fn grad_pre_aux(@builtin(global_invocation_id) g: vec3u) {
   let r = g.x; let b = g.y;
   if (r >= p.aux_k || b >= p.B) { return; }
   let j = aux_sel[b * p.aux_k + r];
-  if (j == NONE || aux_acts[b * p.aux_k + r] <= 0.0) { return; }
+  if (j == NONE || aux_acts[b * p.n + j] <= 0.0) { return; }
   var a = 0.0;
   for (var i = 0u; i < p.d; i++) { a += aux_err[b * p.d + i] * w_dec[j * p.d + i]; }
   dpre[b * p.n + j] += a * 2.0 * p.aux_weight / f32(p.B);
@@ -205,45 +252,111 @@ fn grad_pre(@builtin(global_invocation_id) g: vec3u) {
   dpre[b * p.n + j] = a;
 }
 
-// Dispatch (ceil(d/64), n): ∂loss/∂W_dec[j, i] = (2/B) Σ_b acts err + (λ/B) Σ_b acts · W_dec[j,i]/‖W_dec[j]‖.
-@compute @workgroup_size(64)
-fn grad_w_dec(@builtin(global_invocation_id) g: vec3u) {
-  let i = g.x; let j = g.y;
-  if (i >= p.d || j >= p.n) { return; }
-  var a = 0.0; var s = 0.0;
-  for (var b = 0u; b < p.B; b++) {
-    let v = acts[b * p.n + j];
-    if (v != 0.0) { a += v * err[b * p.d + i]; s += v; }
-  }
-  var out = a * 2.0 / f32(p.B);
-  if (p.l1 > 0.0 && norms[j] > 0.0) { out += p.l1 / f32(p.B) * s * w_dec[j * p.d + i] / norms[j]; }
-  g_w_dec[j * p.d + i] = out;
+// The weight gradients sum, for each latent, over the rows where it is live: active, or recruited by
+// AuxK. Those rows are gathered per latent into one list (`live`, where latent j's entries run from
+// offsets[j] to offsets[j+1], in row order), so a gradient thread visits B·k/n rows on average instead
+// of B, and no float atomics are needed:
+//   grad_b_enc (counts) → scan_offsets → fill_live → grad_w_dec(_topk), grad_w_enc
+const AUX = 0x80000000u; // a `live` entry: the row, with this bit where the latent is an AuxK recruit
+
+fn live_in(b: u32, j: u32) -> bool {
+  return acts[b * p.n + j] > 0.0 || (p.aux_k > 0u && aux_acts[b * p.n + j] > 0.0);
 }
 
-// Dispatch (ceil(n/64), d): ∂loss/∂W_enc[i, j] = Σ_b (x − b_dec)_bi dpre_bj.
-@compute @workgroup_size(64)
-fn grad_w_enc(@builtin(global_invocation_id) g: vec3u) {
-  let j = g.x; let i = g.y;
-  if (j >= p.n || i >= p.d) { return; }
-  var a = 0.0;
-  for (var b = 0u; b < p.B; b++) {
-    let gr = dpre[b * p.n + j];
-    if (gr != 0.0) { a += (x(b, i) - b_dec[i]) * gr; }
-  }
-  g_w_enc[i * p.n + j] = a;
-}
-
-// Dispatch (ceil(n/64)): ∂loss/∂b_enc[j] = Σ_b dpre; and, in the same pass over the batch, the
-// dead-latent clock: tokens since latent j last fired (0 if it fired in this batch).
+// Dispatch (ceil(n/64)): ∂loss/∂b_enc[j] = Σ_b dpre; in the same pass over the batch, the dead-latent
+// clock (tokens since latent j last fired; 0 if it fired in this batch) and j's live-row count.
 @compute @workgroup_size(64)
 fn grad_b_enc(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
   if (j >= p.n) { return; }
   var a = 0.0;
   var fired = false;
-  for (var b = 0u; b < p.B; b++) { a += dpre[b * p.n + j]; fired = fired || acts[b * p.n + j] > 0.0; }
+  var count = 0u;
+  for (var b = 0u; b < p.B; b++) {
+    a += dpre[b * p.n + j];
+    fired = fired || acts[b * p.n + j] > 0.0;
+    if (live_in(b, j)) { count++; }
+  }
   g_b_enc[j] = a;
   since_fired[j] = select(min(since_fired[j], 0x7fffffffu - p.B) + p.B, 0u, fired);
+  offsets[j] = count;
+}
+
+// Dispatch (1): the counts in offsets[0..n) become their exclusive prefix sums; offsets[n] the total.
+var<workgroup> partial: array<u32, 64>;
+@compute @workgroup_size(64)
+fn scan_offsets(@builtin(local_invocation_index) t: u32) {
+  let chunk = (p.n + 63u) / 64u;
+  let j0 = min(p.n, t * chunk);
+  let j1 = min(p.n, j0 + chunk);
+  var sum = 0u;
+  for (var j = j0; j < j1; j++) { sum += offsets[j]; }
+  partial[t] = sum;
+  workgroupBarrier();
+  if (t == 0u) {
+    var run = 0u;
+    for (var u = 0u; u < 64u; u++) { let c = partial[u]; partial[u] = run; run += c; }
+    offsets[p.n] = run;
+  }
+  workgroupBarrier();
+  var run = partial[t];
+  for (var j = j0; j < j1; j++) { let c = offsets[j]; offsets[j] = run; run += c; }
+}
+
+// Dispatch (ceil(n/64)): latent j's live rows, in row order.
+@compute @workgroup_size(64)
+fn fill_live(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x;
+  if (j >= p.n) { return; }
+  var e = offsets[j];
+  for (var b = 0u; b < p.B; b++) {
+    if (live_in(b, j)) { live[e] = b | select(0u, AUX, acts[b * p.n + j] <= 0.0); e++; }
+  }
+}
+
+// Dispatch (ceil(d/64), n), ReLU: ∂loss/∂W_dec[j, i] = (2/B) Σ_b acts err + (λ/B) Σ_b acts · W_dec[j,i]/‖W_dec[j]‖.
+@compute @workgroup_size(64)
+fn grad_w_dec(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x; let j = g.y;
+  if (i >= p.d || j >= p.n) { return; }
+  var a = 0.0; var s = 0.0;
+  for (var e = offsets[j]; e < offsets[j + 1u]; e++) {
+    let b = live[e];
+    let v = acts[b * p.n + j];
+    a += v * err[b * p.d + i]; s += v;
+  }
+  var out = a * 2.0 / f32(p.B);
+  if (p.l1 > 0.0 && norms[j] > 0.0) { out += p.l1 / f32(p.B) * s * w_dec[j * p.d + i] / norms[j]; }
+  g_w_dec[j * p.d + i] = out;
+}
+
+// Dispatch (ceil(d/64), n), TopK: ∂loss/∂W_dec[j, i] = (2/B) (Σ_b acts err + α·scale Σ_b aux_acts aux_err).
+@compute @workgroup_size(64)
+fn grad_w_dec_topk(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x; let j = g.y;
+  if (i >= p.d || j >= p.n) { return; }
+  var a = 0.0; var a_aux = 0.0;
+  for (var e = offsets[j]; e < offsets[j + 1u]; e++) {
+    let entry = live[e];
+    let b = entry & ~AUX;
+    if ((entry & AUX) == 0u) { a += acts[b * p.n + j] * err[b * p.d + i]; }
+    else { a_aux += aux_acts[b * p.n + j] * aux_err[b * p.d + i]; }
+  }
+  g_w_dec[j * p.d + i] = (a + p.aux_weight * a_aux) * 2.0 / f32(p.B);
+}
+
+// Dispatch (ceil(n/64), d): ∂loss/∂W_enc[i, j] = Σ_b (x − b_dec)_bi dpre_bj over j's live rows.
+@compute @workgroup_size(64)
+fn grad_w_enc(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x; let i = g.y;
+  if (j >= p.n || i >= p.d) { return; }
+  var a = 0.0;
+  let c = b_dec[i];
+  for (var e = offsets[j]; e < offsets[j + 1u]; e++) {
+    let b = live[e] & ~AUX;
+    a += (x(b, i) - c) * dpre[b * p.n + j];
+  }
+  g_w_enc[i * p.n + j] = a;
 }
 
 // Dispatch (ceil(d/64)), after grad_b_enc: ∂loss/∂b_dec[i] = (2/B) Σ_b err − Σ_j g_b_enc[j] W_enc[i, j].
@@ -292,67 +405,4 @@ fn batch_stats(@builtin(global_invocation_id) g: vec3u) {
     if (p.aux_k > 0u) { let ea = aux_err[b * p.d + i]; sa += ea * ea; }
   }
   stats[i] = s1; stats[p.d + i] = s2; stats[2u * p.d + i] = se; stats[3u * p.d + i] = sa;
-}
-
-// TopK: the weight gradients from the latents each row used only: its k chosen ones, and with AuxK
-// its chosen dead ones. One workgroup per latent j gathers the entries that chose j (a
-// workgroup-shared list built with a u32 atomic counter; the sums themselves need no float atomics),
-// then each thread sums over that list for its i:
-//   ∂W_dec[j, i] = (2/B) (Σ_{b∋j} acts[b, j] err[b, i] + α·scale Σ_{b∋j aux} aux_acts aux_err[b, i])
-//   ∂W_enc[i, j] = Σ_{b∋j} (x − b_dec)[b, i] dpre[b, j]
-// B·k work per latent instead of B. An entry counts only where it is live (its activation, or for
-// W_enc its dpre, is non-zero), so a row is listed at most once per latent: a latent a row uses is
-// not dead-eligible there. Dispatch (n): workgroup j. Batches up to MAX_ROWS rows.
-const MAX_ROWS = 1024u;
-const AUX = 0x80000000u; // list entries: index into sel, or AUX | index into aux_sel
-var<workgroup> chosen_by: array<u32, 1024>;
-var<workgroup> chosen_count: atomic<u32>;
-
-fn list_clear(t: u32) {
-  if (t == 0u) { atomicStore(&chosen_count, 0u); }
-  workgroupBarrier();
-}
-fn list_push(entry: u32) {
-  let slot = atomicAdd(&chosen_count, 1u);
-  if (slot < MAX_ROWS) { chosen_by[slot] = entry; }
-}
-fn list_done() -> u32 {
-  workgroupBarrier();
-  return min(atomicLoad(&chosen_count), MAX_ROWS);
-}
-fn row_of(entry: u32) -> u32 {
-  if ((entry & AUX) != 0u) { return (entry & ~AUX) / p.aux_k; }
-  return entry / p.k;
-}
-
-@compute @workgroup_size(64)
-fn grad_w_dec_topk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let j = wg.x;
-  list_clear(t);
-  for (var e = t; e < p.B * p.k; e += 64u) { if (sel[e] == j && acts[(e / p.k) * p.n + j] > 0.0) { list_push(e); } }
-  for (var e = t; e < p.B * p.aux_k; e += 64u) { if (aux_sel[e] == j && aux_acts[e] > 0.0) { list_push(AUX | e); } }
-  let count = list_done();
-  for (var i = t; i < p.d; i += 64u) {
-    var a = 0.0; var a_aux = 0.0;
-    for (var c = 0u; c < count; c++) {
-      let e = chosen_by[c]; let b = row_of(e);
-      if ((e & AUX) == 0u) { a += acts[b * p.n + j] * err[b * p.d + i]; }
-      else { a_aux += aux_acts[e & ~AUX] * aux_err[b * p.d + i]; }
-    }
-    g_w_dec[j * p.d + i] = (a + p.aux_weight * a_aux) * 2.0 / f32(p.B);
-  }
-}
-
-@compute @workgroup_size(64)
-fn grad_w_enc_topk(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let j = wg.x;
-  list_clear(t);
-  for (var e = t; e < p.B * p.k; e += 64u) { if (sel[e] == j && dpre[(e / p.k) * p.n + j] != 0.0) { list_push(e); } }
-  for (var e = t; e < p.B * p.aux_k; e += 64u) { if (aux_sel[e] == j && dpre[(e / p.aux_k) * p.n + j] != 0.0) { list_push(AUX | e); } }
-  let count = list_done();
-  for (var i = t; i < p.d; i += 64u) {
-    var a = 0.0;
-    for (var c = 0u; c < count; c++) { let b = row_of(chosen_by[c]); a += (x(b, i) - b_dec[i]) * dpre[b * p.n + j]; }
-    g_w_enc[i * p.n + j] = a;
-  }
 }

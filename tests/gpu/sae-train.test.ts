@@ -29,10 +29,13 @@ describe('SAE training on WebGPU', () => {
 		[{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0 }, 0],
 		// AuxK: every other latent dead (more dead than k_aux: scale 1), and a few dead (scale < 1).
 		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0, auxK: 3, auxCoeff: 0.5 }, 2],
-		[{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0, auxK: 35, auxCoeff: 1 / 32 }, 7]
+		[{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0, auxK: 35, auxCoeff: 1 / 32 }, 7],
+		// Tied pre-activations (latents 5..9 copy 0..4): TopK keeps the lower index, as the reference.
+		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0 }, -1]
 	] as [TrainShape, number][]) {
-		const dead = deadEvery ? Uint8Array.from({ length: s.n }, (_, j) => (j % deadEvery === 1 ? 1 : 0)) : undefined;
-		it(`${s.arch} ${s.d}×${s.n}${dead ? ` with AuxK (${dead.reduce((a, x) => a + x, 0)} dead, k_aux ${s.auxK})` : ''}: every gradient matches finite differences of the reference loss, and one Adam step matches`, async () => {
+		const ties = deadEvery === -1;
+		const dead = deadEvery > 0 ? Uint8Array.from({ length: s.n }, (_, j) => (j % deadEvery === 1 ? 1 : 0)) : undefined;
+		it(`${s.arch} ${s.d}×${s.n}${dead ? ` with AuxK (${dead.reduce((a, x) => a + x, 0)} dead, k_aux ${s.auxK})` : ''}${ties ? ' with tied latents' : ''}: every gradient matches finite differences of the reference loss, and one Adam step matches`, async () => {
 			const device = await testDevice();
 			const r = rng(11);
 			const B = 5;
@@ -42,6 +45,8 @@ describe('SAE training on WebGPU', () => {
 			const x = new Float32Array(B * s.d);
 			rows.forEach((row, b) => x.set(data.subarray(row * s.d, (row + 1) * s.d), b * s.d));
 			const p = randomParams(s, r);
+			if (ties) for (let i = 0; i < s.d; i++) for (let j = 5; j < 10; j++) p.wEnc[i * s.n + j] = p.wEnc[i * s.n + j - 5];
+			if (ties) p.bEnc.set(p.bEnc.subarray(0, 5), 5);
 			const trainer = await SaeTrainer.create(device, s, B, p);
 			trainer.setStore(storageFrom(device, data, 'test.store'), storeRows);
 			if (dead) {
@@ -53,6 +58,9 @@ describe('SAE training on WebGPU', () => {
 
 			// The analytic reference agrees with the GPU…
 			const base = forward(p, s, x, B, false, dead);
+			const gpuActs = await trainer.readActivations();
+			const activeSets = (a: ArrayLike<number>) => Array.from({ length: B }, (_, b) => Array.from({ length: s.n }, (_, j) => (a[b * s.n + j] > 0 ? j : -1)).filter((j) => j >= 0).join(','));
+			expect(activeSets(gpuActs), 'the latents TopK chose').toEqual(activeSets(base.acts));
 			if (dead) expect(base.aux, 'the AuxK term is in play').toBeGreaterThan(0);
 			const ref = backward(p, s, x, B, base, dead);
 			for (const key of KEYS) expect(maxAbs(gpu[key], ref[key]), key).toBeLessThan(1e-4);

@@ -13,26 +13,27 @@ import { ADAM, auxTerms, type SaeParams, type TrainShape } from '../train/refere
 // Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
 // keeps only those, so each stays within 8 storage buffers.
 const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p'] as const;
-const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'aux_err'] as const;
+const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'aux_err', 'offsets', 'live'] as const;
 type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
 const USES: Record<string, Name[]> = {
 	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
-	activate: ['pre', 'acts', 'p', 'sel'],
+	activate: ['pre', 'acts', 'p', 'sel', 'since_fired', 'aux_sel', 'aux_acts'],
+	activate_aux: ['pre', 'acts', 'p', 'sel', 'since_fired', 'aux_sel', 'aux_acts'],
 	decode: ['store', 'rows', 'w_dec', 'b_dec', 'acts', 'err', 'p', 'sel'],
+	decode_aux: ['w_dec', 'err', 'p', 'aux_sel', 'aux_acts', 'aux_err'],
 	decoder_norms: ['w_dec', 'norms', 'p'],
 	grad_pre: ['acts', 'err', 'w_dec', 'norms', 'p', 'dpre'],
-	grad_w_dec: ['acts', 'err', 'w_dec', 'norms', 'p', 'g_w_dec'],
-	grad_w_enc: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc'],
-	grad_b_enc: ['acts', 'p', 'dpre', 'g_b_enc', 'since_fired'],
+	grad_pre_aux: ['w_dec', 'p', 'dpre', 'aux_sel', 'aux_acts', 'aux_err'],
+	grad_b_enc: ['acts', 'p', 'dpre', 'g_b_enc', 'since_fired', 'aux_acts', 'offsets'],
+	scan_offsets: ['p', 'offsets'],
+	fill_live: ['acts', 'p', 'aux_acts', 'offsets', 'live'],
+	grad_w_dec: ['acts', 'err', 'w_dec', 'norms', 'p', 'g_w_dec', 'offsets', 'live'],
+	grad_w_dec_topk: ['acts', 'err', 'p', 'g_w_dec', 'aux_acts', 'aux_err', 'offsets', 'live'],
+	grad_w_enc: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc', 'offsets', 'live'],
 	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
 	normalize_rows: ['w_dec', 'p'],
 	init_b_dec: ['store', 'b_dec', 'p'],
-	grad_w_dec_topk: ['acts', 'err', 'p', 'g_w_dec', 'sel', 'aux_sel', 'aux_acts', 'aux_err'],
-	grad_w_enc_topk: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc', 'sel', 'aux_sel'],
-	batch_stats: ['store', 'rows', 'err', 'p', 'stats', 'aux_err'],
-	activate_aux: ['pre', 'acts', 'p', 'since_fired', 'aux_sel', 'aux_acts'],
-	decode_aux: ['w_dec', 'err', 'p', 'aux_sel', 'aux_acts', 'aux_err'],
-	grad_pre_aux: ['w_dec', 'p', 'dpre', 'aux_sel', 'aux_acts', 'aux_err']
+	batch_stats: ['store', 'rows', 'err', 'p', 'stats', 'aux_err']
 };
 
 export interface StepMetrics {
@@ -92,14 +93,16 @@ export class SaeTrainer {
 			sel: f(B * Math.max(1, shape.k), 'sel'),
 			since_fired: f(n, 'since_fired'),
 			aux_sel: f(B * Math.max(1, this.auxKMax), 'aux_sel'),
-			aux_acts: f(B * Math.max(1, this.auxKMax), 'aux_acts'),
-			aux_err: f(this.auxKMax ? B * d : 1, 'aux_err')
+			aux_acts: f(this.auxKMax ? B * n : 1, 'aux_acts'),
+			aux_err: f(this.auxKMax ? B * d : 1, 'aux_err'),
+			offsets: f(n + 1, 'offsets'),
+			// Live (row, latent) pairs at most: k + k_aux per row for TopK, every latent for ReLU.
+			live: f(B * (shape.arch === 'topk' ? shape.k + this.auxKMax : n), 'live')
 		};
 		this.moments = [d * n, n, n * d, d].map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
 	}
 
 	static async create(device: GPUDevice, shape: TrainShape, batch: number, params: SaeParams): Promise<SaeTrainer> {
-		if (shape.arch === 'topk' && batch > 1024) throw new Error(`TopK training takes batches of at most 1024 rows (asked: ${batch}).`);
 		const pipelines: Record<string, GPUComputePipeline> = {};
 		for (const entry of Object.keys(USES)) pipelines[entry] = await computePipeline(device, trainShader, 'sae_train', entry);
 		const adam = await computePipeline(device, adamShader, 'adam', 'adam');
@@ -204,7 +207,7 @@ export class SaeTrainer {
 		const enc = this.device.createCommandEncoder({ label: 'sae-train step' });
 		const pass = enc.beginComputePass();
 		const c = (x: number) => Math.ceil(x / 64);
-		this.dispatch(pass, 'encode', c(n), Math.ceil(B / 4));
+		this.dispatch(pass, 'encode', Math.ceil(n / 256), Math.ceil(B / 4));
 		this.dispatch(pass, 'activate', B);
 		this.dispatch(pass, 'decode', c(d), B);
 		if (this.aux.k) {
@@ -214,15 +217,12 @@ export class SaeTrainer {
 		this.dispatch(pass, 'decoder_norms', c(n));
 		this.dispatch(pass, 'grad_pre', c(n), B);
 		if (this.aux.k) this.dispatch(pass, 'grad_pre_aux', c(this.aux.k), B);
-		if (this.shape.arch === 'topk') {
-			// Sparse: each latent gathers the rows that chose it (B·k work instead of B per latent).
-			this.dispatch(pass, 'grad_w_dec_topk', n);
-			this.dispatch(pass, 'grad_w_enc_topk', n);
-		} else {
-			this.dispatch(pass, 'grad_w_dec', c(d), n);
-			this.dispatch(pass, 'grad_w_enc', c(n), d);
-		}
+		// b_enc's gradient, the dead clock and each latent's live rows; then the weight gradients over them.
 		this.dispatch(pass, 'grad_b_enc', c(n));
+		this.dispatch(pass, 'scan_offsets', 1);
+		this.dispatch(pass, 'fill_live', c(n));
+		this.dispatch(pass, this.shape.arch === 'topk' ? 'grad_w_dec_topk' : 'grad_w_dec', c(d), n);
+		this.dispatch(pass, 'grad_w_enc', c(n), d);
 		this.dispatch(pass, 'grad_b_dec', c(d));
 		this.dispatch(pass, 'batch_stats', c(d));
 		pass.end();
