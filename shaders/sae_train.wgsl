@@ -9,8 +9,9 @@
 
 struct P {
   B: u32, d: u32, n: u32, k: u32,
-  l1: f32, topk: u32, store_rows: u32, aux_k: u32,  // aux_k: dead latents per row this step (0: AuxK off)
-  aux_weight: f32, dead_after: u32, _c: u32, _d: u32, // α·min(dead/k_aux, 1); dead: no firing for > dead_after tokens
+  l1: f32, arch: u32, store_rows: u32, aux_k: u32,     // arch: 0 ReLU, 1 TopK, 2 JumpReLU; aux_k: dead latents per row this step (0: AuxK off)
+  aux_weight: f32, dead_after: u32, l0: f32, bandwidth: f32, // α·min(dead/k_aux, 1); dead: no firing for > dead_after tokens; JumpReLU λ, ε
+  scale: f32, _a: u32, _b: u32, _c: u32,              // the store is read times `scale` (E‖x‖² = d_in)
 }
 
 @group(0) @binding(0) var<storage, read> store: array<f32>;      // [rows, d] harvested activations
@@ -24,6 +25,7 @@ struct P {
 @group(0) @binding(8) var<storage, read_write> err: array<f32>;   // [B, d]
 @group(0) @binding(9) var<storage, read_write> norms: array<f32>; // [n] decoder row norms
 @group(0) @binding(10) var<uniform> p: P;
+@group(0) @binding(11) var<storage, read_write> log_threshold: array<f32>; // [n] JumpReLU: log θ
 
 @group(1) @binding(0) var<storage, read_write> g_w_enc: array<f32>;
 @group(1) @binding(1) var<storage, read_write> g_b_enc: array<f32>;
@@ -38,8 +40,10 @@ struct P {
 @group(1) @binding(10) var<storage, read_write> aux_err: array<f32>; // [B, d]
 @group(1) @binding(11) var<storage, read_write> offsets: array<u32>;  // [n + 1] where each latent's live list starts
 @group(1) @binding(12) var<storage, read_write> live: array<u32>;     // the rows each latent is live in, by latent
+@group(1) @binding(13) var<storage, read_write> g_log_threshold: array<f32>; // [n]
+@group(1) @binding(14) var<storage, read_write> dthr: array<f32>;    // [B, n] JumpReLU: each entry's ∂loss/∂θ (straight-through)
 
-fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i]; }
+fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i] * p.scale; }
 
 // Dispatch (ceil(n/256), ceil(B/4)): pre[b0..b0+3, j0..j0+3], a 4×4 tile per thread, so each value
 // loaded from the batch or from W_enc serves four multiply-adds.
@@ -60,7 +64,7 @@ fn encode(@builtin(global_invocation_id) g: vec3u) {
     if (full) { w = vec4f(w_enc[wi], w_enc[wi + 1u], w_enc[wi + 2u], w_enc[wi + 3u]); }
     else { for (var c = 0u; c < 4u; c++) { if (j0 + c < p.n) { w[c] = w_enc[wi + c]; } } }
     let c0 = b_dec[i];
-    for (var r = 0u; r < 4u; r++) { acc[r] += (store[base[r] + i] - c0) * w; }
+    for (var r = 0u; r < 4u; r++) { acc[r] += (store[base[r] + i] * p.scale - c0) * w; }
   }
   for (var r = 0u; r < 4u; r++) {
     if (b0 + r >= p.B) { break; }
@@ -164,15 +168,17 @@ fn select_top(b: u32, t: u32, want: u32, aux: bool) {
   }
 }
 
-// Dispatch (B): ReLU, or TopK (the k largest, then ReLU).
+// Dispatch (B): ReLU; TopK (the k largest, then ReLU); JumpReLU (pre where pre > θ, else 0).
 @compute @workgroup_size(64)
 fn activate(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
   let b = wg.x;
-  if (p.topk == 0u) {
+  if (p.arch == 0u) {
     for (var j = t; j < p.n; j += 64u) { acts[b * p.n + j] = max(pre[b * p.n + j], 0.0); }
-    return;
+  } else if (p.arch == 2u) {
+    for (var j = t; j < p.n; j += 64u) { let v = pre[b * p.n + j]; acts[b * p.n + j] = select(0.0, v, v > exp(log_threshold[j])); }
+  } else {
+    select_top(b, t, p.k, false);
   }
-  select_top(b, t, p.k, false);
 }
 
 // Dispatch (B), TopK with AuxK, after activate: per row, the aux_k largest pre-activations among dead
@@ -215,7 +221,7 @@ fn decode(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x; let b = g.y;
   if (i >= p.d || b >= p.B) { return; }
   var a = b_dec[i];
-  if (p.topk == 1u) {
+  if (p.arch == 1u) {
     for (var r = 0u; r < p.k; r++) {
       let j = sel[b * p.k + r];
       if (j < p.n) { a += acts[b * p.n + j] * w_dec[j * p.d + i]; }
@@ -239,17 +245,34 @@ fn decoder_norms(@builtin(global_invocation_id) g: vec3u) {
   norms[j] = sqrt(a);
 }
 
-// Dispatch (ceil(n/64), B): ∂loss/∂pre, through the gate (acts > 0).
+// Dispatch (ceil(n/64), B): ∂loss/∂pre, through the gate (acts > 0). JumpReLU also needs ∂loss/∂acts
+// where pre is within ε/2 of θ, active or not: that entry's straight-through ∂loss/∂θ goes to dthr.
 @compute @workgroup_size(64)
 fn grad_pre(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x; let b = g.y;
   if (j >= p.n || b >= p.B) { return; }
-  var a = 0.0;
-  if (acts[b * p.n + j] > 0.0) {
-    for (var i = 0u; i < p.d; i++) { a += err[b * p.d + i] * w_dec[j * p.d + i]; }
-    a = a * 2.0 / f32(p.B) + p.l1 / f32(p.B) * norms[j];
+  let fires = acts[b * p.n + j] > 0.0;
+  var th = 0.0; var window = false;
+  if (p.arch == 2u) { th = exp(log_threshold[j]); window = abs(pre[b * p.n + j] - th) < 0.5 * p.bandwidth; }
+  var dacts = 0.0;
+  if (fires || window) {
+    for (var i = 0u; i < p.d; i++) { dacts += err[b * p.d + i] * w_dec[j * p.d + i]; }
+    dacts *= 2.0 / f32(p.B);
   }
-  dpre[b * p.n + j] = a;
+  dpre[b * p.n + j] = select(0.0, dacts + p.l1 / f32(p.B) * norms[j], fires);
+  if (p.arch == 2u) {
+    dthr[b * p.n + j] = select(0.0, -th / p.bandwidth * dacts - p.l0 / (f32(p.B) * p.bandwidth), window);
+  }
+}
+
+// Dispatch (ceil(n/64)), JumpReLU: ∂loss/∂log θ_j = θ_j Σ_b dthr[b, j].
+@compute @workgroup_size(64)
+fn grad_threshold(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x;
+  if (j >= p.n) { return; }
+  var a = 0.0;
+  for (var b = 0u; b < p.B; b++) { a += dthr[b * p.n + j]; }
+  g_log_threshold[j] = exp(log_threshold[j]) * a;
 }
 
 // The weight gradients sum, for each latent, over the rows where it is live: active, or recruited by
@@ -382,6 +405,16 @@ fn normalize_rows(@builtin(global_invocation_id) g: vec3u) {
   for (var i = 0u; i < p.d; i++) { w_dec[j * p.d + i] *= s; }
 }
 
+// Dispatch (ceil(d/64)): per dimension, Σ x² over the whole store, unscaled (for the scale: E‖x‖² = d_in).
+@compute @workgroup_size(64)
+fn store_sq_sums(@builtin(global_invocation_id) g: vec3u) {
+  let i = g.x;
+  if (i >= p.d) { return; }
+  var a = 0.0;
+  for (var r = 0u; r < p.store_rows; r++) { let v = store[r * p.d + i]; a += v * v; }
+  stats[i] = a;
+}
+
 // Dispatch (ceil(d/64)): b_dec = the mean of every stored activation (its initialisation).
 @compute @workgroup_size(64)
 fn init_b_dec(@builtin(global_invocation_id) g: vec3u) {
@@ -389,7 +422,7 @@ fn init_b_dec(@builtin(global_invocation_id) g: vec3u) {
   if (i >= p.d) { return; }
   var a = 0.0;
   for (var r = 0u; r < p.store_rows; r++) { a += store[r * p.d + i]; }
-  b_dec[i] = a / f32(max(p.store_rows, 1u));
+  b_dec[i] = a / f32(max(p.store_rows, 1u)) * p.scale;
 }
 
 // Dispatch (ceil(d/64)), after decode: per dimension, the batch's Σx, Σx² and Σerr² (for MSE and

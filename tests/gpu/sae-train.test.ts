@@ -23,7 +23,7 @@ function randomParams(s: TrainShape, r: () => number): SaeParams {
 }
 
 describe('SAE training on WebGPU', () => {
-	for (const [s, deadEvery] of [
+	for (const [s, deadEvery, scale = 1] of [
 		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0 }, 0],
 		[{ d: 6, n: 10, arch: 'relu', k: 0, l1: 0.05 }, 0],
 		[{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0 }, 0],
@@ -31,11 +31,15 @@ describe('SAE training on WebGPU', () => {
 		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0, auxK: 3, auxCoeff: 0.5 }, 2],
 		[{ d: 70, n: 130, arch: 'topk', k: 9, l1: 0, auxK: 35, auxCoeff: 1 / 32 }, 7],
 		// Tied pre-activations (latents 5..9 copy 0..4): TopK keeps the lower index, as the reference.
-		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0 }, -1]
-	] as [TrainShape, number][]) {
+		[{ d: 6, n: 10, arch: 'topk', k: 3, l1: 0 }, -1],
+		// JumpReLU: thresholds near the pre-activations and a wide kernel, so the straight-through terms
+		// are in play; and the trainer reading the store at half scale.
+		[{ d: 6, n: 10, arch: 'jumprelu', k: 0, l1: 0, l0: 0.1, bandwidth: 0.3 }, 0, 0.5],
+		[{ d: 70, n: 130, arch: 'jumprelu', k: 0, l1: 0, l0: 0.02, bandwidth: 0.2 }, 0, 0.5]
+	] as [TrainShape, number, number?][]) {
 		const ties = deadEvery === -1;
 		const dead = deadEvery > 0 ? Uint8Array.from({ length: s.n }, (_, j) => (j % deadEvery === 1 ? 1 : 0)) : undefined;
-		it(`${s.arch} ${s.d}×${s.n}${dead ? ` with AuxK (${dead.reduce((a, x) => a + x, 0)} dead, k_aux ${s.auxK})` : ''}${ties ? ' with tied latents' : ''}: every gradient matches finite differences of the reference loss, and one Adam step matches`, async () => {
+		it(`${s.arch} ${s.d}×${s.n}${dead ? ` with AuxK (${dead.reduce((a, x) => a + x, 0)} dead, k_aux ${s.auxK})` : ''}${ties ? ' with tied latents' : ''}${scale !== 1 ? `, store read at ×${scale}` : ''}: every gradient matches finite differences of the reference loss, and one Adam step matches`, async () => {
 			const device = await testDevice();
 			const r = rng(11);
 			const B = 5;
@@ -43,12 +47,14 @@ describe('SAE training on WebGPU', () => {
 			const data = Float32Array.from({ length: storeRows * s.d }, () => r());
 			const rows = Uint32Array.from([3, 0, 8, 5, 1]);
 			const x = new Float32Array(B * s.d);
-			rows.forEach((row, b) => x.set(data.subarray(row * s.d, (row + 1) * s.d), b * s.d));
+			rows.forEach((row, b) => x.set(data.subarray(row * s.d, (row + 1) * s.d).map((v) => v * scale), b * s.d));
 			const p = randomParams(s, r);
+			if (s.arch === 'jumprelu') p.logThreshold = Float32Array.from({ length: s.n }, () => Math.log(0.05 + 0.1 * (r() + 1)));
 			if (ties) for (let i = 0; i < s.d; i++) for (let j = 5; j < 10; j++) p.wEnc[i * s.n + j] = p.wEnc[i * s.n + j - 5];
 			if (ties) p.bEnc.set(p.bEnc.subarray(0, 5), 5);
 			const trainer = await SaeTrainer.create(device, s, B, p);
 			trainer.setStore(storageFrom(device, data, 'test.store'), storeRows);
+			trainer.setScale(scale);
 			if (dead) {
 				trainer.setDeadAfter(1000);
 				trainer.setSinceFired(Uint32Array.from(dead, (x) => (x ? 5000 : 0)));
@@ -64,6 +70,12 @@ describe('SAE training on WebGPU', () => {
 			if (dead) expect(base.aux, 'the AuxK term is in play').toBeGreaterThan(0);
 			const ref = backward(p, s, x, B, base, dead);
 			for (const key of KEYS) expect(maxAbs(gpu[key], ref[key]), key).toBeLessThan(1e-4);
+			// JumpReLU's threshold learns through a straight-through estimate, not the loss's true
+			// derivative (0 almost everywhere): it is checked against the reference's formula only.
+			if (s.arch === 'jumprelu') {
+				expect(ref.logThreshold!.some((v) => v !== 0), 'some threshold is within the kernel').toBe(true);
+				expect(maxAbs(gpu.logThreshold!, ref.logThreshold!), 'logThreshold').toBeLessThan(1e-4);
+			}
 			// …and finite differences of the reference loss agree with the GPU (sampled entries on the large shape).
 			const h = s.d > 10 ? 3e-4 : 1e-3;
 			const gate = (f: ReturnType<typeof forward>) => f.acts.map((a) => (a > 0 ? 1 : 0)).join('') + f.auxSel.map((sel, b) => [...sel].map((j, r) => `${j}:${f.auxActs[b][r] > 0}`)).join('|');
@@ -99,12 +111,13 @@ describe('SAE training on WebGPU', () => {
 			expect(checked).toBeGreaterThan(2 * skipped);
 			// One Adam step (and, for TopK, unit decoder rows) as the reference takes it.
 			trainer.adam(1e-2);
-			const want = { wEnc: p.wEnc.slice(), bEnc: p.bEnc.slice(), wDec: p.wDec.slice(), bDec: p.bDec.slice() };
-			const zeros = () => ({ wEnc: new Float32Array(p.wEnc.length), bEnc: new Float32Array(p.bEnc.length), wDec: new Float32Array(p.wDec.length), bDec: new Float32Array(p.bDec.length) });
+			const all = [...KEYS, ...(s.arch === 'jumprelu' ? (['logThreshold'] as const) : [])];
+			const want = Object.fromEntries(all.map((key) => [key, p[key]!.slice()])) as unknown as SaeParams;
+			const zeros = () => Object.fromEntries(all.map((key) => [key, new Float32Array(p[key]!.length)])) as unknown as SaeParams;
 			adamStep(want, ref, { m: zeros(), v: zeros(), t: 0 }, 1e-2);
-			if (s.arch === 'topk') normalizeDecoderRows(want, s);
+			if (s.arch !== 'relu') normalizeDecoderRows(want, s);
 			const after = await trainer.readParams();
-			for (const key of KEYS) expect(maxAbs(after[key], want[key]), `adam ${key}`).toBeLessThan(1e-4);
+			for (const key of all) expect(maxAbs(after[key]!, want[key]!), `adam ${key}`).toBeLessThan(1e-4);
 			trainer.destroy();
 		});
 	}

@@ -1061,8 +1061,8 @@ export class Engine {
 			if (cp && cp.cfg.model !== m.info.id) throw new LoupeError('model-failed', `That run trains on ${cp.cfg.model}, not ${m.info.id}.`, `Load ${cp.cfg.model} to resume it.`);
 			const c = cp?.cfg ?? { ...cfg, model: m.info.id };
 			const shape = shapeOf(c, m.source.shape.dModel);
-			if (!(c.width >= 1 && c.batch >= 1 && c.tokens >= c.batch && (c.arch === 'relu' || (c.k >= 1 && c.k <= Math.min(128, c.width)))))
-				throw new LoupeError('model-failed', 'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), and k between 1 and min(128, width).', 'Change the settings.');
+			if (!(c.width >= 1 && c.batch >= 1 && c.tokens >= c.batch && (c.arch !== 'topk' || (c.k >= 1 && c.k <= c.width)) && (c.arch !== 'jumprelu' || c.bandwidth > 0)))
+				throw new LoupeError('model-failed', 'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), k between 1 and the width, and the JumpReLU bandwidth positive.', 'Change the settings.');
 			const boundary = hookBoundary(c.hook, m.source.shape.nLayers);
 			const release = await this.acquire();
 			this.trainFlags = { pause: false, stop: false };

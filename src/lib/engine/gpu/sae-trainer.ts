@@ -12,17 +12,18 @@ import { ADAM, auxTerms, type SaeParams, type TrainShape } from '../train/refere
 
 // Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
 // keeps only those, so each stays within 8 storage buffers.
-const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p'] as const;
-const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'aux_err', 'offsets', 'live'] as const;
+const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p', 'log_threshold'] as const;
+const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'aux_err', 'offsets', 'live', 'g_log_threshold', 'dthr'] as const;
 type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
 const USES: Record<string, Name[]> = {
 	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
-	activate: ['pre', 'acts', 'p', 'sel', 'since_fired', 'aux_sel', 'aux_acts'],
+	activate: ['pre', 'acts', 'p', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'log_threshold'],
 	activate_aux: ['pre', 'acts', 'p', 'sel', 'since_fired', 'aux_sel', 'aux_acts'],
 	decode: ['store', 'rows', 'w_dec', 'b_dec', 'acts', 'err', 'p', 'sel'],
 	decode_aux: ['w_dec', 'err', 'p', 'aux_sel', 'aux_acts', 'aux_err'],
 	decoder_norms: ['w_dec', 'norms', 'p'],
-	grad_pre: ['acts', 'err', 'w_dec', 'norms', 'p', 'dpre'],
+	grad_pre: ['pre', 'acts', 'err', 'w_dec', 'norms', 'p', 'dpre', 'log_threshold', 'dthr'],
+	grad_threshold: ['p', 'log_threshold', 'g_log_threshold', 'dthr'],
 	grad_pre_aux: ['w_dec', 'p', 'dpre', 'aux_sel', 'aux_acts', 'aux_err'],
 	grad_b_enc: ['acts', 'p', 'dpre', 'g_b_enc', 'since_fired', 'aux_acts', 'offsets'],
 	scan_offsets: ['p', 'offsets'],
@@ -33,6 +34,7 @@ const USES: Record<string, Name[]> = {
 	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
 	normalize_rows: ['w_dec', 'p'],
 	init_b_dec: ['store', 'b_dec', 'p'],
+	store_sq_sums: ['store', 'p', 'stats'],
 	batch_stats: ['store', 'rows', 'err', 'p', 'stats', 'aux_err']
 };
 
@@ -60,6 +62,8 @@ export class SaeTrainer {
 	private aux = { k: 0, weight: 0 };
 	/** A latent is dead after firing in none of this many tokens. */
 	private deadAfter = 10_000_000;
+	/** The store is read times this (see measureScale). */
+	private scale = 1;
 
 	private constructor(
 		private device: GPUDevice,
@@ -97,9 +101,12 @@ export class SaeTrainer {
 			aux_err: f(this.auxKMax ? B * d : 1, 'aux_err'),
 			offsets: f(n + 1, 'offsets'),
 			// Live (row, latent) pairs at most: k + k_aux per row for TopK, every latent for ReLU.
-			live: f(B * (shape.arch === 'topk' ? shape.k + this.auxKMax : n), 'live')
+			live: f(B * (shape.arch === 'topk' ? shape.k + this.auxKMax : n), 'live'),
+			log_threshold: params.logThreshold ? storageFrom(device, params.logThreshold, 'train.log_threshold') : f(1, 'log_threshold'),
+			g_log_threshold: f(this.jump ? n : 1, 'g_log_threshold'),
+			dthr: f(this.jump ? B * n : 1, 'dthr')
 		};
-		this.moments = [d * n, n, n * d, d].map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
+		this.moments = this.paramLengths.map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
 	}
 
 	static async create(device: GPUDevice, shape: TrainShape, batch: number, params: SaeParams): Promise<SaeTrainer> {
@@ -107,6 +114,16 @@ export class SaeTrainer {
 		for (const entry of Object.keys(USES)) pipelines[entry] = await computePipeline(device, trainShader, 'sae_train', entry);
 		const adam = await computePipeline(device, adamShader, 'adam', 'adam');
 		return new SaeTrainer(device, shape, batch, pipelines, adam, params);
+	}
+
+	private get jump(): boolean {
+		return this.shape.arch === 'jumprelu';
+	}
+
+	/** The parameters Adam steps, in order: W_enc, b_enc, W_dec, b_dec (and JumpReLU's log θ). */
+	private get paramLengths(): number[] {
+		const { d, n } = this.shape;
+		return this.jump ? [d * n, n, n * d, d, n] : [d * n, n, n * d, d];
 	}
 
 	/** k_aux at most: the shape's, TopK only. */
@@ -118,8 +135,9 @@ export class SaeTrainer {
 		const s = this.shape;
 		return [
 			this.batch, s.d, s.n, s.arch === 'topk' ? s.k : 0,
-			{ f32: s.arch === 'relu' ? s.l1 : 0 }, s.arch === 'topk' ? 1 : 0, storeRows, this.aux.k,
-			{ f32: this.aux.weight }, this.deadAfter, 0, 0
+			{ f32: s.arch === 'relu' ? s.l1 : 0 }, { relu: 0, topk: 1, jumprelu: 2 }[s.arch], storeRows, this.aux.k,
+			{ f32: this.aux.weight }, this.deadAfter, { f32: this.jump ? (s.l0 ?? 0) : 0 }, { f32: this.jump ? (s.bandwidth ?? 1e-3) : 0 },
+			{ f32: this.scale }, 0, 0, 0
 		];
 	}
 
@@ -133,6 +151,27 @@ export class SaeTrainer {
 		this.storeRows = rows;
 		this.writeUniforms();
 		this.bindGroups.clear();
+	}
+
+	/** The store is read times `scale` (1: as it is). */
+	setScale(scale: number) {
+		this.scale = scale;
+		this.writeUniforms();
+	}
+
+	/**
+	 * The scale that brings the store to E‖x‖² = d_in (SAELens's "expected_average_only_in"), so that
+	 * learning rates and sparsity coefficients mean the same on every model. Reads back d_in sums only.
+	 */
+	async measureScale(): Promise<number> {
+		const enc = this.device.createCommandEncoder({ label: 'store scale' });
+		const pass = enc.beginComputePass();
+		this.dispatch(pass, 'store_sq_sums', Math.ceil(this.shape.d / 64));
+		pass.end();
+		this.device.queue.submit([enc.finish()]);
+		const sums = new Float32Array(await readBuffer(this.device, this.buffers.stats, this.shape.d * 4));
+		const meanSq = sums.reduce((a, x) => a + x, 0) / Math.max(1, this.storeRows);
+		return meanSq > 0 ? Math.sqrt(this.shape.d / meanSq) : 1;
 	}
 
 	/** A latent counts as dead once it has not fired for more than `tokens` training tokens. */
@@ -167,8 +206,8 @@ export class SaeTrainer {
 	/** Parameters from a checkpoint. */
 	setParams(p: SaeParams) {
 		const b = this.buffers;
-		for (const [buf, data] of [[b.w_enc, p.wEnc], [b.b_enc, p.bEnc], [b.w_dec, p.wDec], [b.b_dec, p.bDec]] as const)
-			this.device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
+		for (const [buf, data] of [[b.w_enc, p.wEnc], [b.b_enc, p.bEnc], [b.w_dec, p.wDec], [b.b_dec, p.bDec], [b.log_threshold, p.logThreshold]] as const)
+			if (data) this.device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
 	}
 
 	get rows(): number {
@@ -216,6 +255,7 @@ export class SaeTrainer {
 		}
 		this.dispatch(pass, 'decoder_norms', c(n));
 		this.dispatch(pass, 'grad_pre', c(n), B);
+		if (this.jump) this.dispatch(pass, 'grad_threshold', c(n));
 		if (this.aux.k) this.dispatch(pass, 'grad_pre_aux', c(this.aux.k), B);
 		// b_enc's gradient, the dead clock and each latent's live rows; then the weight gradients over them.
 		this.dispatch(pass, 'grad_b_enc', c(n));
@@ -235,12 +275,8 @@ export class SaeTrainer {
 		const c1 = 1 - ADAM.beta1 ** this.t;
 		const c2 = 1 - ADAM.beta2 ** this.t;
 		const b = this.buffers;
-		const params: [GPUBuffer, GPUBuffer, number][] = [
-			[b.w_enc, b.g_w_enc, this.shape.d * this.shape.n],
-			[b.b_enc, b.g_b_enc, this.shape.n],
-			[b.w_dec, b.g_w_dec, this.shape.n * this.shape.d],
-			[b.b_dec, b.g_b_dec, this.shape.d]
-		];
+		const pairs: [GPUBuffer, GPUBuffer][] = [[b.w_enc, b.g_w_enc], [b.b_enc, b.g_b_enc], [b.w_dec, b.g_w_dec], [b.b_dec, b.g_b_dec], [b.log_threshold, b.g_log_threshold]];
+		const params = this.paramLengths.map((len, i) => [...pairs[i], len] as [GPUBuffer, GPUBuffer, number]);
 		const uniforms: GPUBuffer[] = [];
 		const enc = this.device.createCommandEncoder({ label: 'adam' });
 		const pass = enc.beginComputePass();
@@ -255,7 +291,7 @@ export class SaeTrainer {
 			const groups = Math.ceil(len / 64);
 			pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
 		});
-		if (this.shape.arch === 'topk') this.dispatch(pass, 'normalize_rows', Math.ceil(this.shape.n / 64));
+		if (this.shape.arch !== 'relu') this.dispatch(pass, 'normalize_rows', Math.ceil(this.shape.n / 64));
 		pass.end();
 		this.device.queue.submit([enc.finish()]);
 		this.device.queue.onSubmittedWorkDone().then(() => uniforms.forEach((u) => u.destroy()));
@@ -297,7 +333,8 @@ export class SaeTrainer {
 					active++;
 					fires[j]++;
 				}
-		return { mse: sse / B, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, aux: (weight * saux) / B, fires, sinceFired, dead };
+		// MSE in the model's units (the trainer works on activations times `scale`).
+		return { mse: sse / B / this.scale ** 2, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, aux: (weight * saux) / B, fires, sinceFired, dead };
 	}
 
 	/** The last batch's activations [B, n] (for tests and checks; training reads only the metrics). */
@@ -313,19 +350,23 @@ export class SaeTrainer {
 		const { d, n } = this.shape;
 		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
 		const b = this.buffers;
-		return { wEnc: await r(b.w_enc, d * n), bEnc: await r(b.b_enc, n), wDec: await r(b.w_dec, n * d), bDec: await r(b.b_dec, d) };
+		const out: SaeParams = { wEnc: await r(b.w_enc, d * n), bEnc: await r(b.b_enc, n), wDec: await r(b.w_dec, n * d), bDec: await r(b.b_dec, d) };
+		if (this.jump) out.logThreshold = await r(b.log_threshold, n);
+		return out;
 	}
 
 	async readGradients(): Promise<SaeParams> {
 		const { d, n } = this.shape;
 		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
 		const b = this.buffers;
-		return { wEnc: await r(b.g_w_enc, d * n), bEnc: await r(b.g_b_enc, n), wDec: await r(b.g_w_dec, n * d), bDec: await r(b.g_b_dec, d) };
+		const out: SaeParams = { wEnc: await r(b.g_w_enc, d * n), bEnc: await r(b.g_b_enc, n), wDec: await r(b.g_w_dec, n * d), bDec: await r(b.g_b_dec, d) };
+		if (this.jump) out.logThreshold = await r(b.g_log_threshold, n);
+		return out;
 	}
 
 	/** Adam's step count and moments, for checkpoints. */
 	async readState(): Promise<{ t: number; m: Float32Array[]; v: Float32Array[] }> {
-		const lens = [this.shape.d * this.shape.n, this.shape.n, this.shape.n * this.shape.d, this.shape.d];
+		const lens = this.paramLengths;
 		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
 		return {
 			t: this.t,

@@ -14,14 +14,26 @@
  *            aux_b = Σ_{j ∈ auxTopK_b} relu(pre_bj) W_dec[j]
  *            loss += α · min(dead / k_aux, 1) · (1/B) Σ_b ‖aux_b − (x_b − x̂_b)‖²
  *          so a dead latent gets gradient (towards the error) although it never fires.
+ *
+ * JumpReLU (Rajamanoharan et al. 2024, as SAELens trains it): acts = pre · H(pre − θ), θ = exp(log θ)
+ * per latent, and the sparsity term is λ (1/B) Σ_b Σ_j H(pre_bj − θ_j), an L0 penalty. H has no useful
+ * derivative, so θ learns through straight-through estimators with a rectangle kernel of width ε
+ * (K(z) = 1 for |z| < ½):
+ *   ∂acts/∂θ ≈ −(θ/ε) K((pre − θ)/ε)        ∂H/∂θ ≈ −(1/ε) K((pre − θ)/ε)        (and ∂H/∂pre = 0)
+ * Decoder rows are kept at unit norm, as for TopK, so the L0 penalty cannot be dodged by scale.
+ *
+ * The trainer sees activations multiplied by a fixed `scale` (so that E‖x‖² = d_in, SAELens's
+ * "expected_average_only_in"); the reference takes x already scaled.
  */
-export type TrainArch = 'topk' | 'relu';
+export type TrainArch = 'topk' | 'relu' | 'jumprelu';
 
 export interface SaeParams {
 	wEnc: Float32Array;
 	bEnc: Float32Array;
 	wDec: Float32Array;
 	bDec: Float32Array;
+	/** JumpReLU: log θ per latent. */
+	logThreshold?: Float32Array;
 }
 
 export interface TrainShape {
@@ -30,6 +42,9 @@ export interface TrainShape {
 	arch: TrainArch;
 	k: number; // topk
 	l1: number; // relu: λ
+	/** JumpReLU: λ, the L0 coefficient, and ε, the straight-through kernel's width. */
+	l0?: number;
+	bandwidth?: number;
 	/** TopK: k_aux, how many dead latents each row recruits for the AuxK loss (0: no AuxK). */
 	auxK?: number;
 	/** TopK: α, the AuxK loss coefficient (1/32 in the paper). */
@@ -54,7 +69,7 @@ export interface ForwardOut {
 	acts: Floats;
 	err: Floats; // x̂ − x
 	mse: number; // (1/B) Σ ‖err‖²
-	l1: number; // (1/B) Σ acts · ‖W_dec‖ (0 for topk)
+	l1: number; // the sparsity term: relu (1/B) Σ acts · ‖W_dec‖ · λ; jumprelu λ (1/B) Σ H(pre − θ); topk 0
 	/** AuxK: per row, the chosen dead latents and their activations, and aux_b − (x_b − x̂_b). */
 	auxSel: Int32Array[];
 	auxActs: Floats[];
@@ -92,6 +107,7 @@ export function forward(p: SaeParams, s: TrainShape, x: Float32Array, B: number,
 		}
 		const row = pre.subarray(b * n, (b + 1) * n);
 		if (s.arch === 'relu') for (let j = 0; j < n; j++) acts[b * n + j] = Math.max(0, row[j]);
+		else if (s.arch === 'jumprelu') for (let j = 0; j < n; j++) acts[b * n + j] = row[j] > Math.exp(p.logThreshold![j]) ? row[j] : 0;
 		else {
 			// The k largest (ties: lower index first), then ReLU.
 			const order = Array.from(row.keys()).sort((u, v) => row[v] - row[u] || u - v).slice(0, s.k);
@@ -113,6 +129,10 @@ export function forward(p: SaeParams, s: TrainShape, x: Float32Array, B: number,
 		const norms = decoderNorms(p, s);
 		for (let b = 0; b < B; b++) for (let j = 0; j < n; j++) l1 += acts[b * n + j] * norms[j];
 		l1 = (s.l1 * l1) / B;
+	}
+	if (s.arch === 'jumprelu') {
+		for (let b = 0; b < B; b++) for (let j = 0; j < n; j++) l1 += acts[b * n + j] !== 0 ? 1 : 0;
+		l1 = ((s.l0 ?? 0) * l1) / B;
 	}
 	const { k: kAux, weight } = auxTerms(s, countDead(dead));
 	const auxSel: Int32Array[] = [];
@@ -168,6 +188,22 @@ export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number
 			dpre[b * n + j] += a;
 		})
 	);
+	// JumpReLU: θ's straight-through gradient, from every entry within ε/2 of its threshold (active or not).
+	if (s.arch === 'jumprelu') {
+		const eps = s.bandwidth!;
+		g.logThreshold = new Float32Array(n);
+		for (let j = 0; j < n; j++) {
+			const th = Math.exp(p.logThreshold![j]);
+			let gth = 0;
+			for (let b = 0; b < B; b++) {
+				if (Math.abs(f.pre[b * n + j] - th) >= eps / 2) continue;
+				let dacts = 0;
+				for (let i = 0; i < d; i++) dacts += (2 / B) * f.err[b * d + i] * p.wDec[j * d + i];
+				gth += (-th / eps) * dacts - (s.l0 ?? 0) / (B * eps);
+			}
+			g.logThreshold[j] = th * gth; // ∂/∂log θ = θ ∂/∂θ
+		}
+	}
 	for (let j = 0; j < n; j++)
 		for (let i = 0; i < d; i++) {
 			let a = 0;
@@ -217,8 +253,9 @@ export function adamStep(p: SaeParams, g: SaeParams, st: AdamState, lr: number) 
 	st.t++;
 	const c1 = 1 - ADAM.beta1 ** st.t;
 	const c2 = 1 - ADAM.beta2 ** st.t;
-	for (const key of ['wEnc', 'bEnc', 'wDec', 'bDec'] as const) {
+	for (const key of ['wEnc', 'bEnc', 'wDec', 'bDec', 'logThreshold'] as const) {
 		const w = p[key], gr = g[key], m = st.m[key], v = st.v[key];
+		if (!w || !gr || !m || !v) continue;
 		for (let i = 0; i < w.length; i++) {
 			m[i] = ADAM.beta1 * m[i] + (1 - ADAM.beta1) * gr[i];
 			v[i] = ADAM.beta2 * v[i] + (1 - ADAM.beta2) * gr[i] * gr[i];
@@ -227,13 +264,19 @@ export function adamStep(p: SaeParams, g: SaeParams, st: AdamState, lr: number) 
 	}
 }
 
-/** TopK SAEs keep decoder rows at unit norm (the scale lives in the activations). */
+/** TopK and JumpReLU SAEs keep decoder rows at unit norm (the scale lives in the activations). */
 export function normalizeDecoderRows(p: SaeParams, s: TrainShape) {
 	const norms = decoderNorms(p, s);
 	for (let j = 0; j < s.n; j++) for (let i = 0; i < s.d; i++) p.wDec[j * s.d + i] /= norms[j] || 1;
 }
 
-/** Initialisation as in the literature: W_dec rows random unit vectors, W_enc = W_decᵀ, b_enc = 0, b_dec = data mean. */
+/** JumpReLU's initial threshold (SAELens's default, for activations scaled to E‖x‖² = d_in). */
+export const JUMPRELU_INIT_THRESHOLD = 0.001;
+
+/**
+ * Initialisation as in the literature: W_dec rows random unit vectors, W_enc = W_decᵀ, b_enc = 0,
+ * b_dec = data mean; JumpReLU thresholds at JUMPRELU_INIT_THRESHOLD.
+ */
 export function initParams(s: TrainShape, random: () => number, dataMean: Float32Array): SaeParams {
 	const { d, n } = s;
 	const wDec = new Float32Array(n * d);
@@ -251,5 +294,7 @@ export function initParams(s: TrainShape, random: () => number, dataMean: Float3
 	}
 	const wEnc = new Float32Array(d * n);
 	for (let j = 0; j < n; j++) for (let i = 0; i < d; i++) wEnc[i * n + j] = wDec[j * d + i];
-	return { wEnc, bEnc: new Float32Array(n), wDec, bDec: Float32Array.from(dataMean) };
+	const out: SaeParams = { wEnc, bEnc: new Float32Array(n), wDec, bDec: Float32Array.from(dataMean) };
+	if (s.arch === 'jumprelu') out.logThreshold = new Float32Array(n).fill(Math.log(JUMPRELU_INIT_THRESHOLD));
+	return out;
 }

@@ -62,11 +62,15 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 		let run: TrainCheckpoint;
 		if (resumed) {
 			run = resumed;
+			trainer.setScale(run.scale ?? 1);
 			trainer.restoreState(run.adam);
 			if (run.sinceFired) trainer.setSinceFired(run.sinceFired);
 		} else {
+			const scale = await trainer.measureScale();
+			trainer.setScale(scale);
 			trainer.initBDecFromStore();
 			run = newCheckpoint(id, c, shape.d, steps, await trainer.readParams());
+			run.scale = scale;
 		}
 		run.status = 'running';
 		const t = trainer;
@@ -83,7 +87,8 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 		const ce = new CeEvaluator(runner, device, hook, heldOut);
 		const measureCe = async (step: number) => {
 			run.params = await t.readParams();
-			const point = { ...(await ce.recovered(toSaeLens(run).cfg, run.params)), step };
+			const sae = toSaeLens(run);
+			const point = { ...(await ce.recovered(sae.cfg, sae.weights)), step };
 			run.ce.push(point);
 			return point;
 		};

@@ -8,19 +8,22 @@ import type { SegmentRunner } from '../model/runner';
 import { createStorage } from '../gpu/buffers';
 import { initParams, type SaeParams, type TrainShape } from './reference';
 import { seededRandom } from '../sample/prng';
-import type { SaeConfig } from '../sae/config';
+import type { SaeConfig, SaeWeights } from '../sae/config';
 import { writeSaeLens } from '../sae/formats/saelens';
 
 export interface TrainConfig {
 	name: string;
 	model: string;
 	hook: string;
-	arch: 'topk' | 'relu';
+	arch: 'topk' | 'relu' | 'jumprelu';
 	width: number; // d_sae
 	k: number; // TopK: active latents per token
 	/** TopK: the AuxK loss coefficient α (0: off); k_aux is d_in / 2, as SAELens takes it. */
 	auxCoeff: number;
 	l1: number; // ReLU: L1 coefficient
+	/** JumpReLU: the L0 coefficient λ and the straight-through kernel's width ε (SAELens: 0.001). */
+	l0: number;
+	bandwidth: number;
 	tokens: number; // training tokens
 	batch: number;
 	lr: number;
@@ -41,6 +44,8 @@ export const defaultTrainConfig = (model: string, hook: string): TrainConfig => 
 	k: 16,
 	auxCoeff: 1 / 32,
 	l1: 5,
+	l0: 0.05,
+	bandwidth: 0.05,
 	tokens: 60_000,
 	batch: 256,
 	lr: 4e-3,
@@ -85,6 +90,7 @@ export interface TrainCheckpoint {
 	fires: Float64Array; // per latent: times seen active in sampled batches
 	sampled: number; // tokens in the sampled batches
 	sinceFired?: Uint32Array; // per latent: training tokens since it last fired (the GPU's dead clock)
+	scale?: number; // the trainer saw activations times this (E‖x‖² = d_in); params are in those units
 	updatedAt: string;
 	createdAt: string;
 }
@@ -171,7 +177,7 @@ export async function harvest(
 
 export function shapeOf(cfg: TrainConfig, dIn: number): TrainShape {
 	const aux = cfg.arch === 'topk' && (cfg.auxCoeff ?? 0) > 0;
-	return { d: dIn, n: cfg.width, arch: cfg.arch, k: cfg.k, l1: cfg.l1, auxK: aux ? Math.max(1, Math.min(cfg.width, Math.floor(dIn / 2))) : 0, auxCoeff: aux ? cfg.auxCoeff : 0 };
+	return { d: dIn, n: cfg.width, arch: cfg.arch, k: cfg.k, l1: cfg.l1, l0: cfg.l0 ?? 0, bandwidth: cfg.bandwidth ?? 0.001, auxK: aux ? Math.max(1, Math.min(cfg.width, Math.floor(dIn / 2))) : 0, auxCoeff: aux ? cfg.auxCoeff : 0 };
 }
 
 export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: number, params: SaeParams): TrainCheckpoint {
@@ -189,10 +195,21 @@ export function initialParams(cfg: TrainConfig, dIn: number, mean: Float32Array)
 	return initParams(shapeOf(cfg, dIn), random, mean);
 }
 
+/**
+ * Parameters trained on activations times s, as weights for the activations themselves:
+ *   pre = (s·x − b_dec) W_enc + b_enc = (x − b_dec/s)(s·W_enc) + b_enc;   x̂ = (acts W_dec + b_dec) / s
+ * so W_enc·s, W_dec/s, b_dec/s; b_enc and JumpReLU's θ (on pre) stay. The export reads raw activations.
+ */
+export function foldScale(p: SaeParams, s: number): SaeWeights {
+	const out: SaeWeights = { wEnc: p.wEnc.map((w) => w * s), bEnc: p.bEnc.slice(), wDec: p.wDec.map((w) => w / s), bDec: p.bDec.map((b) => b / s) };
+	if (p.logThreshold) out.threshold = p.logThreshold.map(Math.exp);
+	return out;
+}
+
 /** The trained SAE as SAELens would write it (cfg.json + sae_weights.safetensors). */
-export function toSaeLens(cp: TrainCheckpoint): { cfg: SaeConfig; files: { cfgJson: string; safetensors: Uint8Array } } {
+export function toSaeLens(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeWeights; files: { cfgJson: string; safetensors: Uint8Array } } {
 	const cfg: SaeConfig = {
-		architecture: cp.cfg.arch === 'topk' ? 'topk' : 'relu',
+		architecture: cp.cfg.arch,
 		dIn: cp.dIn,
 		dSae: cp.cfg.width,
 		hookName: cp.cfg.hook,
@@ -205,13 +222,15 @@ export function toSaeLens(cp: TrainCheckpoint): { cfg: SaeConfig; files: { cfgJs
 		dtype: 'float32',
 		name: cp.cfg.name
 	};
-	const files = writeSaeLens(cfg, cp.params, {
+	const weights = foldScale(cp.params, cp.scale ?? 1);
+	const files = writeSaeLens(cfg, weights, {
 		loupe_training: {
 			tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch,
-			l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
+			l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
+			jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null, activation_scale: cp.scale ?? 1, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
 		}
 	});
-	return { cfg, files };
+	return { cfg, weights, files };
 }
 
 /** Density histogram (log10 of each latent's firing rate) from the sampled batches. */
