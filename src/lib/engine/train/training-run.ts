@@ -21,9 +21,16 @@ export interface TrainConfig {
 	/** TopK: the AuxK loss coefficient α (0: off); k_aux is d_in / 2, as SAELens takes it. */
 	auxCoeff: number;
 	l1: number; // ReLU: L1 coefficient
-	/** JumpReLU: the L0 coefficient λ and the straight-through kernel's width ε (SAELens: 0.001). */
+	/**
+	 * JumpReLU: the L0 coefficient λ, the straight-through kernel's width ε and the initial threshold
+	 * θ₀, on activations scaled to E‖x‖² = d_in. SAELens starts from θ₀ = ε = 0.001 for runs of
+	 * billions of tokens; θ moves about lr per step in log space, so a run of a few hundred steps in a
+	 * tab starts near where thresholds end up instead (defaults measured on synthetic data:
+	 * tests/gpu/sae-train.test.ts).
+	 */
 	l0: number;
 	bandwidth: number;
+	threshold: number;
 	tokens: number; // training tokens
 	batch: number;
 	lr: number;
@@ -44,8 +51,9 @@ export const defaultTrainConfig = (model: string, hook: string): TrainConfig => 
 	k: 16,
 	auxCoeff: 1 / 32,
 	l1: 5,
-	l0: 0.05,
-	bandwidth: 0.05,
+	l0: 0.1,
+	bandwidth: 0.1,
+	threshold: 1,
 	tokens: 60_000,
 	batch: 256,
 	lr: 4e-3,
@@ -192,7 +200,9 @@ export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: 
 
 export function initialParams(cfg: TrainConfig, dIn: number, mean: Float32Array): SaeParams {
 	const random = seededRandom(cfg.seed * 7919 + 1);
-	return initParams(shapeOf(cfg, dIn), random, mean);
+	const p = initParams(shapeOf(cfg, dIn), random, mean);
+	p.logThreshold?.fill(Math.log(cfg.threshold ?? 1));
+	return p;
 }
 
 /**
