@@ -4,6 +4,7 @@ import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { hub } from './app';
 import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
+import { publishedGreedy256 } from '../fixtures';
 
 test('train, reload mid-run, resume from the checkpoint, open in the explorer, download for SAELens', async ({ page }) => {
 	await page.goto(`/train?hub=${encodeURIComponent(hub())}`);
@@ -67,4 +68,45 @@ test('train, reload mid-run, resume from the checkpoint, open in the explorer, d
 	await expect(page.getByTestId('token-strip')).toContainText('girl', { timeout: 120_000 });
 	await expect(page.getByTestId('reconstruction')).not.toContainText('(0 tokens');
 	await page.screenshot({ path: 'tests/screenshots/train-explorer.png', fullPage: true });
+});
+
+test('JumpReLU on pasted text: thresholds learn, the SAE exports with them and opens in the explorer', async ({ page }) => {
+	// The corpus: the published stories260K story, a sentence per context (three times over).
+	const sentences = publishedGreedy256().split(/(?<=[.!?])\s+/);
+	await page.goto(`/train?hub=${encodeURIComponent(hub())}`);
+	await expect(page.getByTestId('train-start')).toBeEnabled({ timeout: 120_000 });
+	await page.getByLabel('Architecture').selectOption('jumprelu');
+	await page.getByTestId('train-width').fill('64');
+	await page.getByTestId('train-tokens').fill('3200');
+	await page.getByTestId('train-batch').fill('64');
+	await page.getByLabel('text', { exact: true }).check();
+	await page.getByPlaceholder('Paste text').fill([...sentences, ...sentences, ...sentences].join('\n'));
+	await page.getByTestId('train-start').click();
+	await expect(page.getByTestId('train-progress')).toHaveAttribute('data-phase', 'done', { timeout: 300_000 });
+	const run = page.getByTestId('train-run').first();
+	await expect(run).toContainText('jumprelu');
+	const l0 = Number(/L0 ([\d.]+)/.exec((await run.textContent()) ?? '')![1]);
+	const ev = Number(await page.getByTestId('train-metrics').getAttribute('data-explained-variance'));
+	console.log(`JumpReLU on text: L0 ${l0} of 64 latents, explained variance ${ev.toFixed(3)}; ${await page.getByTestId('train-progress').textContent()}`);
+	expect(l0).toBeGreaterThan(0);
+	expect(l0).toBeLessThan(32); // the thresholds keep most latents off
+	expect(ev).toBeGreaterThan(0.3);
+	await page.screenshot({ path: 'tests/screenshots/train-jumprelu.png', fullPage: true });
+
+	const downloads: string[] = [];
+	page.on('download', async (d) => downloads.push((await d.path())!));
+	await run.getByTestId('run-download').click();
+	await expect.poll(() => downloads.length).toBe(2);
+	const cfgPath = downloads.find((p) => readFileSync(p).subarray(0, 1).toString() === '{')!;
+	const w = readFileSync(downloads.find((p) => p !== cfgPath)!);
+	const { cfg, weights } = readSaeLens(readFileSync(cfgPath, 'utf8'), w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer);
+	expect(cfg).toMatchObject({ architecture: 'jumprelu', dIn: 64, dSae: 64 });
+	expect(weights.threshold?.length).toBe(64);
+	expect(weights.threshold!.every((t) => t > 0)).toBe(true);
+
+	await run.getByTestId('run-open').click();
+	await expect(page.getByTestId('sae-card')).toContainText('jumprelu', { timeout: 120_000 });
+	await page.getByTestId('prompt').fill('Once upon a time, there was a little girl');
+	await page.getByTestId('analyze').click();
+	await expect(page.getByTestId('token-strip')).toContainText('girl', { timeout: 120_000 });
 });
