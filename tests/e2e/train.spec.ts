@@ -110,3 +110,18 @@ test('JumpReLU on pasted text: thresholds learn, the SAE exports with them and o
 	await page.getByTestId('analyze').click();
 	await expect(page.getByTestId('token-strip')).toContainText('girl', { timeout: 120_000 });
 });
+
+// The default run, as a visitor starts it (512 latents, TopK k=16 with AuxK, 60k tokens from 64
+// stories the model writes): a measurement, not a CI check (the corpus alone takes ~20 min on
+// SwiftShader). LOUPE_DEFAULT_RUN=1 npx playwright test tests/e2e/train.spec.ts -g "default run"
+test('the default run on stories260K (measurement)', async ({ page }) => {
+	test.skip(!process.env.LOUPE_DEFAULT_RUN, 'set LOUPE_DEFAULT_RUN=1 to measure the default run');
+	test.setTimeout(3_600_000);
+	await page.goto(`/train?hub=${encodeURIComponent(hub())}`);
+	await expect(page.getByTestId('train-start')).toBeEnabled({ timeout: 120_000 });
+	await page.getByTestId('train-start').click();
+	await expect(page.getByTestId('train-progress')).toHaveAttribute('data-phase', 'done', { timeout: 3_500_000 });
+	const run = page.getByTestId('train-run').first();
+	console.log(`default run: ${(await run.textContent())?.replace(/\s+/g, ' ')}; ${await page.getByTestId('train-progress').textContent()}`);
+	await page.screenshot({ path: 'tests/screenshots/train-default-run.png', fullPage: true });
+});
