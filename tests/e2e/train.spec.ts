@@ -1,10 +1,21 @@
 // Training an SAE in the tab: a short run on stories260K, metrics that move, a reload mid-run and a
 // resume from the checkpoint, then the SAE opens in the explorer and downloads in SAELens format.
-import { expect, test } from '@playwright/test';
+import { expect, test, type Locator, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { hub } from './app';
 import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
 import { publishedGreedy256 } from '../fixtures';
+
+/** Clicks the run's Download and reads the two files with Loupe's SAELens reader (the explorer's). */
+async function downloadSaeLens(page: Page, run: Locator) {
+	const downloads: string[] = [];
+	page.on('download', async (d) => downloads.push((await d.path())!));
+	await run.getByTestId('run-download').click();
+	await expect.poll(() => downloads.length).toBe(2);
+	const cfgPath = downloads.find((p) => readFileSync(p).subarray(0, 1).toString() === '{')!;
+	const w = readFileSync(downloads.find((p) => p !== cfgPath)!);
+	return readSaeLens(readFileSync(cfgPath, 'utf8'), w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer);
+}
 
 test('train, reload mid-run, resume from the checkpoint, open in the explorer, download for SAELens', async ({ page }) => {
 	await page.goto(`/train?hub=${encodeURIComponent(hub())}`);
@@ -49,14 +60,7 @@ test('train, reload mid-run, resume from the checkpoint, open in the explorer, d
 	await page.screenshot({ path: 'tests/screenshots/train-done.png', fullPage: true });
 
 	// SAELens files: Loupe's reader (the same one the explorer uses for SAELens folders) takes them.
-	const downloads: string[] = [];
-	page.on('download', async (d) => downloads.push((await d.path())!));
-	await run.getByTestId('run-download').click();
-	await expect.poll(() => downloads.length).toBe(2);
-	const cfgPath = downloads.find((p) => readFileSync(p).subarray(0, 1).toString() === '{')!;
-	const weightsPath = downloads.find((p) => p !== cfgPath)!;
-	const w = readFileSync(weightsPath);
-	const { cfg } = readSaeLens(readFileSync(cfgPath, 'utf8'), w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer);
+	const { cfg } = await downloadSaeLens(page, run);
 	expect(cfg).toMatchObject({ architecture: 'topk', k: 8, dIn: 64, dSae: 64, hookName: 'blocks.2.hook_resid_pre' });
 
 	// Open in the explorer: the SAE's card and the token strip.
@@ -93,13 +97,7 @@ test('JumpReLU on pasted text: thresholds learn, the SAE exports with them and o
 	expect(ev).toBeGreaterThan(0.3);
 	await page.screenshot({ path: 'tests/screenshots/train-jumprelu.png', fullPage: true });
 
-	const downloads: string[] = [];
-	page.on('download', async (d) => downloads.push((await d.path())!));
-	await run.getByTestId('run-download').click();
-	await expect.poll(() => downloads.length).toBe(2);
-	const cfgPath = downloads.find((p) => readFileSync(p).subarray(0, 1).toString() === '{')!;
-	const w = readFileSync(downloads.find((p) => p !== cfgPath)!);
-	const { cfg, weights } = readSaeLens(readFileSync(cfgPath, 'utf8'), w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer);
+	const { cfg, weights } = await downloadSaeLens(page, run);
 	expect(cfg).toMatchObject({ architecture: 'jumprelu', dIn: 64, dSae: 64 });
 	expect(weights.threshold?.length).toBe(64);
 	expect(weights.threshold!.every((t) => t > 0)).toBe(true);
