@@ -33,9 +33,9 @@ import { benchSaeTraining } from './bench/sae-train';
 import { shapeOf, summarizeRun, toSaeLens, type TrainConfig, type TrainProgress, type TrainRunSummary } from './train/training-run';
 import { trainSae } from './train/train-loop';
 import { noSteering, type SteerFeature, type SteeringSetup } from './steer/spec';
-import { parseSteer } from './steer/url';
-import { ResidualMean, contrast, newVectorId, vectorFromJson, vectorNorm, vectorToJson, type SteeringVector } from './steer/vectors';
+import { ResidualMean, contrast, newVectorId, vectorNorm, type SteeringVector } from './steer/vectors';
 import { SteerKernel } from './gpu/steer';
+import { parsePresetFile, presetFileText, presetVectorIds } from './steer/preset-file';
 import { createStorage, readBuffer } from './gpu/buffers';
 import type { ResidualHook } from './model/runner';
 import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './sae/corpus-stats';
@@ -949,37 +949,20 @@ export class Engine {
 			const m = this.requireModel();
 			const p = (await presetsFor(m.info.id)).find((x) => x.name === name);
 			if (!p) throw new LoupeError('not-found', `There is no preset "${name}".`, 'Pick one from the list.');
-			const ids = parseSteer(p.steer).features.flatMap((f) => (f.vector ? [f.vector] : []));
-			const vectors = (await Promise.all(ids.map((id) => getVector(id)))).filter((v): v is SteeringVector => !!v);
-			return JSON.stringify({ loupe: 'steering-preset', version: 1, ...p, vectors: vectors.map(vectorToJson) }, null, 1);
+			const vectors = (await Promise.all(presetVectorIds(p).map((id) => getVector(id)))).filter((v): v is SteeringVector => !!v);
+			return presetFileText(p, vectors);
 		});
 	}
 
-	/** Reads a preset file written by exportPreset (for this model or another), and keeps it. */
+	/** Reads a preset file written by exportPreset, and keeps it with its vectors. */
 	async importPreset(text: string): Promise<Result<SteeringPreset>> {
 		return attempt(async () => {
 			const m = this.requireModel();
-			let j: { loupe?: string; name?: string; steer?: string; sae?: string | null; model?: string; vectors?: ReturnType<typeof vectorToJson>[] };
-			try {
-				j = JSON.parse(text);
-			} catch {
-				throw new LoupeError('not-found', 'This file is not JSON, so it is not a Loupe steering preset.', 'Choose a file saved with "Export".');
-			}
-			if (j.loupe !== 'steering-preset' || typeof j.name !== 'string' || typeof j.steer !== 'string')
-				throw new LoupeError('not-found', 'This JSON file is not a Loupe steering preset (it has no "loupe": "steering-preset", name and steer).', 'Choose a file saved with "Export".');
-			if (j.model && j.model !== m.info.id)
-				throw new LoupeError('model-failed', `This preset was made for ${j.model}, not ${m.info.id}: its features and vectors would mean something else here.`, `Load ${j.model} first, then import it.`);
-			let vectors: SteeringVector[];
-			try {
-				vectors = (j.vectors ?? []).map(vectorFromJson);
-			} catch (e) {
-				throw new LoupeError('not-found', `The preset file is damaged: ${(e as Error).message}.`, 'Export it again from where it was made.');
-			}
+			const { preset, vectors } = parsePresetFile(text, m.info.id);
 			for (const v of vectors) {
-				await saveVector({ ...v, model: m.info.id });
-				this.vectorCache.set(v.id, { ...v, model: m.info.id });
+				await saveVector(v);
+				this.vectorCache.set(v.id, v);
 			}
-			const preset: SteeringPreset = { model: m.info.id, name: j.name, steer: j.steer, sae: j.sae ?? null, createdAt: new Date().toISOString() };
 			await savePreset(preset);
 			return preset;
 		});

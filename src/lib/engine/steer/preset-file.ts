@@ -1,0 +1,39 @@
+/**
+ * Steering presets as files: a named `steer=` setup with the steering vectors it uses (vectors live
+ * only in this browser otherwise), so a setup travels to another machine or class. The engine keeps
+ * presets in IndexedDB (store/db.ts); this is the file format at the edge.
+ */
+import { LoupeError } from '../errors';
+import type { SteeringPreset } from '../store/db';
+import { parseSteer } from './url';
+import { vectorFromJson, vectorToJson, type SteeringVector } from './vectors';
+
+/** The vector ids a preset's setup steers with. */
+export function presetVectorIds(p: SteeringPreset): string[] {
+	return parseSteer(p.steer).features.flatMap((f) => (f.vector ? [f.vector] : []));
+}
+
+export function presetFileText(p: SteeringPreset, vectors: SteeringVector[]): string {
+	return JSON.stringify({ loupe: 'steering-preset', version: 1, ...p, vectors: vectors.map(vectorToJson) }, null, 1);
+}
+
+/** Reads a preset file for model `model`; refuses other JSON, damaged vectors and other models' presets. */
+export function parsePresetFile(text: string, model: string): { preset: SteeringPreset; vectors: SteeringVector[] } {
+	let j: { loupe?: string; name?: string; steer?: string; sae?: string | null; model?: string; vectors?: ReturnType<typeof vectorToJson>[] };
+	try {
+		j = JSON.parse(text);
+	} catch {
+		throw new LoupeError('not-found', 'This file is not JSON, so it is not a Loupe steering preset.', 'Choose a file saved with "Export".');
+	}
+	if (j.loupe !== 'steering-preset' || typeof j.name !== 'string' || typeof j.steer !== 'string')
+		throw new LoupeError('not-found', 'This JSON file is not a Loupe steering preset (it has no "loupe": "steering-preset", name and steer).', 'Choose a file saved with "Export".');
+	if (j.model && j.model !== model)
+		throw new LoupeError('model-failed', `This preset was made for ${j.model}, not ${model}: its features and vectors would mean something else here.`, `Load ${j.model} first, then import it.`);
+	let vectors: SteeringVector[];
+	try {
+		vectors = (j.vectors ?? []).map((v) => ({ ...vectorFromJson(v), model }));
+	} catch (e) {
+		throw new LoupeError('not-found', `The preset file is damaged: ${(e as Error).message}.`, 'Export it again from where it was made.');
+	}
+	return { preset: { model, name: j.name, steer: j.steer, sae: j.sae ?? null, createdAt: new Date().toISOString() }, vectors };
+}
