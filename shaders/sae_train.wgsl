@@ -354,6 +354,7 @@ fn grad_w_dec(@builtin(global_invocation_id) g: vec3u) {
 }
 
 // Dispatch (ceil(d/64), n), TopK: ∂loss/∂W_dec[j, i] = (2/B) (Σ_b acts err + α·scale Σ_b aux_acts aux_err).
+// A separate entry point from ReLU's: one kernel for both would bind 9 storage buffers (the limit is 8).
 @compute @workgroup_size(64)
 fn grad_w_dec_topk(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x; let j = g.y;
@@ -405,24 +406,15 @@ fn normalize_rows(@builtin(global_invocation_id) g: vec3u) {
   for (var i = 0u; i < p.d; i++) { w_dec[j * p.d + i] *= s; }
 }
 
-// Dispatch (ceil(d/64)): per dimension, Σ x² over the whole store, unscaled (for the scale: E‖x‖² = d_in).
+// Dispatch (ceil(d/64)): per dimension, Σx and Σx² over the whole store, unscaled, into stats[0..2d)
+// (for a new run's scale, E‖x‖² = d_in, and b_dec's initialisation, the mean).
 @compute @workgroup_size(64)
-fn store_sq_sums(@builtin(global_invocation_id) g: vec3u) {
+fn store_sums(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
   if (i >= p.d) { return; }
-  var a = 0.0;
-  for (var r = 0u; r < p.store_rows; r++) { let v = store[r * p.d + i]; a += v * v; }
-  stats[i] = a;
-}
-
-// Dispatch (ceil(d/64)): b_dec = the mean of every stored activation (its initialisation).
-@compute @workgroup_size(64)
-fn init_b_dec(@builtin(global_invocation_id) g: vec3u) {
-  let i = g.x;
-  if (i >= p.d) { return; }
-  var a = 0.0;
-  for (var r = 0u; r < p.store_rows; r++) { a += store[r * p.d + i]; }
-  b_dec[i] = a / f32(max(p.store_rows, 1u)) * p.scale;
+  var s1 = 0.0; var s2 = 0.0;
+  for (var r = 0u; r < p.store_rows; r++) { let v = store[r * p.d + i]; s1 += v; s2 += v * v; }
+  stats[i] = s1; stats[p.d + i] = s2;
 }
 
 // Dispatch (ceil(d/64)), after decode: per dimension, the batch's Σx, Σx² and Σerr² (for MSE and

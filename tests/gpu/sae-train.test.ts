@@ -222,8 +222,7 @@ describe('SAE training on WebGPU', () => {
 		const steps = 3000;
 		const trainer = await SaeTrainer.create(device, s, B, initParams(s, () => (r() + 1) / 2, new Float32Array(d)));
 		trainer.setStore(storageFrom(device, data, 'synthetic'), rowsN);
-		trainer.setScale(await trainer.measureScale());
-		trainer.initBDecFromStore();
+		await trainer.fitToStore();
 		trainer.setDeadAfter(20 * B);
 		const t0 = performance.now();
 		const log: string[] = [];

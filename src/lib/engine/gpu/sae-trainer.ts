@@ -33,8 +33,7 @@ const USES: Record<string, Name[]> = {
 	grad_w_enc: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc', 'offsets', 'live'],
 	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
 	normalize_rows: ['w_dec', 'p'],
-	init_b_dec: ['store', 'b_dec', 'p'],
-	store_sq_sums: ['store', 'p', 'stats'],
+	store_sums: ['store', 'p', 'stats'],
 	batch_stats: ['store', 'rows', 'err', 'p', 'stats', 'aux_err']
 };
 
@@ -62,7 +61,7 @@ export class SaeTrainer {
 	private aux = { k: 0, weight: 0 };
 	/** A latent is dead after firing in none of this many tokens. */
 	private deadAfter = 10_000_000;
-	/** The store is read times this (see measureScale). */
+	/** The store is read times this (see fitToStore). */
 	private scale = 1;
 
 	private constructor(
@@ -126,6 +125,17 @@ export class SaeTrainer {
 		return this.jump ? [d * n, n, n * d, d, n] : [d * n, n, n * d, d];
 	}
 
+	/** The parameters' buffers and their gradients', in paramLengths' order. */
+	private get parameterBuffers(): GPUBuffer[] {
+		const b = this.buffers;
+		return [b.w_enc, b.b_enc, b.w_dec, b.b_dec, b.log_threshold].slice(0, this.paramLengths.length);
+	}
+
+	private get gradientBuffers(): GPUBuffer[] {
+		const b = this.buffers;
+		return [b.g_w_enc, b.g_b_enc, b.g_w_dec, b.g_b_dec, b.g_log_threshold].slice(0, this.paramLengths.length);
+	}
+
 	/** k_aux at most: the shape's, TopK only. */
 	private get auxKMax(): number {
 		return this.shape.arch === 'topk' && this.shape.auxCoeff ? Math.min(this.shape.auxK ?? 0, this.shape.n) : 0;
@@ -160,18 +170,25 @@ export class SaeTrainer {
 	}
 
 	/**
-	 * The scale that brings the store to E‖x‖² = d_in (SAELens's "expected_average_only_in"), so that
-	 * learning rates and sparsity coefficients mean the same on every model. Reads back d_in sums only.
+	 * A new run's start from the store, in one pass over it (Σx and Σx² per dimension, d_in sums each
+	 * read back, never the activations): the scale that brings the store to E‖x‖² = d_in (SAELens's
+	 * "expected_average_only_in", so that learning rates and sparsity coefficients mean the same on
+	 * every model), and b_dec ← the mean of the scaled store. Returns the scale.
 	 */
-	async measureScale(): Promise<number> {
-		const enc = this.device.createCommandEncoder({ label: 'store scale' });
+	async fitToStore(): Promise<number> {
+		const { d } = this.shape;
+		const enc = this.device.createCommandEncoder({ label: 'store sums' });
 		const pass = enc.beginComputePass();
-		this.dispatch(pass, 'store_sq_sums', Math.ceil(this.shape.d / 64));
+		this.dispatch(pass, 'store_sums', Math.ceil(d / 64));
 		pass.end();
 		this.device.queue.submit([enc.finish()]);
-		const sums = new Float32Array(await readBuffer(this.device, this.buffers.stats, this.shape.d * 4));
-		const meanSq = sums.reduce((a, x) => a + x, 0) / Math.max(1, this.storeRows);
-		return meanSq > 0 ? Math.sqrt(this.shape.d / meanSq) : 1;
+		const sums = new Float32Array(await readBuffer(this.device, this.buffers.stats, 2 * d * 4));
+		const rows = Math.max(1, this.storeRows);
+		const meanSq = sums.subarray(d).reduce((a, x) => a + x, 0) / rows;
+		const scale = meanSq > 0 ? Math.sqrt(d / meanSq) : 1;
+		this.setScale(scale);
+		this.device.queue.writeBuffer(this.buffers.b_dec, 0, sums.subarray(0, d).map((x) => (x / rows) * scale));
+		return scale;
 	}
 
 	/** A latent counts as dead once it has not fired for more than `tokens` training tokens. */
@@ -192,22 +209,6 @@ export class SaeTrainer {
 		if (next.k === this.aux.k && next.weight === this.aux.weight) return;
 		this.aux = next;
 		this.writeUniforms();
-	}
-
-	/** b_dec ← the mean of the store (on the GPU: the activations are not read back). */
-	initBDecFromStore() {
-		const enc = this.device.createCommandEncoder({ label: 'init b_dec' });
-		const pass = enc.beginComputePass();
-		this.dispatch(pass, 'init_b_dec', Math.ceil(this.shape.d / 64));
-		pass.end();
-		this.device.queue.submit([enc.finish()]);
-	}
-
-	/** Parameters from a checkpoint. */
-	setParams(p: SaeParams) {
-		const b = this.buffers;
-		for (const [buf, data] of [[b.w_enc, p.wEnc], [b.b_enc, p.bEnc], [b.w_dec, p.wDec], [b.b_dec, p.bDec], [b.log_threshold, p.logThreshold]] as const)
-			if (data) this.device.queue.writeBuffer(buf, 0, data as Float32Array<ArrayBuffer>);
 	}
 
 	get rows(): number {
@@ -274,9 +275,8 @@ export class SaeTrainer {
 		this.t++;
 		const c1 = 1 - ADAM.beta1 ** this.t;
 		const c2 = 1 - ADAM.beta2 ** this.t;
-		const b = this.buffers;
-		const pairs: [GPUBuffer, GPUBuffer][] = [[b.w_enc, b.g_w_enc], [b.b_enc, b.g_b_enc], [b.w_dec, b.g_w_dec], [b.b_dec, b.g_b_dec], [b.log_threshold, b.g_log_threshold]];
-		const params = this.paramLengths.map((len, i) => [...pairs[i], len] as [GPUBuffer, GPUBuffer, number]);
+		const grads = this.gradientBuffers;
+		const params = this.parameterBuffers.map((w, i) => [w, grads[i], this.paramLengths[i]] as [GPUBuffer, GPUBuffer, number]);
 		const uniforms: GPUBuffer[] = [];
 		const enc = this.device.createCommandEncoder({ label: 'adam' });
 		const pass = enc.beginComputePass();
@@ -338,40 +338,39 @@ export class SaeTrainer {
 	}
 
 	/** The last batch's activations [B, n] (for tests and checks; training reads only the metrics). */
-	async readActivations(): Promise<Float32Array> {
-		return new Float32Array(await readBuffer(this.device, this.buffers.acts, this.batch * this.shape.n * 4));
+	readActivations(): Promise<Float32Array> {
+		return this.readFloats(this.buffers.acts, this.batch * this.shape.n);
 	}
 
 	async readSinceFired(): Promise<Uint32Array> {
 		return new Uint32Array(await readBuffer(this.device, this.buffers.since_fired, this.shape.n * 4));
 	}
 
-	async readParams(): Promise<SaeParams> {
-		const { d, n } = this.shape;
-		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
-		const b = this.buffers;
-		const out: SaeParams = { wEnc: await r(b.w_enc, d * n), bEnc: await r(b.b_enc, n), wDec: await r(b.w_dec, n * d), bDec: await r(b.b_dec, d) };
-		if (this.jump) out.logThreshold = await r(b.log_threshold, n);
-		return out;
+	private readFloats(buf: GPUBuffer, len: number): Promise<Float32Array> {
+		return readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
 	}
 
-	async readGradients(): Promise<SaeParams> {
-		const { d, n } = this.shape;
-		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
-		const b = this.buffers;
-		const out: SaeParams = { wEnc: await r(b.g_w_enc, d * n), bEnc: await r(b.g_b_enc, n), wDec: await r(b.g_w_dec, n * d), bDec: await r(b.g_b_dec, d) };
-		if (this.jump) out.logThreshold = await r(b.g_log_threshold, n);
-		return out;
+	/** W_enc, b_enc, W_dec, b_dec (and JumpReLU's log θ) read from these buffers, in that order. */
+	private async readParamSet(bufs: GPUBuffer[]): Promise<SaeParams> {
+		const [wEnc, bEnc, wDec, bDec, logThreshold] = await Promise.all(this.paramLengths.map((len, i) => this.readFloats(bufs[i], len)));
+		return logThreshold ? { wEnc, bEnc, wDec, bDec, logThreshold } : { wEnc, bEnc, wDec, bDec };
+	}
+
+	readParams(): Promise<SaeParams> {
+		return this.readParamSet(this.parameterBuffers);
+	}
+
+	readGradients(): Promise<SaeParams> {
+		return this.readParamSet(this.gradientBuffers);
 	}
 
 	/** Adam's step count and moments, for checkpoints. */
 	async readState(): Promise<{ t: number; m: Float32Array[]; v: Float32Array[] }> {
 		const lens = this.paramLengths;
-		const r = (buf: GPUBuffer, len: number) => readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
 		return {
 			t: this.t,
-			m: await Promise.all(this.moments.map((x, i) => r(x.m, lens[i]))),
-			v: await Promise.all(this.moments.map((x, i) => r(x.v, lens[i])))
+			m: await Promise.all(this.moments.map((x, i) => this.readFloats(x.m, lens[i]))),
+			v: await Promise.all(this.moments.map((x, i) => this.readFloats(x.v, lens[i])))
 		};
 	}
 

@@ -66,9 +66,7 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 			trainer.restoreState(run.adam);
 			if (run.sinceFired) trainer.setSinceFired(run.sinceFired);
 		} else {
-			const scale = await trainer.measureScale();
-			trainer.setScale(scale);
-			trainer.initBDecFromStore();
+			const scale = await trainer.fitToStore();
 			run = newCheckpoint(id, c, shape.d, steps, await trainer.readParams());
 			run.scale = scale;
 		}
