@@ -6,7 +6,7 @@ import { SaeTrainer } from '../../src/lib/engine/gpu/sae-trainer';
 import { storageFrom } from '../../src/lib/engine/gpu/buffers';
 import { adamStep, backward, forward, initParams, normalizeDecoderRows, type SaeParams, type TrainShape } from '../../src/lib/engine/train/reference';
 import { testDevice, rng } from './device';
-import { defaultTrainConfig, newCheckpoint, toSaeLens } from '../../src/lib/engine/train/training-run';
+import { defaultTrainConfig, initialParams, newCheckpoint, shapeOf, toSaeLens } from '../../src/lib/engine/train/training-run';
 import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
 import { Sae } from '../../src/lib/engine/sae/sae';
 
@@ -207,6 +207,34 @@ describe('SAE training on WebGPU', () => {
 		}
 		expect(sameSet, 'rows whose active latents agree').toBe(B);
 		expect(maxAbs(onGpu, fromExport)).toBeLessThan(1e-5);
+		trainer.destroy();
+	});
+
+	it("JumpReLU with Loupe's defaults learns sparse codes of synthetic data in a short run", async () => {
+		// The defaults (θ₀, λ, ε in training-run.ts) are chosen for runs of a few hundred steps; this
+		// guards them: the thresholds must rise far enough to make the code sparse within 600 steps.
+		const device = await testDevice();
+		const r = rng(5);
+		const d = 32, N = 48, rowsN = 8192, active = 3;
+		const { truth, data } = syntheticData(r, d, N, rowsN, active);
+		const cfg = { ...defaultTrainConfig('synthetic', 'blocks.0.hook_resid_pre'), arch: 'jumprelu' as const, width: 2 * N };
+		const s = shapeOf(cfg, d);
+		const B = 128;
+		const trainer = await SaeTrainer.create(device, s, B, initialParams(cfg, d, new Float32Array(d)));
+		trainer.setStore(storageFrom(device, data, 'synthetic'), rowsN);
+		const scale = await trainer.fitToStore();
+		const steps = 600;
+		for (let step = 0; step < steps; step++) {
+			const rows = Uint32Array.from({ length: B }, () => Math.floor(((r() + 1) / 2) * rowsN));
+			trainer.step(rows, step < 60 ? (cfg.lr * (step + 1)) / 60 : cfg.lr);
+			if (step % 100 === 99) await device.queue.onSubmittedWorkDone();
+		}
+		const m = await trainer.metrics();
+		const mmcs = meanMaxCosine(truth, (await trainer.readParams()).wDec, s.n, d);
+		console.log(`JumpReLU (θ₀ ${cfg.threshold}, λ ${cfg.l0}, ε ${cfg.bandwidth}), ${N} directions in d=${d}, scale ${scale.toFixed(2)}: L0 ${m.l0.toFixed(1)}, explained variance ${m.explainedVariance.toFixed(3)}, mean max cosine ${mmcs.toFixed(3)} after ${steps} steps`);
+		expect(m.l0).toBeLessThan(12); // 3 true features per sample; ReLU-like thresholds would give ~50
+		expect(m.explainedVariance).toBeGreaterThan(0.85);
+		expect(mmcs).toBeGreaterThan(0.8);
 		trainer.destroy();
 	});
 

@@ -25,8 +25,8 @@ export interface TrainConfig {
 	 * JumpReLU: the L0 coefficient λ, the straight-through kernel's width ε and the initial threshold
 	 * θ₀, on activations scaled to E‖x‖² = d_in. SAELens starts from θ₀ = ε = 0.001 for runs of
 	 * billions of tokens; θ moves about lr per step in log space, so a run of a few hundred steps in a
-	 * tab starts near where thresholds end up instead (defaults measured on synthetic data:
-	 * tests/gpu/sae-train.test.ts).
+	 * tab starts near where thresholds end up instead (on synthetic data θ₀ = 0.001 left L0 near 50
+	 * after 600 steps, θ₀ = 1 about 7; tests/gpu/sae-train.test.ts guards these defaults).
 	 */
 	l0: number;
 	bandwidth: number;
