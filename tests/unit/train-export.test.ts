@@ -22,7 +22,7 @@ describe('SAELens export of a trained SAE', () => {
 			const x = Float32Array.from({ length: B * d }, () => (random() - 0.5) * 6);
 			const trained = forward(params, shape, x.map((v) => v * scale), B);
 			const checkpoint = { ...newCheckpoint('t', cfg, d, 10, params), scale };
-			const { cfgJson, safetensors } = toSaeLens(checkpoint).files;
+			const { cfgJson, safetensors } = toSaeLens(checkpoint);
 			const loaded = readSaeLens(cfgJson, safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer);
 			expect(loaded.cfg).toMatchObject({ architecture: arch, dIn: d, dSae: n, hookName: 'blocks.2.hook_resid_pre' });
 			const sae = Sae.create(loaded.cfg, loaded.weights);

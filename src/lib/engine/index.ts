@@ -1092,7 +1092,7 @@ export class Engine {
 		return attempt(async () => {
 			const cp = await getTrainRun(id);
 			if (!cp) throw new LoupeError('not-found', 'That training run is not in this browser any more.', 'Train it again.');
-			return toSaeLens(cp).files;
+			return toSaeLens(cp);
 		});
 	}
 
@@ -1102,7 +1102,7 @@ export class Engine {
 			this.requireModel();
 			const cp = await getTrainRun(id);
 			if (!cp) throw new LoupeError('not-found', 'That training run is not in this browser any more.', 'Train it again.');
-			const { cfgJson, safetensors } = toSaeLens(cp).files;
+			const { cfgJson, safetensors } = toSaeLens(cp);
 			const bytes = safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer;
 			return this.attachSae([{ name: 'cfg.json', buffer: new TextEncoder().encode(cfgJson).buffer as ArrayBuffer }, { name: 'sae_weights.safetensors', buffer: bytes }], `trained:${id}`);
 		});

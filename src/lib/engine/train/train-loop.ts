@@ -12,7 +12,7 @@ import { seededRandom } from '../sample/prng';
 import { saveTrainRun } from '../store/db';
 import { CeEvaluator } from './ce-recovered';
 import {
-	deadWindow, harvest, initialParams, learningRate, newCheckpoint, shapeOf, summarizeRun, toSaeLens,
+	deadWindow, harvest, initialParams, learningRate, newCheckpoint, shapeOf, summarizeRun, trainedSae,
 	type MetricPoint, type TrainCheckpoint, type TrainConfig, type TrainProgress, type TrainRunSummary, type TrainStatus
 } from './training-run';
 
@@ -85,7 +85,7 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 		const ce = new CeEvaluator(runner, device, hook, heldOut);
 		const measureCe = async (step: number) => {
 			run.params = await t.readParams();
-			const sae = toSaeLens(run);
+			const sae = trainedSae(run); // the SAE as exported, without writing the files
 			const point = { ...(await ce.recovered(sae.cfg, sae.weights)), step };
 			run.ce.push(point);
 			return point;

@@ -216,8 +216,8 @@ export function foldScale(p: SaeParams, s: number): SaeWeights {
 	return out;
 }
 
-/** The trained SAE as SAELens would write it (cfg.json + sae_weights.safetensors). */
-export function toSaeLens(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeWeights; files: { cfgJson: string; safetensors: Uint8Array } } {
+/** The trained SAE as Loupe's SAE config and weights for raw activations (the training scale folded in). */
+export function trainedSae(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeWeights } {
 	const cfg: SaeConfig = {
 		architecture: cp.cfg.arch,
 		dIn: cp.dIn,
@@ -232,15 +232,19 @@ export function toSaeLens(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeWe
 		dtype: 'float32',
 		name: cp.cfg.name
 	};
-	const weights = foldScale(cp.params, cp.scale ?? 1);
-	const files = writeSaeLens(cfg, weights, {
+	return { cfg, weights: foldScale(cp.params, cp.scale ?? 1) };
+}
+
+/** The trained SAE as SAELens would write it (cfg.json + sae_weights.safetensors). */
+export function toSaeLens(cp: TrainCheckpoint): { cfgJson: string; safetensors: Uint8Array } {
+	const { cfg, weights } = trainedSae(cp);
+	return writeSaeLens(cfg, weights, {
 		loupe_training: {
 			tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch,
 			l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
 			jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null, activation_scale: cp.scale ?? 1, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
 		}
 	});
-	return { cfg, weights, files };
 }
 
 /** Density histogram (log10 of each latent's firing rate) from the sampled batches. */
