@@ -6,7 +6,7 @@
  */
 import type * as Ort from 'onnxruntime-web';
 import { DataType, dataTypeName, type GraphIndex, type ValueInfoProto } from './graph';
-import { kvCacheInputs } from './trace-residual';
+import { kvCacheInputs } from './kv-cache';
 
 export type Dim = number | string;
 export interface IoTensor {

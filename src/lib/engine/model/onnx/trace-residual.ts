@@ -14,7 +14,10 @@
  * The boundary tensors map to TransformerLens names: boundary b is `blocks.{b}.hook_resid_pre`
  * (= `blocks.{b-1}.hook_resid_post`), boundary nLayers is the last `hook_resid_post`.
  */
-import { DataType, dataTypeName, type GraphIndex, type NodeProto, type ValueInfoProto } from './graph';
+import { DataType, dataTypeName, type GraphIndex, type NodeProto } from './graph';
+import { kvCacheInputs } from './kv-cache';
+
+export { kvCacheInputs };
 
 export interface ResidualBoundary {
 	/** The tensor carrying the residual at this boundary. */
@@ -247,20 +250,4 @@ function nameOutput(g: GraphIndex, node: NodeProto, slot: number, name: string):
 
 function isIntType(t: number | null | undefined) {
 	return t === DataType.INT64 || t === DataType.INT32;
-}
-
-/**
- * KV-cache inputs: floating-point graph inputs of rank 4 or more ([B,H,P,D] or [2,B,H,P,D]) that flow
- * into a graph output of rank 4 or more (their `present`). A 4-D attention mask reaches only the logits.
- */
-export function kvCacheInputs(g: GraphIndex): Set<string> {
-	const rank = (v: ValueInfoProto) => v.type?.tensorType?.shape?.dim?.length ?? 0;
-	const floats = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16]);
-	const cacheOutputs = new Set([...g.graphOutputs.values()].filter((v) => rank(v) >= 4).map((v) => v.name!));
-	const out = new Set<string>();
-	for (const v of g.graphInputs.values()) {
-		if (!floats.has(v.type?.tensorType?.elemType ?? 0) || rank(v) < 4) continue;
-		for (const t of g.descendants(v.name!)) if (cacheOutputs.has(t)) { out.add(v.name!); break; }
-	}
-	return out;
 }
