@@ -12,6 +12,17 @@ export interface OnnxVariant {
 	dtype: 'fp32' | 'fp16' | 'q4f16' | 'int8' | 'q4';
 }
 
+/**
+ * Variants of one model known to give wrong output where they would otherwise be picked (an
+ * overflow in a kernel, a broken export): the chooser skips them and says why, whatever the
+ * adapter offers.
+ */
+export interface PrecisionException {
+	dtypes: OnnxVariant['dtype'][];
+	/** Why, in words for people: the precision's reason shows it in the status line. */
+	reason: string;
+}
+
 interface CatalogueBase {
 	id: string; // the `model=` URL parameter
 	name: string;
@@ -36,6 +47,8 @@ export interface OnnxModel extends CatalogueBase {
 	variants: OnnxVariant[];
 	/** Instruction-tuned: prompts go through the chat template. */
 	chat: boolean;
+	/** Variants not to pick for this model, with the reason. */
+	precisionExceptions?: PrecisionException[];
 }
 
 export type CatalogueModel = Llama2cModel | OnnxModel;
@@ -115,6 +128,12 @@ export const catalogue: CatalogueModel[] = [
 		onnxFolder: 'onnx',
 		variants: standardVariants,
 		chat: true,
+		precisionExceptions: [
+			{
+				dtypes: ['fp16', 'q4f16'],
+				reason: "Gemma 3 270M's fp16 and q4f16 exports overflow in onnxruntime-web's WebGPU kernels and give invalid output (onnxruntime issue 26732); its fp32 export works."
+			}
+		],
 		bytes: 1_100_000_000,
 		license: 'Gemma',
 		saeReleases: ['gemma-scope-2-270m-it']

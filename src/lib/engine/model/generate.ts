@@ -2,6 +2,9 @@
  * The generation loop: prefill the prompt in one forward, then one token per step with the KV
  * cache, post-processing logits on the GPU (or with the TS reference on the wasm fallback),
  * sampling with a seeded PRNG, and streaming decoded text as it comes.
+ *
+ * `generateIds` is the loop on token ids (what `npm run generate` runs in Node); `generate` puts
+ * the tokenizer around it (what the app runs), so both sample through the same code.
  */
 import type { ResidualHook, SegmentRunner } from './runner';
 import type { LogitsProcessor, ProcessedLogits } from '../gpu/logits-process';
@@ -32,13 +35,86 @@ export interface TokenEvent {
 
 export type StopReason = 'max_tokens' | 'end_of_text' | 'context_full' | 'stopped';
 
-export interface GenerateResult {
-	text: string;
+export interface IdsResult {
 	tokens: number[];
-	promptTokens: number;
 	stopReason: StopReason;
 	tokensPerSecond: number; // generated tokens after the first, per second of decoding
 	firstTokenMs: number; // prefill + first sample
+}
+
+export interface GenerateResult extends IdsResult {
+	text: string;
+	promptTokens: number;
+}
+
+export interface IdsOptions {
+	/** Tokens that end the text (not emitted). */
+	stopTokens?: number[];
+	onToken?: (token: number, index: number, tokensPerSecond: number) => void;
+	shouldStop?: () => boolean;
+	/** Sees (and may edit) the residual between segments at every step: steering lives here. */
+	onResidual?: ResidualHook;
+}
+
+/** Generates up to `s.maxTokens` tokens after `promptIds`, from an empty cache. */
+export async function generateIds(
+	runner: SegmentRunner,
+	processor: LogitsProcessor | null,
+	promptIds: number[],
+	s: SamplingSettings,
+	o: IdsOptions = {}
+): Promise<IdsResult> {
+	const V = runner.model.shape.vocabSize;
+	if (!promptIds.length) throw new Error('The prompt has no tokens: give at least one token id (usually BOS).');
+	const room = runner.model.shape.maxSeqLen - promptIds.length;
+	if (room <= 0) throw new Error(`The prompt is ${promptIds.length} tokens; this model's context holds ${runner.model.shape.maxSeqLen}.`);
+	const counts = new Uint32Array(V);
+	const random = seededRandom(s.seed);
+	const stop = o.stopTokens ?? [];
+
+	runner.reset();
+	const t0 = performance.now();
+	let firstTokenMs = 0;
+	let tDecode = t0;
+	const tokens: number[] = [];
+	let stopReason: StopReason = 'max_tokens';
+	let input = promptIds;
+	for (;;) {
+		if (o.shouldStop?.()) {
+			stopReason = 'stopped';
+			break;
+		}
+		if (tokens.length >= s.maxTokens) break;
+		if (tokens.length >= room) {
+			stopReason = 'context_full';
+			break;
+		}
+		const { logits, rows } = await runner.forward(input, o.onResidual);
+		let processed: ProcessedLogits;
+		try {
+			const p = { temperature: s.temperature, freqPenalty: s.freqPenalty };
+			if (processor && logits.location === 'gpu-buffer') processed = await processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, counts, p);
+			else processed = logitsProcessReference(lastRowLogits(logits, rows, V), counts, p);
+		} finally {
+			logits.dispose();
+		}
+		const next = sampleToken(processed, s, random);
+		if (stop.includes(next)) {
+			stopReason = 'end_of_text';
+			break;
+		}
+		tokens.push(next);
+		counts[next]++;
+		const now = performance.now();
+		if (tokens.length === 1) {
+			firstTokenMs = now - t0;
+			tDecode = now;
+		}
+		o.onToken?.(next, tokens.length - 1, tokens.length > 1 ? ((tokens.length - 1) * 1000) / (now - tDecode) : 0);
+		input = [next];
+	}
+	const elapsed = performance.now() - tDecode;
+	return { tokens, stopReason, tokensPerSecond: tokens.length > 1 ? ((tokens.length - 1) * 1000) / elapsed : 0, firstTokenMs };
 }
 
 export async function generate(
@@ -52,67 +128,19 @@ export async function generate(
 	/** Sees (and may edit) the residual between segments at every step: steering lives here. */
 	onResidual?: ResidualHook
 ): Promise<GenerateResult> {
-	const V = runner.model.shape.vocabSize;
 	const promptIds = tokenizer.encode(prompt);
-	const counts = new Uint32Array(V);
-	const random = seededRandom(s.seed);
 	const decoder = tokenizer.streamDecoder();
 	decoder.reset(promptIds[promptIds.length - 1]);
-	const room = runner.model.shape.maxSeqLen - promptIds.length;
-	if (room <= 0) throw new Error(`The prompt is ${promptIds.length} tokens; this model's context holds ${runner.model.shape.maxSeqLen}.`);
-
-	runner.reset();
-	const t0 = performance.now();
-	let firstTokenMs = 0;
-	let tDecode = t0;
-	const tokens: number[] = [];
 	let text = '';
-	let stopReason: StopReason = 'max_tokens';
-	let input = promptIds;
-	for (;;) {
-		if (shouldStop()) {
-			stopReason = 'stopped';
-			break;
+	const r = await generateIds(runner, processor, promptIds, s, {
+		stopTokens: tokenizer.stopTokens,
+		shouldStop,
+		onResidual,
+		onToken: (token, index, tokensPerSecond) => {
+			const piece = decoder.push(token);
+			text += piece;
+			onToken({ token, text: piece, index, tokensPerSecond });
 		}
-		if (tokens.length >= s.maxTokens) break;
-		if (tokens.length >= room) {
-			stopReason = 'context_full';
-			break;
-		}
-		const { logits, rows } = await runner.forward(input, onResidual);
-		let processed: ProcessedLogits;
-		try {
-			const p = { temperature: s.temperature, freqPenalty: s.freqPenalty };
-			if (processor && logits.location === 'gpu-buffer') processed = await processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, counts, p);
-			else processed = logitsProcessReference(lastRowLogits(logits, rows, V), counts, p);
-		} finally {
-			logits.dispose();
-		}
-		const next = sampleToken(processed, s, random);
-		if (tokenizer.stopTokens.includes(next)) {
-			stopReason = 'end_of_text';
-			break;
-		}
-		tokens.push(next);
-		counts[next]++;
-		const piece = decoder.push(next);
-		text += piece;
-		const now = performance.now();
-		if (tokens.length === 1) {
-			firstTokenMs = now - t0;
-			tDecode = now;
-		}
-		const tps = tokens.length > 1 ? ((tokens.length - 1) * 1000) / (now - tDecode) : 0;
-		onToken({ token: next, text: piece, index: tokens.length - 1, tokensPerSecond: tps });
-		input = [next];
-	}
-	const elapsed = performance.now() - tDecode;
-	return {
-		text,
-		tokens,
-		promptTokens: promptIds.length,
-		stopReason,
-		tokensPerSecond: tokens.length > 1 ? ((tokens.length - 1) * 1000) / elapsed : 0,
-		firstTokenMs
-	};
+	});
+	return { ...r, text, promptTokens: promptIds.length };
 }

@@ -8,6 +8,7 @@ import { LoupeError } from '../../errors';
 import { TraceError } from '../onnx/trace-residual';
 import { cutAtBoundaries } from '../onnx/cut-segments';
 import { externalDataFiles } from '../onnx/external-data';
+import { checkExternalData } from '../onnx/external-data-extent';
 import { hookManifest, openExportedDecoder, type ExportedDecoder, type HookManifest } from '../onnx/hook-manifest';
 import { HubTokenizer } from './tokenizer';
 import type { OnnxModel, OnnxVariant } from '../catalogue';
@@ -39,33 +40,39 @@ export function parseHubTree(json: unknown): HubFile[] {
 
 /**
  * Picks the variant to download. Loupe's kernels read an fp32 residual, so fp32 comes first;
- * fp16 and q4f16 need the adapter's `shader-f16`; int8 is the fallback on any adapter.
+ * fp16 and q4f16 need the adapter's `shader-f16`; int8 is the fallback on any adapter. Variants
+ * the catalogue lists as known to break for this model (`precisionExceptions`) are never picked,
+ * and the reason says so.
  */
 export function choosePrecision(entry: OnnxModel, files: HubFile[], shaderF16: boolean): Precision & { bytes: number } {
 	const have = new Map(files.map((f) => [f.path.split('/').pop()!, f.size]));
+	const exceptionFor = (dtype: OnnxVariant['dtype']) => entry.precisionExceptions?.find((x) => x.dtypes.includes(dtype));
+	// The exceptions that apply to a variant the repo has: said with whatever is picked instead.
+	const excepted = [...new Set(entry.variants.filter((v) => have.has(v.file) && exceptionFor(v.dtype)).map((v) => exceptionFor(v.dtype)!))];
+	const notes = excepted.map((x) => `Not ${x.dtypes.join(' or ')}: ${x.reason}`);
 	for (const v of entry.variants) {
-		if (!have.has(v.file)) continue;
+		if (!have.has(v.file) || exceptionFor(v.dtype)) continue;
 		const needsF16 = v.dtype === 'fp16' || v.dtype === 'q4f16';
 		if (needsF16 && !shaderF16) continue;
-		const reason =
+		const why =
 			v.dtype === 'fp32'
 				? 'fp32: runs on every WebGPU adapter, and SAE features and steering read the residual in fp32.'
 				: needsF16
 					? `${v.dtype}: the adapter has shader-f16 and there is no fp32 export.`
-					: `${v.dtype}: the smallest variant that runs without shader-f16.`;
-		return { dtype: v.dtype, file: v.file, reason, bytes: have.get(v.file)! };
+					: `${v.dtype}: the smallest variant that runs${shaderF16 ? '' : ' without shader-f16'}.`;
+		return { dtype: v.dtype, file: v.file, reason: [why, ...notes].join(' '), bytes: have.get(v.file)! };
 	}
 	const listed = [...have.keys()].filter((f) => f.endsWith('.onnx'));
 	throw new LoupeError(
 		'not-found',
-		`${entry.repo} has no ONNX export Loupe can run here (found: ${listed.join(', ') || 'no .onnx files'}${shaderF16 ? '' : '; fp16 variants need shader-f16, which this GPU lacks'}).`,
+		`${entry.repo} has no ONNX export Loupe can run here (found: ${listed.join(', ') || 'no .onnx files'}${shaderF16 ? '' : '; fp16 variants need shader-f16, which this GPU lacks'}).${notes.length ? ' ' + notes.join(' ') : ''}`,
 		'Pick another model.'
 	);
 }
 
-export interface OpenedExport {
+/** An exported graph opened for the runner: traced, its sidecar files read and checked, ready to cut. */
+export interface OpenedGraph {
 	decoder: ExportedDecoder;
-	tokenizer: HubTokenizer;
 	externalData: { path: string; data: Uint8Array }[];
 	maxSeqLen: number;
 	shape: SegmentedModel['shape'];
@@ -74,28 +81,37 @@ export interface OpenedExport {
 	manifest(model: SegmentedModel): HookManifest;
 }
 
+export interface OpenedExport extends OpenedGraph {
+	tokenizer: HubTokenizer;
+}
+
 type Json = Record<string, unknown>;
 
-/** Opens a graph file whose sidecar files `fetchSidecar` provides by the names the graph gives. */
-export async function openExport(
-	graph: ArrayBuffer,
+/**
+ * Opens a graph file whose sidecar files `fetchSidecar` provides by the names the graph gives:
+ * surgery, the sidecars checked against the graph's offsets, the context length from `config`.
+ * The app (with a tokenizer, `openExport`) and `npm run generate` (token ids only) share it.
+ */
+export async function openExportGraph(
+	graph: ArrayBuffer | Uint8Array,
 	graphName: string,
-	fetchSidecar: (path: string) => Promise<ArrayBuffer>,
-	tokenizerJson: Json,
-	tokenizerConfig: Json,
-	config: Json
-): Promise<OpenedExport> {
+	fetchSidecar: (path: string) => Promise<ArrayBuffer | Uint8Array>,
+	config: Json = {}
+): Promise<OpenedGraph> {
 	let decoder: ExportedDecoder;
 	try {
-		decoder = openExportedDecoder(new Uint8Array(graph));
+		decoder = openExportedDecoder(graph instanceof Uint8Array ? graph : new Uint8Array(graph));
 	} catch (e) {
 		if (e instanceof TraceError) throw new LoupeError('unsupported-checkpoint', `Loupe cannot put hook points in ${graphName}: ${e.message}`, 'Pick another model or another export of it.');
 		throw new LoupeError('not-a-checkpoint', `${graphName}: ${(e as Error).message}`, 'The download may be broken: delete it in Storage and try again.');
 	}
 	const externalData = await Promise.all(
-		externalDataFiles(decoder.graph).map(async (path) => ({ path, data: new Uint8Array(await fetchSidecar(path)) }))
+		externalDataFiles(decoder.graph).map(async (path) => {
+			const data = await fetchSidecar(path);
+			return { path, data: data instanceof Uint8Array ? data : new Uint8Array(data) };
+		})
 	);
-	const tokenizer = new HubTokenizer(tokenizerJson, tokenizerConfig, config);
+	checkExternalData(decoder.graph, graphName, externalData);
 	const fromConfig = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((x): x is number => typeof x === 'number');
 	const maxSeqLen = Math.min(fromConfig ?? decoder.io.maxSeqLen ?? 2048, decoder.io.maxSeqLen ?? Infinity);
 	const { trace } = decoder;
@@ -107,13 +123,18 @@ export async function openExport(
 		segments: cutAtBoundaries(decoder.graph, trace, [...new Set(cuts)].sort((a, b) => a - b)),
 		externalData
 	});
-	return {
-		decoder,
-		tokenizer,
-		externalData,
-		maxSeqLen,
-		shape,
-		segment,
-		manifest: (model) => hookManifest(decoder, model.segments)
-	};
+	return { decoder, externalData, maxSeqLen, shape, segment, manifest: (model) => hookManifest(decoder, model.segments) };
+}
+
+/** Opens a graph file and its tokenizer (the app's path for Hub repos and local files). */
+export async function openExport(
+	graph: ArrayBuffer,
+	graphName: string,
+	fetchSidecar: (path: string) => Promise<ArrayBuffer>,
+	tokenizerJson: Json,
+	tokenizerConfig: Json,
+	config: Json
+): Promise<OpenedExport> {
+	const opened = await openExportGraph(graph, graphName, fetchSidecar, config);
+	return { ...opened, tokenizer: new HubTokenizer(tokenizerJson, tokenizerConfig, config) };
 }
