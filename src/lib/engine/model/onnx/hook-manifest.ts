@@ -7,8 +7,8 @@
 import { GraphIndex, decodeModel } from './graph';
 import { traceResidual, type ResidualTrace } from './trace-residual';
 import { describeDecoderIo, type DecoderIo } from './decoder-io';
-import { boundariesOf, cutAtBoundaries, type CutSegment } from './cut-segments';
-import { boundaryAliases, type HookName } from '../hooks';
+import { cutAtHooks, offeredHooks, type CutSegment } from './cut-segments';
+import { boundaryAliases, everyHookName, type HookName } from '../hooks';
 import type { SegmentSpec } from '../segments';
 
 export interface HookManifest {
@@ -19,8 +19,15 @@ export interface HookManifest {
 	nLayers: number;
 	dtype: string;
 	embedding: string;
-	/** Every hook point and the graph tensor behind it. */
+	/** Every residual-stream hook point (resid_pre/post) and the graph tensor behind it. */
 	hooks: Record<HookName, { tensor: string; source: string; exposed: boolean }>;
+	/**
+	 * The hooks inside the layers that surgery found (attn_out, mlp_in, mlp_out), in layer order;
+	 * those it could not find are named in `warnings` with the reason.
+	 */
+	sublayerHooks: Record<HookName, { tensor: string; source: string; exposed: boolean }>;
+	/** Every hook a cut can be asked for (both kinds), in TransformerLens order: what hook pickers list. */
+	hookNames: HookName[];
 	kvCache: { layout: 'separate' | 'stacked' | 'none'; pairs: { past: string; present: string }[] };
 	io: DecoderIo;
 	segments: {
@@ -49,8 +56,9 @@ export function openExportedDecoder(graphBytes: Uint8Array): ExportedDecoder {
 	return { graph, trace, io };
 }
 
+/** Cuts at any hooks the manifest offers (residual or inside a layer); throws TraceError for one it does not. */
 export function cutExportedDecoder(d: ExportedDecoder, hooks: HookName[]): CutSegment[] {
-	return cutAtBoundaries(d.graph, d.trace, boundariesOf(hooks, d.trace.nLayers));
+	return cutAtHooks(d.graph, d.trace, hooks);
 }
 
 export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { nodeCount?: number })[]): HookManifest {
@@ -62,6 +70,11 @@ export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { node
 	const ordered = Object.fromEntries(
 		Object.entries(hooks).sort(([a], [b]) => hookOrder(a) - hookOrder(b))
 	);
+	const sublayerHooks: HookManifest['sublayerHooks'] = {};
+	for (const name of everyHookName(trace.nLayers)) {
+		const site = trace.sites[name];
+		if (site) sublayerHooks[name] = { tensor: site.tensor, source: site.source, exposed: site.exposed };
+	}
 	const rank = io.kv[0]?.dims.length ?? 0;
 	return {
 		architecture: trace.architecture,
@@ -72,6 +85,8 @@ export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { node
 		dtype: trace.dtype,
 		embedding: trace.embedding,
 		hooks: ordered,
+		sublayerHooks,
+		hookNames: offeredHooks(trace),
 		kvCache: { layout: rank === 0 ? 'none' : rank === 5 ? 'stacked' : 'separate', pairs: io.kv.map(({ past, present }) => ({ past, present })) },
 		io,
 		segments: segments.map((s) => ({

@@ -12,10 +12,15 @@
  *   final norm       the stream ends in a norm; when the last add is fused into it, output 3 is named
  *
  * The boundary tensors map to TransformerLens names: boundary b is `blocks.{b}.hook_resid_pre`
- * (= `blocks.{b-1}.hook_resid_post`), boundary nLayers is the last `hook_resid_post`.
+ * (= `blocks.{b-1}.hook_resid_post`), boundary nLayers is the last `hook_resid_post`. The hooks
+ * inside each layer (attn_out, mlp_in, mlp_out) come from the residual adds' branches
+ * (sublayer-hooks.ts).
  */
 import { DataType, dataTypeName, type GraphIndex, type NodeProto } from './graph';
 import { kvCacheInputs } from './kv-cache';
+import { LAYER_NORMS, PASS_THROUGH, RESHAPES, SKIP_NORMS, WEIGHT_OPS, aliases, branchNodes, consumersThrough, hasAttention } from './stream-ops';
+import { findSublayerHooks, type HookSite, type ResidualAdd } from './sublayer-hooks';
+import type { HookName } from '../hooks';
 
 export { kvCacheInputs };
 
@@ -46,18 +51,13 @@ export interface ResidualTrace {
 	boundaries: ResidualBoundary[];
 	/** How many residual adds each layer has (2: attention then MLP; 1: parallel). */
 	addsPerLayer: number[];
+	/** The hooks inside the layers that were found (those that were not are in `warnings`). */
+	sites: Record<HookName, HookSite>;
 	warnings: string[];
 }
 
 export class TraceError extends Error {}
 
-const PASS_THROUGH = new Set(['Cast', 'Identity']);
-const SKIP_NORMS = new Set(['SkipLayerNormalization', 'SkipSimplifiedLayerNormalization']);
-const WEIGHT_OPS = new Set([
-	'MatMul', 'Gemm', 'FusedMatMul', 'MatMulNBits', 'MatMulInteger', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat',
-	'Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'QAttention', 'PackedAttention', 'Conv'
-]);
-const ATTENTION_OPS = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'QAttention', 'PackedAttention', 'Softmax']);
 
 /** Traces the residual stream, naming optional outputs where needed (this edits `g.model` in place). */
 export function traceResidual(g: GraphIndex): ResidualTrace {
@@ -84,7 +84,7 @@ export function traceResidual(g: GraphIndex): ResidualTrace {
 	}
 	boundaries.push({ tensor: x, source: emb.source, sumOf: [], exposed: emb.exposed });
 
-	const adds: { boundary: ResidualBoundary; attention: boolean }[] = [];
+	const adds: ResidualAdd[] = [];
 	let parallel = false;
 	for (;;) {
 		const next = findResidualAdd(g, x, kvInputs);
@@ -101,11 +101,13 @@ export function traceResidual(g: GraphIndex): ResidualTrace {
 		throw new TraceError('The first residual branch after the embedding has no attention in it: Loupe cannot tell where the layers start.');
 
 	const addsPerLayer: number[] = [];
+	const layerAdds: ResidualAdd[][] = [];
 	for (const [i, a] of adds.entries()) {
 		if (a.attention) {
 			if (i > 0) boundaries.push(adds[i - 1].boundary);
 			addsPerLayer.push(1);
-		} else addsPerLayer[addsPerLayer.length - 1]++;
+			layerAdds.push([a]);
+		} else addsPerLayer[addsPerLayer.length - 1]++, layerAdds[layerAdds.length - 1].push(a);
 	}
 	boundaries.push(adds[adds.length - 1].boundary);
 	const nLayers = addsPerLayer.length;
@@ -114,10 +116,13 @@ export function traceResidual(g: GraphIndex): ResidualTrace {
 	if (kvInputs.size > 0 && kvInputs.size !== nLayers && kvInputs.size !== 2 * nLayers)
 		warnings.push(`The graph has ${kvInputs.size} KV-cache inputs for ${nLayers} traced layers.`);
 
-	// LayerNorm subtracts the mean from the stream; RMSNorm does not (fused ops say which outright).
-	const ops = new Set(g.nodes.map((n) => n.opType!));
+	const sublayer = findSublayerHooks(g, layerAdds, kvInputs);
+	warnings.push(...sublayer.warnings);
+
+	// LayerNorm subtracts the mean from the stream; RMSNorm (SimplifiedLayerNormalization, the
+	// opset-23 RMSNormalization, or written out) does not (fused ops say which outright).
 	const layerNorm =
-		ops.has('LayerNormalization') || ops.has('SkipLayerNormalization') || ops.has('EmbedLayerNormalization') ||
+		g.nodes.some((n) => LAYER_NORMS.has(n.opType!)) ||
 		consumersThrough(g, boundaries[0].tensor).some((n) => n.opType === 'Sub');
 	const architecture = embedScale ? 'gemma' : parallel ? 'gpt-neox' : layerNorm ? (learnedPositions ? 'gpt2' : 'decoder') : 'llama';
 	const dtypeCode = g.elemType(boundaries[0].tensor) ?? g.initializers.get(emb.weight)?.dataType ?? DataType.FLOAT;
@@ -130,6 +135,7 @@ export function traceResidual(g: GraphIndex): ResidualTrace {
 		embedding: emb.weight,
 		boundaries,
 		addsPerLayer,
+		sites: sublayer.sites,
 		warnings
 	};
 }
@@ -160,10 +166,11 @@ function findEmbedding(g: GraphIndex): Embedding {
 	const ids = [...g.graphInputs.values()].find((v) => v.name === 'input_ids') ??
 		[...g.graphInputs.values()].find((v) => isIntType(v.type?.tensorType?.elemType));
 	if (!ids) throw new TraceError('The graph has no integer token input (input_ids): it is not a token-level language model.');
+	// torch's `input_ids.view(-1, S)` and friends: the ids reach the Gather through shape-only ops.
 	const fromIds = (t: string): boolean => {
 		if (t === ids.name) return true;
 		const p = g.producer.get(t);
-		return !!p && (PASS_THROUGH.has(p.node.opType!) || p.node.opType === 'Reshape') && fromIds(p.node.input![0]);
+		return !!p && RESHAPES.has(p.node.opType!) && fromIds(p.node.input![0]);
 	};
 	for (const node of g.nodes) {
 		if (node.opType === 'EmbedLayerNormalization' && fromIds(node.input![0])) {
@@ -189,25 +196,7 @@ function initializerDims(g: GraphIndex, name: string): number[] {
 	return dims;
 }
 
-/** The tensor and its plain copies (Cast, Identity), which carry the same stream. */
-function aliases(g: GraphIndex, x: string): Set<string> {
-	const out = new Set([x]);
-	const stack = [x];
-	while (stack.length)
-		for (const n of g.consumers.get(stack.pop()!) ?? [])
-			if (PASS_THROUGH.has(n.opType!) && !out.has(n.output![0])) out.add(n.output![0]), stack.push(n.output![0]);
-	return out;
-}
-
-function consumersThrough(g: GraphIndex, x: string): NodeProto[] {
-	return [...aliases(g, x)].flatMap((t) => g.consumers.get(t) ?? []);
-}
-
-function findResidualAdd(
-	g: GraphIndex,
-	x: string,
-	kvInputs: Set<string>
-): { boundary: ResidualBoundary; attention: boolean } | null {
+function findResidualAdd(g: GraphIndex, x: string, kvInputs: Set<string>): ResidualAdd | null {
 	const stream = aliases(g, x);
 	// A fused norm writes the sum (x) and the normalised sum the next branch reads: both are the stream.
 	const writer = g.producer.get(x)?.node;
@@ -219,21 +208,25 @@ function findResidualAdd(
 	for (const node of candidates) {
 		const operands = SKIP_NORMS.has(node.opType!) ? node.input!.slice(0, 2) : node.input!;
 		if (operands.length !== 2 || !operands.some((t) => stream.has(t))) continue;
-		const branch = operands.find((t) => !stream.has(t));
+		const branchSlot = operands.findIndex((t) => !stream.has(t));
+		const branch = operands[branchSlot];
 		if (!branch || !downstream.has(branch)) continue;
-		const branchNodes = [...g.ancestors([branch], stream)].filter((n) => n.output!.some((o) => downstream.has(o)));
-		if (!branchNodes.some((n) => WEIGHT_OPS.has(n.opType!))) continue;
-		const attention = branchNodes.some((n) => ATTENTION_OPS.has(n.opType!) || n.input!.some((t) => kvInputs.has(t)));
+		const nodes = branchNodes(g, branch, stream, downstream);
+		if (!nodes.some((n) => WEIGHT_OPS.has(n.opType!))) continue;
+		const attention = hasAttention(nodes, kvInputs);
+		const common = { node, branch, branchSlot, stream, downstream, attention };
 		if (SKIP_NORMS.has(node.opType!)) {
 			const exposed = !node.output![3];
-			const bias = node.opType === 'SkipLayerNormalization' ? node.input![4] : node.input![3];
+			const biasSlot = node.opType === 'SkipLayerNormalization' ? 4 : 3;
+			const bias = node.input![biasSlot] || undefined;
 			const tensor = nameOutput(g, node, 3, `loupe/resid_sum_${g.order.get(node)}`);
 			return {
+				...common,
 				boundary: { tensor, source: `${node.opType} output 3`, sumOf: [...operands, ...(bias ? [bias] : [])], exposed },
-				attention
+				bias: bias ? { name: bias, slot: biasSlot } : undefined
 			};
 		}
-		return { boundary: { tensor: node.output![0], source: node.opType!, sumOf: operands, exposed: false }, attention };
+		return { ...common, boundary: { tensor: node.output![0], source: node.opType!, sumOf: operands, exposed: false } };
 	}
 	return null;
 }
