@@ -105,7 +105,8 @@ export function describeDecoderIo(g: GraphIndex): DecoderIo {
 	const byName = (re: RegExp) => rest.find((v) => re.test(v.name!));
 	const ids = byName(/^input_ids$/) ?? rest.find(isInt);
 	if (!ids) throw new Error('The graph has no token-id input.');
-	const pos = byName(/position/);
+	// position_ids [B,S]; a `cache_position` [S] is another thing and is refused below.
+	const pos = rest.find((v) => /position_ids/.test(v.name!) && ioTensor(v).dims.length === 2);
 	const mask = byName(/mask/);
 	const others = rest.filter((v) => v !== ids && v !== pos && v !== mask);
 	for (const z of others)

@@ -1,25 +1,37 @@
 /**
- * Checks graph surgery against the unmodified graph, in onnxruntime (any backend; the CLI and the
- * unit tests use the wasm one in Node):
+ * Checks graph surgery and the KV-cache wiring in onnxruntime (any backend; the CLI and the unit
+ * tests use the wasm one in Node):
  *
- *  1. logits: the original model vs the segmented one (cut at every boundary), same token sequences,
+ *  1. cache vs no cache: cached step-by-step logits (prompt of length 1, a longer prompt, and that
+ *     prompt fed in two chunks) against ONE uncached forward of the unmodified graph over the whole
+ *     sequence (empty past: no cache to wire), for the original graph and for the segmented one.
+ *     This is the independent check: it fails where the past/present pairing is wrong, which the
+ *     comparisons below cannot see (they feed both sides through the same wiring);
+ *  2. logits: the original model vs the segmented one (cut at every boundary), same token sequences,
  *     several steps with the KV cache carried from step to step;
- *  2. residuals: what the segmented model hands across each cut vs the same tensor read from the
+ *  3. residuals: what the segmented model hands across each cut vs the same tensor read from the
  *     unmodified graph by adding it as a plain graph output (or, where the export left a fused
  *     sum unnamed, the sum of the fused op's operands, added up here);
- *  3. editing: a vector v added between segments at a hook gives the same logits as the unmodified
+ *  4. editing: a vector v added between segments at a hook gives the same logits as the unmodified
  *     graph with an Add node inserted at that tensor, and the next layer reads exactly resid + v.
+ *
+ * Memory: each phase opens its sessions, records what later phases compare against as plain
+ * arrays, and releases them before the next phase, so at most one copy of the weights (the whole
+ * graph, or one chain of segments) lives in the wasm heap at a time (it is capped at 4 GiB).
+ * A failure is thrown as a VerifyError naming the phase.
  */
 import type * as Ort from 'onnxruntime-web';
 import { GraphIndex, decodeModel, encodeModel, type ModelProto } from './graph';
 import { openExportedDecoder, type ExportedDecoder } from './hook-manifest';
 import { cutAtBoundaries, unfuseAtCuts, type CutSegment } from './cut-segments';
-import { emptyPast, stepFeeds, type DecoderIo } from './decoder-io';
+import { describeDecoderIo, emptyPast, stepFeeds, type DecoderIo } from './decoder-io';
 import { boundaryName } from '../hooks';
 import { seededRandom } from '../../sample/prng';
 import { fromHalf, toHalf } from './half';
 
 type OrtModule = typeof Ort;
+type Run = (feeds: Record<string, Ort.Tensor>) => Promise<Record<string, Ort.Tensor>>;
+type Open = (bytes: Uint8Array) => Promise<Ort.InferenceSession>;
 
 export interface VerifyOptions {
 	/** External data files by the path the graph names (e.g. `model.onnx.data`). */
@@ -28,11 +40,29 @@ export interface VerifyOptions {
 	promptLength?: number;
 	steps?: number;
 	seed?: number;
+	/** Called as each phase starts (the CLI reports progress with it). */
+	onPhase?: (step: string) => void;
+}
+
+export interface CacheCheck {
+	/** Max |cached − uncached| over every position of every schedule, the unmodified graph cached. */
+	original: number;
+	/** The same with the segmented graph (cut at every hook) cached, against the unmodified graph's uncached forward. */
+	segmented: number;
+	/** The chunk lengths fed, e.g. "5+1+1+1" (prompt of 5, then one token at a time). */
+	schedules: string[];
+	/**
+	 * Schedules the graph itself refused to run, with onnxruntime's reason: some exports take several
+	 * tokens in one step only from an empty cache (the model builder's mask subgraph), so a chunked
+	 * prefill fails inside the graph. Only a chunked prefill may be refused; any other failure fails.
+	 */
+	refused: { schedule: string; reason: string }[];
 }
 
 export interface VerifyReport {
 	sequences: number;
 	steps: number;
+	cachedVsUncached: CacheCheck;
 	maxAbsLogitDiff: number;
 	/** Max |segmented − original| of the residual at each boundary's canonical hook name. */
 	maxAbsResidualDiff: Record<string, number>;
@@ -40,84 +70,241 @@ export interface VerifyReport {
 	cutAtOne: { hook: string; maxAbsLogitDiff: number };
 }
 
-export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: VerifyOptions = {}): Promise<VerifyReport> {
-	const d = openExportedDecoder(graphBytes);
-	const { trace, io } = d;
-	const options: Ort.InferenceSession.SessionOptions = { executionProviders: ['wasm'], externalData: o.externalData };
-	const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, options);
+/** A verification phase failed: `step` says which, `message` why. */
+export class VerifyError extends Error {
+	constructor(readonly step: string, readonly reason: string) {
+		super(`verify failed at "${step}": ${reason}`);
+	}
+}
+
+const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Runs `fn` with a session opener whose sessions are all released when it ends, errors tagged with `step`. */
+async function phase<T>(ort: OrtModule, options: Ort.InferenceSession.SessionOptions, step: string, o: VerifyOptions, fn: (open: Open) => Promise<T>): Promise<T> {
+	o.onPhase?.(step);
+	const sessions: Ort.InferenceSession[] = [];
+	const open: Open = async (bytes) => {
+		const s = await ort.InferenceSession.create(bytes, options);
+		sessions.push(s);
+		return s;
+	};
+	try {
+		return await fn(open);
+	} catch (e) {
+		throw e instanceof VerifyError ? e : new VerifyError(step, reasonOf(e));
+	} finally {
+		for (const s of sessions) await s.release().catch(() => {});
+	}
+}
+
+function sessionOptions(o: VerifyOptions): Ort.InferenceSession.SessionOptions {
+	return { executionProviders: ['wasm'], externalData: o.externalData };
+}
+
+function randomSequences(o: VerifyOptions, vocab: number, maxSeqLen = Infinity) {
 	const random = seededRandom(o.seed ?? 1);
 	const nSeq = o.sequences ?? 3;
-	const steps = o.steps ?? 3;
-	const promptLength = o.promptLength ?? 5;
-	const sequences = Array.from({ length: nSeq }, () =>
-		Array.from({ length: promptLength + steps }, () => Math.floor(random() * trace.vocabSize))
-	);
+	const steps = Math.max(1, Math.min(o.steps ?? 3, maxSeqLen - (o.promptLength ?? 5)));
+	const promptLength = Math.min(o.promptLength ?? 5, maxSeqLen - steps);
+	const sequences = Array.from({ length: nSeq }, () => Array.from({ length: promptLength + steps }, () => Math.floor(random() * vocab)));
+	return { random, sequences, promptLength, steps };
+}
 
-	// The unmodified graph with every residual (or the operands of its fused sum) as an extra output.
-	const probe = probeModel(decodeModel(graphBytes), d);
-	const original = await session(encodeModel(probe.model));
+/**
+ * The chunk lengths the cache check feeds a sequence of n tokens: a prompt of 1, a prompt of
+ * `promptLength`, and that prompt in two chunks, each then one token at a time.
+ */
+export function cacheSchedules(n: number, promptLength: number): number[][] {
+	const ones = (k: number) => new Array<number>(k).fill(1);
+	const out = [ones(n)];
+	if (promptLength > 1) {
+		out.push([promptLength, ...ones(n - promptLength)]);
+		const first = Math.ceil(promptLength / 2);
+		out.push([first, promptLength - first, ...ones(n - promptLength)]);
+	}
+	return out;
+}
+
+export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: VerifyOptions = {}): Promise<VerifyReport> {
+	let d: ExportedDecoder;
+	try {
+		d = openExportedDecoder(graphBytes);
+	} catch (e) {
+		throw new VerifyError('open the graph', reasonOf(e));
+	}
+	const { trace, io } = d;
+	const options = sessionOptions(o);
+	const { random, sequences, promptLength, steps } = randomSequences(o, trace.vocabSize, io.maxSeqLen);
+	const n = promptLength + steps;
+	const stepwise = [promptLength, ...new Array<number>(steps).fill(1)];
+	const schedules = cacheSchedules(n, promptLength);
 	const everyBoundary = trace.boundaries.map((_, b) => b);
-	const allCuts = cutAtBoundaries(d.graph, trace, everyBoundary);
-	const segmented = await Promise.all(allCuts.map((s) => session(s.bytes)));
+	const refused: CacheCheck['refused'] = [];
 
-	let maxAbsLogitDiff = 0;
-	const residualDiff: Record<string, number> = {};
-	for (const seq of sequences) {
-		const ref = await runSteps(ort, io, seq, promptLength, (f) => original.run(f));
-		const seg = await runSteps(ort, io, seq, promptLength, (f) => runChain(allCuts, segmented, f));
-		for (let s = 0; s < ref.length; s++) {
-			maxAbsLogitDiff = Math.max(maxAbsLogitDiff, maxAbsDiff(floats(ref[s][io.logits]), floats(seg[s][io.logits])));
-			for (const b of everyBoundary) {
-				const name = boundaryName(b, trace.nLayers);
-				const expected = probe.read(b, ref[s]);
-				residualDiff[name] = Math.max(residualDiff[name] ?? 0, maxAbsDiff(expected, floats(seg[s][name])));
-			}
+	// Phase 1: the unmodified graph (with every residual, or the operands of its fused sum, as an
+	// extra output: extra outputs change nothing that is computed). Everything later phases compare
+	// against is recorded here as plain arrays.
+	const ref = await phase(ort, options, 'original graph: cached steps, uncached forward', o, async (open) => {
+		const probe = probeModel(decodeModel(graphBytes), d);
+		const s = await open(encodeModel(probe.model));
+		const run: Run = (f) => s.run(f);
+		const perSeq = [];
+		let cached = 0;
+		for (const [i, seq] of sequences.entries()) {
+			const outs = await runSchedule(ort, io, seq, stepwise, run);
+			const uncached = floats((await runSchedule(ort, io, seq, [n], run))[0][io.logits]);
+			// Every schedule on the first sequence; on the others, the stepwise run already made.
+			cached = Math.max(cached, i === 0 ? await compareSchedules(ort, io, seq, schedules, run, uncached, refused) : maxAbsDiff(concatLogits(io, outs), uncached));
+			perSeq.push({
+				uncached,
+				logits: outs.map((out) => floats(out[io.logits])),
+				residuals: outs.map((out) => everyBoundary.map((b) => probe.read(b, out)))
+			});
 		}
-	}
+		return { perSeq, cached };
+	});
 
-	// One cut in the middle: the chain the app uses most.
+	// Phase 2: cut at every boundary.
+	const residualDiff: Record<string, number> = {};
+	const all = await phase(ort, options, 'segmented graph (cut at every hook)', o, async (open) => {
+		const cuts = cutAtBoundaries(d.graph, trace, everyBoundary);
+		const sessions: Ort.InferenceSession[] = [];
+		for (const c of cuts) sessions.push(await open(c.bytes));
+		const run: Run = (f) => runChain(cuts, sessions, f);
+		let logitDiff = 0;
+		let cached = 0;
+		for (const [i, seq] of sequences.entries()) {
+			const r = ref.perSeq[i];
+			const outs = await runSchedule(ort, io, seq, stepwise, run);
+			for (const [s, out] of outs.entries()) {
+				logitDiff = Math.max(logitDiff, maxAbsDiff(r.logits[s], floats(out[io.logits])));
+				for (const b of everyBoundary) {
+					const name = boundaryName(b, trace.nLayers);
+					residualDiff[name] = Math.max(residualDiff[name] ?? 0, maxAbsDiff(r.residuals[s][b], floats(out[name])));
+				}
+			}
+			cached = Math.max(cached, i === 0 ? await compareSchedules(ort, io, seq, schedules, run, r.uncached, refused) : maxAbsDiff(concatLogits(io, outs), r.uncached));
+		}
+		return { logitDiff, cached };
+	});
+
+	// Phase 3: one cut in the middle: the chain the app uses most.
 	const mid = Math.max(1, Math.floor(trace.nLayers / 2));
-	const oneCut = cutAtBoundaries(d.graph, trace, [mid]);
-	const oneCutSessions = await Promise.all(oneCut.map((s) => session(s.bytes)));
-	let cutAtOneDiff = 0;
-	for (const seq of sequences) {
-		const ref = await runSteps(ort, io, seq, promptLength, (f) => original.run(f));
-		const seg = await runSteps(ort, io, seq, promptLength, (f) => runChain(oneCut, oneCutSessions, f));
-		for (let s = 0; s < ref.length; s++)
-			cutAtOneDiff = Math.max(cutAtOneDiff, maxAbsDiff(floats(ref[s][io.logits]), floats(seg[s][io.logits])));
-	}
+	const cutAtOneDiff = await phase(ort, options, `segmented graph (cut at ${boundaryName(mid, trace.nLayers)})`, o, async (open) => {
+		const cuts = cutAtBoundaries(d.graph, trace, [mid]);
+		const sessions: Ort.InferenceSession[] = [];
+		for (const c of cuts) sessions.push(await open(c.bytes));
+		let diff = 0;
+		for (const [i, seq] of sequences.entries()) {
+			const outs = await runSchedule(ort, io, seq, stepwise, (f) => runChain(cuts, sessions, f));
+			for (const [s, out] of outs.entries()) diff = Math.max(diff, maxAbsDiff(ref.perSeq[i].logits[s], floats(out[io.logits])));
+		}
+		return diff;
+	});
 
-	const steering = await verifySteering(ort, d, graphBytes, session, sequences[0], promptLength, random);
+	const steering = await verifySteering(ort, d, graphBytes, options, o, sequences[0], stepwise, ref.perSeq[0].logits, random);
 	return {
-		sequences: nSeq,
+		sequences: sequences.length,
 		steps: steps + 1,
-		maxAbsLogitDiff,
+		cachedVsUncached: { original: ref.cached, segmented: all.cached, schedules: schedules.map((s) => s.join('+')), refused: uniqueRefusals(refused) },
+		maxAbsLogitDiff: all.logitDiff,
 		maxAbsResidualDiff: residualDiff,
 		steering,
 		cutAtOne: { hook: boundaryName(mid, trace.nLayers), maxAbsLogitDiff: cutAtOneDiff }
 	};
 }
 
-/** Runs a prompt then one token per step, carrying the cache; returns every step's outputs. */
-async function runSteps(
+/**
+ * Only the cache check (1 above), on the unmodified graph: needs no residual trace, so it serves
+ * graphs surgery cannot cut, and checks `describeDecoderIo` alone. Returns the max abs difference
+ * and the schedules fed.
+ */
+export async function verifyCache(
+	ort: OrtModule,
+	graphBytes: Uint8Array,
+	o: VerifyOptions & {
+		vocabSize: number;
+		/** Feed the graph through this wiring instead of describeDecoderIo's (a test shows a miswired cache fails). */
+		io?: DecoderIo;
+	}
+): Promise<{ maxAbsDiff: number; schedules: string[]; refused: CacheCheck['refused']; io: DecoderIo }> {
+	const io = o.io ?? describeDecoderIo(new GraphIndex(decodeModel(graphBytes)));
+	const { sequences, promptLength, steps } = randomSequences(o, o.vocabSize, io.maxSeqLen);
+	const n = promptLength + steps;
+	const schedules = cacheSchedules(n, promptLength);
+	const refused: CacheCheck['refused'] = [];
+	const diff = await phase(ort, sessionOptions(o), 'original graph: cached vs uncached', o, async (open) => {
+		const s = await open(graphBytes);
+		const run: Run = (f) => s.run(f);
+		let m = 0;
+		for (const seq of sequences) {
+			const uncached = floats((await runSchedule(ort, io, seq, [n], run))[0][io.logits]);
+			m = Math.max(m, await compareSchedules(ort, io, seq, schedules, run, uncached, refused));
+		}
+		return m;
+	});
+	return { maxAbsDiff: diff, schedules: schedules.map((s) => s.join('+')), refused: uniqueRefusals(refused), io };
+}
+
+/** Max |cached − uncached| over the schedules; a chunked prefill the graph refuses is recorded in `refused`. */
+async function compareSchedules(
 	ort: OrtModule,
 	io: DecoderIo,
 	seq: number[],
-	promptLength: number,
-	run: (feeds: Record<string, Ort.Tensor>) => Promise<Record<string, Ort.Tensor>>
-): Promise<Record<string, Ort.Tensor>[]> {
+	schedules: number[][],
+	run: Run,
+	uncached: Float32Array,
+	refused: CacheCheck['refused']
+): Promise<number> {
+	let m = 0;
+	for (const sched of schedules) {
+		let cached: Float32Array;
+		try {
+			cached = await cachedLogits(ort, io, seq, sched, run);
+		} catch (e) {
+			// Several tokens on top of a cache: the one thing an export may legitimately not support.
+			if (!(sched[0] > 1 && sched[1] > 1)) throw e;
+			refused.push({ schedule: sched.join('+'), reason: reasonOf(e) });
+			continue;
+		}
+		m = Math.max(m, maxAbsDiff(cached, uncached));
+	}
+	return m;
+}
+
+function uniqueRefusals(r: CacheCheck['refused']): CacheCheck['refused'] {
+	return [...new Map(r.map((x) => [x.schedule + x.reason, x])).values()];
+}
+
+/** Feeds `seq` in chunks of the given lengths, carrying the cache; returns every step's outputs. */
+async function runSchedule(ort: OrtModule, io: DecoderIo, seq: number[], chunks: number[], run: Run): Promise<Record<string, Ort.Tensor>[]> {
 	const past = new Map(io.kv.map((p) => [p.past, emptyPast(ort, p)]));
 	const outs: Record<string, Ort.Tensor>[] = [];
 	let position = 0;
-	for (let end = promptLength; end <= seq.length; end++) {
-		const tokens = seq.slice(position, end);
-		const feeds = { ...stepFeeds(ort, io, tokens, position), ...Object.fromEntries(past) };
-		const out = await run(feeds);
-		for (const p of io.kv) past.set(p.past, out[p.present]);
+	for (const len of chunks) {
+		const tokens = seq.slice(position, position + len);
+		const out = await run({ ...stepFeeds(ort, io, tokens, position), ...Object.fromEntries(past) });
+		for (const p of io.kv) {
+			if (!out[p.present]) throw new Error(`the step returned no "${p.present}" to feed back as "${p.past}"`);
+			past.set(p.past, out[p.present]);
+		}
 		outs.push(out);
-		position = end;
+		position += len;
 	}
 	return outs;
+}
+
+/** Every position's logits of a cached run, in order: [n × vocab]. */
+async function cachedLogits(ort: OrtModule, io: DecoderIo, seq: number[], chunks: number[], run: Run): Promise<Float32Array> {
+	return concatLogits(io, await runSchedule(ort, io, seq, chunks, run));
+}
+
+function concatLogits(io: DecoderIo, outs: Record<string, Ort.Tensor>[]): Float32Array {
+	const rows = outs.map((out) => floats(out[io.logits]));
+	const all = new Float32Array(rows.reduce((a, r) => a + r.length, 0));
+	let at = 0;
+	for (const r of rows) all.set(r, at), (at += r.length);
+	return all;
 }
 
 /** Runs segments in order; each reads what it needs from the step's inputs and earlier outputs. */
@@ -181,9 +368,11 @@ async function verifySteering(
 	ort: OrtModule,
 	d: ExportedDecoder,
 	graphBytes: Uint8Array,
-	session: (bytes: Uint8Array) => Promise<Ort.InferenceSession>,
+	options: Ort.InferenceSession.SessionOptions,
+	o: VerifyOptions,
 	seq: number[],
-	promptLength: number,
+	stepwise: number[],
+	unsteered: Float32Array[],
 	random: () => number
 ): Promise<VerifyReport['steering']> {
 	const { trace, io } = d;
@@ -193,56 +382,66 @@ async function verifySteering(
 	const tensor = trace.boundaries[b].tensor;
 	const v = Float32Array.from({ length: trace.dModel }, () => (random() - 0.5) * 4);
 	const fp16 = trace.dtype === 'float16';
+	const hook = boundaryName(b, trace.nLayers);
+	const steeredName = `${tensor}+v`;
 
 	// Independent of the cut: insert `tensor + v` into the unmodified graph and rewire every reader
 	// (where a fused norm also hands its normalised sum to the next branch, that is recomputed from
 	// the edited sum first; the unsteered comparison above shows the recomputation is exact).
-	const model = unfuseAtCuts(new GraphIndex(decodeModel(graphBytes)), [tensor]).model;
-	model.graph = { ...model.graph!, node: [...model.graph!.node!], output: [...model.graph!.output!], initializer: [...model.graph!.initializer!] };
-	const steeredName = `${tensor}+v`;
-	for (const n of model.graph!.node!) n.input = n.input!.map((t) => (t === tensor ? steeredName : t));
-	const vName = 'loupe/verify/v';
-	model.graph!.initializer!.push(
-		fp16
-			? { name: vName, dataType: 10, dims: [trace.dModel], rawData: new Uint8Array(Uint16Array.from(v, toHalf).buffer) }
-			: { name: vName, dataType: 1, dims: [trace.dModel], rawData: new Uint8Array(v.buffer.slice(0)) }
-	);
-	model.graph!.node!.push({ name: 'loupe/verify/add', opType: 'Add', input: [tensor, vName], output: [steeredName] });
-	model.graph!.output!.push({ name: steeredName, type: { tensorType: { elemType: fp16 ? 10 : 1 } } });
-	model.graph!.output!.push({ name: tensor, type: { tensorType: { elemType: fp16 ? 10 : 1 } } });
-	const edited = await session(encodeModel(model));
+	const edited = await phase(ort, options, `steering: the graph with an Add inserted at ${hook}`, o, async (open) => {
+		const model = unfuseAtCuts(new GraphIndex(decodeModel(graphBytes)), [tensor]).model;
+		model.graph = { ...model.graph!, node: [...model.graph!.node!], output: [...model.graph!.output!], initializer: [...model.graph!.initializer!] };
+		for (const n of model.graph!.node!) n.input = n.input!.map((t) => (t === tensor ? steeredName : t));
+		const vName = 'loupe/verify/v';
+		model.graph!.initializer!.push(
+			fp16
+				? { name: vName, dataType: 10, dims: [trace.dModel], rawData: new Uint8Array(Uint16Array.from(v, toHalf).buffer) }
+				: { name: vName, dataType: 1, dims: [trace.dModel], rawData: new Uint8Array(v.buffer.slice(0)) }
+		);
+		model.graph!.node!.push({ name: 'loupe/verify/add', opType: 'Add', input: [tensor, vName], output: [steeredName] });
+		model.graph!.output!.push({ name: steeredName, type: { tensorType: { elemType: fp16 ? 10 : 1 } } });
+		model.graph!.output!.push({ name: tensor, type: { tensorType: { elemType: fp16 ? 10 : 1 } } });
+		const s = await open(encodeModel(model));
+		const outs = await runSchedule(ort, io, seq, stepwise, (f) => s.run(f));
+		return outs.map((out) => ({ logits: floats(out[io.logits]), before: floats(out[tensor]), after: floats(out[steeredName]) }));
+	});
 
-	const cut = cutAtBoundaries(d.graph, trace, [b]);
-	const sessions = await Promise.all(cut.map((s) => session(s.bytes)));
-	const hook = boundaryName(b, trace.nLayers);
-	const addV = (name: string, pool: Record<string, Ort.Tensor>) => {
-		const t = pool[name];
-		const x = floats(t);
-		for (let i = 0; i < x.length; i++) x[i] += v[i % v.length];
-		pool[name] = fp16
-			? new ort.Tensor('float16', Uint16Array.from(x, toHalf), t.dims)
-			: new ort.Tensor('float32', x, t.dims);
-	};
-	const plain = await session(graphBytes);
-	let maxLogit = 0;
-	let maxInput = 0;
-	let change = 0;
-	const ref = await runSteps(ort, io, seq, promptLength, (f) => edited.run(f));
-	const seg = await runSteps(ort, io, seq, promptLength, (f) => runChain(cut, sessions, f, addV));
-	const unsteered = await runSteps(ort, io, seq, promptLength, (f) => plain.run(f));
-	for (let s = 0; s < ref.length; s++) {
-		maxLogit = Math.max(maxLogit, maxAbsDiff(floats(ref[s][io.logits]), floats(seg[s][io.logits])));
-		change = Math.max(change, maxAbsDiff(floats(ref[s][io.logits]), floats(unsteered[s][io.logits])));
-		const before = floats(ref[s][tensor]);
-		const after = floats(ref[s][steeredName]);
-		for (let i = 0; i < after.length; i++) maxInput = Math.max(maxInput, Math.abs(after[i] - before[i] - v[i % v.length]));
-	}
-	return { hook, maxAbsLogitDiff: maxLogit, maxAbsInputDiff: maxInput, logitChange: change };
+	return phase(ort, options, `steering: v added between segments at ${hook}`, o, async (open) => {
+		const cut = cutAtBoundaries(d.graph, trace, [b]);
+		const sessions: Ort.InferenceSession[] = [];
+		for (const c of cut) sessions.push(await open(c.bytes));
+		const addV = (name: string, pool: Record<string, Ort.Tensor>) => {
+			const t = pool[name];
+			const x = floats(t);
+			for (let i = 0; i < x.length; i++) x[i] += v[i % v.length];
+			pool[name] = fp16 ? new ort.Tensor('float16', Uint16Array.from(x, toHalf), t.dims) : new ort.Tensor('float32', x, t.dims);
+		};
+		const seg = await runSchedule(ort, io, seq, stepwise, (f) => runChain(cut, sessions, f, addV));
+		let maxLogit = 0;
+		let maxInput = 0;
+		let change = 0;
+		for (const [s, r] of edited.entries()) {
+			maxLogit = Math.max(maxLogit, maxAbsDiff(r.logits, floats(seg[s][io.logits])));
+			change = Math.max(change, maxAbsDiff(r.logits, unsteered[s]));
+			for (let i = 0; i < r.after.length; i++) maxInput = Math.max(maxInput, Math.abs(r.after[i] - r.before[i] - v[i % v.length]));
+		}
+		return { hook, maxAbsLogitDiff: maxLogit, maxAbsInputDiff: maxInput, logitChange: change };
+	});
 }
+
+let halfTable: Float32Array | undefined;
 
 export function floats(t: Ort.Tensor): Float32Array {
 	if (t.type === 'float32') return Float32Array.from(t.data as Float32Array);
-	if (t.type === 'float16') return Float32Array.from(t.data as Uint16Array, fromHalf);
+	if (t.type === 'float16') {
+		// A table of all 65536 halves: fp16 logits are vocab × positions wide, and decoding each one
+		// through fromHalf made reading them most of a check's time.
+		halfTable ??= Float32Array.from({ length: 65536 }, (_, h) => fromHalf(h));
+		const h = t.data as Uint16Array;
+		const out = new Float32Array(h.length);
+		for (let i = 0; i < h.length; i++) out[i] = halfTable[h[i]];
+		return out;
+	}
 	throw new Error(`expected a float tensor, got ${t.type}`);
 }
 
