@@ -48,3 +48,15 @@ export function toErrorInfo(e: unknown): ErrorInfo {
 		action: 'Reload the page; if it happens again, pick another model or report the message above.'
 	};
 }
+
+/** What every engine call returns across the worker boundary: the value, or the error for people. */
+export type Result<T> = { ok: true; value: T } | { ok: false; error: ErrorInfo };
+
+/** Runs `f`, turning a throw into `{ ok: false, error }` (so the UI never sees an Error instance). */
+export async function attempt<T>(f: () => Promise<T>): Promise<Result<T>> {
+	try {
+		return { ok: true, value: await f() };
+	} catch (e) {
+		return { ok: false, error: toErrorInfo(e) };
+	}
+}

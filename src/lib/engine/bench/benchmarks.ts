@@ -1,0 +1,45 @@
+/**
+ * The benchmarks the engine runs on this device (the /bench page and `npm run bench`): the SAE
+ * kernels against onnxruntime-web, training against TensorFlow.js, and the cost of hook points on
+ * the loaded model. Each bench file measures; this one picks the shapes and checks for WebGPU.
+ */
+import * as ort from 'onnxruntime-web/webgpu';
+import { LoupeError } from '../errors';
+import type { ModelSession } from '../model/session';
+import { benchSaeEncode, type BenchLine } from './sae-encode';
+import { benchSaeTraining } from './sae-train';
+import { benchSegmentation } from './segmentation';
+
+export class Benchmarks {
+	constructor(private session: ModelSession) {}
+
+	/** `what`: the sentence's start, e.g. 'The kernel benchmarks need'. */
+	private async requireWebGpu(what: string) {
+		if ((await this.session.init()).backend !== 'webgpu') throw new LoupeError('no-webgpu', `${what} WebGPU, which this browser does not offer.`, 'Open this page in a browser with WebGPU.');
+	}
+
+	/** SAE encoding with top-k: Loupe's WGSL kernels against the same graph in onnxruntime-web. */
+	async kernels(small: boolean): Promise<BenchLine[]> {
+		await this.requireWebGpu('The kernel benchmarks need');
+		const shapes = small
+			? [{ tokens: 1, dIn: 64, dSae: 512 }, { tokens: 128, dIn: 64, dSae: 512 }]
+			: [{ tokens: 1, dIn: 768, dSae: 24576 }, { tokens: 128, dIn: 768, dSae: 24576 }];
+		return benchSaeEncode(ort, shapes, small ? 9 : 5);
+	}
+
+	/** Training tokens/s: the WGSL trainer against the same SAE in TensorFlow.js (WebGPU), same adapter. */
+	async training(small: boolean): Promise<BenchLine[]> {
+		await this.requireWebGpu('The training benchmark needs');
+		const shapes = small ? [{ d: 64, n: 512, batch: 256, k: 16 }] : [{ d: 64, n: 512, batch: 256, k: 16 }, { d: 128, n: 2048, batch: 256, k: 32 }];
+		return benchSaeTraining(shapes, small ? 20 : 30, small ? 3 : 5);
+	}
+
+	/** Tokens/s of the loaded model cut at 1 and 3 hooks over uncut. */
+	async segmentation(): Promise<BenchLine[]> {
+		const m = this.session.requireModel();
+		return this.session.locked(async () => {
+			const { nLayers, dModel } = m.source.shape;
+			return benchSegmentation(ort, m.source.segment, nLayers, m.runner.backend, `${m.info.name} (${nLayers} layers, d_model ${dModel})`);
+		});
+	}
+}

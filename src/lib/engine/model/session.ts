@@ -1,0 +1,306 @@
+/**
+ * The model session: what this browser can run, the loaded model (its source, runner, tokenizer,
+ * sampling kernel and the SAE attached to it), the cuts it runs with, ORT's GPU device and its loss,
+ * and the lock. Model operations share one KV cache and one set of sessions, so every capability
+ * (generating, SAEs, steering, training, benchmarks) runs its model work through `locked`.
+ */
+import * as ort from 'onnxruntime-web/webgpu';
+import { LoupeError, type ErrorInfo } from '../errors';
+import { SegmentRunner, type Backend } from './runner';
+import { generate, type GenerateResult, type TokenEvent } from './generate';
+import { allHookNames, boundaryName, hookBoundary } from './hooks';
+import { findModel } from './catalogue';
+import type { DecoderShape, SegmentedModel } from './segments';
+import type { HookManifest } from './onnx/hook-manifest';
+import type { Precision } from './hf/exported-model';
+import { LogitsProcessor } from '../gpu/logits-process';
+import type { SamplingSettings } from '../sample/sampler';
+import { openExportFromHub, openFiles, openLlama2cFromHub, type ModelSource, type OpenedModel } from './open';
+import type { DownloadProgress, FetchedFile } from '../store/model-cache';
+import type { AttachedSae } from '../sae/explorer';
+
+export interface EngineStatus {
+	backend: Backend;
+	adapter: string; // e.g. "SwiftShader (google)" or "no WebGPU"
+	/** Why the engine runs on wasm instead of WebGPU, in words for people. */
+	fallbackReason?: string;
+	crossOriginIsolated: boolean;
+	threads: number;
+	/** The adapter can run fp16 shaders (fp16 and q4f16 model variants need it). */
+	shaderF16: boolean;
+}
+
+export interface ModelInfo {
+	id: string;
+	name: string;
+	source: 'hub' | 'files';
+	backend: Backend;
+	/** 'llama2c': a checkpoint Loupe turns into ONNX; 'onnx': an exported graph with hooks put in by surgery. */
+	format: 'llama2c' | 'onnx';
+	architecture: string;
+	/** The residual stream's element type: SAEs and steering need 'float32'. */
+	dtype: string;
+	shape: DecoderShape;
+	parameters: number;
+	/** For exported models: the variant downloaded and why. */
+	precision?: Precision;
+	/** For exported models: where each hook point is in the graph, and the segments of the current cut. */
+	manifest?: HookManifest;
+	/** The tokenizer has a chat template (instruction-tuned models): chat mode is offered. */
+	chatTemplate: boolean;
+	hooks: string[];
+	cutAt: string[];
+	loadMs: number;
+	fromCache: boolean;
+	warnings: ErrorInfo[];
+}
+
+export interface LoadFromHub {
+	model: string; // catalogue id
+	hub: string;
+	/** Hook points to cut the graph at, e.g. ['blocks.2.hook_resid_post']. */
+	hooks?: string[];
+}
+
+export type EngineEvent = { type: 'device-lost'; error: ErrorInfo };
+
+/** The loaded model and what hangs off it. */
+export interface Loaded {
+	info: ModelInfo;
+	source: ModelSource;
+	runner: SegmentRunner;
+	tokenizer: ModelSource['tokenizer'];
+	processor: LogitsProcessor | null;
+	sae: AttachedSae | null;
+	/** The ids of the text the explorer analysed last (feature cards show activations over it). */
+	lastPrompt: number[];
+}
+
+export class ModelSession {
+	private status: EngineStatus | null = null;
+	private loaded: Loaded | null = null;
+	private device: GPUDevice | null = null;
+	private lost: ErrorInfo | null = null;
+	private lockTail: Promise<void> = Promise.resolve();
+	private onEvent: (e: EngineEvent) => void = () => {};
+	private stopRequested = false;
+	private chat = false;
+
+	/** Runs `f` when the model operations before it are done, and before the ones after it. */
+	async locked<T>(f: () => Promise<T>): Promise<T> {
+		let release!: () => void;
+		const done = new Promise<void>((r) => (release = r));
+		const before = this.lockTail;
+		this.lockTail = before.then(() => done);
+		await before;
+		try {
+			return await f();
+		} finally {
+			release();
+		}
+	}
+
+	/** Finds out what this browser can run. Call once; `onEvent` hears about device loss. */
+	async init(onEvent?: (e: EngineEvent) => void): Promise<EngineStatus> {
+		if (onEvent) this.onEvent = onEvent;
+		if (this.status) return this.status;
+		const threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+		ort.env.wasm.numThreads = threads;
+		ort.env.logLevel = 'error';
+		let backend: Backend = 'wasm';
+		let adapter = 'no WebGPU';
+		let fallbackReason: string | undefined;
+		let shaderF16 = false;
+		if (!('gpu' in navigator) || !navigator.gpu) {
+			fallbackReason = 'This browser has no WebGPU (navigator.gpu is missing), so the model runs on the CPU (WebAssembly), more slowly. Chrome, Edge and recent Safari and Firefox have WebGPU.';
+		} else {
+			const a = await navigator.gpu.requestAdapter().catch(() => null);
+			if (!a) fallbackReason = 'WebGPU is present but no GPU adapter is available (it may be disabled or blocklisted), so the model runs on the CPU (WebAssembly), more slowly.';
+			else {
+				backend = 'webgpu';
+				shaderF16 = a.features.has('shader-f16');
+				const i = a.info;
+				adapter = [i.description || i.architecture || i.device, i.vendor && `(${i.vendor})`].filter(Boolean).join(' ') || 'WebGPU adapter';
+			}
+		}
+		this.status = { backend, adapter, fallbackReason, crossOriginIsolated: self.crossOriginIsolated, threads, shaderF16 };
+		return this.status;
+	}
+
+	/** Loads a catalogue model from a hub (or its mirror), from the cache when it is there. */
+	async loadFromHub(req: LoadFromHub, onProgress: (p: DownloadProgress) => void): Promise<ModelInfo> {
+		const entry = findModel(req.model);
+		if (!entry) throw new LoupeError('not-found', `There is no model "${req.model}" in Loupe's catalogue.`, 'Pick a model from the list, or open your own files.');
+		const t0 = performance.now();
+		const opened = entry.format === 'onnx' ? await openExportFromHub(entry, req.hub, (await this.init()).shaderF16, onProgress) : await openLlama2cFromHub(entry, req.hub, onProgress);
+		return this.open(opened, entry.id, entry.name, 'hub', req.hooks ?? [], t0);
+	}
+
+	/** Loads a model the user picked from disk: llama2.c files, or an .onnx with its tokenizer files. */
+	async loadFromFiles(picked: File[], hooks: string[] = []): Promise<ModelInfo> {
+		const t0 = performance.now();
+		const opened = await openFiles(picked);
+		return this.open(opened, opened.id, opened.id.slice(5), 'files', hooks, t0);
+	}
+
+	private open(opened: OpenedModel, id: string, name: string, from: ModelInfo['source'], hooks: string[], t0: number): Promise<ModelInfo> {
+		return this.locked(async () => {
+			try {
+				return await this.start(opened.build(), id, name, from, hooks, t0, opened.files);
+			} catch (e) {
+				await opened.onFail?.(e);
+				throw e;
+			}
+		});
+	}
+
+	private async start(source: ModelSource, id: string, name: string, from: ModelInfo['source'], hooks: string[], t0: number, files: FetchedFile[]): Promise<ModelInfo> {
+		this.assertDevice();
+		const status = await this.init();
+		const model = source.segment(hooks.map((h) => hookBoundary(h, source.shape.nLayers)));
+		// The old model is released only after the new one exists: ORT destroys its GPU device
+		// when its last WebGPU session goes.
+		const previous = this.loaded; // still usable if this load fails
+		let backend = status.backend;
+		const warnings: ErrorInfo[] = [];
+		if (backend === 'webgpu' && source.dtype === 'float16' && !status.shaderF16) {
+			backend = 'wasm';
+			warnings.push({ code: 'no-webgpu', message: 'This model is fp16 and this GPU cannot run fp16 shaders (no shader-f16), so it runs on the CPU (WebAssembly), more slowly.', action: 'Pick an fp32 export of the model to run it on the GPU.' });
+		}
+		let runner: SegmentRunner;
+		try {
+			runner = await SegmentRunner.create(ort, model, backend);
+		} catch (e) {
+			if (backend !== 'webgpu') throw e;
+			// The GPU path failed (driver, limits): run on the CPU rather than not at all, and say so.
+			status.fallbackReason = `WebGPU could not run this model (${e instanceof Error ? e.message : e}); running on the CPU (WebAssembly) instead.`;
+			status.backend = backend = 'wasm';
+			runner = await SegmentRunner.create(ort, model, backend);
+		}
+		let processor: LogitsProcessor | null = null;
+		if (backend === 'webgpu' && runner.logitsOnGpu) processor = await LogitsProcessor.create(await this.gpuDevice(), source.shape.vocabSize);
+		const info: ModelInfo = {
+			id, name, source: from, backend,
+			format: source.format,
+			architecture: source.architecture,
+			dtype: source.dtype,
+			shape: source.shape,
+			parameters: source.parameters,
+			precision: source.precision,
+			manifest: source.manifest?.(model),
+			chatTemplate: !!source.tokenizer.hasChatTemplate,
+			hooks: allHookNames(source.shape.nLayers),
+			cutAt: cutNames(model),
+			loadMs: performance.now() - t0,
+			fromCache: files.length > 0 && files.every((f) => f.fromCache),
+			warnings: [...warnings, ...files.map((f) => f.cacheWarning).filter((w): w is NonNullable<typeof w> => !!w)]
+		};
+		if (!source.unembedding)
+			info.warnings.push({ code: 'model-failed', message: 'Loupe could not find the unembedding matrix in this graph, so feature cards show no logit effects.', action: 'Everything else works.' });
+		this.loaded = { info, source, runner, tokenizer: source.tokenizer, processor, sae: null, lastPrompt: [] };
+		previous?.processor?.destroy();
+		previous?.sae?.session.destroy();
+		// Releasing the last WebGPU session makes ORT destroy its device: expected, not a lost GPU.
+		if (backend !== 'webgpu') this.device = null;
+		await previous?.runner.dispose();
+		return info;
+	}
+
+	/** ORT's own GPUDevice (kernels must run on it to share buffers with the model). */
+	async gpuDevice(): Promise<GPUDevice> {
+		const device = (await ort.env.webgpu.device) as GPUDevice;
+		if (device === this.device) return device;
+		this.device = device;
+		device.lost.then((info) => {
+			if (device !== this.device) return; // an earlier device ORT has retired
+			this.lost = {
+				code: 'gpu-lost',
+				message: `The GPU device was lost (${info.reason === 'destroyed' ? 'it was destroyed' : info.message || 'the driver reset or the GPU was removed'}). The model on it is gone.`,
+				action: 'Press "Restart engine" (or reload the page): the model loads again from the cache.'
+			};
+			this.loaded = null;
+			this.onEvent({ type: 'device-lost', error: this.lost });
+		});
+		return device;
+	}
+
+	assertDevice() {
+		if (this.lost) throw new LoupeError(this.lost.code, this.lost.message, this.lost.action);
+	}
+
+	/** The loaded model, or null (for calls that answer "nothing" without a model). */
+	get current(): Loaded | null {
+		return this.loaded;
+	}
+
+	requireModel(): Loaded {
+		this.assertDevice();
+		if (!this.loaded) throw new LoupeError('model-failed', 'No model is loaded.', 'Pick a model and wait for it to load.');
+		return this.loaded;
+	}
+
+	/** The hook name of a boundary of the loaded model. */
+	hookName(m: Loaded, boundary: number): string {
+		return boundaryName(boundary, m.source.shape.nLayers);
+	}
+
+	/** Cuts the model at these boundaries too, when it is not cut there yet (keeps the SAE's cut). */
+	async ensureCuts(m: Loaded, boundaries: number[]) {
+		const missing = boundaries.filter((b) => !m.runner.model.cuts.includes(b));
+		if (!missing.length) return;
+		const runner = await SegmentRunner.create(ort, m.source.segment([...m.runner.model.cuts, ...missing]), m.runner.backend);
+		await m.runner.dispose();
+		m.runner = runner;
+		m.info.cutAt = cutNames(runner.model);
+		m.info.manifest = m.source.manifest?.(runner.model);
+	}
+
+	/** Chat mode: prompts go through the model's chat template (instruction-tuned models). */
+	setChat(on: boolean) {
+		this.chat = on;
+	}
+
+	/** The text the model reads for a prompt: as typed, or as the user's turn of a chat. */
+	promptText(m: Loaded, prompt: string): string {
+		return this.chat && m.tokenizer.applyChatTemplate ? m.tokenizer.applyChatTemplate(prompt) : prompt;
+	}
+
+	/** Asks the running generation or corpus run to stop (it ends with an 'aborted' error or early). */
+	stop() {
+		this.stopRequested = true;
+	}
+
+	/** A new model operation starts: an earlier Stop does not apply to it. */
+	clearStop() {
+		this.stopRequested = false;
+	}
+
+	get stopped(): boolean {
+		return this.stopRequested;
+	}
+
+	async generate(prompt: string, settings: SamplingSettings, onToken: (e: TokenEvent) => void): Promise<GenerateResult> {
+		this.assertDevice();
+		const m = this.loaded;
+		if (!m) throw new LoupeError('model-failed', 'No model is loaded.', 'Pick a model and wait for it to load.');
+		return this.locked(async () => {
+			this.stopRequested = false;
+			try {
+				return await generate(m.runner, m.tokenizer, m.processor, this.promptText(m, prompt), settings, onToken, () => this.stopRequested);
+			} catch (e) {
+				this.assertDevice(); // a lost device explains most failures mid-run: say that instead
+				throw e;
+			}
+		});
+	}
+
+	/** Token ids and their pieces, for showing how a prompt is split. */
+	tokenize(text: string): { id: number; piece: string }[] {
+		const t = this.loaded?.tokenizer;
+		return t ? t.encode(text).map((id) => ({ id, piece: t.pieceText(id) })) : [];
+	}
+}
+
+function cutNames(model: SegmentedModel): string[] {
+	return model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
+}
