@@ -7,9 +7,14 @@ export type SaeArchitecture = 'relu' | 'jumprelu' | 'topk';
 /**
  * How the residual is normalised before encoding (and restored after decoding):
  * - none
- * - layer_norm: per token, subtract the mean and divide by the standard deviation (SAELens "layer_norm")
+ * - layer_norm: per token, x' = (x − mean) / (std + 1e-5) with the unbiased std (n − 1), undone as
+ *   x̂·std + mean (SAELens run_time_activation_ln_in / _ln_out, sae_lens/saes/sae.py)
  * - constant_norm_rescale: per token, scale to norm sqrt(d_in) (SAELens "constant_norm_rescale")
- * - expected_average_only_in: multiply by a constant `normScale` fitted on data (SAELens)
+ * - expected_average_only_in: multiply by a constant `normScale` fitted on data (SAELens). SAELens's
+ *   SAE applies nothing at inference for it (its run_time_activation_norm_fn_in is the identity,
+ *   sae_lens/saes/sae.py _setup_activation_normalization); SAE.from_pretrained folds a release's
+ *   `norm_scaling_factor` into the weights instead, and so does Loupe (sae/saelens-registry.ts), so
+ *   `normScale` is unset for SAELens files and the input goes in as it is.
  */
 export type SaeNormalization = 'none' | 'layer_norm' | 'constant_norm_rescale' | 'expected_average_only_in';
 
@@ -17,7 +22,7 @@ export interface SaeConfig {
 	architecture: SaeArchitecture;
 	dIn: number;
 	dSae: number;
-	hookName: string; // blocks.L.hook_resid_pre / hook_resid_post
+	hookName: string; // TransformerLens name: blocks.L.hook_resid_pre/post, hook_attn_out, hook_mlp_in, hook_mlp_out
 	k?: number; // TopK: active features per token
 	applyBDecToInput: boolean; // encode (x - b_dec) rather than x
 	normalizeActivations: SaeNormalization;
@@ -29,6 +34,13 @@ export interface SaeConfig {
 	 */
 	centerInput: boolean;
 	modelName?: string;
+	/** Neuronpedia's id of this SAE ("gpt2-small/8-res-jb"), from the cfg's metadata or the release registry. */
+	neuronpediaId?: string;
+	/** SAELens metadata kept for the card and for writing the SAE back out. */
+	contextSize?: number;
+	prependBos?: boolean;
+	/** What Loupe did on loading so the file runs as SAELens runs it (folded decoder norms, …), in words. */
+	conversions?: string[];
 	/** Where it came from, for the SAE's card: "SAELens", "Gemma Scope (npz)", … */
 	format: string;
 	dtype: string; // of the file; weights are always widened to float32 here
@@ -49,7 +61,9 @@ export function describePreprocessing(c: SaeConfig): string[] {
 	if (c.centerInput) out.push('mean-centres each token over d_model (trained with centred writing weights)');
 	if (c.normalizeActivations === 'layer_norm') out.push('layer-normalises each token (undone after decoding)');
 	if (c.normalizeActivations === 'constant_norm_rescale') out.push(`rescales each token to norm √${c.dIn} (undone after decoding)`);
-	if (c.normalizeActivations === 'expected_average_only_in') out.push(`scales the input by ${c.normScale ?? 1}`);
+	if (c.normalizeActivations === 'expected_average_only_in')
+		out.push(c.normScale === undefined ? 'expected_average_only_in without a scaling factor: as in SAELens, the input goes in unscaled' : `scales the input by ${c.normScale}`);
 	if (c.applyBDecToInput) out.push('subtracts b_dec before encoding');
-	return out.length ? out : ['none: encodes the residual as it is'];
+	const conversions = c.conversions ?? [];
+	return out.length ? [...out, ...conversions] : ['none: encodes the residual as it is', ...conversions];
 }

@@ -67,3 +67,33 @@ export function accumulateReference(s: FeatureStats, acts: Float32Array, tokens:
 		s.topRef[2 * (base + j) + 1] = bestT;
 	}
 }
+
+/** Feature f's activation histogram as Neuronpedia draws it: bar centres (geometric, per bin) and counts. */
+export function featureHistogram(s: FeatureStats, f: number): { values: number[]; heights: number[] } {
+	const values: number[] = [];
+	const heights: number[] = [];
+	for (let b = 0; b < HIST_BINS; b++) {
+		const [lo, hi] = histBinRange(b);
+		values.push(Math.sqrt(lo * hi));
+		heights.push(s.hist[f * HIST_BINS + b]);
+	}
+	return { values, heights };
+}
+
+/**
+ * Each feature's density (fraction of tokens it fires on): from a corpus run when there is one, else
+ * from the SAE's sparsity.safetensors (log10 rates from its training), else none. The density filter
+ * and the feature card read this, so they work before any corpus run.
+ */
+export function featureDensities(from: { stats?: FeatureStats | null; logSparsity?: Float32Array | null }): { density: Float32Array; source: 'corpus' | 'sparsity.safetensors' } | null {
+	if (from.stats) return { density: Float32Array.from(from.stats.fires, (n) => (from.stats!.tokens ? n / from.stats!.tokens : 0)), source: 'corpus' };
+	if (from.logSparsity) return { density: Float32Array.from(from.logSparsity, (l) => (l <= -10 + 1e-6 ? 0 : Math.max(0, 10 ** l - 1e-10))), source: 'sparsity.safetensors' };
+	return null;
+}
+
+/** Features whose density lies in [lo, hi] (fractions of tokens), in index order. */
+export function featuresInDensityRange(density: Float32Array, lo: number, hi: number): number[] {
+	const out: number[] = [];
+	for (let f = 0; f < density.length; f++) if (density[f] >= lo && density[f] <= hi) out.push(f);
+	return out;
+}

@@ -27,7 +27,13 @@ export abstract class Sae {
 	/** The activation function on one token's pre-activations, in place. */
 	protected abstract activate(pre: Float32Array): void;
 
-	/** Per token: centring and normalisation. Returns the scale to undo it with ({mean, scale} per token). */
+	/**
+	 * Per token: centring and normalisation. Returns what undoes it after decoding: x = x̂ / scale + mean.
+	 * For layer_norm that is SAELens's pair (sae_lens/saes/sae.py _setup_activation_normalization):
+	 *   in:  x' = (x − μ) / (σ + 1e-5), σ = x.std() (unbiased, n − 1)     out: x̂·σ + μ (no eps)
+	 * so `scale` is 1/σ while the input was multiplied by 1/(σ + 1e-5). (shaders/sae_preprocess.wgsl
+	 * must match: it is the GPU path of this.)
+	 */
 	preprocess(x: Float32Array, tokens: number): { x: Float32Array; mean: Float32Array; scale: Float32Array } {
 		const { dIn, centerInput, normalizeActivations: norm, normScale } = this.cfg;
 		const out = x.slice();
@@ -43,17 +49,20 @@ export abstract class Sae {
 				mean[t] = m; // added back after decoding, so a spliced reconstruction keeps the residual's mean
 			}
 			let s = 1;
+			let undo = 0; // 0: undo with s itself
 			if (norm === 'layer_norm') {
 				let v = 0;
 				for (let i = 0; i < dIn; i++) v += row[i] * row[i];
-				s = 1 / Math.sqrt(v / dIn + 1e-5);
+				const std = Math.sqrt(v / Math.max(1, dIn - 1));
+				s = 1 / (std + 1e-5);
+				undo = 1 / std;
 			} else if (norm === 'constant_norm_rescale') {
 				let n = 0;
 				for (let i = 0; i < dIn; i++) n += row[i] * row[i];
 				s = Math.sqrt(dIn) / Math.sqrt(n);
 			} else if (norm === 'expected_average_only_in') s = normScale ?? 1;
 			if (s !== 1) for (let i = 0; i < dIn; i++) row[i] *= s;
-			scale[t] = s;
+			scale[t] = undo || s;
 		}
 		return { x: out, mean, scale };
 	}

@@ -10,6 +10,7 @@ import { initParams, type SaeParams, type TrainShape } from './reference';
 import { seededRandom } from '../sample/prng';
 import type { SaeConfig, SaeWeights } from '../sae/config';
 import { writeSaeLens } from '../sae/formats/saelens';
+import { logSparsityOf, writeSparsity } from '../sae/formats/sparsity';
 
 export interface TrainConfig {
 	name: string;
@@ -228,6 +229,9 @@ export function trainedSae(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeW
 		normalizeActivations: 'none',
 		centerInput: false,
 		modelName: cp.cfg.model,
+		// Contexts are BOS + storyTokens tokens (pasted text: as the corpus cut it), BOS left out of training.
+		contextSize: cp.cfg.text ? undefined : cp.cfg.storyTokens + 1,
+		prependBos: true,
 		format: 'SAELens (trained in Loupe)',
 		dtype: 'float32',
 		name: cp.cfg.name
@@ -235,16 +239,19 @@ export function trainedSae(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeW
 	return { cfg, weights: foldScale(cp.params, cp.scale ?? 1) };
 }
 
-/** The trained SAE as SAELens would write it (cfg.json + sae_weights.safetensors). */
-export function toSaeLens(cp: TrainCheckpoint): { cfgJson: string; safetensors: Uint8Array } {
+/**
+ * The trained SAE as SAELens 6 writes it (cfg.json + sae_weights.safetensors, formats/saelens.ts), and
+ * sparsity.safetensors (log10 firing rate per latent over the sampled batches, as SAELens's trainer
+ * writes it next to the SAE: sae_trainer.py _log_feature_sparsity).
+ */
+export function toSaeLens(cp: TrainCheckpoint): { cfgJson: string; safetensors: Uint8Array; sparsity: Uint8Array } {
 	const { cfg, weights } = trainedSae(cp);
-	return writeSaeLens(cfg, weights, {
-		loupe_training: {
+	const sparsity = writeSparsity(logSparsityOf(cp.fires, cp.sampled));
+	return { ...writeSaeLens(cfg, weights, { extra: { loupe_training: {
 			tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch,
 			l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
 			jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null, activation_scale: cp.scale ?? 1, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
-		}
-	});
+		} } }), sparsity };
 }
 
 /** Density histogram (log10 of each latent's firing rate) from the sampled batches. */

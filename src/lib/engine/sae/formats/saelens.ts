@@ -1,111 +1,145 @@
 /**
  * The SAELens folder: `cfg.json` + `sae_weights.safetensors` (W_enc [d_in,d_sae], W_dec [d_sae,d_in],
- * b_enc, b_dec, optional threshold). Reads the current cfg keys and the older ones (hook_point,
- * hook_point_layer, activation_fn_str, boolean normalize_activations) as SAELens's own
- * handle_pre_6_0_config does; writes the current ones, so an SAE made here loads in SAELens.
+ * b_enc, b_dec, threshold for JumpReLU, topk_threshold for BatchTopK checkpoints). The cfg is read
+ * by SAELens's rules (saelens-config.ts); the weights are turned into what SAELens runs:
+ *  - TopK with rescale_acts_by_decoder_norm: SAELens scales pre-activations by ‖W_dec[f]‖ before
+ *    TopK and divides activations by it before decoding (saes/topk_sae.py TopKSAE.encode/decode);
+ *    that is the same SAE as the one with the norms folded in (_fold_norm_topk: W_enc·n, b_enc·n,
+ *    W_dec/n), which is what Loupe's kernels run;
+ *  - BatchTopK checkpoints: as save_inference_model writes them (batchtopk_sae.py): norms folded as
+ *    above, then a JumpReLU whose threshold is topk_threshold for every latent.
+ * Writes what SAELens 6's SAE.save_model writes (SAEConfig.to_dict: the dataclass fields, `metadata`
+ * with sae_lens_version, `architecture`), so an SAE made here loads in SAELens with its hook.
  */
 import { LoupeError } from '../../errors';
-import type { SaeArchitecture, SaeConfig, SaeNormalization, SaeWeights } from '../config';
+import type { SaeConfig, SaeWeights } from '../config';
 import { readSafetensors, writeSafetensors } from './safetensors';
 import { takeWeights } from './weights';
+import { readSaeLensConfig, SAELENS_FORMAT_VERSION } from './saelens-config';
+import type { NamedTensor } from './tensors';
+
+export { parseSaeLensConfig } from './saelens-config';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-function architectureOf(cfg: Json, name: string): SaeArchitecture {
-	const arch = String(cfg.architecture ?? 'standard').toLowerCase();
-	const fn = String(cfg.activation_fn ?? cfg.activation_fn_str ?? 'relu').toLowerCase();
-	if (arch === 'jumprelu' || arch === 'jump_relu') return 'jumprelu';
-	if (arch === 'topk' || arch === 'batchtopk' || fn === 'topk') return 'topk';
-	if (arch === 'standard' && fn === 'relu') return 'relu';
-	throw new LoupeError(
-		'not-an-sae',
-		`${name} describes an SAE of architecture "${cfg.architecture ?? arch}" with activation "${fn}"; Loupe runs ReLU, JumpReLU and TopK SAEs.`,
-		'Choose a ReLU (standard), JumpReLU or TopK SAE.'
-	);
-}
-
-function normalizationOf(v: unknown): SaeNormalization {
-	if (v === true) return 'expected_average_only_in';
-	if (v === false || v === null || v === undefined || v === 'none') return 'none';
-	if (v === 'layer_norm' || v === 'constant_norm_rescale' || v === 'expected_average_only_in') return v;
-	throw new LoupeError('not-an-sae', `This SAE normalises its input with "${v}", which Loupe does not implement.`, 'Choose an SAE with normalize_activations none, layer_norm, constant_norm_rescale or expected_average_only_in.');
-}
-
-export function parseSaeLensConfig(cfgText: string, name = 'cfg.json'): Omit<SaeConfig, 'dtype'> & { dtype: string } {
-	let cfg: Json;
-	try {
-		cfg = JSON.parse(cfgText);
-	} catch {
-		throw new LoupeError('not-an-sae', `${name} is not valid JSON.`, 'Choose the cfg.json that came with the SAE.');
+/** _fold_norm_topk (saes/topk_sae.py): W_enc[:, f]·n_f, b_enc[f]·n_f, W_dec[f]/n_f with n_f = ‖W_dec[f]‖. */
+export function foldDecoderNorms(w: SaeWeights, dIn: number, dSae: number): void {
+	for (let f = 0; f < dSae; f++) {
+		let s = 0;
+		for (let i = 0; i < dIn; i++) s += w.wDec[f * dIn + i] ** 2;
+		const n = Math.sqrt(s);
+		if (!(n > 0)) continue; // a zero row never fires either way
+		for (let i = 0; i < dIn; i++) {
+			w.wDec[f * dIn + i] /= n;
+			w.wEnc[i * dSae + f] *= n;
+		}
+		w.bEnc[f] *= n;
 	}
-	const meta: Json = cfg.metadata ?? cfg.meta ?? {};
-	const hookName = cfg.hook_name ?? meta.hook_name ?? cfg.hook_point;
-	const dIn = Number(cfg.d_in);
-	const dSae = Number(cfg.d_sae ?? (cfg.expansion_factor ? cfg.expansion_factor * cfg.d_in : NaN));
-	if (typeof hookName !== 'string' || !Number.isInteger(dIn) || !Number.isInteger(dSae))
-		throw new LoupeError('not-an-sae', `${name} does not say which hook the SAE reads or its sizes (hook_name, d_in, d_sae).`, 'Choose the cfg.json of an SAELens SAE.');
-	const architecture = architectureOf(cfg, name);
-	const modelName: string | undefined = cfg.model_name ?? meta.model_name;
-	const kwargs: Json = cfg.model_from_pretrained_kwargs ?? meta.model_from_pretrained_kwargs ?? {};
-	// TransformerLens centres the writing weights of LayerNorm models by default (GPT-2, Pythia), so
-	// their SAEs saw a mean-zero residual; a stock export must be centred to match.
-	const centerInput = typeof kwargs.center_writing_weights === 'boolean' ? kwargs.center_writing_weights : /gpt2|pythia/i.test(modelName ?? '');
-	const k = Number(cfg.k ?? cfg.activation_fn_kwargs?.k);
-	if (architecture === 'topk' && !(k > 0)) throw new LoupeError('not-an-sae', `${name} is a TopK SAE without k.`, 'The cfg.json needs "k" (or activation_fn_kwargs.k).');
-	return {
-		architecture,
-		dIn,
-		dSae,
-		hookName,
-		k: architecture === 'topk' ? k : undefined,
-		applyBDecToInput: cfg.apply_b_dec_to_input ?? true,
-		normalizeActivations: normalizationOf(cfg.normalize_activations),
-		normScale: cfg.activation_norm_scaling_factor ?? undefined,
-		centerInput,
-		modelName,
-		format: 'SAELens',
-		dtype: String(cfg.dtype ?? 'float32'),
-		name: cfg.neuronpedia_id ?? meta.neuronpedia_id ?? `${modelName ?? 'model'} ${hookName}`
-	};
 }
 
-export function readSaeLens(cfgText: string, weights: ArrayBuffer, names = { cfg: 'cfg.json', weights: 'sae_weights.safetensors' }): { cfg: SaeConfig; weights: SaeWeights } {
-	const cfg = parseSaeLensConfig(cfgText, names.cfg);
+/** SAE.fold_activation_norm_scaling_factor: W_enc·s, W_dec/s, b_dec/s (thresholds act on pre and stay). */
+export function foldActivationScale(w: SaeWeights, s: number): void {
+	for (let i = 0; i < w.wEnc.length; i++) w.wEnc[i] *= s;
+	for (let i = 0; i < w.wDec.length; i++) w.wDec[i] /= s;
+	for (let i = 0; i < w.bDec.length; i++) w.bDec[i] /= s;
+}
+
+export interface SaeLensReadOptions {
+	/** A release's config_overrides (merged into cfg.json before SAELens's defaulting). */
+	overrides?: Json;
+	/** A scale the SAE was trained on activations times, still apart from the weights (activation_scaler.json). */
+	scalingFactor?: number;
+	/** A release's norm_scaling_factor: folded in only for normalize_activations "expected_average_only_in", as SAE.from_pretrained does. */
+	normScalingFactor?: number;
+}
+
+export function readSaeLens(
+	cfgText: string,
+	weights: ArrayBuffer,
+	names = { cfg: 'cfg.json', weights: 'sae_weights.safetensors' },
+	opts: SaeLensReadOptions = {}
+): { cfg: SaeConfig; weights: SaeWeights } {
+	const { cfg, rescaleActsByDecoderNorm, batchTopK } = readSaeLensConfig(cfgText, names.cfg, opts.overrides);
 	const tensors = readSafetensors(weights, names.weights);
-	return { cfg, weights: takeWeights(tensors, cfg, names.weights, { wEnc: 'W_enc', wDec: 'W_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' }) };
+	const conversions = cfg.conversions ?? [];
+	let topkThreshold: NamedTensor | undefined;
+	if (batchTopK) {
+		topkThreshold = tensors.get('topk_threshold');
+		if (!topkThreshold || topkThreshold.data.length !== 1)
+			throw new LoupeError(
+				'not-an-sae',
+				`${names.cfg} is a BatchTopK SAE (architecture "batchtopk"), which SAELens does not load for inference, and ${names.weights} has no scalar topk_threshold to turn it into the JumpReLU SAE SAELens saves for inference.`,
+				'Save it with SAELens\'s save_inference_model (architecture "jumprelu" with a threshold), or choose the inference files of this SAE.'
+			);
+	}
+	const w = takeWeights(tensors, cfg, names.weights, { wEnc: 'W_enc', wDec: 'W_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' }, { thresholdOptional: batchTopK });
+	if (rescaleActsByDecoderNorm) {
+		foldDecoderNorms(w, cfg.dIn, cfg.dSae);
+		conversions.push('rescale_acts_by_decoder_norm: decoder norms folded into the encoder (the same activations SAELens computes)');
+	}
+	if (topkThreshold) {
+		w.threshold = new Float32Array(cfg.dSae).fill(topkThreshold.data[0]);
+		conversions.push(`a BatchTopK checkpoint, run as SAELens saves it for inference: JumpReLU with threshold ${topkThreshold.data[0]} (topk_threshold) on every latent`);
+	}
+	const scale = opts.scalingFactor ?? (cfg.normalizeActivations === 'expected_average_only_in' ? opts.normScalingFactor : undefined);
+	if (scale !== undefined && scale !== 1) {
+		foldActivationScale(w, scale);
+		conversions.push(`trained on activations × ${scale}: folded into the weights (SAELens's fold_activation_norm_scaling_factor)`);
+	}
+	if (scale !== undefined && cfg.normalizeActivations === 'expected_average_only_in') cfg.normalizeActivations = 'none';
+	cfg.conversions = conversions;
+	return { cfg, weights: w };
 }
 
-/** The SAELens folder for an SAE: cfg.json text and sae_weights.safetensors bytes. */
-export function writeSaeLens(cfg: SaeConfig, w: SaeWeights, extra: Json = {}): { cfgJson: string; safetensors: Uint8Array } {
-	const hookLayer = Number(/^blocks\.(\d+)\./.exec(cfg.hookName)?.[1] ?? 0);
+export interface SaeLensWriteOptions {
+	/** Extra top-level keys (SAELens ignores keys its config class lacks). */
+	extra?: Json;
+	/** Metadata beyond what the config holds (dataset_path, context_size, …). */
+	metadata?: Json;
+}
+
+/** The SAELens folder for an SAE: cfg.json text and sae_weights.safetensors bytes, as SAE.save_model writes them. */
+export function writeSaeLens(cfg: SaeConfig, w: SaeWeights, opts: SaeLensWriteOptions = {}): { cfgJson: string; safetensors: Uint8Array } {
+	const { extra = {}, metadata = {} } = opts;
+	let weights = w;
+	let norm = cfg.normalizeActivations;
+	if (norm === 'expected_average_only_in' && cfg.normScale !== undefined) {
+		// As SAELens does before saving a trained SAE (sae_trainer.py): fold the scale, normalize "none".
+		weights = { ...w, wEnc: w.wEnc.slice(), wDec: w.wDec.slice(), bDec: w.bDec.slice() };
+		foldActivationScale(weights, cfg.normScale);
+		norm = 'none';
+	}
 	const json: Json = {
-		architecture: cfg.architecture === 'relu' ? 'standard' : cfg.architecture,
 		d_in: cfg.dIn,
 		d_sae: cfg.dSae,
 		dtype: 'float32',
 		device: 'cpu',
 		apply_b_dec_to_input: cfg.applyBDecToInput,
-		normalize_activations: cfg.normalizeActivations,
+		normalize_activations: norm,
 		reshape_activations: 'none',
-		...(cfg.architecture === 'topk' ? { k: cfg.k } : {}),
 		metadata: {
+			sae_lens_version: SAELENS_FORMAT_VERSION,
+			sae_lens_training_version: null,
 			model_name: cfg.modelName ?? null,
 			hook_name: cfg.hookName,
-			hook_layer: hookLayer,
 			hook_head_index: null,
-			prepend_bos: true,
+			context_size: cfg.contextSize ?? null,
+			prepend_bos: cfg.prependBos ?? true,
 			model_from_pretrained_kwargs: { center_writing_weights: cfg.centerInput },
-			sae_lens_training_version: null,
-			neuronpedia_id: null
+			neuronpedia_id: cfg.neuronpediaId ?? null,
+			...metadata
 		},
+		// TopKSAEConfig's own fields. Loupe's weights are the folded ones, so no rescaling.
+		...(cfg.architecture === 'topk' ? { k: cfg.k, rescale_acts_by_decoder_norm: false } : {}),
+		architecture: cfg.architecture === 'relu' ? 'standard' : cfg.architecture,
 		...extra
 	};
 	const tensors: Record<string, { shape: number[]; data: Float32Array }> = {
-		W_enc: { shape: [cfg.dIn, cfg.dSae], data: w.wEnc },
-		W_dec: { shape: [cfg.dSae, cfg.dIn], data: w.wDec },
-		b_enc: { shape: [cfg.dSae], data: w.bEnc },
-		b_dec: { shape: [cfg.dIn], data: w.bDec }
+		W_enc: { shape: [cfg.dIn, cfg.dSae], data: weights.wEnc },
+		W_dec: { shape: [cfg.dSae, cfg.dIn], data: weights.wDec },
+		b_enc: { shape: [cfg.dSae], data: weights.bEnc },
+		b_dec: { shape: [cfg.dIn], data: weights.bDec }
 	};
-	if (w.threshold) tensors.threshold = { shape: [cfg.dSae], data: w.threshold };
+	if (weights.threshold) tensors.threshold = { shape: [cfg.dSae], data: weights.threshold };
 	return { cfgJson: JSON.stringify(json, null, 2), safetensors: writeSafetensors(tensors) };
 }

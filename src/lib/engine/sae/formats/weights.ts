@@ -7,7 +7,8 @@ export function takeWeights(
 	tensors: Map<string, NamedTensor>,
 	cfg: SaeConfig,
 	file: string,
-	keys: { wEnc: string; wDec: string; bEnc: string; bDec: string; threshold: string }
+	keys: { wEnc: string; wDec: string; bEnc: string; bDec: string; threshold: string },
+	opts: { thresholdOptional?: boolean } = {}
 ): SaeWeights {
 	const { dIn, dSae } = cfg;
 	const take = (key: string, shape: number[], optional = false): Float32Array | undefined => {
@@ -25,7 +26,7 @@ export function takeWeights(
 		wDec: take(keys.wDec, [dSae, dIn])!,
 		bEnc: take(keys.bEnc, [dSae])!,
 		bDec: take(keys.bDec, [dIn])!,
-		threshold: take(keys.threshold, [dSae], cfg.architecture !== 'jumprelu')
+		threshold: take(keys.threshold, [dSae], cfg.architecture !== 'jumprelu' || opts.thresholdOptional)
 	};
 	// SAELens's finetuning scaling factor multiplies activations before decoding: fold it into W_dec.
 	const scale = tensors.get('scaling_factor') ?? tensors.get('finetuning_scaling_factor');
