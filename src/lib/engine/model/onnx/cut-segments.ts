@@ -221,8 +221,9 @@ function buildSegment(g: GraphIndex, trace: ResidualTrace, p: SegmentPlan): CutS
 		inputs.push(typed(c.hook, g.elemType(c.tensor) ?? residualType));
 		nodes.unshift({ name: `loupe/${c.hook}/in`, opType: 'Identity', input: [c.hook], output: [c.tensor] });
 	}
-	// A cut tensor carried raw has the residual's type (every hook does), whether or not the export says so.
-	const typeOf = (t: string) => g.elemType(t) ?? (p.cutTensors.has(t) ? residualType : undefined);
+	// A cut tensor carried raw has the residual's type (every hook does); other carried tensors
+	// (a residual add's sum read again after an MLP cut) get theirs from the graph.
+	const typeOf = (t: string) => (p.cutTensors.has(t) ? (g.elemType(t) ?? residualType) : inferElemType(g, t));
 	for (const t of p.carriedIn) inputs.push(typed(t, typeOf(t)));
 	const outputs: ValueInfoProto[] = p.graphOutputs.map((t) => g.graphOutputs.get(t)!);
 	for (const t of p.carriedOut) outputs.push(typed(t, typeOf(t)));
@@ -257,6 +258,35 @@ function buildSegment(g: GraphIndex, trace: ResidualTrace, p: SegmentPlan): CutS
 		bytes
 	};
 }
+
+const BOOL_OPS = new Set(['Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And', 'Or', 'Xor', 'IsNaN', 'IsInf']);
+const INT64_OPS = new Set(['Shape', 'Size', 'NonZero', 'ArgMax', 'ArgMin']);
+
+/**
+ * A tensor's element type where the export does not say it (torch exports carry no value_info):
+ * from the op that writes it — a Cast's `to`, int64 for shapes, bool for comparisons, else the type
+ * of the data input it passes on.
+ */
+export function inferElemType(g: GraphIndex, t: string, seen = new Set<string>()): number | undefined {
+	const known = g.elemType(t);
+	if (known || seen.has(t)) return known;
+	seen.add(t);
+	const p = g.producer.get(t);
+	if (!p) return undefined;
+	const n = p.node;
+	const op = n.opType!;
+	const attr = (name: string) => n.attribute?.find((a) => a.name === name);
+	if (op === 'Cast') return Number(attr('to')?.i ?? 0) || undefined;
+	if (op === 'Constant' || op === 'ConstantOfShape') return attr('value')?.t?.dataType ?? DataType.FLOAT;
+	if (INT64_OPS.has(op)) return DataType.INT64;
+	if (BOOL_OPS.has(op)) return DataType.BOOL;
+	if (op === 'Where') return inferElemType(g, n.input![1], seen) ?? inferElemType(g, n.input![2], seen);
+	// Float data wins over integer indices and ids (Gather, fused embeddings and attention).
+	const types = n.input!.filter(Boolean).map((i) => inferElemType(g, i, seen)).filter((e): e is number => !!e);
+	return types.find((e) => FLOAT_TYPES.has(e)) ?? types[0];
+}
+
+const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
 
 /**
  * A fused norm (SkipLayerNormalization, SkipSimplifiedLayerNormalization, EmbedLayerNormalization)

@@ -1,0 +1,243 @@
+// The hooks inside the layers (blocks.L.hook_attn_out, hook_mlp_in, hook_mlp_out), as graph surgery
+// finds them in exports Loupe did not write, checked against things Loupe did not compute:
+//  - the four torch.onnx.export decoders: the tensor handed across a cut at every offered hook equals
+//    PyTorch's (reference.json, the 9-token prompt, no KV cache);
+//  - the fully cut chain's logits equal the unmodified graph's (one onnxruntime session on the
+//    original bytes), prompt and cached steps;
+//  - adding v between segments at a hook equals an Add inserted into the unmodified graph at that
+//    tensor, every reader rewired (protobuf edits only, no surgery code);
+//  - the same on onnxruntime-fused exports (SkipLayerNormalization with the projection bias inside,
+//    model-builder fp16 Llama), where the reference tensor is read from the unmodified graph.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import * as ort from 'onnxruntime-web';
+import { decodeModel, encodeModel } from '../../src/lib/engine/model/onnx/graph';
+import { openExportedDecoder, hookManifest, cutExportedDecoder, type ExportedDecoder, type HookManifest } from '../../src/lib/engine/model/onnx/hook-manifest';
+import { emptyPast, stepFeeds } from '../../src/lib/engine/model/onnx/decoder-io';
+import { fromHalf, toHalf } from '../../src/lib/engine/model/onnx/half';
+import { canonicalHook, parseHook } from '../../src/lib/engine/model/hooks';
+import { SegmentRunner } from '../../src/lib/engine/model/runner';
+import type { SegmentedModel } from '../../src/lib/engine/model/segments';
+import { fixturesDir } from '../fixtures';
+import { flat, maxAbsDiff } from '../numeric';
+
+ort.env.wasm.numThreads = 1;
+ort.env.logLevel = 'error';
+
+type External = { path: string; data: Uint8Array }[] | undefined;
+
+/** A tensor's values as fp32 (fp16 exports hand Uint16Array). */
+function values(t: ort.Tensor): Float32Array {
+	if (t.type === 'float32') return Float32Array.from(t.data as Float32Array);
+	if (t.type === 'float16') return Float32Array.from(t.data as Uint16Array, fromHalf);
+	throw new Error(`expected a float tensor, got ${t.type}`);
+}
+
+/** resid += v at every position, in place, as the engine's steering does on the CPU. */
+function addInPlace(t: ort.Tensor, v: Float32Array) {
+	if (t.type === 'float32') {
+		const x = t.data as Float32Array;
+		for (let i = 0; i < x.length; i++) x[i] += v[i % v.length];
+	} else {
+		const x = t.data as Uint16Array;
+		for (let i = 0; i < x.length; i++) x[i] = toHalf(fromHalf(x[i]) + v[i % v.length]);
+	}
+}
+
+/** The unmodified graph with `tensor + v` in place of `tensor` for every reader (and `extra` as outputs). */
+function withAdd(bytes: Uint8Array, tensor: string | null, v: Float32Array, fp16: boolean, extra: string[] = []): Uint8Array {
+	const model = decodeModel(bytes);
+	const g = model.graph!;
+	g.node = [...g.node!];
+	g.output = [...g.output!];
+	g.initializer = [...g.initializer!];
+	if (tensor) {
+		const steered = `${tensor}+v`;
+		for (const n of g.node) n.input = n.input!.map((t) => (t === tensor ? steered : t));
+		g.initializer.push(
+			fp16
+				? { name: 'test/v', dataType: 10, dims: [v.length], rawData: new Uint8Array(Uint16Array.from(v, toHalf).buffer) }
+				: { name: 'test/v', dataType: 1, dims: [v.length], rawData: new Uint8Array(v.buffer.slice(0)) }
+		);
+		g.node.push({ name: 'test/add', opType: 'Add', input: [tensor, 'test/v'], output: [steered] });
+	}
+	for (const t of extra) if (!g.output.some((o) => o.name === t)) g.output.push({ name: t, type: { tensorType: { elemType: fp16 ? 10 : 1 } } });
+	return encodeModel(model);
+}
+
+/** One forward of the unmodified graph (or an edited copy) over `ids` from an empty past. */
+async function runWhole(d: ExportedDecoder, bytes: Uint8Array, externalData: External, ids: number[]) {
+	const s = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], externalData });
+	try {
+		const feeds = { ...stepFeeds(ort, d.io, ids, 0), ...Object.fromEntries(d.io.kv.map((p) => [p.past, emptyPast(ort, p)])) };
+		return await s.run(feeds);
+	} finally {
+		await s.release();
+	}
+}
+
+function segmentedAt(d: ExportedDecoder, hooks: string[], externalData: External): SegmentedModel {
+	const { trace } = d;
+	return {
+		shape: { nLayers: trace.nLayers, dModel: trace.dModel, vocabSize: trace.vocabSize, maxSeqLen: 128 },
+		io: d.io,
+		cuts: [],
+		segments: cutExportedDecoder(d, hooks),
+		externalData
+	};
+}
+
+const kindOf = (hook: string) => {
+	const k = parseHook(hook)!.kind;
+	return k === 'resid_pre' || k === 'resid_post' ? 'resid' : k;
+};
+
+/** Max error per hook kind, for the test output. */
+function byKind(errors: Record<string, number>): Record<string, string> {
+	const out: Record<string, number> = {};
+	for (const [h, e] of Object.entries(errors)) out[kindOf(h)] = Math.max(out[kindOf(h)] ?? 0, e);
+	return Object.fromEntries(Object.entries(out).map(([k, e]) => [k, e.toExponential(2)]));
+}
+
+interface Reference {
+	n_layers: number;
+	d_model: number;
+	hooks_prompt_index: number;
+	prompts: { input_ids: number[]; last_logits: number[]; hooks?: Record<string, number[][]> }[];
+}
+
+const torchDir = resolve(fixturesDir, 'torch-exports');
+
+describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): hooks inside the layers against PyTorch', (name) => {
+	const dir = join(torchDir, name);
+	const bytes = new Uint8Array(readFileSync(join(dir, 'model.onnx')));
+	const externalData: External = name === 'gemma3' ? [{ path: 'model.onnx_data', data: new Uint8Array(readFileSync(join(dir, 'model.onnx_data'))) }] : undefined;
+	const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference;
+	const prompt = ref.prompts[ref.hooks_prompt_index];
+	const expected = prompt.hooks!;
+	let d: ExportedDecoder;
+	let m: HookManifest;
+	let runner: SegmentRunner;
+	let wholeLogits: Float32Array;
+	beforeAll(async () => {
+		d = openExportedDecoder(bytes);
+		m = hookManifest(d, []);
+		runner = await SegmentRunner.create(ort, segmentedAt(d, m.hookNames, externalData), 'wasm');
+		wholeLogits = values((await runWhole(d, bytes, externalData, prompt.input_ids))[d.io.logits]);
+		return async () => runner.dispose();
+	}, 120_000);
+
+	it('offers every hook reference.json has, and nothing is missing', () => {
+		expect(m.hookNames).toEqual(expect.arrayContaining(Object.keys(expected)));
+		expect(Object.keys(m.sublayerHooks)).toHaveLength(3 * ref.n_layers);
+		expect(m.warnings.filter((w) => w.includes('not offered'))).toEqual([]);
+	});
+
+	it('cut at every offered hook: each hook equals PyTorch, the logits equal the unmodified graph', async () => {
+		const got: Record<string, Float32Array> = {};
+		runner.reset();
+		const { logits } = await runner.forward(prompt.input_ids, (hook, residual) => void (got[hook] = values(residual)));
+		const cutLogits = values(logits);
+		logits.dispose();
+		const errors: Record<string, number> = {};
+		for (const [hook, rows] of Object.entries(expected)) errors[hook] = maxAbsDiff(got[canonicalHook(hook, ref.n_layers)], flat(rows));
+		const logitDiff = maxAbsDiff(cutLogits, wholeLogits);
+		console.log(`${name}: ${m.hookNames.length} hooks cut (${runner.model.segments.length} segments); max abs error vs PyTorch by kind ${JSON.stringify(byKind(errors))}; logits cut vs unmodified ${logitDiff.toExponential(2)}`);
+		for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThan(1e-4);
+		expect(logitDiff).toBeLessThan(1e-5);
+	});
+
+	it('adding v between segments at each hook inside a layer equals an Add inserted into the unmodified graph there', { timeout: 240_000 }, async () => {
+		const v = Float32Array.from({ length: ref.d_model }, (_, i) => Math.sin(1.7 * i + 0.3));
+		const errors: Record<string, number> = {};
+		let smallestChange = Infinity;
+		for (const hook of Object.keys(m.sublayerHooks)) {
+			runner.reset();
+			const { logits } = await runner.forward(prompt.input_ids, (h, residual) => {
+				if (h === hook) addInPlace(residual, v);
+			});
+			const steered = values(logits);
+			logits.dispose();
+			const edited = values((await runWhole(d, withAdd(bytes, m.sublayerHooks[hook].tensor, v, false), externalData, prompt.input_ids))[d.io.logits]);
+			errors[hook] = maxAbsDiff(steered, edited);
+			smallestChange = Math.min(smallestChange, maxAbsDiff(edited, wholeLogits));
+		}
+		console.log(`${name}: steering at ${Object.keys(errors).length} hooks, max |cut − inserted Add| by kind ${JSON.stringify(byKind(errors))}; smallest logit change ${smallestChange.toExponential(2)}`);
+		for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThan(1e-4);
+		// v does change the output at every hook, so the comparison above could fail.
+		expect(smallestChange).toBeGreaterThan(1e-3);
+	});
+});
+
+// onnxruntime-fused exports: no PyTorch reference, so each hook is compared with the unmodified
+// graph's own tensor (for a bias fused into SkipLayerNormalization, its operand plus that bias).
+const exportsDir = resolve(fixturesDir, 'onnx-exports');
+describe.each([
+	{ file: 'gpt2_ort_fused_past.onnx', fp16: false, tol: 1e-5, split: 10 },
+	{ file: 'llama_modelbuilder_fp16/model.onnx', fp16: true, tol: 4e-3, split: 0, data: 'llama_modelbuilder_fp16/model.onnx.data' }
+])('$file: hooks inside the layers of a fused export', (f) => {
+	const bytes = new Uint8Array(readFileSync(join(exportsDir, f.file)));
+	const externalData: External = f.data ? [{ path: 'model.onnx.data', data: new Uint8Array(readFileSync(join(exportsDir, f.data))) }] : undefined;
+	const ids = [5, 17, 3, 250, 9, 1, 77];
+	let d: ExportedDecoder;
+	let m: HookManifest;
+
+	beforeAll(() => {
+		d = openExportedDecoder(bytes);
+		m = hookManifest(d, []);
+	});
+
+	it('offers attn_out, mlp_in and mlp_out at every layer (splitting out fused biases where needed)', () => {
+		expect(Object.keys(m.sublayerHooks)).toHaveLength(3 * d.trace.nLayers);
+		expect(Object.values(d.trace.sites).filter((s) => s.split)).toHaveLength(f.split);
+	});
+
+	it('cut at every hook: each hook equals the unmodified graph\'s tensor, logits equal, and an added v equals an inserted Add', { timeout: 120_000 }, async () => {
+		const { trace } = d;
+		const sites = trace.sites;
+		// The reference for a split site is its operand (the bias is added below from the initializer).
+		const refTensor = (hook: string) => sites[hook].split?.operand ?? sites[hook].tensor;
+		const initializer = (name: string) => {
+			const t = decodeModel(bytes).graph!.initializer!.find((i) => i.name === name)!;
+			return t.rawData?.length ? (t.dataType === 10 ? Float32Array.from(new Uint16Array(t.rawData.slice().buffer), fromHalf) : new Float32Array(t.rawData.slice().buffer)) : Float32Array.from(t.floatData!);
+		};
+		const probe = await runWhole(d, withAdd(bytes, null, new Float32Array(0), f.fp16, Object.keys(sites).map(refTensor)), externalData, ids);
+		const runner = await SegmentRunner.create(ort, segmentedAt(d, m.hookNames, externalData), 'wasm');
+		try {
+			const got: Record<string, Float32Array> = {};
+			const { logits } = await runner.forward(ids, (hook, residual) => void (got[hook] = values(residual)));
+			const logitDiff = maxAbsDiff(values(logits), values(probe[d.io.logits]));
+			logits.dispose();
+			const errors: Record<string, number> = {};
+			for (const hook of Object.keys(sites)) {
+				const want = values(probe[refTensor(hook)]);
+				const bias = sites[hook].split ? initializer(sites[hook].split!.bias) : null;
+				if (bias) for (let i = 0; i < want.length; i++) want[i] += bias[i % bias.length];
+				errors[hook] = maxAbsDiff(got[hook], want);
+			}
+			const v = Float32Array.from({ length: trace.dModel }, (_, i) => 0.5 * Math.cos(0.9 * i));
+			const steerErrors: Record<string, number> = {};
+			let smallestChange = Infinity;
+			const whole = values(probe[d.io.logits]);
+			for (const hook of Object.keys(sites)) {
+				runner.reset();
+				const out = await runner.forward(ids, (h, residual) => {
+					if (h === hook) addInPlace(residual, v);
+				});
+				const steered = values(out.logits);
+				out.logits.dispose();
+				const edited = values((await runWhole(d, withAdd(bytes, refTensor(hook), v, f.fp16), externalData, ids))[d.io.logits]);
+				steerErrors[hook] = maxAbsDiff(steered, edited);
+				smallestChange = Math.min(smallestChange, maxAbsDiff(edited, whole));
+			}
+			console.log(`${f.file}: hooks vs unmodified graph by kind ${JSON.stringify(byKind(errors))}; logits ${logitDiff.toExponential(2)}; steering |cut − inserted Add| by kind ${JSON.stringify(byKind(steerErrors))}, smallest change ${smallestChange.toExponential(2)}`);
+			for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThanOrEqual(f.tol);
+			expect(logitDiff).toBeLessThanOrEqual(f.tol);
+			for (const [hook, e] of Object.entries(steerErrors)) expect(e, hook).toBeLessThanOrEqual(f.tol);
+			expect(smallestChange).toBeGreaterThan(1e-3);
+		} finally {
+			await runner.dispose();
+		}
+	});
+});
