@@ -148,6 +148,24 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): h
 		expect(logitDiff).toBeLessThan(1e-5);
 	});
 
+	it('cached steps through the fully cut chain equal one uncached forward of the unmodified graph', async () => {
+		const next = [3, 11];
+		const all = [...prompt.input_ids, ...next];
+		const whole = values((await runWhole(d, bytes, externalData, all))[d.io.logits]);
+		const V = d.trace.vocabSize;
+		runner.reset();
+		let worst = 0;
+		let pos = 0;
+		for (const chunk of [prompt.input_ids, ...next.map((t) => [t])]) {
+			const { logits, rows } = await runner.forward(chunk);
+			worst = Math.max(worst, maxAbsDiff(values(logits), whole.subarray(pos * V, (pos + rows) * V)));
+			logits.dispose();
+			pos += rows;
+		}
+		console.log(`${name}: cut at every hook, prompt then 2 cached steps vs uncached unmodified graph: ${worst.toExponential(2)}`);
+		expect(worst).toBeLessThan(1e-4);
+	});
+
 	it('adding v between segments at each hook inside a layer equals an Add inserted into the unmodified graph there', { timeout: 240_000 }, async () => {
 		const v = Float32Array.from({ length: ref.d_model }, (_, i) => Math.sin(1.7 * i + 0.3));
 		const errors: Record<string, number> = {};
