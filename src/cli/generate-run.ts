@@ -9,14 +9,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { openExportGraph } from '../lib/engine/model/hf/exported-model';
-import { boundariesOf } from '../lib/engine/model/onnx/cut-segments';
 import { SegmentRunner } from '../lib/engine/model/runner';
 import { generateIds, type StopReason } from '../lib/engine/model/generate';
 import { LoupeError } from '../lib/engine/errors';
 import type { SamplingSettings } from '../lib/engine/sample/sampler';
 
 export const usage =
-	'usage: npm run generate -- model.onnx --ids 1,2,3 --steps N [--cut blocks.L.hook_resid_pre,…] ' +
+	'usage: npm run generate -- model.onnx --ids 1,2,3 --steps N [--cut blocks.L.hook_resid_pre,blocks.L.hook_mlp_out,…] ' +
 	'[--temperature T --seed S] [--top-k K] [--top-p P] [--freq-penalty F] [--stop ID,…]';
 
 /** Bad arguments: the CLI prints the message and the usage line. */
@@ -92,10 +91,10 @@ export async function runGenerate(args: string[]): Promise<GenerateOutput> {
 			throw new LoupeError('not-found', `The graph keeps its weights in "${path}", which is not beside it (looked for ${full}).`, `Put ${path} next to the .onnx file.`);
 		return new Uint8Array(readFileSync(full));
 	}, config);
-	const { vocabSize, nLayers } = opened.shape;
+	const { vocabSize } = opened.shape;
 	const bad = a.ids.find((id) => id >= vocabSize);
 	if (bad !== undefined) throw new Error(`Token id ${bad} is out of range: this model's vocabulary has ids 0 to ${vocabSize - 1}.`);
-	const model = opened.segment(boundariesOf(a.hooks, nLayers));
+	const model = opened.segmentAt(a.hooks);
 
 	ort.env.wasm.numThreads = 1;
 	ort.env.logLevel = 'error';

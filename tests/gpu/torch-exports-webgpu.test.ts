@@ -8,7 +8,7 @@
 import { describe, expect, it, inject } from 'vitest';
 import * as ort from 'onnxruntime-web/webgpu';
 import { openExportGraph } from '../../src/lib/engine/model/hf/exported-model';
-import { boundariesOf } from '../../src/lib/engine/model/onnx/cut-segments';
+import { offeredHooks } from '../../src/lib/engine/model/onnx/cut-segments';
 import { SegmentRunner } from '../../src/lib/engine/model/runner';
 import { generateIds } from '../../src/lib/engine/model/generate';
 import { LogitsProcessor } from '../../src/lib/engine/gpu/logits-process';
@@ -55,12 +55,12 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 		const opened = await openExportGraph(graph, 'model.onnx', async (path) => (await get(`${name}/${path}`)).arrayBuffer(), config);
 		const p = ref.prompts[ref.hooks_prompt_index];
 		const expected = p.hooks!;
-		const offered = new Set(Object.keys(opened.manifest(opened.segment([])).hooks));
+		const offered = new Set(offeredHooks(opened.decoder.trace));
 		for (const h of [...Array.from({ length: ref.n_layers }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${ref.n_layers - 1}.hook_resid_post`])
 			expect(offered.has(h), `${h} is offered`).toBe(true);
 		const hooks = Object.keys(expected).filter((h) => offered.has(h));
 
-		const runner = await SegmentRunner.create(ort, opened.segment(boundariesOf(hooks, ref.n_layers)), 'webgpu');
+		const runner = await SegmentRunner.create(ort, opened.segmentAt(hooks), 'webgpu');
 		const device = (await ort.env.webgpu.device) as GPUDevice;
 		expect(runner.logitsOnGpu).toBe(true);
 		const processor = await LogitsProcessor.create(device, ref.vocab_size);

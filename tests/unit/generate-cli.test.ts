@@ -98,7 +98,7 @@ describe('npm run generate equals an uncached greedy run of the unmodified graph
 	it.each([
 		{ name: 'torch gpt2', file: torch('gpt2'), prompt: [15496, 11, 616, 3290, 318], steps: 12 },
 		{ name: 'torch gptneox', file: torch('gptneox'), prompt: [0, 42, 300, 7, 255], steps: 12 },
-		{ name: 'torch llama, cut at blocks.1.hook_resid_pre', file: torch('llama'), prompt: [1, 42, 300, 7, 255], steps: 12, cut: 'blocks.1.hook_resid_pre' },
+		{ name: 'torch llama, cut at blocks.1.hook_resid_pre and blocks.2.hook_mlp_out', file: torch('llama'), prompt: [1, 42, 300, 7, 255], steps: 12, cut: 'blocks.1.hook_resid_pre,blocks.2.hook_mlp_out' },
 		{ name: 'Megatron GPT-2 (stacked KV, 4-D mask)', file: exported('gpt2_megatron_torch_unfused.onnx'), prompt: [1, 2, 3], steps: 8 },
 		// Fused MultiHeadAttention reads both pasts: pairing both with present.N.key (the wiring before
 		// the structural pairing) gives 19069,2677,28999,… here instead of 19069,2643,24959,…

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { openExportGraph, type OpenedGraph } from '../../src/lib/engine/model/hf/exported-model';
-import { boundariesOf } from '../../src/lib/engine/model/onnx/cut-segments';
+import { offeredHooks } from '../../src/lib/engine/model/onnx/cut-segments';
 import { SegmentRunner } from '../../src/lib/engine/model/runner';
 import { generateIds, lastRowLogits } from '../../src/lib/engine/model/generate';
 import { fixturesDir } from '../fixtures';
@@ -76,13 +76,13 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 	it("the residual handed across a cut at every hook reference.json has and the decoder offers equals PyTorch's", async () => {
 		const p = ref.prompts[ref.hooks_prompt_index];
 		const expected = p.hooks!;
-		const offered = new Set(Object.keys(opened.manifest(opened.segment([])).hooks));
+		const offered = new Set(offeredHooks(opened.decoder.trace));
 		// The residual stream's hooks must all be offered: every resid_pre and the last resid_post.
 		const resid = [...Array.from({ length: ref.n_layers }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${ref.n_layers - 1}.hook_resid_post`];
 		for (const h of resid) expect(offered.has(h), `${h} is offered`).toBe(true);
 		const hooks = Object.keys(expected).filter((h) => offered.has(h));
 		const missing = Object.keys(expected).filter((h) => !offered.has(h));
-		const runner = await SegmentRunner.create(ort, opened.segment(boundariesOf(hooks, ref.n_layers)), 'wasm');
+		const runner = await SegmentRunner.create(ort, opened.segmentAt(hooks), 'wasm');
 		const errors: Record<string, number> = {};
 		try {
 			const { logits } = await runner.forward(p.input_ids, (hook, residual, rows) => {
@@ -103,10 +103,10 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 	});
 
 	if (name === 'gemma3')
-		it('the sliding window (4) holds past its length when cut at a few hooks: greedy ids still equal PyTorch\'s', async () => {
+		it('the sliding window (4) holds past its length when cut at four hooks (two inside layers): greedy ids still equal PyTorch\'s', async () => {
 			// 9 prompt tokens + 12 steps: 21 positions, five times the window of layers 0–4.
-			const hooks = ['blocks.1.hook_resid_pre', 'blocks.4.hook_resid_pre', 'blocks.5.hook_resid_post'];
-			const runner = await SegmentRunner.create(ort, opened.segment(boundariesOf(hooks, ref.n_layers)), 'wasm');
+			const hooks = ['blocks.1.hook_resid_pre', 'blocks.2.hook_attn_out', 'blocks.4.hook_mlp_in', 'blocks.5.hook_resid_post'];
+			const runner = await SegmentRunner.create(ort, opened.segmentAt(hooks), 'wasm');
 			try {
 				for (const p of ref.prompts) {
 					const r = await generateIds(runner, null, p.input_ids, greedy(ref.greedy_steps));

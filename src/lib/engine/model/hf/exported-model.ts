@@ -6,10 +6,11 @@
  */
 import { LoupeError } from '../../errors';
 import { TraceError } from '../onnx/trace-residual';
-import { cutAtBoundaries } from '../onnx/cut-segments';
+import { boundariesOf, cutAtBoundaries } from '../onnx/cut-segments';
+import { isResidHook, type HookName } from '../hooks';
 import { externalDataFiles } from '../onnx/external-data';
 import { checkExternalData } from '../onnx/external-data-extent';
-import { hookManifest, openExportedDecoder, type ExportedDecoder, type HookManifest } from '../onnx/hook-manifest';
+import { cutExportedDecoder, hookManifest, openExportedDecoder, type ExportedDecoder, type HookManifest } from '../onnx/hook-manifest';
 import { HubTokenizer } from './tokenizer';
 import type { OnnxModel, OnnxVariant } from '../catalogue';
 import type { SegmentedModel } from '../segments';
@@ -78,6 +79,8 @@ export interface OpenedGraph {
 	shape: SegmentedModel['shape'];
 	/** The graph cut at the given boundaries, ready for the runner. */
 	segment(cuts: number[]): SegmentedModel;
+	/** The graph cut at hooks by name, residual or inside a layer (attn_out, mlp_in, mlp_out). */
+	segmentAt(hooks: HookName[]): SegmentedModel;
 	manifest(model: SegmentedModel): HookManifest;
 }
 
@@ -123,7 +126,14 @@ export async function openExportGraph(
 		segments: cutAtBoundaries(decoder.graph, trace, [...new Set(cuts)].sort((a, b) => a - b)),
 		externalData
 	});
-	return { decoder, externalData, maxSeqLen, shape, segment, manifest: (model) => hookManifest(decoder, model.segments) };
+	const segmentAt = (hooks: HookName[]): SegmentedModel => ({
+		shape,
+		io: decoder.io,
+		cuts: boundariesOf(hooks.filter(isResidHook), trace.nLayers),
+		segments: cutExportedDecoder(decoder, hooks),
+		externalData
+	});
+	return { decoder, externalData, maxSeqLen, shape, segment, segmentAt, manifest: (model) => hookManifest(decoder, model.segments) };
 }
 
 /** Opens a graph file and its tokenizer (the app's path for Hub repos and local files). */
