@@ -17,3 +17,15 @@ export function formatCount(n: number): string {
 	if (n >= 1e3) return `${(n / 1e3).toFixed(0)}K`;
 	return String(n);
 }
+
+/**
+ * A generation speed for people: "12.3 tokens/s"; below one a second two significant digits
+ * ("0.42 tokens/s"), and below 0.1 the seconds each token takes ("14 s per token"), never "0.0".
+ */
+export function formatRate(tokensPerSecond: number): string {
+	if (!(tokensPerSecond > 0) || !Number.isFinite(tokensPerSecond)) return '—';
+	if (tokensPerSecond >= 1) return `${tokensPerSecond.toFixed(1)} tokens/s`;
+	if (tokensPerSecond >= 0.1) return `${tokensPerSecond.toPrecision(2)} tokens/s`;
+	const s = 1 / tokensPerSecond;
+	return `${s < 100 ? s.toPrecision(2) : Math.round(s)} s per token`;
+}

@@ -2,6 +2,7 @@
  * A corpus as model contexts (BOS first, at most 128 tokens): text split into paragraphs and
  * windows, or stories the model writes (sampled, seeded). Corpus runs and SAE training read these.
  */
+import { LoupeError } from '../errors';
 import { generate } from './generate';
 import { defaultSampling } from '../sample/sampler';
 import type { Loaded, ModelSession } from './session';
@@ -31,6 +32,7 @@ export async function corpusContexts(session: ModelSession, m: Loaded, spec: Cor
 			for (let i = 1; i < ids.length; i += window - 1) contexts.push([ids[0], ...ids.slice(i, i + window - 1)]);
 		}
 	} else {
+		if (!m.source.lmHead) throw new LoupeError('model-failed', 'This export has no LM head: it cannot write stories for a corpus.', 'Paste some text or choose a text file as the corpus.');
 		const n = spec.stories ?? 16;
 		for (let i = 0; i < n; i++) {
 			if (session.stopped) throw new DOMException('stopped', 'AbortError');

@@ -8,11 +8,13 @@ import { readLlama2cCheckpoint } from './llama2c/checkpoint';
 import { Llama2cTokenizer } from './llama2c/tokenizer';
 import { buildLlamaOnnx } from './llama2c/to-onnx';
 import type { Llama2cModel, OnnxModel } from './catalogue';
+import type { DecoderIo } from './onnx/decoder-io';
 import type { DecoderShape, SegmentedModel } from './segments';
 import type { TextTokenizer } from './generate';
 import type { HookManifest } from './onnx/hook-manifest';
 import { choosePrecision, hubTreeUrl, openExport, parseHubTree, type Precision } from './hf/exported-model';
 import { findUnembedding } from './onnx/unembedding';
+import { distinctParameterCount } from './parameter-count';
 import { deleteCachedFile, fetchModelFile, hubFileUrl, type DownloadProgress, type FetchedFile } from '../store/model-cache';
 
 /** What the engine needs of a model, whichever way it was opened. */
@@ -22,7 +24,10 @@ export interface ModelSource {
 	shape: DecoderShape;
 	/** The residual stream's element type ('float32', 'float16'). */
 	dtype: string;
+	/** Distinct parameters: a tied LM head stored twice (once transposed) counts once. */
 	parameters: number;
+	/** False for a base model whose graph ends in a hidden state: it cannot write text. */
+	lmHead: boolean;
 	tokenizer: TextTokenizer & { pieceText(id: number): string; applyChatTemplate?: (prompt: string) => string; readonly hasChatTemplate?: boolean };
 	/** The model cut at these boundaries, as ONNX segments. */
 	segment(cuts: number[]): SegmentedModel;
@@ -126,6 +131,7 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 		dtype: 'float32',
 		shape: { nLayers: c.nLayers, dModel: c.dim, vocabSize: c.vocabSize, maxSeqLen: c.seqLen },
 		parameters: weights.tokenEmbedding.length + c.nLayers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * ((c.dim * c.nKvHeads) / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.dim + (c.sharedClassifier ? 0 : c.vocabSize * c.dim),
+		lmHead: true,
 		tokenizer,
 		segment: (cuts) => buildLlamaOnnx(weights, cuts),
 		unembedding: { classifier: weights.classifier, normWeight: weights.rmsFinal }
@@ -134,13 +140,15 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 
 /** An exported decoder after surgery. */
 function exportSource(opened: Awaited<ReturnType<typeof openExport>>, precision?: Precision): ModelSource {
-	const { trace } = opened.decoder;
+	const { trace, graph, io } = opened.decoder;
 	return {
 		format: 'onnx',
 		architecture: trace.architecture,
 		dtype: trace.dtype,
 		shape: opened.shape,
-		parameters: opened.decoder.graph.parameterCount(),
+		parameters: distinctParameterCount(graph, trace.embedding, opened.externalData),
+		// Surgery says whether the graph's last output is logits; where it does not say, it is.
+		lmHead: (io as DecoderIo & { lmHead?: boolean }).lmHead !== false,
 		tokenizer: opened.tokenizer,
 		segment: opened.segment,
 		unembedding: findUnembedding(opened.decoder, opened.externalData),

@@ -13,6 +13,7 @@ import { findModel } from './catalogue';
 import type { DecoderShape, SegmentedModel } from './segments';
 import type { HookManifest } from './onnx/hook-manifest';
 import type { Precision } from './hf/exported-model';
+import { GraphBuilder } from './onnx/graph-builder';
 import { LogitsProcessor } from '../gpu/logits-process';
 import type { SamplingSettings } from '../sample/sampler';
 import { openExportFromHub, openFiles, openLlama2cFromHub, type ModelSource, type OpenedModel } from './open';
@@ -41,7 +42,10 @@ export interface ModelInfo {
 	/** The residual stream's element type: SAEs and steering need 'float32'. */
 	dtype: string;
 	shape: DecoderShape;
+	/** Distinct parameters (a tied LM head stored twice counts once). */
 	parameters: number;
+	/** False for a base model exported without its LM head: hooks, SAEs and corpus runs work, writing text does not. */
+	lmHead: boolean;
 	/** For exported models: the variant downloaded and why. */
 	precision?: Precision;
 	/** For exported models: where each hook point is in the graph, and the segments of the current cut. */
@@ -75,6 +79,8 @@ export interface Loaded {
 	/** The ids of the text the explorer analysed last (feature cards show activations over it). */
 	lastPrompt: number[];
 }
+
+export const NO_LM_HEAD = 'This export has no LM head: it cannot write text; hooks, SAEs and corpus runs work.';
 
 export class ModelSession {
 	private status: EngineStatus | null = null;
@@ -178,7 +184,7 @@ export class ModelSession {
 			runner = await SegmentRunner.create(ort, model, backend);
 		}
 		let processor: LogitsProcessor | null = null;
-		if (backend === 'webgpu' && runner.logitsOnGpu) processor = await LogitsProcessor.create(await this.gpuDevice(), source.shape.vocabSize);
+		if (backend === 'webgpu' && runner.logitsOnGpu && source.lmHead) processor = await LogitsProcessor.create(await this.gpuDevice(), source.shape.vocabSize);
 		const info: ModelInfo = {
 			id, name, source: from, backend,
 			format: source.format,
@@ -186,6 +192,7 @@ export class ModelSession {
 			dtype: source.dtype,
 			shape: source.shape,
 			parameters: source.parameters,
+			lmHead: source.lmHead,
 			precision: source.precision,
 			manifest: source.manifest?.(model),
 			chatTemplate: !!source.tokenizer.hasChatTemplate,
@@ -195,7 +202,8 @@ export class ModelSession {
 			fromCache: files.length > 0 && files.every((f) => f.fromCache),
 			warnings: [...warnings, ...files.map((f) => f.cacheWarning).filter((w): w is NonNullable<typeof w> => !!w)]
 		};
-		if (!source.unembedding)
+		if (!source.lmHead) info.warnings.push({ code: 'model-failed', message: NO_LM_HEAD, action: 'Use hook points, SAEs and corpus runs of pasted text; open an export with its LM head to generate.' });
+		else if (!source.unembedding)
 			info.warnings.push({ code: 'model-failed', message: 'Loupe could not find the unembedding matrix in this graph, so feature cards show no logit effects.', action: 'Everything else works.' });
 		this.loaded = { info, source, runner, tokenizer: source.tokenizer, processor, sae: null, lastPrompt: [] };
 		previous?.processor?.destroy();
@@ -239,20 +247,59 @@ export class ModelSession {
 		return this.loaded;
 	}
 
+	/** Generation needs the LM head; a hidden-state export refuses in words. */
+	requireLmHead(m: Loaded) {
+		if (!m.source.lmHead) throw new LoupeError('model-failed', NO_LM_HEAD, 'Run a corpus of pasted text or a text file instead, or open an export that ends in logits.');
+	}
+
 	/** The hook name of a boundary of the loaded model. */
 	hookName(m: Loaded, boundary: number): string {
 		return boundaryName(boundary, m.source.shape.nLayers);
 	}
 
-	/** Cuts the model at these boundaries too, when it is not cut there yet (keeps the SAE's cut). */
+	/**
+	 * Cuts the model at these boundaries too, when it is not cut there yet (keeps the cuts it has).
+	 * The old runner goes before the new one is built: each holds a full copy of the weights, and
+	 * two do not fit in a 4 GiB wasm heap. On WebGPU a one-node session holds ORT's device meanwhile,
+	 * so the sampling kernel and the SAE's buffers stay valid. If the new cut cannot be built the
+	 * old one is rebuilt; if that fails too, the model is unloaded, and the message says so.
+	 */
 	async ensureCuts(m: Loaded, boundaries: number[]) {
 		const missing = boundaries.filter((b) => !m.runner.model.cuts.includes(b));
 		if (!missing.length) return;
-		const runner = await SegmentRunner.create(ort, m.source.segment([...m.runner.model.cuts, ...missing]), m.runner.backend);
-		await m.runner.dispose();
-		m.runner = runner;
-		m.info.cutAt = cutNames(runner.model);
-		m.info.manifest = m.source.manifest?.(runner.model);
+		const old = m.runner;
+		const model = m.source.segment([...old.model.cuts, ...missing]);
+		const hold = old.backend === 'webgpu' ? await holdGpuContext() : null;
+		try {
+			await old.dispose();
+			try {
+				m.runner = await SegmentRunner.create(ort, model, old.backend);
+			} catch (e) {
+				const why = e instanceof Error ? e.message : String(e);
+				const hooks = missing.map((b) => this.hookName(m, b)).join(', ');
+				try {
+					m.runner = await SegmentRunner.create(ort, old.model, old.backend);
+				} catch {
+					this.unload();
+					throw new LoupeError('model-failed', `${m.info.name} could not be cut at ${hooks} (${why}), nor reopened as it was, so it was unloaded.`, 'Load the model again; a smaller model, or fewer hook points at once, may fit.');
+				}
+				throw new LoupeError('model-failed', `${m.info.name} could not be cut at ${hooks} (${why}); it still runs as before, without that hook.`, 'Try again with fewer hook points at once, or a smaller model.');
+			}
+		} finally {
+			await hold?.release();
+		}
+		m.info.cutAt = cutNames(m.runner.model);
+		m.info.manifest = m.source.manifest?.(m.runner.model);
+	}
+
+	/** Forgets the loaded model and everything on it (a re-cut that could not be rebuilt). */
+	private unload() {
+		const m = this.loaded;
+		this.loaded = null;
+		m?.processor?.destroy();
+		m?.sae?.session.destroy();
+		// ORT destroys its device with its last session: expected, not a lost GPU.
+		this.device = null;
 	}
 
 	/** Chat mode: prompts go through the model's chat template (instruction-tuned models). */
@@ -283,6 +330,7 @@ export class ModelSession {
 		this.assertDevice();
 		const m = this.loaded;
 		if (!m) throw new LoupeError('model-failed', 'No model is loaded.', 'Pick a model and wait for it to load.');
+		this.requireLmHead(m);
 		return this.locked(async () => {
 			this.stopRequested = false;
 			try {
@@ -303,4 +351,17 @@ export class ModelSession {
 
 function cutNames(model: SegmentedModel): string[] {
 	return model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
+}
+
+/**
+ * A one-node WebGPU session (Identity on one float): while it lives ORT keeps its WebGPU context,
+ * and with it the GPUDevice, whatever other sessions are released.
+ */
+async function holdGpuContext(): Promise<{ release(): Promise<void> }> {
+	const g = new GraphBuilder('loupe-device-hold');
+	g.input('x', 'float32', [1]);
+	g.node('Identity', ['x'], ['y']);
+	g.output('y', 'float32', [1]);
+	const session = await ort.InferenceSession.create(g.toBytes(), { executionProviders: ['webgpu'] });
+	return { release: () => session.release() };
 }

@@ -118,6 +118,7 @@ export class Steering {
 	 */
 	async sideBySide(prompt: string, settings: SamplingSettings, onToken: (stream: 'default' | 'steered', e: TokenEvent) => void): Promise<{ default: GenerateResult; steered: GenerateResult }> {
 		const m = this.session.requireModel();
+		this.session.requireLmHead(m);
 		if (!m.sae && !this.setup.features.some((f) => f.vector))
 			throw new LoupeError('model-failed', 'Nothing to steer with yet.', 'Load an SAE and choose features, or make a contrast vector, first.');
 		return this.session.locked(async () => {
@@ -134,6 +135,7 @@ export class Steering {
 	/** The `k` most likely next tokens after the prompt, without and with the current steering. */
 	async nextTokenTable(prompt: string, k = 10): Promise<{ default: Ranked; steered: Ranked }> {
 		const m = this.session.requireModel();
+		this.session.requireLmHead(m);
 		return this.session.locked(async () => {
 			const ids = m.tokenizer.encode(prompt);
 			const V = m.source.shape.vocabSize;

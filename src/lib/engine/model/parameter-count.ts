@@ -1,0 +1,59 @@
+/**
+ * How many parameters an exported graph has, each counted once. Exporters often store a tied LM
+ * head twice: the embedding [V, d] for the Gather and its transpose [d, V] for the final MatMul
+ * (torch.onnx writes GPT-2's and Gemma's that way), so summing initializers says 163M for GPT-2
+ * small. An initializer whose values are the embedding's, as they are or transposed, is a copy.
+ */
+import type { GraphIndex, TensorProto } from './onnx/graph';
+
+/** Elements compared per candidate copy: spread over the whole matrix, enough that an untied head never passes. */
+const SAMPLES = 4096;
+
+export function distinctParameterCount(g: GraphIndex, embedding: string, externalData: { path: string; data: Uint8Array }[]): number {
+	const emb = g.initializers.get(embedding);
+	const dims = (t: TensorProto) => (t.dims ?? []).map(Number);
+	const size = (t: TensorProto) => dims(t).reduce((a, d) => a * d, 1);
+	let n = 0;
+	for (const t of g.initializers.values()) if (dims(t).length >= 1) n += size(t);
+	const e = emb && dims(emb).length === 2 ? words(emb, externalData) : null;
+	if (!emb || !e) return n;
+	const [V, D] = dims(emb);
+	for (const [name, t] of g.initializers) {
+		if (name === embedding || t.dataType !== emb.dataType || size(t) !== V * D) continue;
+		const c = words(t, externalData);
+		const shape = dims(t);
+		if (!c) continue;
+		const transposed = shape.length === 2 && shape[0] === D && shape[1] === V;
+		if (sameValues(e, c, V, D, transposed)) n -= V * D;
+	}
+	return n;
+}
+
+/** Element `(v, i)` of the embedding against the candidate's `(v, i)`, or `(i, v)` when transposed. */
+function sameValues(e: Uint16Array | Uint32Array, c: Uint16Array | Uint32Array, V: number, D: number, transposed: boolean): boolean {
+	if (e.length !== c.length) return false;
+	const step = Math.max(1, Math.floor(e.length / SAMPLES));
+	for (let j = 0; j < e.length; j += step) {
+		const v = Math.floor(j / D);
+		const i = j % D;
+		if (e[j] !== c[transposed ? i * V + v : j]) return false;
+	}
+	return true;
+}
+
+/** An initializer's elements as raw words (fp32 → 32-bit, fp16/bf16 → 16-bit), without a copy where aligned; null for other types or unreadable data. */
+function words(t: TensorProto, externalData: { path: string; data: Uint8Array }[]): Uint16Array | Uint32Array | null {
+	const width = t.dataType === 1 ? 4 : t.dataType === 10 || t.dataType === 16 ? 2 : 0;
+	if (!width) return null;
+	let raw: Uint8Array | undefined;
+	if (t.dataLocation === 1) {
+		const entry = (k: string) => t.externalData?.find((x) => x.key === k)?.value;
+		const file = externalData.find((f) => f.path === entry('location'));
+		const offset = Number(entry('offset') ?? 0);
+		raw = file?.data.subarray(offset, offset + Number(entry('length') ?? file.data.byteLength - offset));
+	} else if (t.rawData?.length) raw = t.rawData;
+	else if (t.floatData?.length) return new Uint32Array(Float32Array.from(t.floatData).buffer);
+	if (!raw || raw.byteLength % width) return null;
+	const bytes = raw.byteOffset % width ? raw.slice() : raw;
+	return width === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+}

@@ -1,0 +1,87 @@
+// The engine's model session in Node (wasm EP), on stories260K. Re-cutting the loaded model (an
+// SAE or a steering vector needs a new hook) releases the old runner before the new one is built
+// (ORT never holds two copies of the weights); when the new cut cannot be built the model keeps
+// running at its old cut, still writing llama2.c's own greedy text, with a message that says so.
+// A model without an LM head refuses to write, in words.
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import * as ort from 'onnxruntime-web/webgpu';
+import { ModelSession } from '../../src/lib/engine/model/session';
+import { hookBoundary } from '../../src/lib/engine/model/hooks';
+import { defaultSampling } from '../../src/lib/engine/sample/sampler';
+import { publishedGreedy256, stories260KDir } from '../fixtures';
+
+// The session reads the worker's globals: give Node a `self` and a navigator without WebGPU.
+const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
+g.self ??= globalThis;
+g.navigator ??= { hardwareConcurrency: 1 };
+ort.env.wasm.numThreads = 1;
+
+const file = (name: string) => new File([readFileSync(resolve(stories260KDir, name))], name);
+const greedy = { ...defaultSampling, temperature: 0, maxTokens: 40, seed: 1 };
+
+async function openStories260K() {
+	const session = new ModelSession();
+	const info = await session.loadFromFiles([file('stories260K.bin'), file('tok512.bin')]);
+	expect(info.backend).toBe('wasm');
+	return session;
+}
+
+describe('re-cutting the loaded model', () => {
+	it('releases the old sessions before creating the new ones', async () => {
+		const session = await openStories260K();
+		const m = session.requireModel();
+		const hooks = ['blocks.1.hook_resid_pre', 'blocks.3.hook_resid_pre'];
+		const events: string[] = [];
+		const create = ort.InferenceSession.create;
+		const old = m.runner;
+		const dispose = old.dispose.bind(old);
+		old.dispose = async () => {
+			events.push('dispose old');
+			await dispose();
+		};
+		(ort.InferenceSession as { create: unknown }).create = (...args: Parameters<typeof create>) => {
+			events.push('create');
+			return create.apply(ort.InferenceSession, args);
+		};
+		try {
+			await session.locked(() => session.ensureCuts(m, hooks.map((h) => hookBoundary(h, m.source.shape.nLayers))));
+		} finally {
+			(ort.InferenceSession as { create: unknown }).create = create;
+		}
+		expect(events[0]).toBe('dispose old');
+		expect(events.filter((e) => e === 'create').length).toBe(3); // three segments
+		expect(m.info.cutAt).toEqual(hooks);
+		const r = await session.generate('', greedy, () => {});
+		expect(publishedGreedy256().startsWith(m.tokenizer.decode(r.tokens))).toBe(true);
+	});
+
+	it('keeps the model at its old cut, still generating, when the new cut cannot be built', async () => {
+		const session = await openStories260K();
+		const m = session.requireModel();
+		const segment = m.source.segment;
+		// A cut whose segments onnxruntime refuses (as when a second copy of the weights does not fit).
+		m.source.segment = (cuts) => ({ ...segment(cuts), segments: segment(cuts).segments.map((s) => ({ ...s, bytes: new Uint8Array([1, 2, 3]) })) });
+		await expect(session.locked(() => session.ensureCuts(m, [hookBoundary('blocks.2.hook_resid_pre', m.source.shape.nLayers)]))).rejects.toThrow(/could not be cut at blocks\.2\.hook_resid_pre .*it still runs as before/);
+		m.source.segment = segment;
+		expect(session.current).toBe(m);
+		expect(m.info.cutAt).toEqual([]);
+		const r = await session.generate('', greedy, () => {});
+		expect(r.tokens.length).toBeGreaterThan(10);
+		expect(publishedGreedy256().startsWith(m.tokenizer.decode(r.tokens))).toBe(true);
+	});
+});
+
+describe('a model without an LM head', () => {
+	it('refuses to write text in plain words, and still runs the residual stream', async () => {
+		const session = await openStories260K();
+		const m = session.requireModel();
+		m.source.lmHead = false; // what surgery reports for an export whose last output is a hidden state
+		await expect(session.generate('Once', greedy, () => {})).rejects.toThrow('This export has no LM head: it cannot write text; hooks, SAEs and corpus runs work.');
+		m.runner.reset();
+		const { logits, rows } = await m.runner.forward(m.tokenizer.encode('Once upon'));
+		expect(rows).toBe(m.tokenizer.encode('Once upon').length);
+		logits.dispose();
+	});
+});
