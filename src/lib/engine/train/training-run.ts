@@ -247,11 +247,12 @@ export function trainedSae(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeW
 export function toSaeLens(cp: TrainCheckpoint): { cfgJson: string; safetensors: Uint8Array; sparsity: Uint8Array } {
 	const { cfg, weights } = trainedSae(cp);
 	const sparsity = writeSparsity(logSparsityOf(cp.fires, cp.sampled));
-	return { ...writeSaeLens(cfg, weights, { extra: { loupe_training: {
-			tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch,
-			l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
-			jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null, activation_scale: cp.scale ?? 1, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
-		} } }), sparsity };
+	const loupe_training = {
+		tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch,
+		l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
+		jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null, activation_scale: cp.scale ?? 1, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
+	};
+	return { ...writeSaeLens(cfg, weights, { extra: { loupe_training } }), sparsity };
 }
 
 /** Density histogram (log10 of each latent's firing rate) from the sampled batches. */
