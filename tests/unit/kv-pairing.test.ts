@@ -119,6 +119,18 @@ describe('what pairing refuses, with the reason', () => {
 		// The value past reaches two presents (through the shared Concat and its own): ambiguous.
 		expect(() => io(bytes)).toThrow(/"past_key_values\.0\.value" is appended into several graph outputs/);
 	});
+	it('two pasts whose only present is one Concat of both: refused rather than feed both from it', () => {
+		const g = new GraphBuilder('two-into-one');
+		const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
+		const x = g.op('Gather', [g.weight('embed', new Float32Array(40).fill(0.1), [10, 4]), ids], { axis: 0 });
+		const a = g.input('cache_a.0', 'float32', ['batch', 1, 'past', 4]);
+		const b = g.input('cache_b.0', 'float32', ['batch', 1, 'past', 4]);
+		g.alias(g.op('Concat', [a, b, g.op('Unsqueeze', [x, g.constant([1])])], { axis: 2 }), 'present.0');
+		g.output('present.0', 'float32', ['batch', 1, 'total', 4]);
+		g.alias(g.op('MatMul', [x, g.weight('lm', new Float32Array(40).fill(0.1), [4, 10])]), 'logits');
+		g.output('logits', 'float32', ['batch', 'seq', 10]);
+		expect(() => io(g.toBytes(17))).toThrow(/"cache_a\.0" and "cache_b\.0" would all be fed from "present\.0"/);
+	});
 	it('a ring-buffer (circular) TensorScatter cache: refused, saying what to export instead', () => {
 		const bytes = cacheGraph((g, x) => {
 			const w = g.input('write_indices', 'int64', ['batch']);
