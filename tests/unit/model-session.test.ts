@@ -54,7 +54,8 @@ describe('re-cutting the loaded model', () => {
 		expect(events.filter((e) => e === 'create').length).toBe(3); // three segments
 		expect(m.info.cutAt).toEqual(hooks);
 		const r = await session.generate('', greedy, () => {});
-		expect(publishedGreedy256().startsWith(m.tokenizer.decode(r.tokens))).toBe(true);
+		expect(r.text.length).toBeGreaterThan(40);
+		expect(publishedGreedy256().startsWith(r.text)).toBe(true);
 	});
 
 	it('keeps the model at its old cut, still generating, when the new cut cannot be built', async () => {
@@ -68,8 +69,8 @@ describe('re-cutting the loaded model', () => {
 		expect(session.current).toBe(m);
 		expect(m.info.cutAt).toEqual([]);
 		const r = await session.generate('', greedy, () => {});
-		expect(r.tokens.length).toBeGreaterThan(10);
-		expect(publishedGreedy256().startsWith(m.tokenizer.decode(r.tokens))).toBe(true);
+		expect(r.text.length).toBeGreaterThan(40);
+		expect(publishedGreedy256().startsWith(r.text)).toBe(true);
 	});
 });
 
