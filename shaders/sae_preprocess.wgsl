@@ -56,9 +56,16 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   let sum_sq = workgroup_sum(lid, ss);
   var scale = 1.0;
-  if (p.norm == 1u) { scale = 1.0 / sqrt(sum_sq / n + 1e-5); }
-  if (p.norm == 2u) { scale = sqrt(n) / sqrt(sum_sq); }
-  if (p.norm == 3u) { scale = p.norm_scale; }
+  // SAELens's layer_norm (run_time_activation_norm_fn_in): (x - mu) / (std_unbiased + 1e-5), undone
+  // on the way out by x_hat * std + mu with no eps (run_time_activation_ln_out).
+  var undo_scale = 1.0;
+  if (p.norm == 1u) {
+    let sd = sqrt(sum_sq / max(n - 1.0, 1.0));
+    scale = 1.0 / (sd + 1e-5);
+    undo_scale = 1.0 / sd;
+  }
+  if (p.norm == 2u) { scale = sqrt(n) / sqrt(sum_sq); undo_scale = scale; }
+  if (p.norm == 3u) { scale = p.norm_scale; undo_scale = scale; }
   for (var i = lid; i < p.d_in; i += WG) {
     var v = xp[base + i] * scale;
     if (p.apply_b_dec == 1u) { v -= b_dec[i]; }
@@ -66,6 +73,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   if (lid == 0u) {
     undo[2u * wg.x] = mean;
-    undo[2u * wg.x + 1u] = scale;
+    undo[2u * wg.x + 1u] = undo_scale;
   }
 }
