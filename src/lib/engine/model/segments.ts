@@ -1,13 +1,15 @@
 import type { DecoderIo } from './onnx/decoder-io';
 /**
  * A model as a chain of ONNX segments cut at hook points (see DESIGN.md). Segment i reads the
- * residual at boundary `boundaries[i]` (or token ids, for the first) and writes the residual at
- * boundary `boundaries[i+1]` (or logits, for the last). Between two segments the engine holds the
- * residual on the GPU, where kernels read and edit it.
+ * tensor at cut i-1 (or token ids, for the first) and writes the tensor at cut i (or logits, for
+ * the last), under its hook name; a cut may be a residual boundary or a hook inside a layer
+ * (attn_out, mlp_in, mlp_out), all d_model wide. A segment may also read earlier cuts and carried
+ * tensors by name from the runner's pool (`inputNames`). Between two segments the engine holds the
+ * tensor on the GPU, where kernels read and edit it.
  */
 export interface SegmentSpec {
 	index: number;
-	/** Layers this segment computes: [first, end). */
+	/** Layers this segment computes (all or part of): [first, end). */
 	layers: [number, number];
 	/** The graph input carrying the residual (a hook name), absent for the first segment. */
 	residualIn?: string;
@@ -32,8 +34,10 @@ export interface SegmentedModel {
 	io: DecoderIo;
 	/** Weights kept outside the graph files, handed to every segment's session. */
 	externalData?: { path: string; data: Uint8Array }[];
-	/** Cut boundaries, ascending, excluding 0-before-embedding and the logits end. */
+	/** The residual boundaries among the cuts, ascending (hooks inside layers are only in `cutHooks`). */
 	cuts: number[];
+	/** Every cut as its canonical hook name, in the order the segments write them (absent: the residual `cuts`). */
+	cutHooks?: string[];
 	segments: SegmentSpec[];
 }
 

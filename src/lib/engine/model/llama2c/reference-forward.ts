@@ -2,9 +2,12 @@
  * A plain TypeScript forward pass of a llama2.c model, written after run.c's `forward`, one
  * position at a time with a KV cache. It shares no code with the ONNX builder: tests use it as the
  * independent reference for the graph Loupe builds (and it can read the residual stream at any
- * `blocks.L.hook_resid_pre/post`, which tests of hooks and steering compare against).
+ * `blocks.L.hook_resid_pre/post`, and the tensors at `hook_attn_out`, `hook_mlp_in` and
+ * `hook_mlp_out` inside each layer, which tests of hooks and steering compare against).
  */
 import { headSize, kvDim, type LlamaWeights } from './checkpoint';
+
+export type SublayerHook = 'attn_out' | 'mlp_in' | 'mlp_out';
 
 function rmsnorm(out: Float32Array, x: Float32Array, w: Float32Array, eps: number) {
 	let ss = 0;
@@ -28,6 +31,8 @@ export class ReferenceLlama {
 	private valueCache: Float32Array;
 	/** Residual stream captured at each layer boundary b (b = 0..nLayers) for the last position. */
 	readonly residual: Float32Array[];
+	/** What attention adds, the normalised MLP input and what the MLP adds, per layer, for the last position. */
+	readonly sublayer: Record<SublayerHook, Float32Array>[];
 	pos = 0;
 
 	constructor(readonly w: LlamaWeights) {
@@ -35,13 +40,19 @@ export class ReferenceLlama {
 		this.keyCache = new Float32Array(c.nLayers * c.seqLen * kvDim(c));
 		this.valueCache = new Float32Array(c.nLayers * c.seqLen * kvDim(c));
 		this.residual = Array.from({ length: c.nLayers + 1 }, () => new Float32Array(c.dim));
+		this.sublayer = Array.from({ length: c.nLayers }, () => ({ attn_out: new Float32Array(c.dim), mlp_in: new Float32Array(c.dim), mlp_out: new Float32Array(c.dim) }));
 	}
 
 	/**
 	 * Runs one token at the next position and returns its logits.
-	 * `edit(b, x)` may change the residual at boundary b in place (b = L is `blocks.L.hook_resid_pre`).
+	 * `edit(b, x)` may change the residual at boundary b in place (b = L is `blocks.L.hook_resid_pre`);
+	 * `editSublayer(l, hook, v)` the tensor at `blocks.l.hook_{attn_out, mlp_in, mlp_out}`.
 	 */
-	step(token: number, edit?: (boundary: number, x: Float32Array) => void): Float32Array {
+	step(
+		token: number,
+		edit?: (boundary: number, x: Float32Array) => void,
+		editSublayer?: (layer: number, hook: SublayerHook, v: Float32Array) => void
+	): Float32Array {
 		const { w } = this;
 		const c = w.config;
 		const { dim, hiddenDim, nHeads, nKvHeads, seqLen } = c;
@@ -107,13 +118,19 @@ export class ReferenceLlama {
 				}
 			}
 			matmul(xb2, xb, L.wo, dim, dim);
+			editSublayer?.(l, 'attn_out', xb2);
+			this.sublayer[l].attn_out.set(xb2);
 			for (let i = 0; i < dim; i++) x[i] += xb2[i];
 			// SwiGLU feed-forward.
 			rmsnorm(xb, x, L.rmsFfn, c.normEps);
+			editSublayer?.(l, 'mlp_in', xb);
+			this.sublayer[l].mlp_in.set(xb);
 			matmul(hb, xb, L.w1, dim, hiddenDim);
 			matmul(hb2, xb, L.w3, dim, hiddenDim);
 			for (let i = 0; i < hiddenDim; i++) hb[i] = (hb[i] / (1 + Math.exp(-hb[i]))) * hb2[i];
 			matmul(xb, hb, L.w2, hiddenDim, dim);
+			editSublayer?.(l, 'mlp_out', xb);
+			this.sublayer[l].mlp_out.set(xb);
 			for (let i = 0; i < dim; i++) x[i] += xb[i];
 		}
 		edit?.(c.nLayers, x);

@@ -2,14 +2,15 @@
  * Builds an fp32 ONNX decoder from llama2.c weights, in the Hugging Face decoder convention:
  *   input_ids [B,S], attention_mask [B,P+S], position_ids [B,S], past_key_values.{i}.key/value [B,KV,P,hd]
  *   -> logits [B,S,V], present.{i}.key/value [B,KV,P+S,hd]
- * optionally cut into a chain of segments at residual-stream boundaries (hook points).
+ * optionally cut into a chain of segments at hook points: residual-stream boundaries and the hooks
+ * inside each layer (attn_out, mlp_in, mlp_out).
  *
  * Only standard ONNX ops (opset 17) are used, so any execution provider runs it. The math is
  * llama2.c's: RMSNorm, RoPE on interleaved pairs, grouped-query attention, SwiGLU.
  */
 import type { DecoderIo } from '../onnx/decoder-io';
 import { GraphBuilder } from '../onnx/graph-builder';
-import { boundaryName } from '../hooks';
+import { boundaryName, canonicalHook, hookSite, isResidHook, layersBetween, type HookName } from '../hooks';
 import {
 	pastKeyName, pastValueName, presentKeyName, presentValueName,
 	type SegmentSpec, type SegmentedModel
@@ -61,6 +62,7 @@ function rmsnorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, 
 	return g.op('Mul', [w, g.op('Mul', [inv, x], {}, `${scope}/scaled`)], {}, `${scope}/out`);
 }
 
+/** What attention adds to the residual (`blocks.l.hook_attn_out`). */
 function attention(ctx: Ctx, x: string, l: number, w: LlamaWeights): string {
 	const { g, c } = ctx;
 	const L = w.layers[l];
@@ -96,21 +98,19 @@ function attention(ctx: Ctx, x: string, l: number, w: LlamaWeights): string {
 		g.op('Transpose', [g.op('Reshape', [ctxGrouped, g.constant([0, H, -1, hs])], {}, `${s}/ctx_heads`)], { perm: [0, 2, 1, 3] }, `${s}/ctx_t`),
 		g.constant([0, 0, c.dim])
 	], {}, `${s}/ctx`);
-	const out = g.op('MatMul', [merged, g.weight(`${s}/o.weight`, transpose(L.wo, c.dim, c.dim), [c.dim, c.dim])], {}, `${s}/o`);
-	return g.op('Add', [x, out], {}, `/blocks.${l}/resid_mid`);
+	return g.op('MatMul', [merged, g.weight(`${s}/o.weight`, transpose(L.wo, c.dim, c.dim), [c.dim, c.dim])], {}, `${s}/o`);
 }
 
-function feedForward(ctx: Ctx, x: string, l: number, w: LlamaWeights): string {
+/** What the MLP adds to the residual (`blocks.l.hook_mlp_out`), from its normalised input (`hook_mlp_in`). */
+function feedForward(ctx: Ctx, xn: string, l: number, w: LlamaWeights): string {
 	const { g, c } = ctx;
 	const L = w.layers[l];
 	const s = `/blocks.${l}/mlp`;
-	const xn = rmsnorm(g, x, L.rmsFfn, c.normEps, `/blocks.${l}/ln2`);
 	const gate = g.op('MatMul', [xn, g.weight(`${s}/gate.weight`, transpose(L.w1, c.hiddenDim, c.dim), [c.dim, c.hiddenDim])], {}, `${s}/gate`);
 	const up = g.op('MatMul', [xn, g.weight(`${s}/up.weight`, transpose(L.w3, c.hiddenDim, c.dim), [c.dim, c.hiddenDim])], {}, `${s}/up`);
 	const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate], {}, `${s}/sigmoid`)], {}, `${s}/silu`);
 	const act = g.op('Mul', [silu, up], {}, `${s}/act`);
-	const down = g.op('MatMul', [act, g.weight(`${s}/down.weight`, transpose(L.w2, c.dim, c.hiddenDim), [c.hiddenDim, c.dim])], {}, `${s}/down`);
-	return g.op('Add', [x, down], {}, `/blocks.${l}/resid_post`);
+	return g.op('MatMul', [act, g.weight(`${s}/down.weight`, transpose(L.w2, c.dim, c.hiddenDim), [c.hiddenDim, c.dim])], {}, `${s}/down`);
 }
 
 /** Position-dependent inputs shared by every layer of a segment: the mask bias and RoPE tables. */
@@ -138,62 +138,121 @@ function positionalContext(g: GraphBuilder, c: LlamaConfig): Omit<Ctx, 'g' | 'c'
 }
 
 /**
- * Builds the model cut at the given boundaries (0 < b <= nLayers; boundary b is the input of layer b,
- * i.e. `blocks.{b}.hook_resid_pre`; b = nLayers is the last `hook_resid_post`). No cuts: one graph.
+ * Where a segment starts or ends, as a site number (hooks.ts `hookSite`): 4l is resid_pre l, 4l+1
+ * attn_out l, 4l+2 mlp_in l, 4l+3 mlp_out l, 4·nLayers the last resid_post. Between sites the
+ * block computes, in order: attention (4l → 4l+1), the attention add and the MLP norm (→ 4l+2), the
+ * MLP (→ 4l+3), the MLP add (→ 4(l+1)).
+ *
+ * A segment that starts inside a layer also needs the tensor the layer's next residual add reads:
+ * resid_pre l (after an attn_out cut: the resid_pre hook where that is cut too, so an edit there
+ * counts) or the attention add's sum (after an mlp_in or mlp_out cut). The segment that computes it
+ * hands it on as `loupe/blocks.l.resid_pre` / `loupe/blocks.l.resid_mid`; the runner's pool keeps it.
  */
-export function buildLlamaOnnx(w: LlamaWeights, cuts: number[] = []): SegmentedModel {
+const carriedPre = (l: number) => `loupe/blocks.${l}.resid_pre`;
+const carriedMid = (l: number) => `loupe/blocks.${l}.resid_mid`;
+
+/**
+ * Builds the model cut at the given hooks: numbers are residual boundaries (0 ≤ b ≤ nLayers;
+ * boundary b is `blocks.{b}.hook_resid_pre`, nLayers the last `hook_resid_post`), strings any hook
+ * name (`blocks.1.hook_mlp_in`). No cuts: one graph.
+ */
+export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []): SegmentedModel {
 	const c = w.config;
-	const sorted = [...new Set(cuts)].sort((a, b) => a - b);
-	for (const b of sorted)
-		if (!Number.isInteger(b) || b < 0 || b > c.nLayers) throw new Error(`cut ${b} is outside 0..${c.nLayers}`);
-	const edges = [-1, ...sorted, Infinity]; // -1: token ids in; Infinity: logits out
+	const n = c.nLayers;
+	const siteOf = (cut: number | HookName) => {
+		if (typeof cut === 'number') {
+			if (!Number.isInteger(cut) || cut < 0 || cut > n) throw new Error(`cut ${cut} is outside 0..${n}`);
+			return 4 * cut;
+		}
+		return hookSite(cut, n);
+	};
+	const sites = [...new Set(cuts.map(siteOf))].sort((a, b) => a - b);
+	const nameOf = (site: number) => (site % 4 === 0 ? boundaryName(site / 4, n) : canonicalHook(`blocks.${Math.floor(site / 4)}.hook_${['', 'attn_out', 'mlp_in', 'mlp_out'][site % 4]}`, n));
+	const isCut = new Set(sites);
+	const edges = [-1, ...sites, Infinity]; // -1: token ids in; Infinity: logits out
+	const hd = headSize(c);
 	const segments: SegmentSpec[] = [];
 	for (let i = 0; i + 1 < edges.length; i++) {
 		const from = edges[i];
 		const to = edges[i + 1];
-		const first = Math.max(from, 0);
-		const end = Math.min(to, c.nLayers);
 		const g = new GraphBuilder(`loupe-llama2c-segment-${i}`);
-		let x: string;
-		const residualIn = from < 0 ? undefined : boundaryName(from, c.nLayers);
-		if (residualIn === undefined) {
+		const residualIn = from < 0 ? undefined : nameOf(from);
+		const residualOut = to === Infinity ? undefined : nameOf(to);
+		const inputNames: string[] = [];
+		const outputNames: string[] = [];
+		const input = (name: string) => (inputNames.push(name), g.input(name, 'float32', ['batch', 'seq', c.dim]));
+		// The block's live tensors: x (resid_pre), a (attn_out), h (resid_mid), m (mlp_in), f (mlp_out).
+		let x = '', a = '', h = '', m = '', f = '';
+		let site = Math.max(from, 0);
+		const l0 = Math.floor(site / 4);
+		if (from < 0) {
+			inputNames.push('input_ids');
 			const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
 			x = g.op('Gather', [g.weight('/embed.weight', w.tokenEmbedding, [c.vocabSize, c.dim]), ids], { axis: 0 }, '/embed');
+		} else if (from % 4 === 0) x = input(residualIn!);
+		else if (from % 4 === 1) {
+			a = input(residualIn!);
+			x = input(isCut.has(4 * l0) ? boundaryName(l0, n) : carriedPre(l0));
 		} else {
-			x = g.input(residualIn, 'float32', ['batch', 'seq', c.dim]);
+			(from % 4 === 2 ? (m = input(residualIn!)) : (f = input(residualIn!)));
+			h = input(carriedMid(l0));
 		}
 		// Every segment takes the same positional inputs, so the engine feeds them uniformly.
+		inputNames.push('position_ids', 'attention_mask');
 		const pos = positionalContext(g, c);
 		const ctx: Ctx = { g, c, ...pos };
-		const hd = headSize(c);
-		for (let l = first; l < end; l++) {
-			g.input(pastKeyName(l), 'float32', ['batch', c.nKvHeads, 'past_seq', hd]);
-			g.input(pastValueName(l), 'float32', ['batch', c.nKvHeads, 'past_seq', hd]);
+		const end = Math.min(to, 4 * n);
+		const attnLayers: number[] = [];
+		let midHere = -1; // the layer whose resid_mid this segment computes
+		for (; site < end; site++) {
+			const l = Math.floor(site / 4);
+			const L = w.layers[l];
+			switch (site % 4) {
+				case 0:
+					attnLayers.push(l);
+					g.input(pastKeyName(l), 'float32', ['batch', c.nKvHeads, 'past_seq', hd]);
+					g.input(pastValueName(l), 'float32', ['batch', c.nKvHeads, 'past_seq', hd]);
+					a = attention(ctx, x, l, w);
+					break;
+				case 1:
+					h = g.op('Add', [x, a], {}, `/blocks.${l}/resid_mid`);
+					midHere = l;
+					m = rmsnorm(g, h, L.rmsFfn, c.normEps, `/blocks.${l}/ln2`);
+					break;
+				case 2:
+					f = feedForward(ctx, m, l, w);
+					break;
+				case 3:
+					x = g.op('Add', [h, f], {}, `/blocks.${l}/resid_post`);
+					break;
+			}
 		}
-		for (let l = first; l < end; l++) x = feedForward(ctx, attention(ctx, x, l, w), l, w);
-		let residualOut: string | undefined;
+		const out = (t: string, name: string) => {
+			g.alias(t, name);
+			g.output(name, 'float32', ['batch', 'seq', c.dim]);
+			outputNames.push(name);
+		};
 		if (to === Infinity) {
 			const xn = rmsnorm(g, x, w.rmsFinal, c.normEps, '/ln_final');
 			const cls = g.weight('/lm_head.weight', w.classifier, [c.vocabSize, c.dim]);
 			const clsT = g.op('Transpose', [cls], { perm: [1, 0] }, '/lm_head.weight_t');
 			g.alias(g.op('MatMul', [xn, clsT], {}, '/lm_head'), 'logits');
 			g.output('logits', 'float32', ['batch', 'seq', c.vocabSize]);
+			outputNames.push('logits');
 		} else {
-			residualOut = boundaryName(to, c.nLayers);
-			g.alias(x, residualOut);
-			g.output(residualOut, 'float32', ['batch', 'seq', c.dim]);
+			out([x, a, m, f][to % 4], residualOut!);
+			const l = Math.floor(to / 4);
+			// What the next residual add needs, where no hook carries it.
+			if (to % 4 === 1 && !isCut.has(4 * l)) out(x, carriedPre(l));
+			if (to % 4 >= 2 && midHere === l) out(h, carriedMid(l));
 		}
-		for (let l = first; l < end; l++) {
+		for (const l of attnLayers) {
 			g.output(presentKeyName(l), 'float32', ['batch', c.nKvHeads, 'total_seq', hd]);
 			g.output(presentValueName(l), 'float32', ['batch', c.nKvHeads, 'total_seq', hd]);
-		}
-		const inputNames = [residualIn ?? 'input_ids', 'position_ids', 'attention_mask'];
-		const outputNames = [residualOut ?? 'logits'];
-		for (let l = first; l < end; l++) {
 			inputNames.push(pastKeyName(l), pastValueName(l));
 			outputNames.push(presentKeyName(l), presentValueName(l));
 		}
-		segments.push({ index: i, layers: [first, end], residualIn, residualOut, inputNames, outputNames, bytes: g.toBytes() });
+		segments.push({ index: i, layers: layersBetween(residualIn, residualOut, n), residualIn, residualOut, inputNames, outputNames, bytes: g.toBytes() });
 	}
 	const kvDims = ['batch', c.nKvHeads, 'past_seq', headSize(c)];
 	const int = (name: string, dims: string[]) => ({ name, dtype: 'int64', dims });
@@ -211,7 +270,8 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: number[] = []): SegmentedM
 	return {
 		shape: { nLayers: c.nLayers, dModel: c.dim, vocabSize: c.vocabSize, maxSeqLen: c.seqLen },
 		io,
-		cuts: sorted,
+		cuts: sites.filter((s) => s % 4 === 0).map((s) => s / 4),
+		cutHooks: sites.map(nameOf),
 		segments
 	};
 }
