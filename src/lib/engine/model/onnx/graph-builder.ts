@@ -134,9 +134,10 @@ export class GraphBuilder {
 		this.nodes.push({ name: this.fresh(`${to}:identity`), opType: 'Identity', input: [from], output: [to] });
 	}
 
-	toBytes(opset = 17): Uint8Array {
+	/** Opset 21 and later need IR version 10 (onnxruntime refuses older IR with newer opsets). */
+	toBytes(opset = 17, irVersion = opset >= 21 ? 10 : 8): Uint8Array {
 		const model = onnx.ModelProto.create({
-			irVersion: 8,
+			irVersion,
 			producerName: 'loupe',
 			opsetImport: [{ domain: '', version: opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
 			graph: {

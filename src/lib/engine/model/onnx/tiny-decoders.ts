@@ -11,16 +11,22 @@
  *            SkipSimplifiedLayerNormalization (the sum is output 3; the final one leaves it unnamed),
  *            the first norm as LayerNormalization / SimplifiedLayerNormalization, as ORT's
  *            optimizer and the model builder write them
+ *   opset23  the standard ops of ONNX opset 23: attention as one `Attention` node (projected q, k, v,
+ *            the additive mask, past key/value in, present key/value out), norms as
+ *            `RMSNormalization` / `LayerNormalization`, RoPE (llama, gemma) as `RotaryEmbedding` on
+ *            q and k; token ids reach the embedding through Cast, Unsqueeze, Squeeze, Reshape and
+ *            Flatten, as torch's `input_ids.view(-1, S)` leaves them
  *
- * Attention is plain ops with a KV cache in the Hugging Face layout (`past_key_values.{l}.key`
- * [B, H, P, Dh] → `present.{l}.key`); positions matter only through the causal mask (no RoPE: the
- * surgery does not look inside attention).
+ * Attention in the other styles is plain ops with a KV cache in the Hugging Face layout
+ * (`past_key_values.{l}.key` [B, H, P, Dh] → `present.{l}.key`); positions matter only through the
+ * causal mask (no RoPE: the surgery does not look inside attention). `lmHead: false` writes a base
+ * model whose output is the final norm's hidden state (`last_hidden_state`), not logits.
  */
 import { GraphBuilder } from './graph-builder';
 import { seededRandom } from '../../sample/prng';
 
 export type TinyArch = 'gpt2' | 'llama' | 'gemma';
-export type TinyStyle = 'unfused' | 'fused';
+export type TinyStyle = 'unfused' | 'fused' | 'opset23';
 
 export interface TinyDecoderOptions {
 	arch: TinyArch;
@@ -30,6 +36,8 @@ export interface TinyDecoderOptions {
 	heads?: number;
 	vocab?: number;
 	seed?: number;
+	/** False: no LM head, the graph outputs the final norm's hidden state (a base-model export). */
+	lmHead?: boolean;
 }
 
 export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
@@ -40,6 +48,7 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 	const V = o.vocab ?? 64;
 	const rms = o.arch !== 'gpt2';
 	const fused = o.style === 'fused';
+	const std = o.style === 'opset23';
 	const random = seededRandom(o.seed ?? 7);
 	const g = new GraphBuilder(`tiny-${o.arch}-${o.style}`);
 	const w = (name: string, dims: number[], scale = 1 / Math.sqrt(dims[0])) =>
@@ -73,10 +82,16 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		const y = g.op('Div', [c, g.op('Sqrt', [g.op('Add', [v, g.scalar(eps)])])], {}, `${s}/div`);
 		return g.op('Add', [g.op('Mul', [y, gamma]), beta!], {}, `${s}/shift`);
 	};
+	// Opset 23's own RMSNormalization; LayerNormalization has been standard since opset 17.
+	const standardNorm = (x: string, s: string, gamma: string, beta?: string) =>
+		rms
+			? g.op('RMSNormalization', [x, gamma], { axis: -1, epsilon: { float: eps } }, `${s}/rms`)
+			: g.op('LayerNormalization', [x, gamma, beta!], { axis: -1, epsilon: { float: eps } }, `${s}/ln`);
 	const normWeights = (s: string) => ({ gamma: ones(`${s}.weight`), beta: rms ? undefined : zeros(`${s}.bias`) });
 	/** A norm of x that is not preceded by a residual add (the first one, and Gemma's branch norms). */
 	const norm = (x: string, s: string, fusedOp = fused) => {
 		const { gamma, beta } = normWeights(s);
+		if (std) return standardNorm(x, s, gamma, beta);
 		if (!fusedOp) return plainNorm(x, s, gamma, beta);
 		const out = g.fresh(`${s}/out`);
 		g.node(rms ? 'SimplifiedLayerNormalization' : 'LayerNormalization', rms ? [x, gamma] : [x, gamma, beta!], [out], { axis: -1, epsilon: { float: eps } });
@@ -87,7 +102,7 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		const { gamma, beta } = normWeights(s);
 		if (!fused) {
 			const resid = g.op('Add', [x, branch], {}, `${s}/resid`);
-			return { resid, normed: plainNorm(resid, s, gamma, beta) };
+			return { resid, normed: std ? standardNorm(resid, s, gamma, beta) : plainNorm(resid, s, gamma, beta) };
 		}
 		const normed = g.fresh(`${s}/out`);
 		const resid = sum ? g.fresh(`${s}/resid`) : '';
@@ -95,10 +110,20 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		return { resid, normed };
 	};
 
-	let x = g.op('Gather', [w('embed_tokens.weight', [V, d], 1), ids], { axis: 0 }, '/embed');
+	// torch's input_ids.view(-1, S) and friends: shape-only ops between the ids and the Gather.
+	const tokenIds = std
+		? g.op('Flatten', [g.op('Reshape', [g.op('Squeeze', [g.op('Unsqueeze', [g.op('Cast', [ids], { to: 6 }), g.constant([0])]), g.constant([0])]), g.constant([0, -1])])], { axis: 1 })
+		: ids;
+	let x = g.op('Gather', [w('embed_tokens.weight', [V, d], 1), tokenIds], { axis: 0 }, '/embed');
 	if (o.arch === 'gpt2') x = g.op('Add', [x, g.op('Gather', [w('embed_positions.weight', [256, d], 0.5), positions], { axis: 0 })], {}, '/embed_sum');
 	if (o.arch === 'gemma') x = g.op('Mul', [x, g.scalar(Math.sqrt(d))], {}, '/embed_scaled');
 
+	// RotaryEmbedding's caches: [max position, Dh/2], rotate-half layout (interleaved = 0).
+	const maxPos = 256;
+	const ropeTable = (f: (a: number) => number) =>
+		Float32Array.from({ length: maxPos * (Dh / 2) }, (_, i) => f(Math.floor(i / (Dh / 2)) * Math.pow(10000, -(2 * (i % (Dh / 2))) / Dh)));
+	const ropeCos = std && o.arch !== 'gpt2' ? g.weight('rope.cos', ropeTable(Math.cos), [maxPos, Dh / 2]) : '';
+	const ropeSin = std && o.arch !== 'gpt2' ? g.weight('rope.sin', ropeTable(Math.sin), [maxPos, Dh / 2]) : '';
 	const attention = (xn: string, l: number) => {
 		const s = `/layers.${l}/attn`;
 		const heads = (t: string) => g.op('Transpose', [g.op('Reshape', [t, g.constant([0, 0, H, Dh])])], { perm: [0, 2, 1, 3] });
@@ -108,6 +133,16 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		};
 		const pastK = g.input(`past_key_values.${l}.key`, 'float32', ['batch', H, 'past_seq', Dh]);
 		const pastV = g.input(`past_key_values.${l}.value`, 'float32', ['batch', H, 'past_seq', Dh]);
+		if (std) {
+			// One opset-23 Attention node on [B, S, H·Dh] q, k, v; RoPE by RotaryEmbedding where the model has it.
+			const rope = (t: string) => (o.arch === 'gpt2' ? t : g.op('RotaryEmbedding', [t, ropeCos, ropeSin, positions], { num_heads: H }, `${s}/rope`));
+			const [y, presentK, presentV] = g.opN('Attention', [rope(proj(xn, 'q')), rope(proj(xn, 'k')), proj(xn, 'v'), bias, pastK, pastV], 3, { q_num_heads: H, kv_num_heads: H, scale: { float: 1 / Math.sqrt(Dh) } }, `${s}/attention`);
+			g.alias(presentK, `present.${l}.key`);
+			g.alias(presentV, `present.${l}.value`);
+			g.output(`present.${l}.key`, 'float32', ['batch', H, 'total_seq', Dh]);
+			g.output(`present.${l}.value`, 'float32', ['batch', H, 'total_seq', Dh]);
+			return proj(y, 'o');
+		}
 		const k = g.op('Concat', [pastK, heads(proj(xn, 'k'))], { axis: 2 });
 		const v = g.op('Concat', [pastV, heads(proj(xn, 'v'))], { axis: 2 });
 		g.alias(k, `present.${l}.key`);
@@ -143,7 +178,12 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		x = afterMlp.resid;
 		normed = afterMlp.normed;
 	}
-	g.alias(g.op('MatMul', [normed, w('lm_head.weight', [d, V])], {}, '/lm_head'), 'logits');
-	g.output('logits', 'float32', ['batch', 'seq', V]);
-	return g.toBytes(17);
+	if (o.lmHead === false) {
+		g.alias(normed, 'last_hidden_state');
+		g.output('last_hidden_state', 'float32', ['batch', 'seq', d]);
+	} else {
+		g.alias(g.op('MatMul', [normed, w('lm_head.weight', [d, V])], {}, '/lm_head'), 'logits');
+		g.output('logits', 'float32', ['batch', 'seq', V]);
+	}
+	return g.toBytes(std ? 23 : 17);
 }
