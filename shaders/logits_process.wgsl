@@ -18,8 +18,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-const WG: u32 = 256u;
-var<workgroup> scratch: array<f32, WG>;
+// WG, workgroup_max and workgroup_sum: workgroup_reduce.wgsl, prepended by the runner.
 
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -31,14 +30,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     out[i] = x;
     m = max(m, x);
   }
-  scratch[lid] = m;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { scratch[lid] = max(scratch[lid], scratch[lid + s]); }
-    workgroupBarrier();
-  }
-  let row_max = scratch[0];
-  workgroupBarrier();
+  let row_max = workgroup_max(lid, m);
 
   var sum = 0.0;
   for (var i = lid; i < V; i += WG) {
@@ -46,13 +38,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     out[V + i] = e;
     sum += e;
   }
-  scratch[lid] = sum;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { scratch[lid] = scratch[lid] + scratch[lid + s]; }
-    workgroupBarrier();
-  }
-  let inv_sum = 1.0 / scratch[0];
+  let inv_sum = 1.0 / workgroup_sum(lid, sum);
 
   for (var i = lid; i < V; i += WG) {
     out[V + i] = out[V + i] * inv_sum;

@@ -18,8 +18,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<vec4f, WG>;
+// WG and workgroup_sum4: workgroup_reduce.wgsl, prepended by the runner.
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -32,17 +31,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let r = xhat[t * p.d_in + i] / scale + mean;
     acc += vec4f((a - r) * (a - r), a * r, a * a, r * r);
   }
-  red[lid] = acc;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
+  let total = workgroup_sum4(lid, acc);
   if (lid == 0u) {
-    out[4u * t] = red[0].x;
-    out[4u * t + 1u] = red[0].y;
-    out[4u * t + 2u] = red[0].z;
-    out[4u * t + 3u] = red[0].w;
+    out[4u * t] = total.x;
+    out[4u * t + 1u] = total.y;
+    out[4u * t + 2u] = total.z;
+    out[4u * t + 3u] = total.w;
   }
 }
 

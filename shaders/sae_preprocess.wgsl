@@ -22,20 +22,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> undo: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-const WG: u32 = 256u;
-var<workgroup> red: array<f32, WG>;
-
-fn workgroup_sum(lid: u32, v: f32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+// WG and workgroup_sum: workgroup_reduce.wgsl, prepended by the runner.
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {

@@ -4,6 +4,7 @@
  * TypeScript: tests compare the two, and it serves the wasm fallback when there is no WebGPU.
  */
 import shader from '../../../../shaders/logits_process.wgsl?raw';
+import { withWorkgroupReduce } from './wgsl-headers';
 import { computePipeline, createStorage, readBuffer } from './buffers';
 
 export interface LogitsParams {
@@ -50,7 +51,7 @@ export class LogitsProcessor {
 	}
 
 	static async create(device: GPUDevice, vocab: number) {
-		return new LogitsProcessor(device, await computePipeline(device, shader, 'logits_process'), vocab);
+		return new LogitsProcessor(device, await computePipeline(device, withWorkgroupReduce(shader), 'logits_process'), vocab);
 	}
 
 	/**

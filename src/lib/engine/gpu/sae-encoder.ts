@@ -8,6 +8,7 @@
  */
 import preprocessShader from '../../../../shaders/sae_preprocess.wgsl?raw';
 import matmulShader from '../../../../shaders/matmul_chunk.wgsl?raw';
+import { withWorkgroupReduce } from './wgsl-headers';
 import { computePipeline, createStorage, readBuffer, storageFrom, uniformBuffer } from './buffers';
 import { TopKKernel, TOP_K_MAX } from './top-k';
 import { LoupeError } from '../errors';
@@ -66,7 +67,7 @@ export class SaeEncoder {
 			});
 		}
 		const [preprocess, encode, topK] = await Promise.all([
-			computePipeline(device, preprocessShader, 'sae_preprocess'),
+			computePipeline(device, withWorkgroupReduce(preprocessShader), 'sae_preprocess'),
 			computePipeline(device, matmulShader, 'matmul_chunk'),
 			TopKKernel.create(device)
 		]);

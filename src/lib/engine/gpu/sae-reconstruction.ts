@@ -5,6 +5,7 @@
  */
 import matmulShader from '../../../../shaders/matmul_chunk.wgsl?raw';
 import metricsShader from '../../../../shaders/recon_metrics.wgsl?raw';
+import { withWorkgroupReduce } from './wgsl-headers';
 import { computePipeline, createStorage, readBuffer, storageFrom, uniformBuffer } from './buffers';
 import { metricsFromSums, type ReconMetrics } from '../sae/reconstruction';
 import type { Sae } from '../sae/sae';
@@ -22,8 +23,8 @@ export class SaeReconstruction {
 		const bDec = storageFrom(device, sae.w.bDec, 'sae.b_dec');
 		const [decode, metrics, columns] = await Promise.all([
 			computePipeline(device, matmulShader, 'matmul_chunk'),
-			computePipeline(device, metricsShader, 'recon_metrics'),
-			computePipeline(device, metricsShader, 'recon_metrics', 'column_sums')
+			computePipeline(device, withWorkgroupReduce(metricsShader), 'recon_metrics'),
+			computePipeline(device, withWorkgroupReduce(metricsShader), 'recon_metrics', 'column_sums')
 		]);
 		return new SaeReconstruction(device, sae, decoderChunks, bDec, { decode, metrics, columns });
 	}
