@@ -23,7 +23,7 @@ import type { SamplingSettings } from './sample/sampler';
 import type { SteeringSetup } from './steer/spec';
 import type { RankedItem } from './sae/features';
 import type { ReconMetrics } from './sae/reconstruction';
-import type { BenchLine } from './bench/sae-encode';
+import type { BenchLine } from './bench/bench-line';
 import type { TrainConfig, TrainProgress, TrainRunSummary } from './train/training-run';
 import type { FeatureLabel, SteeringPreset } from './store/db';
 import type { CachedFile, DownloadProgress } from './store/model-cache';

@@ -6,7 +6,8 @@
 import * as ort from 'onnxruntime-web/webgpu';
 import { LoupeError } from '../errors';
 import type { ModelSession } from '../model/session';
-import { benchSaeEncode, type BenchLine } from './sae-encode';
+import { benchSaeEncode } from './sae-encode';
+import type { BenchLine } from './bench-line';
 import { benchSaeTraining } from './sae-train';
 import { benchSegmentation } from './segmentation';
 

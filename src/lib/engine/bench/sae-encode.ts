@@ -9,19 +9,7 @@ import { GraphBuilder } from '../model/onnx/graph-builder';
 import { Sae } from '../sae/sae';
 import { SaeEncoder } from '../gpu/sae-encoder';
 import { createStorage } from '../gpu/buffers';
-
-export interface BenchLine {
-	bench: string;
-	shape: string;
-	value: number;
-	unit: string;
-	peer: string;
-	peer_value: number;
-	ratio: number;
-	[k: string]: unknown;
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+import { benchLine, median, type BenchLine } from './bench-line';
 
 function peerGraph(w: { wEnc: Float32Array; bEnc: Float32Array }, dIn: number, dSae: number, k: number): Uint8Array {
 	const g = new GraphBuilder('sae-encode-peer');
@@ -78,18 +66,12 @@ export async function benchSaeEncode(ort: typeof Ort, shapes: { tokens: number; 
 			timesOurs.push(await ours());
 			timesPeer.push(await peer());
 		}
-		const a = median(timesOurs);
-		const b = median(timesPeer);
-		out.push({
-			bench: 'sae_encode_topk',
-			shape: `T=${tokens},d_in=${dIn},d_sae=${dSae},k=${k}`,
-			value: Math.round(a * 100) / 100,
-			unit: 'ms',
-			peer: 'onnxruntime-web webgpu (MatMul+Add+Relu+TopK)',
-			peer_value: Math.round(b * 100) / 100,
-			ratio: Math.round((b / a) * 1000) / 1000,
-			runs: reps
-		});
+		out.push(
+			benchLine(
+				{ bench: 'sae_encode_topk', shape: `T=${tokens},d_in=${dIn},d_sae=${dSae},k=${k}`, unit: 'ms', value: median(timesOurs), peer: 'onnxruntime-web webgpu (MatMul+Add+Relu+TopK)', peerValue: median(timesPeer) },
+				{ lowerIsBetter: true, extra: { runs: reps } }
+			)
+		);
 		encoder.destroy();
 		xBuf.destroy();
 		await session.release();

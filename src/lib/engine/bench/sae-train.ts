@@ -8,7 +8,7 @@ import { SaeTrainer } from '../gpu/sae-trainer';
 import { storageFrom } from '../gpu/buffers';
 import { initParams, type TrainShape } from '../train/reference';
 import { seededRandom } from '../sample/prng';
-import type { BenchLine } from './sae-encode';
+import { benchLine, median, type BenchLine } from './bench-line';
 
 interface Shape {
 	d: number;
@@ -16,8 +16,6 @@ interface Shape {
 	batch: number;
 	k: number;
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchSaeTraining(shapes: Shape[], steps: number, runs: number): Promise<BenchLine[]> {
 	const tf = await import('@tensorflow/tfjs-core');
@@ -85,17 +83,12 @@ export async function benchSaeTraining(shapes: Shape[], steps: number, runs: num
 			ours.push(await loupeRun());
 			theirs.push(await tfRun());
 		}
-		const value = median(ours);
-		const peer = median(theirs);
-		lines.push({
-			bench: 'sae_train_topk',
-			shape: `d_in=${sh.d},d_sae=${sh.n},batch=${sh.batch},k=${sh.k},${steps} steps`,
-			value: Math.round(value),
-			unit: 'tokens/s',
-			peer: 'TensorFlow.js webgpu (autograd + Adam)',
-			peer_value: Math.round(peer),
-			ratio: Math.round((value / peer) * 100) / 100
-		});
+		lines.push(
+			benchLine(
+				{ bench: 'sae_train_topk', shape: `d_in=${sh.d},d_sae=${sh.n},batch=${sh.batch},k=${sh.k},${steps} steps`, unit: 'tokens/s', value: median(ours), peer: 'TensorFlow.js webgpu (autograd + Adam)', peerValue: median(theirs) },
+				{ decimals: 0 }
+			)
+		);
 		trainer.destroy();
 		store.destroy();
 		tf.dispose([tStore, wEnc, bEnc, wDec, bDec]);

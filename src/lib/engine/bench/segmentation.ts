@@ -6,7 +6,7 @@
 import type * as Ort from 'onnxruntime-web';
 import { SegmentRunner, type Backend } from '../model/runner';
 import type { SegmentedModel } from '../model/segments';
-import type { BenchLine } from './sae-encode';
+import { benchLine, median, type BenchLine } from './bench-line';
 
 type OrtModule = typeof Ort;
 
@@ -26,8 +26,6 @@ async function tokensPerSecond(runner: SegmentRunner, tokens: number): Promise<n
 	}
 	return (tokens * 1000) / (performance.now() - t0);
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 export async function benchSegmentation(
 	ort: OrtModule,
@@ -51,18 +49,9 @@ export async function benchSegmentation(
 		for (let run = 0; run < runs; run++)
 			for (const [i, r] of runners.entries()) samples[i].push(await tokensPerSecond(r, tokens));
 		const base = median(samples[0]);
-		return variants.slice(1).map((v, i) => {
-			const value = median(samples[i + 1]);
-			return {
-				bench: 'segmentation',
-				shape: `${modelName}, ${v.label}, ${runners[i + 1].model.segments.length} segments, ${backend}`,
-				value: Math.round(value * 100) / 100,
-				unit: 'tokens/s',
-				peer: 'the same model uncut',
-				peer_value: Math.round(base * 100) / 100,
-				ratio: Math.round((value / base) * 1000) / 1000
-			};
-		});
+		return variants.slice(1).map((v, i) =>
+			benchLine({ bench: 'segmentation', shape: `${modelName}, ${v.label}, ${runners[i + 1].model.segments.length} segments, ${backend}`, unit: 'tokens/s', value: median(samples[i + 1]), peer: 'the same model uncut', peerValue: base })
+		);
 	} finally {
 		// Release the newest first: ORT keeps its device while any WebGPU session lives.
 		for (const r of runners.reverse()) await r.dispose();
