@@ -5,6 +5,7 @@ import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { openApp, waitForModel } from './app';
 import { readArrayBuffer, stories260KDir } from '../fixtures';
+import { maxAbsDiff } from '../numeric';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { Llama2cTokenizer } from '../../src/lib/engine/model/llama2c/tokenizer';
 import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
@@ -69,8 +70,7 @@ test('a contrast vector steers without an SAE, matches the reference mean differ
 	expect(preset).toMatchObject({ loupe: 'steering-preset', name: 'cats', model: 'stories260K' });
 	const got = Float32Array.from(preset.vectors[0].values as number[]);
 	const want = referenceContrast();
-	let worst = 0;
-	for (let i = 0; i < 64; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+	const worst = maxAbsDiff(got, want);
 	console.log(`contrast vector vs TS reference: max |Δ| ${worst.toExponential(2)} (norm ${Math.hypot(...want).toFixed(3)})`);
 	expect(worst).toBeLessThan(1e-4);
 

@@ -9,6 +9,7 @@ import { cutAtBoundaries } from '../../src/lib/engine/model/onnx/cut-segments';
 import { decodeModel, encodeModel } from '../../src/lib/engine/model/onnx/graph';
 import { SegmentRunner } from '../../src/lib/engine/model/runner';
 import { readBuffer } from '../../src/lib/engine/gpu/buffers';
+import { maxAbsDiff } from '../numeric';
 
 declare module 'vitest' {
 	export interface ProvidedContext {
@@ -16,11 +17,6 @@ declare module 'vitest' {
 	}
 }
 
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-	let m = 0;
-	for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-	return m;
-};
 
 describe('an exported, fused GPT-2 on WebGPU, cut by surgery', () => {
 	it('logits with KV cache equal the unmodified graph on wasm, with a vector added at blocks.2.hook_resid_pre', async () => {
@@ -86,9 +82,9 @@ describe('an exported, fused GPT-2 on WebGPU, cut by surgery', () => {
 				past[`past_${l}`] = r[`present_${l}`];
 				plainPast[`past_${l}`] = u[`present_${l}`];
 			}
-			worst = Math.max(worst, maxAbs(got, r.logits.data as Float32Array));
+			worst = Math.max(worst, maxAbsDiff(got, r.logits.data as Float32Array));
 			// v must matter, or the comparison above proves nothing.
-			change = Math.max(change, maxAbs(got, u.logits.data as Float32Array));
+			change = Math.max(change, maxAbsDiff(got, u.logits.data as Float32Array));
 			position += S;
 		}
 		await runner.dispose();

@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { LogitsProcessor, logitsProcessReference } from '../../src/lib/engine/gpu/logits-process';
 import { createStorage } from '../../src/lib/engine/gpu/buffers';
 import { testDevice } from './device';
+import { maxAbsDiff } from '../numeric';
 
 let device: GPUDevice;
 beforeAll(async () => {
@@ -32,14 +33,8 @@ describe('logits_process.wgsl against its TypeScript reference', () => {
 			const proc = await LogitsProcessor.create(device, vocab);
 			const gpu = await proc.run(buf, rows, row, counts, { temperature, freqPenalty });
 			const ref = logitsProcessReference(logits.subarray(row * vocab, (row + 1) * vocab), counts, { temperature, freqPenalty });
-			let maxLogit = 0;
-			let maxProb = 0;
-			for (let i = 0; i < vocab; i++) {
-				maxLogit = Math.max(maxLogit, Math.abs(gpu.logits[i] - ref.logits[i]));
-				maxProb = Math.max(maxProb, Math.abs(gpu.probs[i] - ref.probs[i]));
-			}
-			expect(maxLogit).toBeLessThan(1e-5);
-			expect(maxProb).toBeLessThan(1e-6);
+			expect(maxAbsDiff(gpu.logits, ref.logits)).toBeLessThan(1e-5);
+			expect(maxAbsDiff(gpu.probs, ref.probs)).toBeLessThan(1e-6);
 			expect(gpu.probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
 			proc.destroy();
 			buf.destroy();

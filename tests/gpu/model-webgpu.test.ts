@@ -9,6 +9,7 @@ import { buildLlamaOnnx } from '../../src/lib/engine/model/llama2c/to-onnx';
 import { SegmentRunner } from '../../src/lib/engine/model/runner';
 import { LogitsProcessor, logitsProcessReference } from '../../src/lib/engine/gpu/logits-process';
 import { readBuffer } from '../../src/lib/engine/gpu/buffers';
+import { maxAbsDiff } from '../numeric';
 
 declare module 'vitest' {
 	export interface ProvidedContext {
@@ -17,11 +18,6 @@ declare module 'vitest' {
 }
 
 const fetchFixture = async (name: string) => (await fetch(`/@fs${inject('stories260KDir')}/${name}`)).arrayBuffer();
-const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-	let m = 0;
-	for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-	return m;
-};
 
 describe('stories260K on the WebGPU execution provider', () => {
 	it('segments cut at hooks: residuals on the GPU, an edit at a hook, logits and the sampler kernel match the reference', async () => {
@@ -62,18 +58,18 @@ describe('stories260K on the WebGPU execution provider', () => {
 					const row = got.subarray(s * dim, (s + 1) * dim);
 					const want = refResid[pos + s][boundary].slice();
 					if (boundary === 2) row.forEach((x, i) => (row[i] = x + v[i])); // the edit happens after the read
-					worstResid = Math.max(worstResid, maxAbs(row, want));
+					worstResid = Math.max(worstResid, maxAbsDiff(row, want));
 				}
 				if (boundary === 2) device.queue.writeBuffer(buf, 0, got); // write the edited residual back
 			});
 			expect(logits.location).toBe('gpu-buffer');
 			const all = new Float32Array(await readBuffer(device, logits.gpuBuffer as GPUBuffer, rows * vocabSize * 4));
-			for (let s = 0; s < rows; s++) worstLogits = Math.max(worstLogits, maxAbs(all.subarray(s * vocabSize, (s + 1) * vocabSize), refLogits[pos + s]));
+			for (let s = 0; s < rows; s++) worstLogits = Math.max(worstLogits, maxAbsDiff(all.subarray(s * vocabSize, (s + 1) * vocabSize), refLogits[pos + s]));
 			const p = { temperature: 0.7, freqPenalty: 0.2 };
 			const gpu = await processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, counts, p);
 			const want = logitsProcessReference(refLogits[pos + S - 1], counts, p);
-			expect(maxAbs(gpu.logits, want.logits)).toBeLessThan(2e-3);
-			expect(maxAbs(gpu.probs, want.probs)).toBeLessThan(1e-4);
+			expect(maxAbsDiff(gpu.logits, want.logits)).toBeLessThan(2e-3);
+			expect(maxAbsDiff(gpu.probs, want.probs)).toBeLessThan(1e-4);
 			logits.dispose();
 			pos += S;
 		}

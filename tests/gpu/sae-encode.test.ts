@@ -6,6 +6,7 @@ import type { SaeConfig } from '../../src/lib/engine/sae/config';
 import { SaeEncoder } from '../../src/lib/engine/gpu/sae-encoder';
 import { createStorage } from '../../src/lib/engine/gpu/buffers';
 import { rng, testDevice } from './device';
+import { maxAbsDiff } from '../numeric';
 
 let device: GPUDevice;
 beforeAll(async () => {
@@ -49,9 +50,7 @@ describe('SAE encoding on the GPU against the TypeScript reference', () => {
 			const got = await enc.encodeTopK(xBuf, tokens, k);
 			const acts = await enc.readActivations(tokens);
 			const want = sae.encode(x, tokens);
-			let err = 0;
-			for (let i = 0; i < want.length; i++) err = Math.max(err, Math.abs(acts[i] - want[i]));
-			expect(err).toBeLessThan(1e-4);
+			expect(maxAbsDiff(acts, want)).toBeLessThan(1e-4);
 			for (let t = 0; t < tokens; t++) {
 				const wantTop = topK(want.subarray(t * cfg.dSae, (t + 1) * cfg.dSae), k);
 				const ids = [...got.ids.subarray(t * k, (t + 1) * k)];

@@ -6,6 +6,7 @@ import { SaeTrainer } from '../../src/lib/engine/gpu/sae-trainer';
 import { storageFrom } from '../../src/lib/engine/gpu/buffers';
 import { adamStep, backward, forward, initParams, normalizeDecoderRows, type SaeParams, type TrainShape } from '../../src/lib/engine/train/reference';
 import { testDevice, rng } from './device';
+import { maxAbsDiff } from '../numeric';
 import { defaultTrainConfig, initialParams, newCheckpoint, shapeOf, toSaeLens } from '../../src/lib/engine/train/training-run';
 import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
 import { Sae } from '../../src/lib/engine/sae/sae';
@@ -16,7 +17,6 @@ declare module 'vitest' {
 	}
 }
 
-const maxAbs = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 const KEYS = ['wEnc', 'bEnc', 'wDec', 'bDec'] as const;
 
 function randomParams(s: TrainShape, r: () => number): SaeParams {
@@ -111,12 +111,12 @@ describe('SAE training on WebGPU', () => {
 			expect(activeSets(gpuActs), 'the latents TopK chose').toEqual(activeSets(base.acts));
 			if (dead) expect(base.aux, 'the AuxK term is in play').toBeGreaterThan(0);
 			const ref = backward(p, s, x, B, base, dead);
-			for (const key of KEYS) expect(maxAbs(gpu[key], ref[key]), key).toBeLessThan(1e-4);
+			for (const key of KEYS) expect(maxAbsDiff(gpu[key], ref[key]), key).toBeLessThan(1e-4);
 			// JumpReLU's threshold learns through a straight-through estimate, not the loss's true
 			// derivative (0 almost everywhere): it is checked against the reference's formula only.
 			if (s.arch === 'jumprelu') {
 				expect(ref.logThreshold!.some((v) => v !== 0), 'some threshold is within the kernel').toBe(true);
-				expect(maxAbs(gpu.logThreshold!, ref.logThreshold!), 'logThreshold').toBeLessThan(1e-4);
+				expect(maxAbsDiff(gpu.logThreshold!, ref.logThreshold!), 'logThreshold').toBeLessThan(1e-4);
 			}
 			// …and finite differences of the reference loss agree with the GPU (sampled entries on the large shape).
 			const h = s.d > 10 ? 3e-4 : 1e-3;
@@ -159,7 +159,7 @@ describe('SAE training on WebGPU', () => {
 			adamStep(want, ref, { m: zeros(), v: zeros(), t: 0 }, 1e-2);
 			if (s.arch !== 'relu') normalizeDecoderRows(want, s);
 			const after = await trainer.readParams();
-			for (const key of all) expect(maxAbs(after[key]!, want[key]!), `adam ${key}`).toBeLessThan(1e-4);
+			for (const key of all) expect(maxAbsDiff(after[key]!, want[key]!), `adam ${key}`).toBeLessThan(1e-4);
 			trainer.destroy();
 		});
 	}
@@ -206,7 +206,7 @@ describe('SAE training on WebGPU', () => {
 			if (active(onGpu) === active(fromExport)) sameSet++;
 		}
 		expect(sameSet, 'rows whose active latents agree').toBe(B);
-		expect(maxAbs(onGpu, fromExport)).toBeLessThan(1e-5);
+		expect(maxAbsDiff(onGpu, fromExport)).toBeLessThan(1e-5);
 		trainer.destroy();
 	});
 

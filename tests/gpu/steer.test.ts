@@ -12,6 +12,7 @@ import { SteerKernel } from '../../src/lib/engine/gpu/steer';
 import { Sae } from '../../src/lib/engine/sae/sae';
 import { steerDirections, type SteerFeature } from '../../src/lib/engine/steer/spec';
 import { rng } from './device';
+import { maxAbsDiff } from '../numeric';
 
 const fetchFixture = async (name: string) => (await fetch(`/@fs${inject('stories260KDir')}/${name}`)).arrayBuffer();
 
@@ -65,7 +66,7 @@ describe('steering on WebGPU', () => {
 					if (name === hook) steer.apply(resid.gpuBuffer as GPUBuffer, n, 64, () => dirs, specs, 'fixed', encoder.activationsBufferOrDummy(), sae.cfg.dSae, -1);
 				});
 				const got = new Float32Array(await readBuffer(device, logits.gpuBuffer as GPUBuffer, rows * vocabSize * 4));
-				for (let s = 0; s < rows; s++) for (let v = 0; v < vocabSize; v++) worst = Math.max(worst, Math.abs(got[s * vocabSize + v] - want[pos + s][v]));
+				for (let s = 0; s < rows; s++) worst = Math.max(worst, maxAbsDiff(got.subarray(s * vocabSize, (s + 1) * vocabSize), want[pos + s]));
 				logits.dispose();
 				pos += rows;
 			}
