@@ -10,6 +10,7 @@ import * as ort from 'onnxruntime-web';
 import { buildTinyDecoder, type TinyArch } from '../../src/lib/engine/model/onnx/tiny-decoders';
 import { openExportedDecoder, cutExportedDecoder, hookManifest } from '../../src/lib/engine/model/onnx/hook-manifest';
 import { decodeModel } from '../../src/lib/engine/model/onnx/graph';
+import { GraphBuilder } from '../../src/lib/engine/model/onnx/graph-builder';
 import { SegmentRunner } from '../../src/lib/engine/model/runner';
 import { maxAbsDiff } from '../numeric';
 import { addInPlace, runWhole, segmentedAt, values, withAdd } from '../graph-checks';
@@ -113,5 +114,45 @@ describe('cuts at hooks, in graph order, and the names surgery refuses', () => {
 	it('a hook the model does not have: the names it does', () => {
 		expect(() => cutExportedDecoder(d, ['blocks.7.hook_mlp_in'])).toThrow(/no hook point "blocks\.7\.hook_mlp_in" in this 3-layer model.*attn_out, mlp_in, mlp_out/);
 		expect(() => cutExportedDecoder(d, ['blocks.0.hook_attn_z'])).toThrow(/no hook point/);
+	});
+});
+
+/**
+ * One parallel block (GPT-NeoX style: attention and MLP both read the layer input) whose sum's bias
+ * onnxruntime would fuse into SkipLayerNormalization: the bias belongs to one of the two outputs and
+ * the graph does not say which, so attn_out and mlp_out are not tensors anywhere.
+ */
+function parallelBlockWithFusedBias(): Uint8Array {
+	const g = new GraphBuilder('parallel-fused-bias');
+	const ones = (n: number, k = 0.1) => Float32Array.from({ length: n }, (_, i) => 1 + k * Math.sin(i));
+	const mat = (r: number, c: number) => g.weight('/w', Float32Array.from({ length: r * c }, (_, i) => 0.1 * Math.cos(i)), [r, c]);
+	const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
+	const x = g.op('Gather', [mat(64, D), ids], { axis: 0 });
+	const ln = (t: string) => g.op('LayerNormalization', [t, g.weight('/g', ones(D), [D]), g.weight('/b', ones(D, 0), [D])], { axis: -1 });
+	const xa = ln(x);
+	const scores = g.op('MatMul', [g.op('MatMul', [xa, mat(D, D)]), g.op('Transpose', [g.op('MatMul', [xa, mat(D, D)])], { perm: [0, 2, 1] })]);
+	const attn = g.op('MatMul', [g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), g.op('MatMul', [xa, mat(D, D)])]), mat(D, D)]);
+	const mlp = g.op('MatMul', [g.op('Relu', [g.op('MatMul', [ln(x), mat(D, 2 * D)])]), mat(2 * D, D)]);
+	const normed = g.fresh('/final/normed');
+	g.node('SkipLayerNormalization', [x, g.op('Add', [attn, mlp]), g.weight('/g', ones(D), [D]), g.weight('/b', ones(D, 0), [D]), g.weight('/bias', ones(D), [D])], [normed, '', '', g.fresh('/final/sum')], { epsilon: { float: 1e-5 } }, 'com.microsoft');
+	g.alias(g.op('MatMul', [normed, mat(D, 64)]), 'logits');
+	g.output('logits', 'float32', ['batch', 'seq', 64]);
+	return g.toBytes(17);
+}
+
+describe('a hook surgery cannot find is left out, with the reason, and a cut there is refused', () => {
+	const d = openExportedDecoder(parallelBlockWithFusedBias());
+	const m = hookManifest(d, []);
+	it('the manifest offers mlp_in but not attn_out / mlp_out, and says why', () => {
+		expect(d.trace).toMatchObject({ nLayers: 1, architecture: 'gpt-neox' });
+		expect(Object.keys(m.sublayerHooks)).toEqual(['blocks.0.hook_mlp_in']);
+		expect(m.hookNames).toEqual(['blocks.0.hook_resid_pre', 'blocks.0.hook_mlp_in', 'blocks.0.hook_resid_post']);
+		expect(m.warnings.join(' ')).toMatch(/blocks\.0\.hook_attn_out: the parallel block's bias is added inside SkipLayerNormalization/);
+		expect(m.warnings.join(' ')).toMatch(/blocks\.0\.hook_mlp_out: /);
+	});
+	it('cutting at attn_out names the reason and the hooks there are', () => {
+		expect(() => cutExportedDecoder(d, ['blocks.0.hook_attn_out'])).toThrow(
+			/no tensor Loupe can cut at for blocks\.0\.hook_attn_out \(the parallel block's bias is added inside SkipLayerNormalization.*\); pick one of the hooks it offers: blocks\.0\.hook_resid_pre, blocks\.0\.hook_mlp_in, blocks\.0\.hook_resid_post/
+		);
 	});
 });

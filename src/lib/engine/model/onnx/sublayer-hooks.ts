@@ -69,9 +69,11 @@ export function findSublayerHooks(
 				return;
 			}
 			const { attn, mlp, sum } = parallel;
-			found('attn_out', { tensor: attn, source: `${producerOp(g, attn)} (operand of the parallel block's ${sum.opType})`, exposed: false });
+			// A bias fused into the block's add belongs to one of the two outputs, and the graph does not say which.
+			const fusedBias = adds[0].bias && `the parallel block's bias is added inside ${adds[0].node.opType}, and the graph does not say whether it is attention's or the MLP's`;
+			found('attn_out', fusedBias || { tensor: attn, source: `${producerOp(g, attn)} (operand of the parallel block's ${sum.opType})`, exposed: false });
 			found('mlp_in', mlpInput(g, mlp, adds[0].stream, adds[0].downstream));
-			found('mlp_out', { tensor: mlp, source: `${producerOp(g, mlp)} (operand of the parallel block's ${sum.opType})`, exposed: false });
+			found('mlp_out', fusedBias || { tensor: mlp, source: `${producerOp(g, mlp)} (operand of the parallel block's ${sum.opType})`, exposed: false });
 			return;
 		}
 		for (const kind of ['attn_out', 'mlp_in', 'mlp_out'] as const)
@@ -101,7 +103,6 @@ function operandSite(g: GraphIndex, add: ResidualAdd, hook: HookName): HookSite 
 
 /** A parallel block's branch: an Add of an attention output and an MLP output (or why it is not one). */
 function parallelBranches(g: GraphIndex, add: ResidualAdd, kvInputs: Set<string>): { attn: string; mlp: string; sum: NodeProto } | string {
-	if (add.bias) return `the parallel block's sum and its bias are fused into ${add.node.opType}, so attention's and the MLP's outputs are not tensors of their own`;
 	const sum = g.producer.get(add.branch)?.node;
 	if (!sum || !(sum.opType === 'Add' || sum.opType === 'Sum') || sum.input!.length !== 2)
 		return `the layer's one residual branch (${sum?.opType ?? 'a graph input'}) is not a sum of an attention output and an MLP output`;
