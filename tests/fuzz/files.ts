@@ -103,3 +103,49 @@ export function tokenizerFields(bytes: Uint8Array, vocab: number): Field[] {
 	}
 	return fields;
 }
+
+const u32At = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(at, true);
+
+/** The fields of a zip that say where and how big things are: end record, central directory, local headers. */
+export function zipFields(zip: Uint8Array): Field[] {
+	const fields: Field[] = [];
+	for (let p = 0; p + 4 <= zip.length; p++) {
+		const sig = u32At(zip, p);
+		if (sig === 0x06054b50)
+			fields.push(
+				{ name: 'EOCD entries on disk', at: p + 8, kind: 'u16' },
+				{ name: 'EOCD entries', at: p + 10, kind: 'u16' },
+				{ name: 'EOCD directory size', at: p + 12, kind: 'u32' },
+				{ name: 'EOCD directory offset', at: p + 16, kind: 'u32' }
+			);
+		else if (sig === 0x02014b50)
+			fields.push(
+				{ name: 'CD method', at: p + 10, kind: 'u16' },
+				{ name: 'CD compressed size', at: p + 20, kind: 'u32' },
+				{ name: 'CD uncompressed size', at: p + 24, kind: 'u32' },
+				{ name: 'CD name length', at: p + 28, kind: 'u16' },
+				{ name: 'CD extra length', at: p + 30, kind: 'u16' },
+				{ name: 'CD local header offset', at: p + 42, kind: 'u32' }
+			);
+		else if (sig === 0x04034b50)
+			fields.push({ name: 'LH name length', at: p + 26, kind: 'u16' }, { name: 'LH extra length', at: p + 28, kind: 'u16' });
+	}
+	return fields;
+}
+
+/** A zip whose end record points at a zip64 end record claiming `entries` files (fflate loops over that count). */
+export function zip64Claiming(entries: number): Uint8Array {
+	const out = new Uint8Array(56 + 20 + 22);
+	const dv = new DataView(out.buffer);
+	dv.setUint32(0, 0x06064b50, true); // zip64 end of central directory record
+	dv.setBigUint64(24, BigInt(entries), true); // entries on this disk
+	dv.setBigUint64(32, BigInt(entries), true); // entries (fflate reads the low word at +32)
+	dv.setBigUint64(48, 1000n, true); // directory offset: past the end, where every entry reads as zeros
+	dv.setUint32(56, 0x07064b50, true); // zip64 locator
+	dv.setBigUint64(56 + 8, 0n, true); // where the zip64 record is
+	dv.setUint32(76, 0x06054b50, true); // end of central directory
+	dv.setUint16(76 + 8, 0xffff, true);
+	dv.setUint16(76 + 10, 0xffff, true);
+	dv.setUint32(76 + 16, 0xffffffff, true);
+	return out;
+}

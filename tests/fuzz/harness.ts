@@ -44,7 +44,7 @@ const ENGINE_TEXT = [
 	/out of range|out of bounds/i,
 	/Maximum call stack/,
 	/\[object Object\]/,
-	/\bNaN\b/
+	/(?<!")\bNaN\b(?!")/ // a size computed from garbage (a quoted "NaN" is the file's own text)
 ];
 
 /** What a parser may throw: Loupe's error (message and action) or, where `plainError` is allowed, an Error of class Error. */
