@@ -50,7 +50,8 @@ const concat = (a: Uint8Array, b: Uint8Array) => {
 };
 
 /** Mutations of `base`, one per case, over its `fields`; `extra` adds format-specific ones. */
-export function mutatedBytes(base: Uint8Array, fields: Field[], extra: fc.Arbitrary<Mutated>[] = []): fc.Arbitrary<Mutated> {
+export function mutatedBytes(file: Uint8Array, fields: Field[], extra: fc.Arbitrary<Mutated>[] = []): fc.Arbitrary<Mutated> {
+	const base = new Uint8Array(file); // a plain copy: a Buffer's slice() would share (and corrupt) the original
 	const len = base.length;
 	const arbs: fc.Arbitrary<Mutated>[] = [
 		fc.constant({ bytes: base.slice(), how: 'the valid file' }),
@@ -83,4 +84,5 @@ export function mutatedBytes(base: Uint8Array, fields: Field[], extra: fc.Arbitr
 }
 
 /** The bytes as an ArrayBuffer of exactly their length (parsers take ArrayBuffers). */
-export const toBuffer = (b: Uint8Array): ArrayBuffer => b.slice().buffer as ArrayBuffer;
+// new Uint8Array(b), not b.slice(): a Node Buffer's slice() is a view into its pool, not a copy.
+export const toBuffer = (b: Uint8Array): ArrayBuffer => new Uint8Array(b).buffer as ArrayBuffer;

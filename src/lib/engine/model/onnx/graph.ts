@@ -30,8 +30,17 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
 	try {
 		return onnx.ModelProto.decode(bytes);
 	} catch (e) {
-		throw new Error(`This is not an ONNX model (the file does not parse as a ModelProto: ${(e as Error).message}).`);
+		throw new Error(`This is not an ONNX model (the file does not parse as a ModelProto: ${decodeFailure(e)}).`);
 	}
+}
+
+/** protobufjs's reason in words: its "index out of range: 6 + 106238 > 8" is a field longer than the file. */
+function decodeFailure(e: unknown): string {
+	const message = e instanceof Error ? e.message : String(e);
+	const m = /index out of range: (\d+) \+ (\d+) > (\d+)/.exec(message);
+	if (m) return `a field at byte ${m[1]} claims ${m[2]} bytes, but the file ends at byte ${m[3]}; it is truncated, or not ONNX`;
+	if (e instanceof RangeError) return `a field runs past the end of the file or nests too deeply (${message}); it is truncated, or not ONNX`;
+	return message;
 }
 
 export function encodeModel(model: ModelProto): Uint8Array {
