@@ -110,7 +110,7 @@ export class SaeExplorer {
 				throw e;
 			}
 		};
-		let files: SaeFile[] = [];
+		let files: SaeFile[];
 		const cfg = await get('cfg.json');
 		if (cfg) files = [cfg, (await get('sae_weights.safetensors')) ?? cfg];
 		else {
