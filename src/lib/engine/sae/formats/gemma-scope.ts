@@ -95,11 +95,15 @@ export function readGemmaScope2(configText: string | null, buf: ArrayBuffer, opt
 	const file = opts.path ?? 'params.safetensors';
 	let config: Record<string, unknown> = {};
 	if (configText) {
+		let parsed: unknown;
 		try {
-			config = JSON.parse(configText);
+			parsed = JSON.parse(configText);
 		} catch {
 			throw new LoupeError('not-an-sae', 'config.json of this Gemma Scope 2 SAE is not valid JSON.', 'Download it again.');
 		}
+		if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+			throw new LoupeError('not-an-sae', 'config.json of this Gemma Scope 2 SAE is not a JSON object (it should hold width, architecture, hf_hook_point_in, …).', 'Download it again, or choose the config.json of the same folder.');
+		config = parsed as Record<string, unknown>;
 	}
 	if (config.type === 'transcoder' || config.affine_connection === true)
 		throw new LoupeError('not-an-sae', `${file} is a Gemma Scope 2 transcoder (it reads the MLP input and predicts the MLP output); Loupe runs SAEs only.`, 'Choose an SAE folder (resid_post, mlp_out) of the release.');

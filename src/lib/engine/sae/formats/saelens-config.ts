@@ -38,8 +38,26 @@ export function versionBefore6(v: string): boolean {
 
 /** handle_config_defaulting: a pre-6 cfg (no version, or older than 6.0.0-rc.0) goes through handle_pre_6_0_config. */
 export function handleConfigDefaulting(cfg: Json): Json {
-	const version = cfg.sae_lens_version || cfg.metadata?.sae_lens_version;
-	return !version || versionBefore6(String(version)) ? handlePre60Config(cfg) : cfg;
+	const version = versionOf(cfg);
+	return !version || versionBefore6(version) ? handlePre60Config(cfg) : cfg;
+}
+
+/** sae_lens_version (top level or in metadata) as text; a value that is not a string or number counts as none. */
+function versionOf(cfg: Json): string {
+	const v = cfg.sae_lens_version || cfg.metadata?.sae_lens_version;
+	return typeof v === 'string' || typeof v === 'number' ? String(v) : '';
+}
+
+/** A cfg value as it reads in a message: JSON.stringify never throws on objects whose toString is not a function. */
+function show(v: unknown): string {
+	const s = JSON.stringify(v) ?? String(v);
+	return s.length > 80 ? s.slice(0, 77) + '...' : s;
+}
+
+/** A size from a cfg: a positive integer (or its decimal string, as some hand-written cfgs have), else NaN. */
+function sizeOf(v: unknown): number {
+	const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
+	return Number.isSafeInteger(n) && n > 0 && n < 2 ** 31 ? n : NaN;
 }
 
 /** handle_pre_6_0_config, key for key. */
@@ -57,7 +75,7 @@ export function handlePre60Config(cfg: Json): Json {
 	setdefault('activation_fn', 'relu');
 	setdefault('architecture', 'standard');
 	setdefault('neuronpedia_id', null);
-	setdefault('reshape_activations', String(n.hook_name ?? '').includes('hook_z') ? 'hook_z' : 'none');
+	setdefault('reshape_activations', typeof n.hook_name === 'string' && n.hook_name.includes('hook_z') ? 'hook_z' : 'none');
 	if (n.activation_fn === 'topk' && n.activation_fn_kwargs?.k != null) {
 		n.architecture = 'topk';
 		n.k = n.activation_fn_kwargs.k;
@@ -82,19 +100,19 @@ export interface SaeLensReading {
 const NORMS: SaeNormalization[] = ['none', 'layer_norm', 'constant_norm_rescale', 'expected_average_only_in'];
 
 function architectureOf(d: Json, name: string): { arch: SaeArchitecture; batchTopK: boolean } {
-	const arch = String(d.architecture);
+	const arch = typeof d.architecture === 'string' ? d.architecture : show(d.architecture);
 	if (arch === 'standard') {
 		// StandardSAE is ReLU whatever activation_fn says; a pre-6 TopK cfg without activation_fn_kwargs.k
 		// would load in SAELens as ReLU, which cannot be what its author meant.
 		if (d.activation_fn && d.activation_fn !== 'relu')
-			throw new LoupeError('not-an-sae', `${name} has activation "${d.activation_fn}" but no activation_fn_kwargs.k, so SAELens would run it as a plain ReLU SAE.`, 'Add "activation_fn_kwargs": {"k": …} (a TopK SAE) or choose another SAE.');
+			throw new LoupeError('not-an-sae', `${name} has activation ${show(d.activation_fn)} but no activation_fn_kwargs.k, so SAELens would run it as a plain ReLU SAE.`, 'Add "activation_fn_kwargs": {"k": …} (a TopK SAE) or choose another SAE.');
 		return { arch: 'relu', batchTopK: false };
 	}
 	if (arch === 'topk' || arch === 'jumprelu') return { arch, batchTopK: false };
 	if (arch === 'batchtopk') return { arch: 'jumprelu', batchTopK: true };
 	throw new LoupeError(
 		'not-an-sae',
-		`${name} describes an SAE of architecture "${d.architecture}"; Loupe runs SAELens's standard (ReLU), topk and jumprelu SAEs (and BatchTopK checkpoints, as SAELens saves them for inference: JumpReLU).`,
+		`${name} describes an SAE of architecture ${show(d.architecture)}; Loupe runs SAELens's standard (ReLU), topk and jumprelu SAEs (and BatchTopK checkpoints, as SAELens saves them for inference: JumpReLU).`,
 		arch.includes('transcoder') ? 'Transcoders read one hook and write another; Loupe runs SAEs only. Choose an SAE.' : 'Choose a ReLU (standard), JumpReLU or TopK SAE.'
 	);
 }
@@ -112,8 +130,8 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 	}
 	if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new LoupeError('not-an-sae', `${name} is not an SAELens cfg (a JSON object).`, 'Choose the cfg.json that came with the SAE.');
 	const pre6 = (() => {
-		const v = raw.sae_lens_version || raw.metadata?.sae_lens_version;
-		return !v || versionBefore6(String(v));
+		const v = versionOf(raw);
+		return !v || versionBefore6(v);
 	})();
 	const d = handleConfigDefaulting({ ...raw, ...overrides });
 	// SAELens reads model keys from the (for pre-6 cfgs: rebuilt) metadata only. Where that loses what
@@ -124,18 +142,20 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 	const meta: Json = { ...fileMeta, ...Object.fromEntries(Object.entries(d.metadata ?? {}).filter(([, v]) => v != null)) };
 	const hookName = d.metadata?.hook_name ?? fileMeta.hook_name ?? d.hook_name;
 	const lost = typeof hookName === 'string' && typeof d.metadata?.hook_name !== 'string';
-	const dIn = Number(d.d_in);
-	const dSae = Number(d.d_sae ?? (d.expansion_factor ? d.expansion_factor * d.d_in : NaN));
+	const dIn = sizeOf(d.d_in);
+	const dSae = sizeOf(d.d_sae ?? (typeof d.expansion_factor === 'number' ? d.expansion_factor * dIn : NaN));
 	if (typeof hookName !== 'string' || !Number.isInteger(dIn) || !Number.isInteger(dSae))
 		throw new LoupeError('not-an-sae', `${name} does not say which hook the SAE reads or its sizes (metadata.hook_name, d_in, d_sae).`, 'Choose the cfg.json of an SAELens SAE.');
 	const { arch, batchTopK } = architectureOf(d, name);
 	const norm = d.normalize_activations ?? 'none';
 	if (!NORMS.includes(norm))
-		throw new LoupeError('not-an-sae', `${name} normalises its input with "${norm}"; SAELens (and Loupe) know none, expected_average_only_in, constant_norm_rescale and layer_norm.`, 'Choose an SAE whose cfg.json uses one of those.');
+		throw new LoupeError('not-an-sae', `${name} normalises its input with ${show(norm)}; SAELens (and Loupe) know none, expected_average_only_in, constant_norm_rescale and layer_norm.`, 'Choose an SAE whose cfg.json uses one of those.');
 	if (d.reshape_activations && d.reshape_activations !== 'none') {
 		assertSupportedSaeHook(hookName, name);
-		throw new LoupeError('sae-mismatch', `${name} reshapes its input (reshape_activations "${d.reshape_activations}": per-head attention outputs); Loupe cannot hook there yet.`, 'Choose an SAE on the residual stream or a sublayer output.');
+		throw new LoupeError('sae-mismatch', `${name} reshapes its input (reshape_activations ${show(d.reshape_activations)}: per-head attention outputs); Loupe cannot hook there yet.`, 'Choose an SAE on the residual stream or a sublayer output.');
 	}
+	if (meta.model_name != null && typeof meta.model_name !== 'string')
+		throw new LoupeError('not-an-sae', `${name}: model_name ${show(meta.model_name)} is not a name.`, 'Fix "model_name" in cfg.json (e.g. "gpt2"), or remove it.');
 	const modelName: string | undefined = meta.model_name ?? undefined;
 	const kwargs: Json = meta.model_from_pretrained_kwargs ?? {};
 	// center_writing_weights: what TransformerLens did to the model the SAE was trained on. SAELens 6
@@ -152,29 +172,30 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 		);
 	let k: number | undefined;
 	if (arch === 'topk') {
-		k = d.k == null ? 100 : Number(d.k);
+		k = d.k == null ? 100 : typeof d.k === 'number' ? d.k : NaN;
 		if (d.k == null) conversions.push('k is not in cfg.json: SAELens\'s default, 100');
-		if (!Number.isInteger(k) || k <= 0) throw new LoupeError('not-an-sae', `${name} is a TopK SAE with k = ${d.k}; k must be a positive integer.`, 'Fix "k" in cfg.json.');
+		if (!Number.isInteger(k) || k <= 0) throw new LoupeError('not-an-sae', `${name} is a TopK SAE with k = ${show(d.k)}; k must be a positive integer.`, 'Fix "k" in cfg.json.');
 	}
 	const rescale = arch === 'topk' || batchTopK ? Boolean(d.rescale_acts_by_decoder_norm ?? batchTopK) : false;
 	const numberOr = (v: unknown) => (typeof v === 'number' ? v : undefined);
+	const stringOr = (...vs: unknown[]) => vs.find((v): v is string => typeof v === 'string');
 	const cfg: SaeConfig = {
 		architecture: arch,
 		dIn,
 		dSae,
 		hookName,
 		k,
-		applyBDecToInput: d.apply_b_dec_to_input ?? true,
+		applyBDecToInput: Boolean(d.apply_b_dec_to_input ?? true),
 		normalizeActivations: norm,
 		centerInput,
 		modelName,
-		neuronpediaId: meta.neuronpedia_id ?? d.neuronpedia_id ?? undefined,
+		neuronpediaId: stringOr(meta.neuronpedia_id, d.neuronpedia_id),
 		contextSize: numberOr(meta.context_size),
 		prependBos: typeof meta.prepend_bos === 'boolean' ? meta.prepend_bos : undefined,
 		conversions,
 		format: 'SAELens',
-		dtype: String(d.dtype ?? 'float32'),
-		name: meta.neuronpedia_id ?? d.neuronpedia_id ?? `${modelName ?? 'model'} ${hookName}`
+		dtype: stringOr(d.dtype) ?? 'float32',
+		name: stringOr(meta.neuronpedia_id, d.neuronpedia_id) ?? `${modelName ?? 'model'} ${hookName}`
 	};
 	return { cfg, rescaleActsByDecoderNorm: rescale, batchTopK };
 }
