@@ -9,7 +9,17 @@ import globals from 'globals';
 import svelteConfig from './svelte.config.js';
 
 export default defineConfig(
-	{ ignores: ['build/', '.svelte-kit/', 'test-results/', 'playwright-report/', 'tests/.generated-hub/', 'tests/.generated-files/', 'static/'] },
+	{
+		ignores: [
+			'build/',
+			'.svelte-kit/',
+			'test-results/',
+			'playwright-report/',
+			'tests/.generated-hub/',
+			'tests/.generated-files/',
+			'static/'
+		]
+	},
 	js.configs.recommended,
 	ts.configs.recommended,
 	svelte.configs.recommended,

@@ -28,7 +28,14 @@ const base = `http://localhost:${port}`;
 const maxTokens = small ? 64 : 256;
 const reps = small ? 2 : 3;
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const quiet = ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run'];
+const quiet = [
+	'--no-sandbox',
+	'--disable-background-networking',
+	'--disable-component-update',
+	'--disable-sync',
+	'--disable-quic',
+	'--no-first-run'
+];
 const backends = {
 	webgpu: [...quiet, '--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader'],
 	wasm: quiet // no WebGPU adapter: the app falls back to the wasm EP
@@ -43,14 +50,27 @@ async function measure(backend) {
 	const context = await browser.newContext();
 	await context.addInitScript(() => {
 		window.__longTasks = [];
-		new PerformanceObserver((l) => window.__longTasks.push(...l.getEntries().map((e) => e.duration))).observe({ type: 'longtask', buffered: true });
+		new PerformanceObserver((l) => window.__longTasks.push(...l.getEntries().map((e) => e.duration))).observe({
+			type: 'longtask',
+			buffered: true
+		});
 	});
 	const page = await context.newPage();
 	const url = `${base}/?hub=${encodeURIComponent(`${base}/hub`)}&temperature=0&max_tokens=${maxTokens}`;
-	const ready = () => page.getByTestId('generate').waitFor({ state: 'visible' }).then(() => page.waitForFunction(() => !document.querySelector('[data-testid="generate"]')?.hasAttribute('disabled'), null, { timeout: 120_000 }));
+	const ready = () =>
+		page
+			.getByTestId('generate')
+			.waitFor({ state: 'visible' })
+			.then(() =>
+				page.waitForFunction(() => !document.querySelector('[data-testid="generate"]')?.hasAttribute('disabled'), null, {
+					timeout: 120_000
+				})
+			);
 	const generate = async () => {
 		await page.getByTestId('generate').click();
-		await page.waitForFunction(() => document.querySelector('[data-testid="completion"]')?.getAttribute('data-state') === 'done', null, { timeout: 600_000 });
+		await page.waitForFunction(() => document.querySelector('[data-testid="completion"]')?.getAttribute('data-state') === 'done', null, {
+			timeout: 600_000
+		});
 		const stats = page.getByTestId('generation-stats');
 		return { tps: Number(await stats.getAttribute('data-tokens-per-second')), tokens: Number(await stats.getAttribute('data-tokens')) };
 	};
@@ -66,9 +86,14 @@ async function measure(backend) {
 		await page.goto(url); // warm cache
 		await ready();
 		await page.getByTestId('generate').click();
-		await page.waitForFunction(() => (document.querySelector('[data-testid="completion"]')?.textContent ?? '').length > 0, null, { timeout: 120_000, polling: 5 });
+		await page.waitForFunction(() => (document.querySelector('[data-testid="completion"]')?.textContent ?? '').length > 0, null, {
+			timeout: 120_000,
+			polling: 5
+		});
 		firstToken.push(Date.now() - t0);
-		await page.waitForFunction(() => document.querySelector('[data-testid="completion"]')?.getAttribute('data-state') === 'done', null, { timeout: 600_000 });
+		await page.waitForFunction(() => document.querySelector('[data-testid="completion"]')?.getAttribute('data-state') === 'done', null, {
+			timeout: 600_000
+		});
 		longTasks = await page.evaluate(() => window.__longTasks);
 	}
 	await browser.close();
@@ -82,10 +107,20 @@ async function benchPage(query, screenshot) {
 	const page = await browser.newPage();
 	try {
 		await page.goto(`${base}/bench${query}`);
-		await page.waitForFunction(() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running', null, { timeout: 3_600_000 });
+		await page.waitForFunction(
+			() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running',
+			null,
+			{ timeout: 3_600_000 }
+		);
 		const text = await page.getByTestId('bench-results').textContent();
 		const state = await page.getByTestId('bench-results').getAttribute('data-state');
-		if (state !== 'done') throw new Error(`the /bench${query} page failed: ${await page.locator('main').innerText().catch(() => '')}`);
+		if (state !== 'done')
+			throw new Error(
+				`the /bench${query} page failed: ${await page
+					.locator('main')
+					.innerText()
+					.catch(() => '')}`
+			);
 		if (screenshot) await page.screenshot({ path: `tests/screenshots/${screenshot}.png`, fullPage: true });
 		return text.split('\n').filter(Boolean);
 	} finally {
@@ -127,15 +162,28 @@ async function steeringBench() {
 	const tokens = small ? 32 : 128;
 	for (const n of [0, 1, 8]) {
 		const steer = Array.from({ length: n }, (_, i) => `${394 + i}:add:2:n`).join(',');
-		const q = new URLSearchParams({ hub: `${base}/hub`, sae: `${TEST_REPO}/last-layer`, temperature: '0', max_tokens: String(tokens), prompt: 'Once upon a time' });
+		const q = new URLSearchParams({
+			hub: `${base}/hub`,
+			sae: `${TEST_REPO}/last-layer`,
+			temperature: '0',
+			max_tokens: String(tokens),
+			prompt: 'Once upon a time'
+		});
 		if (steer) q.set('steer', steer);
 		await page.goto(`${base}/?${q}`);
 		await page.getByTestId('steer-generate').waitFor({ timeout: 120_000 });
 		const ratios = [];
 		let pair = [0, 0];
-		for (let r = -1; r < reps; r++) { // r = -1: an untimed warm-up (the first run after a load pays for it)
+		for (let r = -1; r < reps; r++) {
+			// r = -1: an untimed warm-up (the first run after a load pays for it)
 			await page.getByTestId('steer-generate').click();
-			await page.waitForFunction(() => document.querySelector('[data-testid="completion-steered"]')?.hasAttribute('data-tokens-per-second') && !document.querySelector('[data-testid="steer-generate"]')?.hasAttribute('disabled'), null, { timeout: 600_000 });
+			await page.waitForFunction(
+				() =>
+					document.querySelector('[data-testid="completion-steered"]')?.hasAttribute('data-tokens-per-second') &&
+					!document.querySelector('[data-testid="steer-generate"]')?.hasAttribute('disabled'),
+				null,
+				{ timeout: 600_000 }
+			);
 			const d = Number(await page.getByTestId('completion-default').getAttribute('data-tokens-per-second'));
 			const st = Number(await page.getByTestId('completion-steered').getAttribute('data-tokens-per-second'));
 			if (r >= 0) ratios.push(st / d);
@@ -143,7 +191,18 @@ async function steeringBench() {
 			await page.evaluate(() => document.querySelector('[data-testid="completion-steered"]')?.removeAttribute('data-tokens-per-second'));
 		}
 		const ratio = median(ratios);
-		console.log(JSON.stringify({ bench: 'steering', model: 'stories260K', shape: `${n} features at blocks.4.hook_resid_post, ${tokens} tokens`, value: Math.round(pair[0] * 100) / 100, unit: 'tokens/s', peer: 'same model unsteered (same page)', peer_value: Math.round(pair[1] * 100) / 100, ratio: Math.round(ratio * 1000) / 1000 }));
+		console.log(
+			JSON.stringify({
+				bench: 'steering',
+				model: 'stories260K',
+				shape: `${n} features at blocks.4.hook_resid_post, ${tokens} tokens`,
+				value: Math.round(pair[0] * 100) / 100,
+				unit: 'tokens/s',
+				peer: 'same model unsteered (same page)',
+				peer_value: Math.round(pair[1] * 100) / 100,
+				ratio: Math.round(ratio * 1000) / 1000
+			})
+		);
 	}
 	await browser.close();
 }
@@ -153,9 +212,33 @@ async function appBenches() {
 	const cpu = await measure('wasm');
 	const out = (o) => console.log(JSON.stringify(o));
 	const round = (x, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
-	out({ bench: 'generate_greedy', model: 'stories260K', shape: `max_tokens=${maxTokens}`, value: round(gpu.tps), unit: 'tokens/s', peer: 'onnxruntime-web wasm EP (same app)', peer_value: round(cpu.tps), ratio: round(gpu.tps / cpu.tps, 3), adapter: gpu.adapter });
-	out({ bench: 'load_to_first_token', model: 'stories260K', shape: 'warm cache', value: gpu.firstToken, unit: 'ms', peer: 'onnxruntime-web wasm EP (same app)', peer_value: cpu.firstToken, ratio: round(cpu.firstToken / gpu.firstToken, 3) });
-	out({ bench: 'main_thread_long_tasks', model: 'stories260K', shape: 'load + generate, webgpu', value: gpu.longTasks.length, unit: 'tasks > 50 ms', max_ms: round(Math.max(0, ...gpu.longTasks), 0) });
+	out({
+		bench: 'generate_greedy',
+		model: 'stories260K',
+		shape: `max_tokens=${maxTokens}`,
+		value: round(gpu.tps),
+		unit: 'tokens/s',
+		peer: 'onnxruntime-web wasm EP (same app)',
+		peer_value: round(cpu.tps),
+		ratio: round(gpu.tps / cpu.tps, 3),
+		adapter: gpu.adapter
+	});
+	out({
+		bench: 'load_to_first_token',
+		model: 'stories260K',
+		shape: 'warm cache',
+		value: gpu.firstToken,
+		unit: 'ms',
+		peer: 'onnxruntime-web wasm EP (same app)',
+		peer_value: cpu.firstToken,
+		ratio: round(cpu.firstToken / gpu.firstToken, 3)
+	});
+	out({
+		bench: 'main_thread_long_tasks',
+		model: 'stories260K',
+		shape: 'load + generate, webgpu',
+		value: gpu.longTasks.length,
+		unit: 'tasks > 50 ms',
+		max_ms: round(Math.max(0, ...gpu.longTasks), 0)
+	});
 }
-
-

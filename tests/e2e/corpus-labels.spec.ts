@@ -49,13 +49,25 @@ test('a corpus run gives density, histogram and top examples, survives a reload,
 	// Labels: a Neuronpedia export (JSONL), search, and a label of one's own.
 	const dir = mkdtempSync(join(tmpdir(), 'loupe-labels-'));
 	const file = join(dir, 'explanations.jsonl');
-	writeFileSync(file, [{ index: String(dogId), description: 'the word saw, as in dog', modelId: 'stories260K' }, { index: 3, description: 'a byte' }, { nope: 1 }].map((r) => JSON.stringify(r)).join('\n'));
+	writeFileSync(
+		file,
+		[
+			{ index: String(dogId), description: 'the word saw, as in dog', modelId: 'stories260K' },
+			{ index: 3, description: 'a byte' },
+			{ nope: 1 }
+		]
+			.map((r) => JSON.stringify(r))
+			.join('\n')
+	);
 	await page.locator('summary', { hasText: 'Labels' }).click();
 	await page.getByTestId('labels-file').setInputFiles(file);
 	await expect(page.getByTestId('labels-note')).toHaveText('Imported 2 labels (1 rows skipped).');
 	await page.getByTestId('label-search').fill('DOG');
 	await page.getByRole('button', { name: 'Search' }).click();
-	await page.getByTestId('label-hits').getByRole('button', { name: `#${dogId}` }).click();
+	await page
+		.getByTestId('label-hits')
+		.getByRole('button', { name: `#${dogId}` })
+		.click();
 	await expect(card.getByTestId('feature-label')).toContainText('“the word saw, as in dog” Neuronpedia');
 	await card.getByRole('button', { name: 'edit' }).click();
 	await card.getByTestId('label-input').fill('dogs, in stories');
@@ -74,7 +86,12 @@ test('a corpus the model writes itself, and SAE files dropped on the page', asyn
 	await waitForModel(page);
 	// Drop the SAELens folder's two files on the Features panel, as a person drags them from disk.
 	const dir = `tests/.generated-hub/${TEST_REPO}/resolve/main/token-detector`; // written by writeTestSaes()
-	const files = await Promise.all(['cfg.json', 'sae_weights.safetensors'].map(async (name) => ({ name, data: [...(await import('node:fs')).readFileSync(`${dir}/${name}`)] })));
+	const files = await Promise.all(
+		['cfg.json', 'sae_weights.safetensors'].map(async (name) => ({
+			name,
+			data: [...(await import('node:fs')).readFileSync(`${dir}/${name}`)]
+		}))
+	);
 	const transfer = await page.evaluateHandle((fs) => {
 		const dt = new DataTransfer();
 		for (const f of fs) dt.items.add(new File([new Uint8Array(f.data)], f.name));

@@ -24,14 +24,18 @@ async function referenceCompletion(promptWords = PROMPT.split(' '), words = voca
 		const S = ids.length;
 		const r = await s.run({
 			input_ids: new ort.Tensor('int32', Int32Array.from(ids), [1, S]),
-			position_ids: new ort.Tensor('int32', Int32Array.from(ids, (_, i) => position + i), [1, S]),
+			position_ids: new ort.Tensor(
+				'int32',
+				Int32Array.from(ids, (_, i) => position + i),
+				[1, S]
+			),
 			attention_mask: new ort.Tensor('int32', new Int32Array(position + S).fill(1), [1, position + S]),
 			...past
 		});
 		for (let l = 0; l < 5; l++) past[`past_${l}`] = r[`present_${l}`];
 		const logits = (r.logits.data as Float32Array).subarray((S - 1) * 1000, S * 1000);
 		const next = logits.reduce((best, v, i) => (v > logits[best] ? i : best), 0);
-		if (next === EOS || (words[next] === '<end_of_turn>')) break;
+		if (next === EOS || words[next] === '<end_of_turn>') break;
 		out.push(next);
 		position += S;
 		ids = [next];
@@ -82,7 +86,10 @@ test('an .onnx with its external-data weights opens from disk; without the weigh
 test('chat mode on an instruction-tuned catalogue model: the prompt becomes the user turn of its chat template', async ({ page }) => {
 	writeExportRepo(CHAT_REPO, true);
 	// The template, rendered by hand: BOS, then "<start_of_turn>user PROMPT <end_of_turn> <start_of_turn>model".
-	const expected = await referenceCompletion(['<start_of_turn>', 'user', ...PROMPT.split(' '), '<end_of_turn>', '<start_of_turn>', 'model'], chatVocabulary());
+	const expected = await referenceCompletion(
+		['<start_of_turn>', 'user', ...PROMPT.split(' '), '<end_of_turn>', '<start_of_turn>', 'model'],
+		chatVocabulary()
+	);
 	const plain = await referenceCompletion(PROMPT.split(' '), chatVocabulary());
 	expect(expected).not.toBe(plain); // the template must change what the model reads
 	await openApp(page, { model: 'gemma-3-270m-it', prompt: PROMPT, temperature: 0, max_tokens: STEPS, chat: 1 });

@@ -3,7 +3,10 @@ import { expect, test, type Page } from '@playwright/test';
 import { generateText, hub, openApp, waitForModel } from './app';
 
 async function expectBanner(page: Page, code: string, text: RegExp) {
-	const banner = page.getByTestId('error-banner').filter({ has: page.locator(`[data-code="${code}"]`) }).or(page.locator(`[data-testid="error-banner"][data-code="${code}"]`));
+	const banner = page
+		.getByTestId('error-banner')
+		.filter({ has: page.locator(`[data-code="${code}"]`) })
+		.or(page.locator(`[data-testid="error-banner"][data-code="${code}"]`));
 	await expect(banner.first()).toBeVisible({ timeout: 90_000 });
 	await expect(banner.first()).toContainText(text);
 }

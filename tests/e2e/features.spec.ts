@@ -11,7 +11,9 @@ test('an SAELens SAE from the hub: the token strip lights up and a feature card 
 	await page.getByTestId('sae-load').click();
 	await expect(page.getByTestId('sae-card')).toContainText('reads blocks.0.hook_resid_pre');
 	await expect(page.getByTestId('sae-card')).toContainText('encodes on the GPU');
-	await expect(page.getByTestId('reconstruction')).toContainText(/\(\d+ tokens, BOS left out\): MSE [\d.e-]+\s+·\s+explained variance -?[\d.]+%\s+·\s+cosine 0\.\d{3}/);
+	await expect(page.getByTestId('reconstruction')).toContainText(
+		/\(\d+ tokens, BOS left out\): MSE [\d.e-]+\s+·\s+explained variance -?[\d.]+%\s+·\s+cosine 0\.\d{3}/
+	);
 	const strip = page.getByTestId('token-strip');
 	await expect(strip).toBeVisible();
 	const tokens = strip.locator('[data-token-index]');
@@ -28,13 +30,18 @@ test('an SAELens SAE from the hub: the token strip lights up and a feature card 
 	await page.screenshot({ path: 'tests/screenshots/token-strip-hover.png', fullPage: true });
 
 	// Open that feature: its activation at that token is 0.5, and the URL holds sae and feature.
-	await page.getByTestId('token-tooltip').getByRole('button', { name: new RegExp(`^#${id} `) }).click();
+	await page
+		.getByTestId('token-tooltip')
+		.getByRole('button', { name: new RegExp(`^#${id} `) })
+		.click();
 	const card = page.getByTestId('feature-card');
 	await expect(card).toHaveAttribute('data-feature', String(id));
 	await expect(card.getByTestId('feature-activations').locator('[title]').nth(2)).toHaveAttribute('title', /: 0\.5000$/);
 	await expect(card.getByTestId('positive-logits').locator('li')).toHaveCount(10);
 	await expect(card.getByTestId('nearest-features').locator('li')).toHaveCount(10);
-	await expect(page).toHaveURL(new RegExp(`sae=${encodeURIComponent(`${TEST_REPO}/token-detector`).replace(/%2F/g, '%2F')}.*feature=${id}`));
+	await expect(page).toHaveURL(
+		new RegExp(`sae=${encodeURIComponent(`${TEST_REPO}/token-detector`).replace(/%2F/g, '%2F')}.*feature=${id}`)
+	);
 	await expect(strip.locator('[data-token-index="2"]')).toHaveAttribute('data-strength', /^0\.5/);
 	await page.screenshot({ path: 'tests/screenshots/feature-card.png', fullPage: true });
 
@@ -50,11 +57,15 @@ test('an SAE whose width does not match the model is refused, and the page keeps
 	await page.getByTestId('sae-hub').fill(`${TEST_REPO}/wrong-width`);
 	await page.getByTestId('sae-load').click();
 	const banner = page.locator('[data-testid="error-banner"][data-code="sae-mismatch"]');
-	await expect(banner).toContainText("This SAE reads vectors of width 32 (d_in), but stories260K's residual stream at blocks.0.hook_resid_pre has width 64");
+	await expect(banner).toContainText(
+		"This SAE reads vectors of width 32 (d_in), but stories260K's residual stream at blocks.0.hook_resid_pre has width 64"
+	);
 	await page.screenshot({ path: 'tests/screenshots/sae-mismatch.png', fullPage: true });
 	await page.getByTestId('sae-hub').fill(`${TEST_REPO}/truncated`);
 	await page.getByTestId('sae-load').click();
-	await expect(page.locator('[data-testid="error-banner"][data-code="not-an-sae"]')).toContainText('sae_weights.safetensors is not a readable safetensors file');
+	await expect(page.locator('[data-testid="error-banner"][data-code="not-an-sae"]')).toContainText(
+		'sae_weights.safetensors is not a readable safetensors file'
+	);
 	await page.getByTestId('open-storage').click();
 	// The valid (if mismatched) SAE's files are cached; the truncated one's are not kept.
 	await expect(page.locator('[data-testid="cached-file"][data-url*="/wrong-width/"]')).toHaveCount(2);

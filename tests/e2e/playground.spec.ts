@@ -38,13 +38,19 @@ test('a seed reproduces a sampled completion; the view lives in the URL', async 
 	await expect(page).toHaveURL(/temperature=1(&|$)/);
 });
 
-test('without a WebGPU adapter the app says so, runs on wasm, and samples the same text for the same seed', async ({ page, playwright }) => {
+test('without a WebGPU adapter the app says so, runs on wasm, and samples the same text for the same seed', async ({
+	page,
+	playwright
+}) => {
 	const settings = { temperature: 1, top_p: 0.9, max_tokens: 25, seed: 3, prompt: 'Lily' };
 	await openApp(page, settings);
 	await waitForModel(page);
 	const onGpu = await generateText(page);
 
-	const browser = await playwright.chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+	const browser = await playwright.chromium.launch({
+		executablePath: chromiumPath,
+		args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run']
+	});
 	const cpuPage = await browser.newPage({ baseURL: `http://localhost:${process.env.LOUPE_TEST_PORT ?? 4173}` });
 	await openApp(cpuPage, settings);
 	await waitForModel(cpuPage);

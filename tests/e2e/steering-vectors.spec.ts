@@ -83,7 +83,9 @@ test('a contrast vector steers without an SAE, matches the reference mean differ
 	await expect(page.getByTestId('preset-item')).toContainText('cats');
 	await expect(page.getByTestId('steer-spec')).toContainText('cat minus dog');
 	// A file that is not a preset says so.
-	await page.getByTestId('preset-import').setInputFiles({ name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from('{"hello": 1}') });
+	await page
+		.getByTestId('preset-import')
+		.setInputFiles({ name: 'notes.json', mimeType: 'application/json', buffer: Buffer.from('{"hello": 1}') });
 	await expect(page.getByText(/is not a Loupe steering preset/)).toBeVisible();
 });
 

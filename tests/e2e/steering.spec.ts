@@ -7,7 +7,14 @@ test.beforeAll(() => writeTestSaes());
 const count = (text: string, piece: string) => text.split(piece).length - 1;
 
 test('steering a feature whose top logit is X makes X more frequent than in the default completion, same seed', async ({ page }) => {
-	await openApp(page, { prompt: 'Once upon a time', temperature: 0.8, seed: 5, max_tokens: 30, sae: `${TEST_REPO}/last-layer`, feature: 394 });
+	await openApp(page, {
+		prompt: 'Once upon a time',
+		temperature: 0.8,
+		seed: 5,
+		max_tokens: 30,
+		sae: `${TEST_REPO}/last-layer`,
+		feature: 394
+	});
 	await waitForModel(page);
 	const card = page.getByTestId('feature-card');
 	await expect(card).toHaveAttribute('data-feature', '394', { timeout: 120_000 });
@@ -29,7 +36,9 @@ test('steering a feature whose top logit is X makes X more frequent than in the 
 	expect(count(steered, x)).toBeGreaterThanOrEqual(3);
 	await expect(page.getByTestId('divergence')).toBeVisible();
 	// The steered next-token distribution puts X on top.
-	await expect(page.getByTestId('next-token-table').locator('tbody tr').first().locator('td').nth(2)).toHaveText(x === '' ? /.*/ : new RegExp(x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+	await expect(page.getByTestId('next-token-table').locator('tbody tr').first().locator('td').nth(2)).toHaveText(
+		x === '' ? /.*/ : new RegExp(x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+	);
 	await page.screenshot({ path: 'tests/screenshots/steering.png', fullPage: true });
 
 	// Reset restores the unsteered model: both completions agree again.

@@ -50,7 +50,9 @@ test('train, reload mid-run, resume from the checkpoint, open in the explorer, d
 	await expect(page.getByTestId('train-progress')).toContainText('CE loss recovered');
 	await expect(run).toHaveAttribute('data-status', 'done');
 	const final = Number(await metrics.getAttribute('data-explained-variance'));
-	console.log(`explained variance: ${ev.toFixed(3)} at step ≥40, ${final.toFixed(3)} at the end; ${await page.getByTestId('train-progress').textContent()}`);
+	console.log(
+		`explained variance: ${ev.toFixed(3)} at step ≥40, ${final.toFixed(3)} at the end; ${await page.getByTestId('train-progress').textContent()}`
+	);
 	expect(final).toBeGreaterThan(ev - 0.05);
 	expect(final).toBeGreaterThan(0.5);
 	await expect(page.getByTestId('train-density')).toBeVisible();
@@ -91,7 +93,9 @@ test('JumpReLU on pasted text: thresholds learn, the SAE exports with them and o
 	await expect(run).toContainText('jumprelu');
 	const l0 = Number(/L0 ([\d.]+)/.exec((await run.textContent()) ?? '')![1]);
 	const ev = Number(await page.getByTestId('train-metrics').getAttribute('data-explained-variance'));
-	console.log(`JumpReLU on text: L0 ${l0} of 64 latents, explained variance ${ev.toFixed(3)}; ${await page.getByTestId('train-progress').textContent()}`);
+	console.log(
+		`JumpReLU on text: L0 ${l0} of 64 latents, explained variance ${ev.toFixed(3)}; ${await page.getByTestId('train-progress').textContent()}`
+	);
 	expect(l0).toBeGreaterThan(0);
 	expect(l0).toBeLessThan(32); // the thresholds keep most latents off
 	expect(ev).toBeGreaterThan(0.3);

@@ -17,7 +17,6 @@ declare module 'vitest' {
 	}
 }
 
-
 describe('an exported, fused GPT-2 on WebGPU, cut by surgery', () => {
 	it('logits with KV cache equal the unmodified graph on wasm, with a vector added at blocks.2.hook_resid_pre', async () => {
 		ort.env.wasm.numThreads = 1;
@@ -25,12 +24,16 @@ describe('an exported, fused GPT-2 on WebGPU, cut by surgery', () => {
 		const bytes = new Uint8Array(await (await fetch(`/@fs${inject('onnxExportsDir')}/gpt2_ort_fused_past.onnx`)).arrayBuffer());
 		const d = openExportedDecoder(bytes);
 		const cuts = [1, 2, 5];
-		const runner = await SegmentRunner.create(ort, {
-			shape: { nLayers: 5, dModel: 32, vocabSize: 1000, maxSeqLen: 512 },
-			io: d.io,
-			cuts,
-			segments: cutAtBoundaries(d.graph, d.trace, cuts)
-		}, 'webgpu');
+		const runner = await SegmentRunner.create(
+			ort,
+			{
+				shape: { nLayers: 5, dModel: 32, vocabSize: 1000, maxSeqLen: 512 },
+				io: d.io,
+				cuts,
+				segments: cutAtBoundaries(d.graph, d.trace, cuts)
+			},
+			'webgpu'
+		);
 		const device = (await ort.env.webgpu.device) as GPUDevice;
 		const v = Float32Array.from({ length: 32 }, (_, i) => Math.cos(i) * 0.8);
 
@@ -44,7 +47,13 @@ describe('an exported, fused GPT-2 on WebGPU, cut by surgery', () => {
 		model.graph!.initializer!.push({ name: 'v', dataType: 1, dims: [32], rawData: new Uint8Array(v.buffer.slice(0)) });
 		model.graph!.node!.push(
 			{ name: 'add_v', opType: 'Add', input: [tensor, 'v'], output: ['resid+v'] },
-			{ name: 'renorm', opType: 'LayerNormalization', input: ['resid+v', skip.input![2], skip.input![3]], output: ['norm(resid+v)'], attribute: [{ name: 'axis', type: 2, i: -1 }, ...(skip.attribute ?? [])] }
+			{
+				name: 'renorm',
+				opType: 'LayerNormalization',
+				input: ['resid+v', skip.input![2], skip.input![3]],
+				output: ['norm(resid+v)'],
+				attribute: [{ name: 'axis', type: 2, i: -1 }, ...(skip.attribute ?? [])]
+			}
 		);
 		const reference = await ort.InferenceSession.create(encodeModel(model), { executionProviders: ['wasm'] });
 		const plain = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'] });
@@ -67,13 +76,21 @@ describe('an exported, fused GPT-2 on WebGPU, cut by surgery', () => {
 				// would then be fed that unedited copy.
 				const buffer = residual.gpuBuffer as GPUBuffer;
 				const data = new Float32Array(await readBuffer(device, buffer, rows * 32 * 4));
-				device.queue.writeBuffer(buffer, 0, data.map((x, i) => x + delta[i]));
+				device.queue.writeBuffer(
+					buffer,
+					0,
+					data.map((x, i) => x + delta[i])
+				);
 			});
 			const got = (await logits.getData()) as Float32Array;
 			logits.dispose();
 			const feeds = {
 				input_ids: new ort.Tensor('int32', Int32Array.from(chunk), [1, S]),
-				position_ids: new ort.Tensor('int32', Int32Array.from(chunk, (_, i) => position + i), [1, S]),
+				position_ids: new ort.Tensor(
+					'int32',
+					Int32Array.from(chunk, (_, i) => position + i),
+					[1, S]
+				),
 				attention_mask: new ort.Tensor('int32', new Int32Array(position + S).fill(1), [1, position + S])
 			};
 			const r = await reference.run({ ...feeds, ...past });

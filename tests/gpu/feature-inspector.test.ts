@@ -10,14 +10,27 @@ beforeAll(async () => {
 	device = await testDevice();
 });
 
-
 describe('feature pages on the GPU against the TypeScript reference', () => {
-	for (const [dIn, dSae, vocab, maxBindingBytes] of [[64, 300, 512, undefined], [70, 1000, 1001, 70 * 4 * 128]] as const) {
+	for (const [dIn, dSae, vocab, maxBindingBytes] of [
+		[64, 300, 512, undefined],
+		[70, 1000, 1001, 70 * 4 * 128]
+	] as const) {
 		it(`d_in ${dIn}, d_sae ${dSae}, vocab ${vocab}${maxBindingBytes ? ', W_dec in chunks' : ''}`, async () => {
 			const r = rng(dSae);
 			const fill = (n: number) => Float32Array.from({ length: n }, r);
 			const sae = Sae.create(
-				{ architecture: 'relu', dIn, dSae, hookName: 'blocks.0.hook_resid_pre', applyBDecToInput: false, normalizeActivations: 'none', centerInput: false, format: 'test', dtype: 'F32', name: 't' },
+				{
+					architecture: 'relu',
+					dIn,
+					dSae,
+					hookName: 'blocks.0.hook_resid_pre',
+					applyBDecToInput: false,
+					normalizeActivations: 'none',
+					centerInput: false,
+					format: 'test',
+					dtype: 'F32',
+					name: 't'
+				},
 				{ wEnc: fill(dIn * dSae), wDec: fill(dSae * dIn), bEnc: fill(dSae), bDec: fill(dIn) }
 			);
 			const unembedding = { vocabSize: vocab, dModel: dIn, classifier: fill(vocab * dIn), normWeight: fill(dIn) };
@@ -27,7 +40,12 @@ describe('feature pages on the GPU against the TypeScript reference', () => {
 				const effects = logitEffectsReference(sae, f, unembedding);
 				const got = await insp.logitEffects(f, 10);
 				expect(got.positive.map((x) => x.id)).toEqual(topK(effects, 10).map(([i]) => i));
-				expect(got.negative.map((x) => x.id)).toEqual(topK(effects.map((v) => -v), 10).map(([i]) => i));
+				expect(got.negative.map((x) => x.id)).toEqual(
+					topK(
+						effects.map((v) => -v),
+						10
+					).map(([i]) => i)
+				);
 				got.positive.forEach((x) => expect(Math.abs(x.value - effects[x.id])).toBeLessThan(1e-4));
 				got.negative.forEach((x) => expect(Math.abs(x.value - effects[x.id])).toBeLessThan(1e-4));
 				const cos = decoderCosinesReference(sae, f);

@@ -14,7 +14,7 @@ describe('feature_stats.wgsl against its TypeScript reference', () => {
 	it('density, max, histogram and top contexts over 12 contexts of varying length, d_sae 300', async () => {
 		const dSae = 300;
 		let s = 12345;
-		const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+		const rnd = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 		const gpu = await FeatureStatsGpu.create(device, dSae);
 		const ref = emptyStats(dSae);
 		for (let c = 0; c < 12; c++) {

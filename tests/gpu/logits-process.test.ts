@@ -11,7 +11,7 @@ beforeAll(async () => {
 
 function lcg(seed: number) {
 	let s = seed >>> 0;
-	return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+	return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 describe('logits_process.wgsl against its TypeScript reference', () => {

@@ -64,7 +64,8 @@ describe('stories260K on the WebGPU execution provider', () => {
 			});
 			expect(logits.location).toBe('gpu-buffer');
 			const all = new Float32Array(await readBuffer(device, logits.gpuBuffer as GPUBuffer, rows * vocabSize * 4));
-			for (let s = 0; s < rows; s++) worstLogits = Math.max(worstLogits, maxAbsDiff(all.subarray(s * vocabSize, (s + 1) * vocabSize), refLogits[pos + s]));
+			for (let s = 0; s < rows; s++)
+				worstLogits = Math.max(worstLogits, maxAbsDiff(all.subarray(s * vocabSize, (s + 1) * vocabSize), refLogits[pos + s]));
 			const p = { temperature: 0.7, freqPenalty: 0.2 };
 			const gpu = await processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, counts, p);
 			const want = logitsProcessReference(refLogits[pos + S - 1], counts, p);

@@ -13,11 +13,19 @@ beforeAll(async () => {
 	device = await testDevice();
 });
 
-
 function randomSae(cfg: Partial<SaeConfig> & Pick<SaeConfig, 'dIn' | 'dSae' | 'architecture'>, seed: number): Sae {
 	const r = rng(seed);
 	const fill = (n: number, scale: number, shift = 0) => Float32Array.from({ length: n }, () => r() * scale + shift);
-	const full: SaeConfig = { hookName: 'blocks.0.hook_resid_pre', applyBDecToInput: false, normalizeActivations: 'none', centerInput: false, format: 'test', dtype: 'F32', name: 'test', ...cfg };
+	const full: SaeConfig = {
+		hookName: 'blocks.0.hook_resid_pre',
+		applyBDecToInput: false,
+		normalizeActivations: 'none',
+		centerInput: false,
+		format: 'test',
+		dtype: 'F32',
+		name: 'test',
+		...cfg
+	};
 	return Sae.create(full, {
 		wEnc: fill(cfg.dIn * cfg.dSae, 1 / Math.sqrt(cfg.dIn)),
 		wDec: fill(cfg.dSae * cfg.dIn, 0.1),
@@ -30,10 +38,23 @@ function randomSae(cfg: Partial<SaeConfig> & Pick<SaeConfig, 'dIn' | 'dSae' | 'a
 const cases: [string, Partial<SaeConfig> & Pick<SaeConfig, 'dIn' | 'dSae' | 'architecture'>, number, number?][] = [
 	// name, config, tokens, maxBindingBytes
 	['ReLU, 1 token, 64×256', { dIn: 64, dSae: 256, architecture: 'relu' }, 1],
-	['ReLU with b_dec on the input and centring, 5 tokens, 70×300', { dIn: 70, dSae: 300, architecture: 'relu', applyBDecToInput: true, centerInput: true }, 5],
+	[
+		'ReLU with b_dec on the input and centring, 5 tokens, 70×300',
+		{ dIn: 70, dSae: 300, architecture: 'relu', applyBDecToInput: true, centerInput: true },
+		5
+	],
 	['JumpReLU, 9 tokens, 96×1000, W_enc split into 4 bindings', { dIn: 96, dSae: 1000, architecture: 'jumprelu' }, 9, 96 * 4 * 256],
-	['TopK k=7 with layer_norm, 13 tokens, 33×777', { dIn: 33, dSae: 777, architecture: 'topk', k: 7, normalizeActivations: 'layer_norm' }, 13],
-	['ReLU, constant_norm_rescale, 3 tokens, 768×4096 split in 3', { dIn: 768, dSae: 4096, architecture: 'relu', normalizeActivations: 'constant_norm_rescale' }, 3, 768 * 4 * 1536]
+	[
+		'TopK k=7 with layer_norm, 13 tokens, 33×777',
+		{ dIn: 33, dSae: 777, architecture: 'topk', k: 7, normalizeActivations: 'layer_norm' },
+		13
+	],
+	[
+		'ReLU, constant_norm_rescale, 3 tokens, 768×4096 split in 3',
+		{ dIn: 768, dSae: 4096, architecture: 'relu', normalizeActivations: 'constant_norm_rescale' },
+		3,
+		768 * 4 * 1536
+	]
 ];
 
 describe('SAE encoding on the GPU against the TypeScript reference', () => {
@@ -59,7 +80,9 @@ describe('SAE encoding on the GPU against the TypeScript reference', () => {
 				expect(ids).toEqual(wantTop.map(([i]) => i));
 				vals.forEach((v, j) => expect(Math.abs(v - wantTop[j][1])).toBeLessThan(1e-4));
 			}
-			if (cfg.architecture === 'topk') for (let t = 0; t < tokens; t++) expect(acts.subarray(t * cfg.dSae, (t + 1) * cfg.dSae).filter((v) => v > 0).length).toBeLessThanOrEqual(cfg.k!);
+			if (cfg.architecture === 'topk')
+				for (let t = 0; t < tokens; t++)
+					expect(acts.subarray(t * cfg.dSae, (t + 1) * cfg.dSae).filter((v) => v > 0).length).toBeLessThanOrEqual(cfg.k!);
 			enc.destroy();
 			xBuf.destroy();
 		});

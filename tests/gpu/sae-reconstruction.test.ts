@@ -14,17 +14,40 @@ beforeAll(async () => {
 	device = await testDevice();
 });
 
-
 describe('reconstruction error on the GPU against the TypeScript reference', () => {
 	for (const [name, extra, dIn, dSae, tokens, maxBindingBytes] of [
 		['plain ReLU, 70×300, 6 tokens', {}, 70, 300, 6, undefined],
-		['centred + layer_norm + b_dec, 64×1000, 11 tokens, W_dec in 4 chunks', { centerInput: true, normalizeActivations: 'layer_norm', applyBDecToInput: true }, 64, 1000, 11, 64 * 4 * 256]
+		[
+			'centred + layer_norm + b_dec, 64×1000, 11 tokens, W_dec in 4 chunks',
+			{ centerInput: true, normalizeActivations: 'layer_norm', applyBDecToInput: true },
+			64,
+			1000,
+			11,
+			64 * 4 * 256
+		]
 	] as const) {
 		it(name, async () => {
 			const r = rng(dSae + tokens);
 			const fill = (n: number, sc: number) => Float32Array.from({ length: n }, () => r() * sc);
-			const cfg: SaeConfig = { architecture: 'relu', dIn, dSae, hookName: 'blocks.0.hook_resid_pre', applyBDecToInput: false, normalizeActivations: 'none', centerInput: false, format: 't', dtype: 'F32', name: 't', ...extra };
-			const sae = Sae.create(cfg, { wEnc: fill(dIn * dSae, 0.3), wDec: fill(dSae * dIn, 0.2), bEnc: fill(dSae, 0.1), bDec: fill(dIn, 0.5) });
+			const cfg: SaeConfig = {
+				architecture: 'relu',
+				dIn,
+				dSae,
+				hookName: 'blocks.0.hook_resid_pre',
+				applyBDecToInput: false,
+				normalizeActivations: 'none',
+				centerInput: false,
+				format: 't',
+				dtype: 'F32',
+				name: 't',
+				...extra
+			};
+			const sae = Sae.create(cfg, {
+				wEnc: fill(dIn * dSae, 0.3),
+				wDec: fill(dSae * dIn, 0.2),
+				bEnc: fill(dSae, 0.1),
+				bDec: fill(dIn, 0.5)
+			});
 			const x = Float32Array.from({ length: tokens * dIn }, () => r() * 3 + 0.5);
 			const xBuf = createStorage(device, x.byteLength + 512, 'test.x');
 			device.queue.writeBuffer(xBuf, 0, x);

@@ -4,7 +4,15 @@
 import { describe, expect, inject, it } from 'vitest';
 import { SaeTrainer } from '../../src/lib/engine/gpu/sae-trainer';
 import { storageFrom } from '../../src/lib/engine/gpu/buffers';
-import { adamStep, backward, forward, initParams, normalizeDecoderRows, type SaeParams, type TrainShape } from '../../src/lib/engine/train/reference';
+import {
+	adamStep,
+	backward,
+	forward,
+	initParams,
+	normalizeDecoderRows,
+	type SaeParams,
+	type TrainShape
+} from '../../src/lib/engine/train/reference';
 import { testDevice, rng } from './device';
 import { maxAbsDiff } from '../numeric';
 import { defaultTrainConfig, initialParams, newCheckpoint, shapeOf, toSaeLens } from '../../src/lib/engine/train/training-run';
@@ -89,7 +97,12 @@ describe('SAE training on WebGPU', () => {
 			const data = Float32Array.from({ length: storeRows * s.d }, () => r());
 			const rows = Uint32Array.from([3, 0, 8, 5, 1]);
 			const x = new Float32Array(B * s.d);
-			rows.forEach((row, b) => x.set(data.subarray(row * s.d, (row + 1) * s.d).map((v) => v * scale), b * s.d));
+			rows.forEach((row, b) =>
+				x.set(
+					data.subarray(row * s.d, (row + 1) * s.d).map((v) => v * scale),
+					b * s.d
+				)
+			);
 			const p = randomParams(s, r);
 			if (s.arch === 'jumprelu') p.logThreshold = Float32Array.from({ length: s.n }, () => Math.log(0.05 + 0.1 * (r() + 1)));
 			if (ties) for (let i = 0; i < s.d; i++) for (let j = 5; j < 10; j++) p.wEnc[i * s.n + j] = p.wEnc[i * s.n + j - 5];
@@ -107,7 +120,12 @@ describe('SAE training on WebGPU', () => {
 			// The analytic reference agrees with the GPU…
 			const base = forward(p, s, x, B, false, dead);
 			const gpuActs = await trainer.readActivations();
-			const activeSets = (a: ArrayLike<number>) => Array.from({ length: B }, (_, b) => Array.from({ length: s.n }, (_, j) => (a[b * s.n + j] > 0 ? j : -1)).filter((j) => j >= 0).join(','));
+			const activeSets = (a: ArrayLike<number>) =>
+				Array.from({ length: B }, (_, b) =>
+					Array.from({ length: s.n }, (_, j) => (a[b * s.n + j] > 0 ? j : -1))
+						.filter((j) => j >= 0)
+						.join(',')
+				);
 			expect(activeSets(gpuActs), 'the latents TopK chose').toEqual(activeSets(base.acts));
 			if (dead) expect(base.aux, 'the AuxK term is in play').toBeGreaterThan(0);
 			const ref = backward(p, s, x, B, base, dead);
@@ -115,12 +133,17 @@ describe('SAE training on WebGPU', () => {
 			// JumpReLU's threshold learns through a straight-through estimate, not the loss's true
 			// derivative (0 almost everywhere): it is checked against the reference's formula only.
 			if (s.arch === 'jumprelu') {
-				expect(ref.logThreshold!.some((v) => v !== 0), 'some threshold is within the kernel').toBe(true);
+				expect(
+					ref.logThreshold!.some((v) => v !== 0),
+					'some threshold is within the kernel'
+				).toBe(true);
 				expect(maxAbsDiff(gpu.logThreshold!, ref.logThreshold!), 'logThreshold').toBeLessThan(1e-4);
 			}
 			// …and finite differences of the reference loss agree with the GPU (sampled entries on the large shape).
 			const h = s.d > 10 ? 3e-4 : 1e-3;
-			const gate = (f: ReturnType<typeof forward>) => f.acts.map((a) => (a > 0 ? 1 : 0)).join('') + f.auxSel.map((sel, b) => [...sel].map((j, r) => `${j}:${f.auxActs[b][r] > 0}`)).join('|');
+			const gate = (f: ReturnType<typeof forward>) =>
+				f.acts.map((a) => (a > 0 ? 1 : 0)).join('') +
+				f.auxSel.map((sel, b) => [...sel].map((j, r) => `${j}:${f.auxActs[b][r] > 0}`)).join('|');
 			const precise = forward(p, s, x, B, true, dead);
 			const baseGate = gate(precise);
 			// AuxK aims at the residual error as a constant (autograd detaches it): hold it fixed here too.
@@ -147,7 +170,9 @@ describe('SAE training on WebGPU', () => {
 					}
 					checked++;
 					const fd = (fUp.loss - fDown.loss) / (wUp - wDown);
-					expect(Math.abs(fd - gpu[key][i]), `${key}[${i}]: finite difference ${fd}, GPU ${gpu[key][i]}`).toBeLessThan(2e-3 + 2e-2 * Math.abs(fd));
+					expect(Math.abs(fd - gpu[key][i]), `${key}[${i}]: finite difference ${fd}, GPU ${gpu[key][i]}`).toBeLessThan(
+						2e-3 + 2e-2 * Math.abs(fd)
+					);
 				}
 			}
 			expect(checked).toBeGreaterThan(2 * skipped);
@@ -167,13 +192,21 @@ describe('SAE training on WebGPU', () => {
 	it('recovers known directions from synthetic sparse data (mean max cosine ≥ 0.95)', async () => {
 		const device = await testDevice();
 		const r = rng(5);
-		const d = 32, N = 48, rowsN = 8192, active = 3;
+		const d = 32,
+			N = 48,
+			rowsN = 8192,
+			active = 3;
 		const { truth, data } = syntheticData(r, d, N, rowsN, active);
 		const s: TrainShape = { d, n: 2 * N, arch: 'topk', k: active, l1: 0 };
 		const mean = new Float32Array(d);
 		for (let t = 0; t < rowsN; t++) for (let i = 0; i < d; i++) mean[i] += data[t * d + i] / rowsN;
 		const B = 128;
-		const trainer = await SaeTrainer.create(device, s, B, initParams(s, () => (r() + 1) / 2, mean));
+		const trainer = await SaeTrainer.create(
+			device,
+			s,
+			B,
+			initParams(s, () => (r() + 1) / 2, mean)
+		);
 		trainer.setStore(storageFrom(device, data, 'synthetic'), rowsN);
 		const steps = 800;
 		const t0 = performance.now();
@@ -185,7 +218,9 @@ describe('SAE training on WebGPU', () => {
 		}
 		const m = await trainer.metrics();
 		const mmcs = meanMaxCosine(truth, (await trainer.readParams()).wDec, s.n, d);
-		console.log(`synthetic ${N} directions in d=${d}: mean max cosine ${mmcs.toFixed(4)} after ${steps} steps of ${B} (${((steps * B) / ((performance.now() - t0) / 1000)).toFixed(0)} tokens/s), explained variance ${m.explainedVariance.toFixed(3)}, L0 ${m.l0.toFixed(2)}`);
+		console.log(
+			`synthetic ${N} directions in d=${d}: mean max cosine ${mmcs.toFixed(4)} after ${steps} steps of ${B} (${((steps * B) / ((performance.now() - t0) / 1000)).toFixed(0)} tokens/s), explained variance ${m.explainedVariance.toFixed(3)}, L0 ${m.l0.toFixed(2)}`
+		);
 		expect(mmcs).toBeGreaterThanOrEqual(0.95);
 
 		// The SAELens export loads back with the same encodings: Loupe's SAELens reader and its TS SAE
@@ -194,9 +229,15 @@ describe('SAE training on WebGPU', () => {
 		trainer.gradients(rows);
 		const trained = await trainer.readParams();
 		const onGpu = await trainer.readActivations();
-		const checkpoint = { ...newCheckpoint('t', { ...defaultTrainConfig('synthetic', 'blocks.0.hook_resid_pre'), width: s.n, k: s.k }, d, steps, trained), step: steps };
+		const checkpoint = {
+			...newCheckpoint('t', { ...defaultTrainConfig('synthetic', 'blocks.0.hook_resid_pre'), width: s.n, k: s.k }, d, steps, trained),
+			step: steps
+		};
 		const { cfgJson, safetensors } = toSaeLens(checkpoint);
-		const loaded = readSaeLens(cfgJson, safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer);
+		const loaded = readSaeLens(
+			cfgJson,
+			safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer
+		);
 		const x = new Float32Array(B * d);
 		rows.forEach((row, b) => x.set(data.subarray(row * d, (row + 1) * d), b * d));
 		const fromExport = Sae.create(loaded.cfg, loaded.weights).encode(x, B);
@@ -215,7 +256,10 @@ describe('SAE training on WebGPU', () => {
 		// guards them: the thresholds must rise far enough to make the code sparse within 600 steps.
 		const device = await testDevice();
 		const r = rng(5);
-		const d = 32, N = 48, rowsN = 8192, active = 3;
+		const d = 32,
+			N = 48,
+			rowsN = 8192,
+			active = 3;
 		const { truth, data } = syntheticData(r, d, N, rowsN, active);
 		const cfg = { ...defaultTrainConfig('synthetic', 'blocks.0.hook_resid_pre'), arch: 'jumprelu' as const, width: 2 * N };
 		const s = shapeOf(cfg, d);
@@ -231,7 +275,9 @@ describe('SAE training on WebGPU', () => {
 		}
 		const m = await trainer.metrics();
 		const mmcs = meanMaxCosine(truth, (await trainer.readParams()).wDec, s.n, d);
-		console.log(`JumpReLU (θ₀ ${cfg.threshold}, λ ${cfg.l0}, ε ${cfg.bandwidth}), ${N} directions in d=${d}, scale ${scale.toFixed(2)}: L0 ${m.l0.toFixed(1)}, explained variance ${m.explainedVariance.toFixed(3)}, mean max cosine ${mmcs.toFixed(3)} after ${steps} steps`);
+		console.log(
+			`JumpReLU (θ₀ ${cfg.threshold}, λ ${cfg.l0}, ε ${cfg.bandwidth}), ${N} directions in d=${d}, scale ${scale.toFixed(2)}: L0 ${m.l0.toFixed(1)}, explained variance ${m.explainedVariance.toFixed(3)}, mean max cosine ${mmcs.toFixed(3)} after ${steps} steps`
+		);
 		expect(m.l0).toBeLessThan(12); // 3 true features per sample; ReLU-like thresholds would give ~50
 		expect(m.explainedVariance).toBeGreaterThan(0.85);
 		expect(mmcs).toBeGreaterThan(0.8);
@@ -240,32 +286,48 @@ describe('SAE training on WebGPU', () => {
 
 	// The literature's size (N = 512 in d = 128): minutes on SwiftShader, so only on request:
 	//   LOUPE_FULL_SYNTHETIC=1 npx vitest run --project gpu tests/gpu/sae-train.test.ts -t "N = 512"
-	it.skipIf(!inject('fullSynthetic'))('recovers N = 512 known directions in d = 128 (mean max cosine ≥ 0.95)', async () => {
-		const device = await testDevice();
-		const r = rng(7);
-		const d = 128, N = 512, rowsN = 65536, active = 4;
-		const { truth, data } = syntheticData(r, d, N, rowsN, active);
-		const s: TrainShape = { d, n: 2 * N, arch: 'topk', k: active, l1: 0, auxK: 64, auxCoeff: 1 / 32 };
-		const B = 256;
-		const steps = 3000;
-		const trainer = await SaeTrainer.create(device, s, B, initParams(s, () => (r() + 1) / 2, new Float32Array(d)));
-		trainer.setStore(storageFrom(device, data, 'synthetic'), rowsN);
-		await trainer.fitToStore();
-		trainer.setDeadAfter(20 * B);
-		const t0 = performance.now();
-		const log: string[] = [];
-		for (let step = 0; step < steps; step++) {
-			const rows = Uint32Array.from({ length: B }, () => Math.floor(((r() + 1) / 2) * rowsN));
-			const lr = step < 150 ? (4e-3 * (step + 1)) / 150 : step > 0.8 * steps ? (4e-3 * (steps - step)) / (0.2 * steps) : 4e-3;
-			trainer.step(rows, lr);
-			if (step % 500 === 499 || step === steps - 1) {
-				const m = await trainer.metrics();
-				log.push(`step ${step + 1}: MMCS ${meanMaxCosine(truth, (await trainer.readParams()).wDec, s.n, d).toFixed(4)}, EV ${m.explainedVariance.toFixed(3)}, dead ${m.dead}`);
-			} else if (step % 16 === 15) await device.queue.onSubmittedWorkDone();
-		}
-		const mmcs = meanMaxCosine(truth, (await trainer.readParams()).wDec, s.n, d);
-		console.log(`synthetic ${N} directions in d=${d}, ${s.n} latents, k=${active}: ${log.join('; ')}; ${((steps * B) / ((performance.now() - t0) / 1000)).toFixed(0)} tokens/s`);
-		expect(mmcs).toBeGreaterThanOrEqual(0.95);
-		trainer.destroy();
-	}, 3_600_000);
+	it.skipIf(!inject('fullSynthetic'))(
+		'recovers N = 512 known directions in d = 128 (mean max cosine ≥ 0.95)',
+		async () => {
+			const device = await testDevice();
+			const r = rng(7);
+			const d = 128,
+				N = 512,
+				rowsN = 65536,
+				active = 4;
+			const { truth, data } = syntheticData(r, d, N, rowsN, active);
+			const s: TrainShape = { d, n: 2 * N, arch: 'topk', k: active, l1: 0, auxK: 64, auxCoeff: 1 / 32 };
+			const B = 256;
+			const steps = 3000;
+			const trainer = await SaeTrainer.create(
+				device,
+				s,
+				B,
+				initParams(s, () => (r() + 1) / 2, new Float32Array(d))
+			);
+			trainer.setStore(storageFrom(device, data, 'synthetic'), rowsN);
+			await trainer.fitToStore();
+			trainer.setDeadAfter(20 * B);
+			const t0 = performance.now();
+			const log: string[] = [];
+			for (let step = 0; step < steps; step++) {
+				const rows = Uint32Array.from({ length: B }, () => Math.floor(((r() + 1) / 2) * rowsN));
+				const lr = step < 150 ? (4e-3 * (step + 1)) / 150 : step > 0.8 * steps ? (4e-3 * (steps - step)) / (0.2 * steps) : 4e-3;
+				trainer.step(rows, lr);
+				if (step % 500 === 499 || step === steps - 1) {
+					const m = await trainer.metrics();
+					log.push(
+						`step ${step + 1}: MMCS ${meanMaxCosine(truth, (await trainer.readParams()).wDec, s.n, d).toFixed(4)}, EV ${m.explainedVariance.toFixed(3)}, dead ${m.dead}`
+					);
+				} else if (step % 16 === 15) await device.queue.onSubmittedWorkDone();
+			}
+			const mmcs = meanMaxCosine(truth, (await trainer.readParams()).wDec, s.n, d);
+			console.log(
+				`synthetic ${N} directions in d=${d}, ${s.n} latents, k=${active}: ${log.join('; ')}; ${((steps * B) / ((performance.now() - t0) / 1000)).toFixed(0)} tokens/s`
+			);
+			expect(mmcs).toBeGreaterThanOrEqual(0.95);
+			trainer.destroy();
+		},
+		3_600_000
+	);
 });

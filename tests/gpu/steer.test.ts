@@ -29,7 +29,18 @@ function testSae(hookName: string, f: number): Sae {
 	for (let i = 0; i < dIn; i++) wEnc[i * dSae + f] = row[i] / n2;
 	bEnc[f] = 50; // active at every position, so clamping is exact
 	return Sae.create(
-		{ architecture: 'relu', dIn, dSae, hookName, applyBDecToInput: false, normalizeActivations: 'none', centerInput: false, format: 'test', dtype: 'F32', name: 'steer-test' },
+		{
+			architecture: 'relu',
+			dIn,
+			dSae,
+			hookName,
+			applyBDecToInput: false,
+			normalizeActivations: 'none',
+			centerInput: false,
+			format: 'test',
+			dtype: 'F32',
+			name: 'steer-test'
+		},
 		{ wEnc, wDec, bEnc, bDec: new Float32Array(dIn) }
 	);
 }
@@ -38,14 +49,20 @@ ort.env.logLevel = 'error';
 const tokens = [1, 403, 407, 261, 300, 17, 45];
 
 describe('steering on WebGPU', () => {
-	for (const [hook, boundary] of [['blocks.2.hook_resid_pre', 2], ['blocks.4.hook_resid_post', 5]] as const) {
+	for (const [hook, boundary] of [
+		['blocks.2.hook_resid_pre', 2],
+		['blocks.4.hook_resid_post', 5]
+	] as const) {
 		it(`adding 3 × the unit decoder row at ${hook} gives the logits of the TS forward with that vector added`, async () => {
 			ort.env.wasm.numThreads = 1;
 			const weights = readLlama2cCheckpoint(await fetchFixture('stories260K.bin'));
 			const { vocabSize } = weights.config;
 			const f = 5;
 			const sae = testSae(hook, f);
-			const specs: SteerFeature[] = [{ feature: f, mode: 'add', value: 3, normalize: true }, { feature: 9, mode: 'add', value: -1.5, normalize: false }];
+			const specs: SteerFeature[] = [
+				{ feature: f, mode: 'add', value: 3, normalize: true },
+				{ feature: 9, mode: 'add', value: -1.5, normalize: false }
+			];
 			const runner = await SegmentRunner.create(ort, buildLlamaOnnx(weights, [boundary]), 'webgpu');
 			const device = (await ort.env.webgpu.device) as GPUDevice;
 			const steer = await SteerKernel.create(device);
@@ -63,7 +80,18 @@ describe('steering on WebGPU', () => {
 			let pos = 0;
 			for (const chunk of [tokens.slice(0, 4), ...tokens.slice(4).map((t) => [t])]) {
 				const { logits, rows } = await runner.forward(chunk, (name, resid, n) => {
-					if (name === hook) steer.apply(resid.gpuBuffer as GPUBuffer, n, 64, () => dirs, specs, 'fixed', encoder.activationsBufferOrDummy(), sae.cfg.dSae, -1);
+					if (name === hook)
+						steer.apply(
+							resid.gpuBuffer as GPUBuffer,
+							n,
+							64,
+							() => dirs,
+							specs,
+							'fixed',
+							encoder.activationsBufferOrDummy(),
+							sae.cfg.dSae,
+							-1
+						);
 				});
 				const got = new Float32Array(await readBuffer(device, logits.gpuBuffer as GPUBuffer, rows * vocabSize * 4));
 				for (let s = 0; s < rows; s++) worst = Math.max(worst, maxAbsDiff(got.subarray(s * vocabSize, (s + 1) * vocabSize), want[pos + s]));
@@ -97,7 +125,17 @@ describe('steering on WebGPU', () => {
 				await encoder.encodeTopK(buf, n, 1);
 				before = await encoder.readFeature(f, n);
 				const clamp: SteerFeature[] = [{ feature: f, mode: 'clamp', value: target, normalize: false }];
-				steer.apply(buf, n, sae.cfg.dIn, () => steerDirections(sae, clamp), clamp, JSON.stringify(clamp), encoder.activationsBuffer, sae.cfg.dSae, -1);
+				steer.apply(
+					buf,
+					n,
+					sae.cfg.dIn,
+					() => steerDirections(sae, clamp),
+					clamp,
+					JSON.stringify(clamp),
+					encoder.activationsBuffer,
+					sae.cfg.dSae,
+					-1
+				);
 				await encoder.encodeTopK(buf, n, 1);
 				after = await encoder.readFeature(f, n);
 			});

@@ -46,7 +46,12 @@ describe('re-cutting the loaded model', () => {
 			return create.apply(ort.InferenceSession, args);
 		};
 		try {
-			await session.locked(() => session.ensureCuts(m, hooks.map((h) => hookBoundary(h, m.source.shape.nLayers))));
+			await session.locked(() =>
+				session.ensureCuts(
+					m,
+					hooks.map((h) => hookBoundary(h, m.source.shape.nLayers))
+				)
+			);
 		} finally {
 			(ort.InferenceSession as { create: unknown }).create = create;
 		}
@@ -63,8 +68,13 @@ describe('re-cutting the loaded model', () => {
 		const m = session.requireModel();
 		const segment = m.source.segment;
 		// A cut whose segments onnxruntime refuses (as when a second copy of the weights does not fit).
-		m.source.segment = (cuts) => ({ ...segment(cuts), segments: segment(cuts).segments.map((s) => ({ ...s, bytes: new Uint8Array([1, 2, 3]) })) });
-		await expect(session.locked(() => session.ensureCuts(m, [hookBoundary('blocks.2.hook_resid_pre', m.source.shape.nLayers)]))).rejects.toThrow(/could not be cut at blocks\.2\.hook_resid_pre .*it still runs as before/);
+		m.source.segment = (cuts) => ({
+			...segment(cuts),
+			segments: segment(cuts).segments.map((s) => ({ ...s, bytes: new Uint8Array([1, 2, 3]) }))
+		});
+		await expect(
+			session.locked(() => session.ensureCuts(m, [hookBoundary('blocks.2.hook_resid_pre', m.source.shape.nLayers)]))
+		).rejects.toThrow(/could not be cut at blocks\.2\.hook_resid_pre .*it still runs as before/);
 		m.source.segment = segment;
 		expect(session.current).toBe(m);
 		expect(m.info.cutAt).toEqual([]);
@@ -79,7 +89,9 @@ describe('a model without an LM head', () => {
 		const session = await openStories260K();
 		const m = session.requireModel();
 		m.source.lmHead = false; // what surgery reports for an export whose last output is a hidden state
-		await expect(session.generate('Once', greedy, () => {})).rejects.toThrow('This export has no LM head: it cannot write text; hooks, SAEs and corpus runs work.');
+		await expect(session.generate('Once', greedy, () => {})).rejects.toThrow(
+			'This export has no LM head: it cannot write text; hooks, SAEs and corpus runs work.'
+		);
 		m.runner.reset();
 		const { logits, rows } = await m.runner.forward(m.tokenizer.encode('Once upon'));
 		expect(rows).toBe(m.tokenizer.encode('Once upon').length);

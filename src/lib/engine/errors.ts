@@ -39,8 +39,7 @@ export interface ErrorInfo {
 
 export function toErrorInfo(e: unknown): ErrorInfo {
 	if (e instanceof LoupeError) return { code: e.code, message: e.message, action: e.action };
-	if (e instanceof DOMException && e.name === 'AbortError')
-		return { code: 'aborted', message: 'Stopped.', action: '' };
+	if (e instanceof DOMException && e.name === 'AbortError') return { code: 'aborted', message: 'Stopped.', action: '' };
 	const message = e instanceof Error ? e.message : String(e);
 	return {
 		code: 'model-failed',

@@ -11,12 +11,13 @@
  *   store/storage.ts          the model cache and the quota
  */
 import { attempt, type Result } from './errors';
-import { ModelSession, type EngineEvent, type EngineStatus, type LoadFromHub, type ModelInfo } from './model/session';
+import { ModelSession, type EngineEvent, type LoadFromHub, type ModelInfo } from './model/session';
 import { SaeExplorer, type AnalyzedToken, type CorpusSummary, type FeatureDetails, type SaeFromHub, type SaeInfo } from './sae/explorer';
 import { Steering, type VectorSummary } from './steer/steering';
 import { TrainerService } from './train/trainer-service';
 import { Benchmarks } from './bench/benchmarks';
 import { deleteCached, listCache, storageEstimate } from './store/storage';
+import type { EngineStatus } from './model/backend';
 import type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
 import type { GenerateResult, TokenEvent } from './model/generate';
 import type { SamplingSettings } from './sample/sampler';
@@ -29,7 +30,8 @@ import type { FeatureLabel, SteeringPreset } from './store/db';
 import type { CachedFile, DownloadProgress } from './store/model-cache';
 
 export type { Result } from './errors';
-export type { EngineEvent, EngineStatus, LoadFromHub, ModelInfo } from './model/session';
+export type { EngineEvent, LoadFromHub, ModelInfo } from './model/session';
+export type { EngineStatus } from './model/backend';
 export type { AnalyzedToken, CorpusSummary, FeatureDetails, SaeFromHub, SaeInfo, TopExample } from './sae/explorer';
 export type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
 export type { VectorSummary } from './steer/steering';
@@ -134,7 +136,11 @@ export class Engine {
 		await this.steering.set(setup);
 	}
 
-	generateSideBySide(prompt: string, settings: SamplingSettings, onToken: (stream: 'default' | 'steered', e: TokenEvent) => void): Promise<Result<{ default: GenerateResult; steered: GenerateResult }>> {
+	generateSideBySide(
+		prompt: string,
+		settings: SamplingSettings,
+		onToken: (stream: 'default' | 'steered', e: TokenEvent) => void
+	): Promise<Result<{ default: GenerateResult; steered: GenerateResult }>> {
 		return attempt(() => this.steering.sideBySide(prompt, settings, onToken));
 	}
 

@@ -16,22 +16,34 @@ export class Benchmarks {
 
 	/** `what`: the sentence's start, e.g. 'The kernel benchmarks need'. */
 	private async requireWebGpu(what: string) {
-		if ((await this.session.init()).backend !== 'webgpu') throw new LoupeError('no-webgpu', `${what} WebGPU, which this browser does not offer.`, 'Open this page in a browser with WebGPU.');
+		if ((await this.session.init()).backend !== 'webgpu')
+			throw new LoupeError('no-webgpu', `${what} WebGPU, which this browser does not offer.`, 'Open this page in a browser with WebGPU.');
 	}
 
 	/** SAE encoding with top-k: Loupe's WGSL kernels against the same graph in onnxruntime-web. */
 	async kernels(small: boolean): Promise<BenchLine[]> {
 		await this.requireWebGpu('The kernel benchmarks need');
 		const shapes = small
-			? [{ tokens: 1, dIn: 64, dSae: 512 }, { tokens: 128, dIn: 64, dSae: 512 }]
-			: [{ tokens: 1, dIn: 768, dSae: 24576 }, { tokens: 128, dIn: 768, dSae: 24576 }];
+			? [
+					{ tokens: 1, dIn: 64, dSae: 512 },
+					{ tokens: 128, dIn: 64, dSae: 512 }
+				]
+			: [
+					{ tokens: 1, dIn: 768, dSae: 24576 },
+					{ tokens: 128, dIn: 768, dSae: 24576 }
+				];
 		return benchSaeEncode(ort, shapes, small ? 9 : 5);
 	}
 
 	/** Training tokens/s: the WGSL trainer against the same SAE in TensorFlow.js (WebGPU), same adapter. */
 	async training(small: boolean): Promise<BenchLine[]> {
 		await this.requireWebGpu('The training benchmark needs');
-		const shapes = small ? [{ d: 64, n: 512, batch: 256, k: 16 }] : [{ d: 64, n: 512, batch: 256, k: 16 }, { d: 128, n: 2048, batch: 256, k: 32 }];
+		const shapes = small
+			? [{ d: 64, n: 512, batch: 256, k: 16 }]
+			: [
+					{ d: 64, n: 512, batch: 256, k: 16 },
+					{ d: 128, n: 2048, batch: 256, k: 32 }
+				];
 		return benchSaeTraining(shapes, small ? 20 : 30, small ? 3 : 5);
 	}
 

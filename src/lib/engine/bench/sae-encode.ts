@@ -23,7 +23,12 @@ function peerGraph(w: { wEnc: Float32Array; bEnc: Float32Array }, dIn: number, d
 	return g.toBytes();
 }
 
-export async function benchSaeEncode(ort: typeof Ort, shapes: { tokens: number; dIn: number; dSae: number }[], reps: number, k = 32): Promise<BenchLine[]> {
+export async function benchSaeEncode(
+	ort: typeof Ort,
+	shapes: { tokens: number; dIn: number; dSae: number }[],
+	reps: number,
+	k = 32
+): Promise<BenchLine[]> {
 	const out: BenchLine[] = [];
 	for (const { tokens, dIn, dSae } of shapes) {
 		let seed = 7;
@@ -31,10 +36,24 @@ export async function benchSaeEncode(ort: typeof Ort, shapes: { tokens: number; 
 		const wEnc = Float32Array.from({ length: dIn * dSae }, () => rnd() / Math.sqrt(dIn));
 		const bEnc = Float32Array.from({ length: dSae }, () => rnd() * 0.1);
 		const sae = Sae.create(
-			{ architecture: 'relu', dIn, dSae, hookName: 'blocks.0.hook_resid_pre', applyBDecToInput: false, normalizeActivations: 'none', centerInput: false, format: 'bench', dtype: 'F32', name: 'bench' },
+			{
+				architecture: 'relu',
+				dIn,
+				dSae,
+				hookName: 'blocks.0.hook_resid_pre',
+				applyBDecToInput: false,
+				normalizeActivations: 'none',
+				centerInput: false,
+				format: 'bench',
+				dtype: 'F32',
+				name: 'bench'
+			},
 			{ wEnc, wDec: new Float32Array(0), bEnc, bDec: new Float32Array(dIn) }
 		);
-		const session = await ort.InferenceSession.create(peerGraph({ wEnc, bEnc }, dIn, dSae, k), { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
+		const session = await ort.InferenceSession.create(peerGraph({ wEnc, bEnc }, dIn, dSae, k), {
+			executionProviders: ['webgpu'],
+			graphOptimizationLevel: 'all'
+		});
 		const device = (await ort.env.webgpu.device) as GPUDevice;
 		const encoder = await SaeEncoder.create(device, sae);
 		const x = Float32Array.from({ length: tokens * dIn }, () => rnd());
@@ -68,7 +87,14 @@ export async function benchSaeEncode(ort: typeof Ort, shapes: { tokens: number; 
 		}
 		out.push(
 			benchLine(
-				{ bench: 'sae_encode_topk', shape: `T=${tokens},d_in=${dIn},d_sae=${dSae},k=${k}`, unit: 'ms', value: median(timesOurs), peer: 'onnxruntime-web webgpu (MatMul+Add+Relu+TopK)', peerValue: median(timesPeer) },
+				{
+					bench: 'sae_encode_topk',
+					shape: `T=${tokens},d_in=${dIn},d_sae=${dSae},k=${k}`,
+					unit: 'ms',
+					value: median(timesOurs),
+					peer: 'onnxruntime-web webgpu (MatMul+Add+Relu+TopK)',
+					peerValue: median(timesPeer)
+				},
 				{ lowerIsBetter: true, extra: { runs: reps } }
 			)
 		);

@@ -25,7 +25,9 @@ export async function benchSaeTraining(shapes: Shape[], steps: number, runs: num
 	await tf.ready();
 	const adapter = await navigator.gpu.requestAdapter();
 	if (!adapter) throw new Error('no WebGPU adapter');
-	const device = await adapter.requestDevice({ requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize } });
+	const device = await adapter.requestDevice({
+		requiredLimits: { maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize }
+	});
 	const lines: BenchLine[] = [];
 	for (const sh of shapes) {
 		const random = seededRandom(7);
@@ -55,17 +57,24 @@ export async function benchSaeTraining(shapes: Shape[], steps: number, runs: num
 		const bDec = tf.variable(tf.tensor1d(params.bDec));
 		const opt = tf.train.adam(lr, 0.9, 0.999, 1e-8);
 		// TopK has no gradient in TF.js; the selection threshold is a constant for autograd anyway.
-		const kthOf = tf.customGrad((p) => ({ value: tf.min(tf.topk(p as import('@tensorflow/tfjs-core').Tensor2D, sh.k).values, 1, true), gradFunc: () => tf.zerosLike(p as import('@tensorflow/tfjs-core').Tensor) }));
+		const kthOf = tf.customGrad((p) => ({
+			value: tf.min(tf.topk(p as import('@tensorflow/tfjs-core').Tensor2D, sh.k).values, 1, true),
+			gradFunc: () => tf.zerosLike(p as import('@tensorflow/tfjs-core').Tensor)
+		}));
 		const tfStep = (idx: Uint32Array) =>
 			tf.tidy(() => {
 				const x = tf.gather(tStore, tf.tensor1d(Int32Array.from(idx), 'int32'));
-				opt.minimize(() => {
-					const pre = tf.add(tf.matMul(tf.sub(x, bDec), wEnc), bEnc);
-					const kth = kthOf(pre);
-					const acts = tf.mul(tf.relu(pre), tf.cast(tf.greaterEqual(pre, kth), 'float32'));
-					const err = tf.sub(tf.add(tf.matMul(acts, wDec), bDec), x);
-					return tf.mean(tf.sum(tf.square(err), 1)) as unknown as import('@tensorflow/tfjs-core').Scalar;
-				}, false, [wEnc, bEnc, wDec, bDec]);
+				opt.minimize(
+					() => {
+						const pre = tf.add(tf.matMul(tf.sub(x, bDec), wEnc), bEnc);
+						const kth = kthOf(pre);
+						const acts = tf.mul(tf.relu(pre), tf.cast(tf.greaterEqual(pre, kth), 'float32'));
+						const err = tf.sub(tf.add(tf.matMul(acts, wDec), bDec), x);
+						return tf.mean(tf.sum(tf.square(err), 1)) as unknown as import('@tensorflow/tfjs-core').Scalar;
+					},
+					false,
+					[wEnc, bEnc, wDec, bDec]
+				);
 				wDec.assign(tf.div(wDec, tf.norm(wDec, 'euclidean', 1, true)));
 			});
 		const tfRun = async () => {
@@ -85,7 +94,14 @@ export async function benchSaeTraining(shapes: Shape[], steps: number, runs: num
 		}
 		lines.push(
 			benchLine(
-				{ bench: 'sae_train_topk', shape: `d_in=${sh.d},d_sae=${sh.n},batch=${sh.batch},k=${sh.k},${steps} steps`, unit: 'tokens/s', value: median(ours), peer: 'TensorFlow.js webgpu (autograd + Adam)', peerValue: median(theirs) },
+				{
+					bench: 'sae_train_topk',
+					shape: `d_in=${sh.d},d_sae=${sh.n},batch=${sh.batch},k=${sh.k},${steps} steps`,
+					unit: 'tokens/s',
+					value: median(ours),
+					peer: 'TensorFlow.js webgpu (autograd + Adam)',
+					peerValue: median(theirs)
+				},
 				{ decimals: 0 }
 			)
 		);

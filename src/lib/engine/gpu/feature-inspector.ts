@@ -62,12 +62,26 @@ export class FeatureInspector {
 
 	private dispatch(pass: GPUComputePassEncoder, pipeline: GPUComputePipeline, buffers: GPUBuffer[], groups: number) {
 		pass.setPipeline(pipeline);
-		pass.setBindGroup(0, this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) }));
+		pass.setBindGroup(
+			0,
+			this.device.createBindGroup({
+				layout: pipeline.getBindGroupLayout(0),
+				entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } }))
+			})
+		);
 		pass.dispatchWorkgroups(groups);
 	}
 
 	/** Runs top_k over `rows` rows of `n` values in `m`; returns [rows][k]. */
-	private async topRows(enc: GPUCommandEncoder, pass: GPUComputePassEncoder, m: GPUBuffer, rows: number, n: number, k: number, temp: GPUBuffer[]) {
+	private async topRows(
+		enc: GPUCommandEncoder,
+		pass: GPUComputePassEncoder,
+		m: GPUBuffer,
+		rows: number,
+		n: number,
+		k: number,
+		temp: GPUBuffer[]
+	) {
 		const ids = createStorage(this.device, rows * k * 4, 'top.ids');
 		const vals = createStorage(this.device, rows * k * 4, 'top.vals');
 		temp.push(ids, vals, ...this.topK.record(pass, m, rows, n, k, false, ids, vals));

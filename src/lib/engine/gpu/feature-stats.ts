@@ -35,10 +35,21 @@ export class FeatureStatsGpu {
 		const enc = d.createCommandEncoder({ label: 'feature_stats' });
 		const pass = enc.beginComputePass();
 		pass.setPipeline(this.pipeline);
-		pass.setBindGroup(0, d.createBindGroup({
-			layout: this.pipeline.getBindGroupLayout(0),
-			entries: [{ buffer: acts, size: tokens * this.dSae * 4 }, { buffer: fires }, { buffer: maxAct }, { buffer: hist }, { buffer: topVal }, { buffer: topRef }, { buffer: u }].map((resource, binding) => ({ binding, resource }))
-		}));
+		pass.setBindGroup(
+			0,
+			d.createBindGroup({
+				layout: this.pipeline.getBindGroupLayout(0),
+				entries: [
+					{ buffer: acts, size: tokens * this.dSae * 4 },
+					{ buffer: fires },
+					{ buffer: maxAct },
+					{ buffer: hist },
+					{ buffer: topVal },
+					{ buffer: topRef },
+					{ buffer: u }
+				].map((resource, binding) => ({ binding, resource }))
+			})
+		);
 		pass.dispatchWorkgroups(Math.ceil(this.dSae / 64));
 		pass.end();
 		d.queue.submit([enc.finish()]);
@@ -50,10 +61,21 @@ export class FeatureStatsGpu {
 		const n = this.dSae;
 		const { fires, maxAct, hist, topVal, topRef } = this.b;
 		const [a, b, c, e, g] = await Promise.all([
-			readBuffer(d, fires, n * 4), readBuffer(d, maxAct, n * 4), readBuffer(d, hist, n * HIST_BINS * 4),
-			readBuffer(d, topVal, n * TOP_EXAMPLES * 4), readBuffer(d, topRef, n * TOP_EXAMPLES * 8)
+			readBuffer(d, fires, n * 4),
+			readBuffer(d, maxAct, n * 4),
+			readBuffer(d, hist, n * HIST_BINS * 4),
+			readBuffer(d, topVal, n * TOP_EXAMPLES * 4),
+			readBuffer(d, topRef, n * TOP_EXAMPLES * 8)
 		]);
-		return { dSae: n, tokens: this.tokens, fires: new Uint32Array(a), maxAct: new Float32Array(b), hist: new Uint32Array(c), topVal: new Float32Array(e), topRef: new Uint32Array(g) };
+		return {
+			dSae: n,
+			tokens: this.tokens,
+			fires: new Uint32Array(a),
+			maxAct: new Float32Array(b),
+			hist: new Uint32Array(c),
+			topVal: new Float32Array(e),
+			topRef: new Uint32Array(g)
+		};
 	}
 
 	destroy() {

@@ -47,7 +47,11 @@ export class LogitsProcessor {
 	) {
 		this.counts = createStorage(device, vocab * 4, 'logits_process.counts');
 		this.out = createStorage(device, 2 * vocab * 4, 'logits_process.out');
-		this.params = device.createBuffer({ label: 'logits_process.params', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+		this.params = device.createBuffer({
+			label: 'logits_process.params',
+			size: 16,
+			usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST
+		});
 	}
 
 	static async create(device: GPUDevice, vocab: number) {

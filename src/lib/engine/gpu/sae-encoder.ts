@@ -34,7 +34,8 @@ const normCode = { none: 0, layer_norm: 1, constant_norm_rescale: 2, expected_av
 const activationCode = { relu: 0, jumprelu: 1, topk: 0 } as const;
 
 export class SaeEncoder {
-	private scratch: { tokens: number; xp: GPUBuffer; undo: GPUBuffer; acts: GPUBuffer; ids: GPUBuffer; vals: GPUBuffer; k: number } | null = null;
+	private scratch: { tokens: number; xp: GPUBuffer; undo: GPUBuffer; acts: GPUBuffer; ids: GPUBuffer; vals: GPUBuffer; k: number } | null =
+		null;
 
 	private constructor(
 		private device: GPUDevice,
@@ -48,7 +49,11 @@ export class SaeEncoder {
 	static async create(device: GPUDevice, sae: Sae, opts: { maxBindingBytes?: number } = {}): Promise<SaeEncoder> {
 		const { dIn, dSae } = sae.cfg;
 		if (sae.cfg.architecture === 'topk' && sae.cfg.k! > TOP_K_MAX)
-			throw new LoupeError('not-an-sae', `This TopK SAE keeps k=${sae.cfg.k} features a token; Loupe's GPU top-k handles up to ${TOP_K_MAX}.`, 'Choose an SAE with a smaller k.');
+			throw new LoupeError(
+				'not-an-sae',
+				`This TopK SAE keeps k=${sae.cfg.k} features a token; Loupe's GPU top-k handles up to ${TOP_K_MAX}.`,
+				'Choose an SAE with a smaller k.'
+			);
 		const limit = Math.min(opts.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
 		const maxWidth = Math.floor(limit / (dIn * 4) / 64) * 64 || Math.floor(limit / (dIn * 4));
 		if (maxWidth < 1) throw new Error(`d_in ${dIn} does not fit one storage binding of ${limit} bytes`);
@@ -109,23 +114,49 @@ export class SaeEncoder {
 		const temp: GPUBuffer[] = [];
 		const enc = d.createCommandEncoder({ label: 'sae_encode' });
 		const pass = enc.beginComputePass();
-		const run = (pipeline: GPUComputePipeline, buffers: { buffer: GPUBuffer; size?: number }[], uniform: GPUBuffer, groups: [number, number?]) => {
+		const run = (
+			pipeline: GPUComputePipeline,
+			buffers: { buffer: GPUBuffer; size?: number }[],
+			uniform: GPUBuffer,
+			groups: [number, number?]
+		) => {
 			temp.push(uniform);
 			pass.setPipeline(pipeline);
-			pass.setBindGroup(0, d.createBindGroup({
-				layout: pipeline.getBindGroupLayout(0),
-				entries: [...buffers, { buffer: uniform }].map((resource, binding) => ({ binding, resource }))
-			}));
+			pass.setBindGroup(
+				0,
+				d.createBindGroup({
+					layout: pipeline.getBindGroupLayout(0),
+					entries: [...buffers, { buffer: uniform }].map((resource, binding) => ({ binding, resource }))
+				})
+			);
 			pass.dispatchWorkgroups(groups[0], groups[1] ?? 1);
 		};
 		// tokens, d_in, center, norm, norm_scale, apply_b_dec
-		run(this.pipelines.preprocess, [{ buffer: x, size: tokens * dIn * 4 }, { buffer: this.bDec }, { buffer: s.xp }, { buffer: s.undo }],
-			this.uniform([tokens, dIn, cfg.centerInput ? 1 : 0, normCode[cfg.normalizeActivations], { f32: cfg.normScale ?? 1 }, cfg.applyBDecToInput ? 1 : 0, 0, 0]), [tokens]);
+		run(
+			this.pipelines.preprocess,
+			[{ buffer: x, size: tokens * dIn * 4 }, { buffer: this.bDec }, { buffer: s.xp }, { buffer: s.undo }],
+			this.uniform([
+				tokens,
+				dIn,
+				cfg.centerInput ? 1 : 0,
+				normCode[cfg.normalizeActivations],
+				{ f32: cfg.normScale ?? 1 },
+				cfg.applyBDecToInput ? 1 : 0,
+				0,
+				0
+			]),
+			[tokens]
+		);
 		for (const c of this.chunks)
-			run(this.pipelines.encode, [{ buffer: s.xp }, { buffer: c.wEnc }, { buffer: c.bEnc }, { buffer: c.threshold }, { buffer: s.acts }],
+			run(
+				this.pipelines.encode,
+				[{ buffer: s.xp }, { buffer: c.wEnc }, { buffer: c.bEnc }, { buffer: c.threshold }, { buffer: s.acts }],
 				// tokens, k, n, a_stride, a_offset, out_stride, out_offset, epilogue
-				this.uniform([tokens, dIn, c.width, dIn, 0, dSae, c.offset, activationCode[cfg.architecture]]), [Math.ceil(c.width / 64), Math.ceil(tokens / 8)]);
-		if (cfg.architecture === 'topk') temp.push(...this.topK.record(pass, s.acts, tokens, dSae, Math.min(cfg.k!, dSae), true, s.ids, s.vals));
+				this.uniform([tokens, dIn, c.width, dIn, 0, dSae, c.offset, activationCode[cfg.architecture]]),
+				[Math.ceil(c.width / 64), Math.ceil(tokens / 8)]
+			);
+		if (cfg.architecture === 'topk')
+			temp.push(...this.topK.record(pass, s.acts, tokens, dSae, Math.min(cfg.k!, dSae), true, s.ids, s.vals));
 		temp.push(...this.topK.record(pass, s.acts, tokens, dSae, k, false, s.ids, s.vals));
 		pass.end();
 		d.queue.submit([enc.finish()]);
@@ -158,7 +189,10 @@ export class SaeEncoder {
 	async readFeature(f: number, tokens: number): Promise<Float32Array> {
 		const { dSae } = this.sae.cfg;
 		const d = this.device;
-		const column = d.createBuffer({ size: Math.max(16, tokens * 4), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | GPUBufferUsage.STORAGE });
+		const column = d.createBuffer({
+			size: Math.max(16, tokens * 4),
+			usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC | GPUBufferUsage.STORAGE
+		});
 		const enc = d.createCommandEncoder({ label: 'sae.read_feature' });
 		for (let t = 0; t < tokens; t++) enc.copyBufferToBuffer(this.scratch!.acts, (t * dSae + f) * 4, column, t * 4, 4);
 		d.queue.submit([enc.finish()]);

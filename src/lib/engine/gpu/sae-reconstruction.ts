@@ -45,16 +45,48 @@ export class SaeReconstruction {
 		const pass = enc.beginComputePass();
 		const run = (pl: GPUComputePipeline, entries: [number, GPUBindingResource][], groups: [number, number?]) => {
 			pass.setPipeline(pl);
-			pass.setBindGroup(0, d.createBindGroup({ layout: pl.getBindGroupLayout(0), entries: entries.map(([binding, resource]) => ({ binding, resource })) }));
+			pass.setBindGroup(
+				0,
+				d.createBindGroup({ layout: pl.getBindGroupLayout(0), entries: entries.map(([binding, resource]) => ({ binding, resource })) })
+			);
 			pass.dispatchWorkgroups(groups[0], groups[1] ?? 1);
 		};
 		// tokens, k, n, a_stride, a_offset, out_stride, out_offset, epilogue (2: + b_dec, 3: accumulate)
 		this.chunks.forEach((c, i) =>
-			run(this.p.decode, [[0, { buffer: acts, size: tokens * dSae * 4 }], [1, { buffer: c.buffer }], [2, { buffer: this.bDec }], [3, { buffer: this.bDec }], [4, { buffer: xhat }], [5, { buffer: uniform([tokens, c.rows, dIn, dSae, c.offset, dIn, 0, i === 0 ? 2 : 3]) }]], [Math.ceil(dIn / 64), Math.ceil(tokens / 8)])
+			run(
+				this.p.decode,
+				[
+					[0, { buffer: acts, size: tokens * dSae * 4 }],
+					[1, { buffer: c.buffer }],
+					[2, { buffer: this.bDec }],
+					[3, { buffer: this.bDec }],
+					[4, { buffer: xhat }],
+					[5, { buffer: uniform([tokens, c.rows, dIn, dSae, c.offset, dIn, 0, i === 0 ? 2 : 3]) }]
+				],
+				[Math.ceil(dIn / 64), Math.ceil(tokens / 8)]
+			)
 		);
 		const u = uniform([tokens, dIn, first]);
-		run(this.p.metrics, [[0, { buffer: x, size: tokens * dIn * 4 }], [1, { buffer: xhat }], [2, { buffer: undo, size: tokens * 8 }], [3, { buffer: out }], [4, { buffer: u }]], [tokens]);
-		run(this.p.columns, [[0, { buffer: x, size: tokens * dIn * 4 }], [3, { buffer: out }], [4, { buffer: u }]], [Math.ceil(dIn / 64)]);
+		run(
+			this.p.metrics,
+			[
+				[0, { buffer: x, size: tokens * dIn * 4 }],
+				[1, { buffer: xhat }],
+				[2, { buffer: undo, size: tokens * 8 }],
+				[3, { buffer: out }],
+				[4, { buffer: u }]
+			],
+			[tokens]
+		);
+		run(
+			this.p.columns,
+			[
+				[0, { buffer: x, size: tokens * dIn * 4 }],
+				[3, { buffer: out }],
+				[4, { buffer: u }]
+			],
+			[Math.ceil(dIn / 64)]
+		);
 		pass.end();
 		d.queue.submit([enc.finish()]);
 		const sums = new Float32Array(await readBuffer(d, out, (4 * tokens + dIn) * 4));

@@ -13,7 +13,23 @@ import { ADAM, auxTerms, type SaeParams, type TrainShape } from '../train/refere
 // Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
 // keeps only those, so each stays within 8 storage buffers.
 const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p', 'log_threshold'] as const;
-const GROUP1 = ['g_w_enc', 'g_b_enc', 'g_w_dec', 'g_b_dec', 'dpre', 'stats', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'aux_err', 'offsets', 'live', 'g_log_threshold', 'dthr'] as const;
+const GROUP1 = [
+	'g_w_enc',
+	'g_b_enc',
+	'g_w_dec',
+	'g_b_dec',
+	'dpre',
+	'stats',
+	'sel',
+	'since_fired',
+	'aux_sel',
+	'aux_acts',
+	'aux_err',
+	'offsets',
+	'live',
+	'g_log_threshold',
+	'dthr'
+] as const;
 type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
 const USES: Record<string, Name[]> = {
 	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
@@ -144,10 +160,22 @@ export class SaeTrainer {
 	private uniformWords(storeRows: number): (number | { f32: number })[] {
 		const s = this.shape;
 		return [
-			this.batch, s.d, s.n, s.arch === 'topk' ? s.k : 0,
-			{ f32: s.arch === 'relu' ? s.l1 : 0 }, { relu: 0, topk: 1, jumprelu: 2 }[s.arch], storeRows, this.aux.k,
-			{ f32: this.aux.weight }, this.deadAfter, { f32: this.jump ? (s.l0 ?? 0) : 0 }, { f32: this.jump ? (s.bandwidth ?? 1e-3) : 0 },
-			{ f32: this.scale }, 0, 0, 0
+			this.batch,
+			s.d,
+			s.n,
+			s.arch === 'topk' ? s.k : 0,
+			{ f32: s.arch === 'relu' ? s.l1 : 0 },
+			{ relu: 0, topk: 1, jumprelu: 2 }[s.arch],
+			storeRows,
+			this.aux.k,
+			{ f32: this.aux.weight },
+			this.deadAfter,
+			{ f32: this.jump ? (s.l0 ?? 0) : 0 },
+			{ f32: this.jump ? (s.bandwidth ?? 1e-3) : 0 },
+			{ f32: this.scale },
+			0,
+			0,
+			0
 		];
 	}
 
@@ -187,7 +215,11 @@ export class SaeTrainer {
 		const meanSq = sums.subarray(d).reduce((a, x) => a + x, 0) / rows;
 		const scale = meanSq > 0 ? Math.sqrt(d / meanSq) : 1;
 		this.setScale(scale);
-		this.device.queue.writeBuffer(this.buffers.b_dec, 0, sums.subarray(0, d).map((x) => (x / rows) * scale));
+		this.device.queue.writeBuffer(
+			this.buffers.b_dec,
+			0,
+			sums.subarray(0, d).map((x) => (x / rows) * scale)
+		);
 		return scale;
 	}
 
@@ -281,13 +313,29 @@ export class SaeTrainer {
 		const enc = this.device.createCommandEncoder({ label: 'adam' });
 		const pass = enc.beginComputePass();
 		params.forEach(([w, g, len], i) => {
-			const u = uniformBuffer(this.device, [len, 0, 0, 0, { f32: lr }, { f32: ADAM.beta1 }, { f32: ADAM.beta2 }, { f32: ADAM.eps }, { f32: c1 }, { f32: c2 }, 0, 0]);
+			const u = uniformBuffer(this.device, [
+				len,
+				0,
+				0,
+				0,
+				{ f32: lr },
+				{ f32: ADAM.beta1 },
+				{ f32: ADAM.beta2 },
+				{ f32: ADAM.eps },
+				{ f32: c1 },
+				{ f32: c2 },
+				0,
+				0
+			]);
 			uniforms.push(u);
 			pass.setPipeline(this.adamPipeline);
-			pass.setBindGroup(0, this.device.createBindGroup({
-				layout: this.adamPipeline.getBindGroupLayout(0),
-				entries: [w, g, this.moments[i].m, this.moments[i].v, u].map((buffer, binding) => ({ binding, resource: { buffer } }))
-			}));
+			pass.setBindGroup(
+				0,
+				this.device.createBindGroup({
+					layout: this.adamPipeline.getBindGroupLayout(0),
+					entries: [w, g, this.moments[i].m, this.moments[i].v, u].map((buffer, binding) => ({ binding, resource: { buffer } }))
+				})
+			);
 			const groups = Math.ceil(len / 64);
 			pass.dispatchWorkgroups(Math.min(groups, 65535), Math.ceil(groups / 65535));
 		});
@@ -334,7 +382,15 @@ export class SaeTrainer {
 					fires[j]++;
 				}
 		// MSE in the model's units (the trainer works on activations times `scale`).
-		return { mse: sse / B / this.scale ** 2, explainedVariance: sst > 0 ? 1 - sse / sst : 0, l0: active / B, aux: (weight * saux) / B, fires, sinceFired, dead };
+		return {
+			mse: sse / B / this.scale ** 2,
+			explainedVariance: sst > 0 ? 1 - sse / sst : 0,
+			l0: active / B,
+			aux: (weight * saux) / B,
+			fires,
+			sinceFired,
+			dead
+		};
 	}
 
 	/** The last batch's activations [B, n] (for tests and checks; training reads only the metrics). */
@@ -384,6 +440,6 @@ export class SaeTrainer {
 
 	destroy(keepStore = false) {
 		for (const [name, buf] of Object.entries(this.buffers)) if (!(keepStore && name === 'store')) buf.destroy();
-		for (const x of this.moments) x.m.destroy(), x.v.destroy();
+		for (const x of this.moments) (x.m.destroy(), x.v.destroy());
 	}
 }

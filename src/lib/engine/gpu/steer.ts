@@ -52,7 +52,17 @@ export class SteerKernel {
 	 * resid: [tokens, dIn] (ORT's buffer); dirs(): [rows, dIn], computed only when `key` changed;
 	 * acts: the encoder's activations [tokens, dSae] (any buffer when nothing is clamped).
 	 */
-	apply(resid: GPUBuffer, tokens: number, dIn: number, dirs: () => Float32Array, specs: SteerRow[], key: string, acts: GPUBuffer, dSae: number, skipPosition: number) {
+	apply(
+		resid: GPUBuffer,
+		tokens: number,
+		dIn: number,
+		dirs: () => Float32Array,
+		specs: SteerRow[],
+		key: string,
+		acts: GPUBuffer,
+		dSae: number,
+		skipPosition: number
+	) {
 		if (!specs.length) return;
 		this.upload(dirs, specs, key);
 		const d = this.device;
@@ -60,10 +70,19 @@ export class SteerKernel {
 		const enc = d.createCommandEncoder({ label: 'steer' });
 		const pass = enc.beginComputePass();
 		pass.setPipeline(this.pipeline);
-		pass.setBindGroup(0, d.createBindGroup({
-			layout: this.pipeline.getBindGroupLayout(0),
-			entries: [{ buffer: resid, size: tokens * dIn * 4 }, { buffer: this.dirs! }, { buffer: this.specs! }, { buffer: acts }, { buffer: u }].map((resource, binding) => ({ binding, resource }))
-		}));
+		pass.setBindGroup(
+			0,
+			d.createBindGroup({
+				layout: this.pipeline.getBindGroupLayout(0),
+				entries: [
+					{ buffer: resid, size: tokens * dIn * 4 },
+					{ buffer: this.dirs! },
+					{ buffer: this.specs! },
+					{ buffer: acts },
+					{ buffer: u }
+				].map((resource, binding) => ({ binding, resource }))
+			})
+		);
 		pass.dispatchWorkgroups(Math.ceil(dIn / 64), tokens);
 		pass.end();
 		d.queue.submit([enc.finish()]);

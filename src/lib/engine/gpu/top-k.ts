@@ -23,17 +23,29 @@ export class TopKKernel {
 	 * Records the dispatch into `pass`: top k of each of `rows` rows of `n` values in `m`, into `ids`
 	 * and `vals` ([rows, k]). Returns the temporary buffers to destroy once the work is done.
 	 */
-	record(pass: GPUComputePassEncoder, m: GPUBuffer, rows: number, n: number, k: number, mask: boolean, ids: GPUBuffer, vals: GPUBuffer): GPUBuffer[] {
+	record(
+		pass: GPUComputePassEncoder,
+		m: GPUBuffer,
+		rows: number,
+		n: number,
+		k: number,
+		mask: boolean,
+		ids: GPUBuffer,
+		vals: GPUBuffer
+	): GPUBuffer[] {
 		if (k < 1 || k > TOP_K_MAX || k > n) throw new Error(`top_k: k=${k} must be in 1..${Math.min(TOP_K_MAX, n)}`);
 		const d = this.device;
 		const u = uniformBuffer(d, [rows, n, k, mask ? 1 : 0]);
 		const sv = createStorage(d, rows * WG * k * 4, 'top_k.scratch_v');
 		const si = createStorage(d, rows * WG * k * 4, 'top_k.scratch_i');
 		pass.setPipeline(this.pipeline);
-		pass.setBindGroup(0, d.createBindGroup({
-			layout: this.pipeline.getBindGroupLayout(0),
-			entries: [m, ids, vals, u, sv, si].map((buffer, binding) => ({ binding, resource: { buffer } }))
-		}));
+		pass.setBindGroup(
+			0,
+			d.createBindGroup({
+				layout: this.pipeline.getBindGroupLayout(0),
+				entries: [m, ids, vals, u, sv, si].map((buffer, binding) => ({ binding, resource: { buffer } }))
+			})
+		);
 		pass.dispatchWorkgroups(rows);
 		return [u, sv, si];
 	}

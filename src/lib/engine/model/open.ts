@@ -28,7 +28,11 @@ export interface ModelSource {
 	parameters: number;
 	/** False for a base model whose graph ends in a hidden state: it cannot write text. */
 	lmHead: boolean;
-	tokenizer: TextTokenizer & { pieceText(id: number): string; applyChatTemplate?: (prompt: string) => string; readonly hasChatTemplate?: boolean };
+	tokenizer: TextTokenizer & {
+		pieceText(id: number): string;
+		applyChatTemplate?: (prompt: string) => string;
+		readonly hasChatTemplate?: boolean;
+	};
 	/** The model cut at these boundaries, as ONNX segments. */
 	segment(cuts: number[]): SegmentedModel;
 	/** W_U as [vocab, d_model] and the final norm's scale, for feature logits; null where not found. */
@@ -51,7 +55,11 @@ export interface OpenedModel {
 const BAD_FILE = ['truncated', 'not-a-checkpoint', 'unsupported-checkpoint', 'not-a-tokenizer', 'tokenizer-mismatch'];
 
 /** A llama2.c catalogue entry's checkpoint and tokenizer from the hub (or the cache). */
-export async function openLlama2cFromHub(entry: Llama2cModel, hub: string, onProgress: (p: DownloadProgress) => void): Promise<OpenedModel> {
+export async function openLlama2cFromHub(
+	entry: Llama2cModel,
+	hub: string,
+	onProgress: (p: DownloadProgress) => void
+): Promise<OpenedModel> {
 	const url = (path: string) => hubFileUrl(hub, entry.repo, entry.revision, path);
 	const urls = [url(entry.files.checkpoint), url(entry.files.tokenizer)];
 	const [ckpt, tok] = await Promise.all(urls.map((u) => fetchModelFile(u, onProgress)));
@@ -65,7 +73,12 @@ export async function openLlama2cFromHub(entry: Llama2cModel, hub: string, onPro
 }
 
 /** An exported ONNX decoder from the hub: the Hub's file list, the variant for this adapter, surgery. */
-export async function openExportFromHub(entry: OnnxModel, hub: string, shaderF16: boolean, onProgress: (p: DownloadProgress) => void): Promise<OpenedModel> {
+export async function openExportFromHub(
+	entry: OnnxModel,
+	hub: string,
+	shaderF16: boolean,
+	onProgress: (p: DownloadProgress) => void
+): Promise<OpenedModel> {
 	const url = (path: string) => hubFileUrl(hub, entry.repo, entry.revision, path);
 	const tree = await fetchModelFile(hubTreeUrl(hub, entry.repo, entry.revision, entry.onnxFolder), onProgress);
 	const files = parseHubTree(JSON.parse(new TextDecoder().decode(tree.buffer)));
@@ -80,14 +93,24 @@ export async function openExportFromHub(entry: OnnxModel, hub: string, shaderF16
 		}
 	};
 	const [graph, tokenizerJson, tokenizerConfig, config] = await Promise.all([
-		fetchModelFile(graphUrl, onProgress), json('tokenizer.json'), json('tokenizer_config.json', true), json('config.json', true)
+		fetchModelFile(graphUrl, onProgress),
+		json('tokenizer.json'),
+		json('tokenizer_config.json', true),
+		json('config.json', true)
 	]);
 	const fetched: FetchedFile[] = [graph];
-	const opened = await openExport(graph.buffer, precision.file, async (path) => {
-		const f = await fetchModelFile(url(`${entry.onnxFolder}/${path}`), onProgress);
-		fetched.push(f);
-		return f.buffer;
-	}, tokenizerJson, tokenizerConfig, config).catch(async (e) => {
+	const opened = await openExport(
+		graph.buffer,
+		precision.file,
+		async (path) => {
+			const f = await fetchModelFile(url(`${entry.onnxFolder}/${path}`), onProgress);
+			fetched.push(f);
+			return f.buffer;
+		},
+		tokenizerJson,
+		tokenizerConfig,
+		config
+	).catch(async (e) => {
 		if (e instanceof LoupeError && e.code === 'not-a-checkpoint') await deleteCachedFile(graphUrl);
 		throw e;
 	});
@@ -102,18 +125,40 @@ export async function openFiles(picked: File[]): Promise<OpenedModel & { id: str
 	if (onnxFile) {
 		const text = async (name: string, required: boolean) => {
 			const f = byName.get(name);
-			if (!f && required) throw new LoupeError('not-found', `To open ${onnxFile.name}, also choose its ${name}.`, 'Choose the .onnx file, its weights file (if any), tokenizer.json, tokenizer_config.json and config.json together.');
+			if (!f && required)
+				throw new LoupeError(
+					'not-found',
+					`To open ${onnxFile.name}, also choose its ${name}.`,
+					'Choose the .onnx file, its weights file (if any), tokenizer.json, tokenizer_config.json and config.json together.'
+				);
 			return f ? JSON.parse(await f.text()) : {};
 		};
-		const opened = await openExport(await onnxFile.arrayBuffer(), onnxFile.name, async (path) => {
-			const f = byName.get(path.split('/').pop()!);
-			if (!f) throw new LoupeError('not-found', `${onnxFile.name} keeps its weights in "${path}", which was not chosen with it.`, `Choose ${path} together with the .onnx file.`);
-			return f.arrayBuffer();
-		}, await text('tokenizer.json', true), await text('tokenizer_config.json', false), await text('config.json', false));
+		const opened = await openExport(
+			await onnxFile.arrayBuffer(),
+			onnxFile.name,
+			async (path) => {
+				const f = byName.get(path.split('/').pop()!);
+				if (!f)
+					throw new LoupeError(
+						'not-found',
+						`${onnxFile.name} keeps its weights in "${path}", which was not chosen with it.`,
+						`Choose ${path} together with the .onnx file.`
+					);
+				return f.arrayBuffer();
+			},
+			await text('tokenizer.json', true),
+			await text('tokenizer_config.json', false),
+			await text('config.json', false)
+		);
 		const source = exportSource(opened);
 		return { build: () => source, files: [], id: `file:${onnxFile.name}` };
 	}
-	if (picked.length !== 2) throw new LoupeError('not-found', `Choose two llama2.c files together (checkpoint and tokenizer), or an .onnx with its tokenizer.json. You gave ${picked.length}.`, 'Pick the files again.');
+	if (picked.length !== 2)
+		throw new LoupeError(
+			'not-found',
+			`Choose two llama2.c files together (checkpoint and tokenizer), or an .onnx with its tokenizer.json. You gave ${picked.length}.`,
+			'Pick the files again.'
+		);
 	const [tokenizer, checkpoint] = [...picked].sort((a, b) => a.size - b.size);
 	const read = async (f: File): Promise<FetchedFile> => ({ buffer: await f.arrayBuffer(), fromCache: false });
 	const source = llama2cSource(await read(checkpoint), await read(tokenizer), checkpoint.name, tokenizer.name);
@@ -130,7 +175,11 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 		architecture: 'llama',
 		dtype: 'float32',
 		shape: { nLayers: c.nLayers, dModel: c.dim, vocabSize: c.vocabSize, maxSeqLen: c.seqLen },
-		parameters: weights.tokenEmbedding.length + c.nLayers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * ((c.dim * c.nKvHeads) / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.dim + (c.sharedClassifier ? 0 : c.vocabSize * c.dim),
+		parameters:
+			weights.tokenEmbedding.length +
+			c.nLayers * (2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * ((c.dim * c.nKvHeads) / c.nHeads) + 3 * c.dim * c.hiddenDim) +
+			c.dim +
+			(c.sharedClassifier ? 0 : c.vocabSize * c.dim),
 		lmHead: true,
 		tokenizer,
 		segment: (cuts) => buildLlamaOnnx(weights, cuts),

@@ -55,5 +55,7 @@ function words(t: TensorProto, externalData: { path: string; data: Uint8Array }[
 	else if (t.floatData?.length) return new Uint32Array(Float32Array.from(t.floatData).buffer);
 	if (!raw || raw.byteLength % width) return null;
 	const bytes = raw.byteOffset % width ? raw.slice() : raw;
-	return width === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) : new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+	return width === 4
+		? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
+		: new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
 }

@@ -6,6 +6,7 @@
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import { LoupeError, type ErrorInfo } from '../errors';
+import { detectBackend, holdGpuContext, type EngineStatus } from './backend';
 import { SegmentRunner, type Backend } from './runner';
 import { generate, type GenerateResult, type TokenEvent } from './generate';
 import { allHookNames, boundaryName, hookBoundary } from './hooks';
@@ -13,23 +14,11 @@ import { findModel } from './catalogue';
 import type { DecoderShape, SegmentedModel } from './segments';
 import type { HookManifest } from './onnx/hook-manifest';
 import type { Precision } from './hf/exported-model';
-import { GraphBuilder } from './onnx/graph-builder';
 import { LogitsProcessor } from '../gpu/logits-process';
 import type { SamplingSettings } from '../sample/sampler';
 import { openExportFromHub, openFiles, openLlama2cFromHub, type ModelSource, type OpenedModel } from './open';
 import type { DownloadProgress, FetchedFile } from '../store/model-cache';
 import type { AttachedSae } from '../sae/explorer';
-
-export interface EngineStatus {
-	backend: Backend;
-	adapter: string; // e.g. "SwiftShader (google)" or "no WebGPU"
-	/** Why the engine runs on wasm instead of WebGPU, in words for people. */
-	fallbackReason?: string;
-	crossOriginIsolated: boolean;
-	threads: number;
-	/** The adapter can run fp16 shaders (fp16 and q4f16 model variants need it). */
-	shaderF16: boolean;
-}
 
 export interface ModelInfo {
 	id: string;
@@ -110,35 +99,24 @@ export class ModelSession {
 	async init(onEvent?: (e: EngineEvent) => void): Promise<EngineStatus> {
 		if (onEvent) this.onEvent = onEvent;
 		if (this.status) return this.status;
-		const threads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-		ort.env.wasm.numThreads = threads;
-		ort.env.logLevel = 'error';
-		let backend: Backend = 'wasm';
-		let adapter = 'no WebGPU';
-		let fallbackReason: string | undefined;
-		let shaderF16 = false;
-		if (!('gpu' in navigator) || !navigator.gpu) {
-			fallbackReason = 'This browser has no WebGPU (navigator.gpu is missing), so the model runs on the CPU (WebAssembly), more slowly. Chrome, Edge and recent Safari and Firefox have WebGPU.';
-		} else {
-			const a = await navigator.gpu.requestAdapter().catch(() => null);
-			if (!a) fallbackReason = 'WebGPU is present but no GPU adapter is available (it may be disabled or blocklisted), so the model runs on the CPU (WebAssembly), more slowly.';
-			else {
-				backend = 'webgpu';
-				shaderF16 = a.features.has('shader-f16');
-				const i = a.info;
-				adapter = [i.description || i.architecture || i.device, i.vendor && `(${i.vendor})`].filter(Boolean).join(' ') || 'WebGPU adapter';
-			}
-		}
-		this.status = { backend, adapter, fallbackReason, crossOriginIsolated: self.crossOriginIsolated, threads, shaderF16 };
+		this.status = await detectBackend(ort);
 		return this.status;
 	}
 
 	/** Loads a catalogue model from a hub (or its mirror), from the cache when it is there. */
 	async loadFromHub(req: LoadFromHub, onProgress: (p: DownloadProgress) => void): Promise<ModelInfo> {
 		const entry = findModel(req.model);
-		if (!entry) throw new LoupeError('not-found', `There is no model "${req.model}" in Loupe's catalogue.`, 'Pick a model from the list, or open your own files.');
+		if (!entry)
+			throw new LoupeError(
+				'not-found',
+				`There is no model "${req.model}" in Loupe's catalogue.`,
+				'Pick a model from the list, or open your own files.'
+			);
 		const t0 = performance.now();
-		const opened = entry.format === 'onnx' ? await openExportFromHub(entry, req.hub, (await this.init()).shaderF16, onProgress) : await openLlama2cFromHub(entry, req.hub, onProgress);
+		const opened =
+			entry.format === 'onnx'
+				? await openExportFromHub(entry, req.hub, (await this.init()).shaderF16, onProgress)
+				: await openLlama2cFromHub(entry, req.hub, onProgress);
 		return this.open(opened, entry.id, entry.name, 'hub', req.hooks ?? [], t0);
 	}
 
@@ -160,7 +138,15 @@ export class ModelSession {
 		});
 	}
 
-	private async start(source: ModelSource, id: string, name: string, from: ModelInfo['source'], hooks: string[], t0: number, files: FetchedFile[]): Promise<ModelInfo> {
+	private async start(
+		source: ModelSource,
+		id: string,
+		name: string,
+		from: ModelInfo['source'],
+		hooks: string[],
+		t0: number,
+		files: FetchedFile[]
+	): Promise<ModelInfo> {
 		this.assertDevice();
 		const status = await this.init();
 		const model = source.segment(hooks.map((h) => hookBoundary(h, source.shape.nLayers)));
@@ -171,7 +157,12 @@ export class ModelSession {
 		const warnings: ErrorInfo[] = [];
 		if (backend === 'webgpu' && source.dtype === 'float16' && !status.shaderF16) {
 			backend = 'wasm';
-			warnings.push({ code: 'no-webgpu', message: 'This model is fp16 and this GPU cannot run fp16 shaders (no shader-f16), so it runs on the CPU (WebAssembly), more slowly.', action: 'Pick an fp32 export of the model to run it on the GPU.' });
+			warnings.push({
+				code: 'no-webgpu',
+				message:
+					'This model is fp16 and this GPU cannot run fp16 shaders (no shader-f16), so it runs on the CPU (WebAssembly), more slowly.',
+				action: 'Pick an fp32 export of the model to run it on the GPU.'
+			});
 		}
 		let runner: SegmentRunner;
 		try {
@@ -184,9 +175,13 @@ export class ModelSession {
 			runner = await SegmentRunner.create(ort, model, backend);
 		}
 		let processor: LogitsProcessor | null = null;
-		if (backend === 'webgpu' && runner.logitsOnGpu && source.lmHead) processor = await LogitsProcessor.create(await this.gpuDevice(), source.shape.vocabSize);
+		if (backend === 'webgpu' && runner.logitsOnGpu && source.lmHead)
+			processor = await LogitsProcessor.create(await this.gpuDevice(), source.shape.vocabSize);
 		const info: ModelInfo = {
-			id, name, source: from, backend,
+			id,
+			name,
+			source: from,
+			backend,
 			format: source.format,
 			architecture: source.architecture,
 			dtype: source.dtype,
@@ -202,9 +197,18 @@ export class ModelSession {
 			fromCache: files.length > 0 && files.every((f) => f.fromCache),
 			warnings: [...warnings, ...files.map((f) => f.cacheWarning).filter((w): w is NonNullable<typeof w> => !!w)]
 		};
-		if (!source.lmHead) info.warnings.push({ code: 'model-failed', message: NO_LM_HEAD, action: 'Use hook points, SAEs and corpus runs of pasted text; open an export with its LM head to generate.' });
+		if (!source.lmHead)
+			info.warnings.push({
+				code: 'model-failed',
+				message: NO_LM_HEAD,
+				action: 'Use hook points, SAEs and corpus runs of pasted text; open an export with its LM head to generate.'
+			});
 		else if (!source.unembedding)
-			info.warnings.push({ code: 'model-failed', message: 'Loupe could not find the unembedding matrix in this graph, so feature cards show no logit effects.', action: 'Everything else works.' });
+			info.warnings.push({
+				code: 'model-failed',
+				message: 'Loupe could not find the unembedding matrix in this graph, so feature cards show no logit effects.',
+				action: 'Everything else works.'
+			});
 		this.loaded = { info, source, runner, tokenizer: source.tokenizer, processor, sae: null, lastPrompt: [] };
 		previous?.processor?.destroy();
 		previous?.sae?.session.destroy();
@@ -249,7 +253,12 @@ export class ModelSession {
 
 	/** Generation needs the LM head; a hidden-state export refuses in words. */
 	requireLmHead(m: Loaded) {
-		if (!m.source.lmHead) throw new LoupeError('model-failed', NO_LM_HEAD, 'Run a corpus of pasted text or a text file instead, or open an export that ends in logits.');
+		if (!m.source.lmHead)
+			throw new LoupeError(
+				'model-failed',
+				NO_LM_HEAD,
+				'Run a corpus of pasted text or a text file instead, or open an export that ends in logits.'
+			);
 	}
 
 	/** The hook name of a boundary of the loaded model. */
@@ -269,7 +278,7 @@ export class ModelSession {
 		if (!missing.length) return;
 		const old = m.runner;
 		const model = m.source.segment([...old.model.cuts, ...missing]);
-		const hold = old.backend === 'webgpu' ? await holdGpuContext() : null;
+		const hold = old.backend === 'webgpu' ? await holdGpuContext(ort) : null;
 		try {
 			await old.dispose();
 			try {
@@ -281,9 +290,17 @@ export class ModelSession {
 					m.runner = await SegmentRunner.create(ort, old.model, old.backend);
 				} catch {
 					this.unload();
-					throw new LoupeError('model-failed', `${m.info.name} could not be cut at ${hooks} (${why}), nor reopened as it was, so it was unloaded.`, 'Load the model again; a smaller model, or fewer hook points at once, may fit.');
+					throw new LoupeError(
+						'model-failed',
+						`${m.info.name} could not be cut at ${hooks} (${why}), nor reopened as it was, so it was unloaded.`,
+						'Load the model again; a smaller model, or fewer hook points at once, may fit.'
+					);
 				}
-				throw new LoupeError('model-failed', `${m.info.name} could not be cut at ${hooks} (${why}); it still runs as before, without that hook.`, 'Try again with fewer hook points at once, or a smaller model.');
+				throw new LoupeError(
+					'model-failed',
+					`${m.info.name} could not be cut at ${hooks} (${why}); it still runs as before, without that hook.`,
+					'Try again with fewer hook points at once, or a smaller model.'
+				);
 			}
 		} finally {
 			await hold?.release();
@@ -351,17 +368,4 @@ export class ModelSession {
 
 function cutNames(model: SegmentedModel): string[] {
 	return model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
-}
-
-/**
- * A one-node WebGPU session (Identity on one float): while it lives ORT keeps its WebGPU context,
- * and with it the GPUDevice, whatever other sessions are released.
- */
-async function holdGpuContext(): Promise<{ release(): Promise<void> }> {
-	const g = new GraphBuilder('loupe-device-hold');
-	g.input('x', 'float32', [1]);
-	g.node('Identity', ['x'], ['y']);
-	g.output('y', 'float32', [1]);
-	const session = await ort.InferenceSession.create(g.toBytes(), { executionProviders: ['webgpu'] });
-	return { release: () => session.release() };
 }

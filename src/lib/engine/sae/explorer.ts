@@ -123,12 +123,17 @@ export class SaeExplorer {
 			}
 		}
 		if (!files.length)
-			throw new LoupeError('not-found', `No SAE files were found in ${req.repo}/${req.folder} (looked for cfg.json, params.npz and params.safetensors).`, 'Check the repository and folder names.');
+			throw new LoupeError(
+				'not-found',
+				`No SAE files were found in ${req.repo}/${req.folder} (looked for cfg.json, params.npz and params.safetensors).`,
+				'Check the repository and folder names.'
+			);
 		try {
 			return await this.attach(files, `${req.repo}/${req.folder}`, req.hookName);
 		} catch (e) {
 			// Files that do not parse must not be served from the cache next time.
-			if (e instanceof LoupeError && e.code === 'not-an-sae') await Promise.all(files.map((f) => deleteCachedFile(url(f.name.split('/').pop()!))));
+			if (e instanceof LoupeError && e.code === 'not-an-sae')
+				await Promise.all(files.map((f) => deleteCachedFile(url(f.name.split('/').pop()!))));
 			throw e;
 		}
 	}
@@ -146,7 +151,11 @@ export class SaeExplorer {
 			const m = this.session.requireModel();
 			const c = m.source.shape;
 			if (m.source.dtype !== 'float32')
-				throw new LoupeError('model-failed', `${m.info.name} computes its residual stream in ${m.source.dtype}; Loupe's SAE and steering kernels read fp32.`, 'Open the fp32 export of this model to use SAEs with it.');
+				throw new LoupeError(
+					'model-failed',
+					`${m.info.name} computes its residual stream in ${m.source.dtype}; Loupe's SAE and steering kernels read fp32.`,
+					'Open the fp32 export of this model to use SAEs with it.'
+				);
 			const { cfg, weights } = readSaeFiles(files, { hookName });
 			checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel });
 			const boundary = hookBoundary(cfg.hookName, c.nLayers);
@@ -158,7 +167,14 @@ export class SaeExplorer {
 			m.sae?.session.destroy();
 			const key = `${source}|${cfg.hookName}|${cfg.dSae}`;
 			const run = (await latestCorpusRun(m.info.id, key).catch(() => undefined)) ?? null;
-			const info: SaeInfo = { name: cfg.name, cfg, preprocessing: describePreprocessing(cfg), source, onGpu: session.onGpu, corpus: run && summarize(run) };
+			const info: SaeInfo = {
+				name: cfg.name,
+				cfg,
+				preprocessing: describePreprocessing(cfg),
+				source,
+				onGpu: session.onGpu,
+				corpus: run && summarize(run)
+			};
 			m.sae = { session, info, boundary, key, run };
 			return info;
 		});
@@ -169,7 +185,12 @@ export class SaeExplorer {
 		const { m, sae } = this.requireSae();
 		return this.session.locked(async () => {
 			const ids = m.tokenizer.encode(prompt);
-			if (ids.length > m.source.shape.maxSeqLen) throw new LoupeError('model-failed', `The text is ${ids.length} tokens; this model reads at most ${m.source.shape.maxSeqLen}.`, 'Shorten the text.');
+			if (ids.length > m.source.shape.maxSeqLen)
+				throw new LoupeError(
+					'model-failed',
+					`The text is ${ids.length} tokens; this model reads at most ${m.source.shape.maxSeqLen}.`,
+					'Shorten the text.'
+				);
 			const { encoded: e, reconstruction } = await this.encodeContext(m, ids, k, true);
 			m.lastPrompt = ids;
 			const stats = sae.run?.stats;
@@ -210,7 +231,12 @@ export class SaeExplorer {
 		return this.session.locked(async () => {
 			this.session.clearStop();
 			const contexts = await corpusContexts(this.session, m, spec, onProgress);
-			if (!contexts.length) throw new LoupeError('model-failed', 'The corpus is empty.', 'Paste some text, choose a text file, or let the model write stories.');
+			if (!contexts.length)
+				throw new LoupeError(
+					'model-failed',
+					'The corpus is empty.',
+					'Paste some text, choose a text file, or let the model write stories.'
+				);
 			const acc = await sae.session.statsRun();
 			let tokens = 0;
 			for (const [c, ids] of contexts.entries()) {
@@ -220,9 +246,21 @@ export class SaeExplorer {
 				tokens += ids.length;
 				onProgress({ phase: 'encoding', done: c + 1, total: contexts.length, tokens });
 			}
-			const run: CorpusRun = { key: `${m.info.id}|${sae.key}|${spec.name}`, model: m.info.id, sae: sae.key, corpus: spec.name, createdAt: new Date().toISOString(), contexts, stats: await acc.finish() };
+			const run: CorpusRun = {
+				key: `${m.info.id}|${sae.key}|${spec.name}`,
+				model: m.info.id,
+				sae: sae.key,
+				corpus: spec.name,
+				createdAt: new Date().toISOString(),
+				contexts,
+				stats: await acc.finish()
+			};
 			await saveCorpusRun(run).catch((e) => {
-				throw new LoupeError('storage-full', `The corpus statistics could not be saved (${e instanceof Error ? e.message : e}).`, 'Free space in the Storage panel; the results are shown but will not survive a reload.');
+				throw new LoupeError(
+					'storage-full',
+					`The corpus statistics could not be saved (${e instanceof Error ? e.message : e}).`,
+					'Free space in the Storage panel; the results are shown but will not survive a reload.'
+				);
 			});
 			sae.run = run;
 			sae.info.corpus = summarize(run);
@@ -264,7 +302,12 @@ export class SaeExplorer {
 	async feature(f: number, k = 10): Promise<FeatureDetails> {
 		const { m, sae } = this.requireSae();
 		const s = sae.session;
-		if (!(f >= 0 && f < s.sae.cfg.dSae)) throw new LoupeError('model-failed', `There is no feature ${f}: this SAE has features 0 to ${s.sae.cfg.dSae - 1}.`, 'Enter a feature number in that range.');
+		if (!(f >= 0 && f < s.sae.cfg.dSae))
+			throw new LoupeError(
+				'model-failed',
+				`There is no feature ${f}: this SAE has features 0 to ${s.sae.cfg.dSae - 1}.`,
+				'Enter a feature number in that range.'
+			);
 		return this.session.locked(async () => {
 			const piece = (x: RankedItem) => ({ ...x, piece: m.tokenizer.pieceText(x.id) });
 			const logits = await s.logitEffects(f, k);
@@ -278,7 +321,12 @@ export class SaeExplorer {
 					if (!(value > 0)) break;
 					const ids = run.contexts[st.topRef[2 * (f * TOP_EXAMPLES + j)]];
 					await this.encodeContext(m, ids, 1);
-					examples.push({ pieces: ids.map((id) => m.tokenizer.pieceText(id)), activations: await s.activations(f), position: st.topRef[2 * (f * TOP_EXAMPLES + j) + 1], value });
+					examples.push({
+						pieces: ids.map((id) => m.tokenizer.pieceText(id)),
+						activations: await s.activations(f),
+						position: st.topRef[2 * (f * TOP_EXAMPLES + j) + 1],
+						value
+					});
 				}
 				corpus = {
 					name: run.corpus,

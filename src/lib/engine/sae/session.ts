@@ -58,7 +58,8 @@ export class SaeSession {
 		if (this.encoder && residual.location === 'gpu-buffer') return this.encoder.encodeTopK(residual.gpuBuffer as GPUBuffer, rows, k);
 		const { dIn, dSae } = this.sae.cfg;
 		let x: Float32Array;
-		if (residual.location === 'gpu-buffer') x = new Float32Array(await readBuffer(this.device!, residual.gpuBuffer as GPUBuffer, rows * dIn * 4));
+		if (residual.location === 'gpu-buffer')
+			x = new Float32Array(await readBuffer(this.device!, residual.gpuBuffer as GPUBuffer, rows * dIn * 4));
 		else x = (residual.data as Float32Array).subarray(0, rows * dIn);
 		const acts = this.sae.encode(x, rows);
 		this.cpuActs = acts;
@@ -84,7 +85,17 @@ export class SaeSession {
 			const buf = residual.gpuBuffer as GPUBuffer;
 			if (clamp) await this.encoder.encodeTopK(buf, rows, 1);
 			const { dIn, dSae } = this.sae.cfg;
-			this.steerKernel.apply(buf, rows, dIn, () => steerDirections(this.sae, specs), specs, JSON.stringify(specs), this.encoder.activationsBufferOrDummy(), dSae, skipPosition);
+			this.steerKernel.apply(
+				buf,
+				rows,
+				dIn,
+				() => steerDirections(this.sae, specs),
+				specs,
+				JSON.stringify(specs),
+				this.encoder.activationsBufferOrDummy(),
+				dSae,
+				skipPosition
+			);
 			return;
 		}
 		const { dIn } = this.sae.cfg;
@@ -97,7 +108,10 @@ export class SaeSession {
 		if (this.recon && this.encoder && residual.location === 'gpu-buffer')
 			return this.recon.metrics(residual.gpuBuffer as GPUBuffer, this.encoder.activationsBuffer, this.encoder.undoBuffer, rows);
 		const { dIn } = this.sae.cfg;
-		const x = residual.location === 'gpu-buffer' ? new Float32Array(await readBuffer(this.device!, residual.gpuBuffer as GPUBuffer, rows * dIn * 4)) : (residual.data as Float32Array).subarray(0, rows * dIn);
+		const x =
+			residual.location === 'gpu-buffer'
+				? new Float32Array(await readBuffer(this.device!, residual.gpuBuffer as GPUBuffer, rows * dIn * 4))
+				: (residual.data as Float32Array).subarray(0, rows * dIn);
 		return metricsOf(x, this.sae.decode(this.cpuActs!, rows, this.sae.preprocess(x, rows)), rows, 1, dIn);
 	}
 
@@ -111,7 +125,13 @@ export class SaeSession {
 	async logitEffects(f: number, k: number): Promise<{ positive: RankedItem[]; negative: RankedItem[] }> {
 		if (this.inspector) return this.inspector.logitEffects(f, k);
 		const e = logitEffectsReference(this.sae, f, this.unembedding);
-		return { positive: ranked(e, k), negative: ranked(e.map((v) => -v), k).map((x) => ({ id: x.id, value: -x.value })) };
+		return {
+			positive: ranked(e, k),
+			negative: ranked(
+				e.map((v) => -v),
+				k
+			).map((x) => ({ id: x.id, value: -x.value }))
+		};
 	}
 
 	async nearest(f: number, k: number): Promise<RankedItem[]> {

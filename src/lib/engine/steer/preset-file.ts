@@ -19,16 +19,31 @@ export function presetFileText(p: SteeringPreset, vectors: SteeringVector[]): st
 
 /** Reads a preset file for model `model`; refuses other JSON, damaged vectors and other models' presets. */
 export function parsePresetFile(text: string, model: string): { preset: SteeringPreset; vectors: SteeringVector[] } {
-	let j: { loupe?: string; name?: string; steer?: string; sae?: string | null; model?: string; vectors?: ReturnType<typeof vectorToJson>[] };
+	let j: {
+		loupe?: string;
+		name?: string;
+		steer?: string;
+		sae?: string | null;
+		model?: string;
+		vectors?: ReturnType<typeof vectorToJson>[];
+	};
 	try {
 		j = JSON.parse(text);
 	} catch {
 		throw new LoupeError('not-found', 'This file is not JSON, so it is not a Loupe steering preset.', 'Choose a file saved with "Export".');
 	}
 	if (j.loupe !== 'steering-preset' || typeof j.name !== 'string' || typeof j.steer !== 'string')
-		throw new LoupeError('not-found', 'This JSON file is not a Loupe steering preset (it has no "loupe": "steering-preset", name and steer).', 'Choose a file saved with "Export".');
+		throw new LoupeError(
+			'not-found',
+			'This JSON file is not a Loupe steering preset (it has no "loupe": "steering-preset", name and steer).',
+			'Choose a file saved with "Export".'
+		);
 	if (j.model && j.model !== model)
-		throw new LoupeError('model-failed', `This preset was made for ${j.model}, not ${model}: its features and vectors would mean something else here.`, `Load ${j.model} first, then import it.`);
+		throw new LoupeError(
+			'model-failed',
+			`This preset was made for ${j.model}, not ${model}: its features and vectors would mean something else here.`,
+			`Load ${j.model} first, then import it.`
+		);
 	let vectors: SteeringVector[];
 	try {
 		vectors = (j.vectors ?? []).map((v) => ({ ...vectorFromJson(v), model }));

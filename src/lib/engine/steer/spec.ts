@@ -38,7 +38,14 @@ export function steerDirections(sae: Sae, specs: SteerFeature[]): Float32Array {
  * resid [tokens, d] in place; acts [tokens, d_sae] (the SAE's encoding of resid, needed for clamp);
  * `skipPosition`: the row left alone (BOS), or -1.
  */
-export function steerReference(sae: Sae, resid: Float32Array, tokens: number, specs: SteerFeature[], acts: Float32Array | null, skipPosition: number) {
+export function steerReference(
+	sae: Sae,
+	resid: Float32Array,
+	tokens: number,
+	specs: SteerFeature[],
+	acts: Float32Array | null,
+	skipPosition: number
+) {
 	const { dIn, dSae } = sae.cfg;
 	const dirs = steerDirections(sae, specs);
 	for (let t = 0; t < tokens; t++) {

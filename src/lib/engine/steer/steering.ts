@@ -64,7 +64,8 @@ export class Steering {
 			if (!Number.isFinite(f.value)) continue;
 			if (f.vector) {
 				const v = this.vectorCache.get(f.vector);
-				if (v && v.model === m.info.id && v.values.length === m.source.shape.dModel) at(hookBoundary(v.hook, m.source.shape.nLayers)).vectors.push({ v, spec: f });
+				if (v && v.model === m.info.id && v.values.length === m.source.shape.dModel)
+					at(hookBoundary(v.hook, m.source.shape.nLayers)).vectors.push({ v, spec: f });
 			} else if (sae && f.feature >= 0 && f.feature < sae.info.cfg.dSae) at(sae.boundary).features.push(f);
 		}
 		return plan;
@@ -76,7 +77,8 @@ export class Steering {
 		if (!planned.size) return undefined;
 		await this.session.ensureCuts(m, [...planned.keys()]);
 		const device = m.runner.backend === 'webgpu' ? await this.session.gpuDevice() : null;
-		if (device && !this.vectorKernel) this.vectorKernel = { device, kernel: await SteerKernel.create(device), dummy: createStorage(device, 16, 'steer.no-acts') };
+		if (device && !this.vectorKernel)
+			this.vectorKernel = { device, kernel: await SteerKernel.create(device), dummy: createStorage(device, 16, 'steer.no-acts') };
 		const d = m.source.shape.dModel;
 		return async (name, residual, rows) => {
 			const setup = this.setup;
@@ -116,11 +118,19 @@ export class Steering {
 	 * The default and the steered completion of the same prompt with the same settings and seed,
 	 * one after the other; `onToken` hears which stream each token belongs to.
 	 */
-	async sideBySide(prompt: string, settings: SamplingSettings, onToken: (stream: 'default' | 'steered', e: TokenEvent) => void): Promise<{ default: GenerateResult; steered: GenerateResult }> {
+	async sideBySide(
+		prompt: string,
+		settings: SamplingSettings,
+		onToken: (stream: 'default' | 'steered', e: TokenEvent) => void
+	): Promise<{ default: GenerateResult; steered: GenerateResult }> {
 		const m = this.session.requireModel();
 		this.session.requireLmHead(m);
 		if (!m.sae && !this.setup.features.some((f) => f.vector))
-			throw new LoupeError('model-failed', 'Nothing to steer with yet.', 'Load an SAE and choose features, or make a contrast vector, first.');
+			throw new LoupeError(
+				'model-failed',
+				'Nothing to steer with yet.',
+				'Load an SAE and choose features, or make a contrast vector, first.'
+			);
 		return this.session.locked(async () => {
 			this.session.clearStop();
 			const hook = await this.hook(m);
@@ -143,9 +153,10 @@ export class Steering {
 				m.runner.reset();
 				const { logits, rows } = await m.runner.forward(ids, hook);
 				const p = { temperature: 1, freqPenalty: 0 };
-				const processed = m.processor && logits.location === 'gpu-buffer'
-					? await m.processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, new Uint32Array(V), p)
-					: logitsProcessReference(lastRowLogits(logits, rows, V), new Uint32Array(V), p);
+				const processed =
+					m.processor && logits.location === 'gpu-buffer'
+						? await m.processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, new Uint32Array(V), p)
+						: logitsProcessReference(lastRowLogits(logits, rows, V), new Uint32Array(V), p);
 				logits.dispose();
 				return topK(processed.probs, k).map(([id, value]) => ({ id, value, piece: m.tokenizer.pieceText(id) }));
 			};
@@ -163,9 +174,17 @@ export class Steering {
 		const positive = req.positive.map((p) => p.trim()).filter(Boolean);
 		const negative = req.negative.map((p) => p.trim()).filter(Boolean);
 		if (!positive.length || !negative.length)
-			throw new LoupeError('model-failed', 'A contrast vector needs at least one prompt on each side.', 'Write one prompt per line in both boxes, e.g. "Love" and "Hate".');
+			throw new LoupeError(
+				'model-failed',
+				'A contrast vector needs at least one prompt on each side.',
+				'Write one prompt per line in both boxes, e.g. "Love" and "Hate".'
+			);
 		if (m.source.dtype !== 'float32')
-			throw new LoupeError('model-failed', `${m.info.name} computes its residual in ${m.source.dtype}; steering reads fp32.`, 'Open the fp32 export of this model.');
+			throw new LoupeError(
+				'model-failed',
+				`${m.info.name} computes its residual in ${m.source.dtype}; steering reads fp32.`,
+				'Open the fp32 export of this model.'
+			);
 		const boundary = hookBoundary(req.hook, m.source.shape.nLayers);
 		return this.session.locked(async () => {
 			await this.session.ensureCuts(m, [boundary]);
@@ -177,9 +196,10 @@ export class Steering {
 					m.runner.reset();
 					const { logits } = await m.runner.forward(m.tokenizer.encode(p), async (name, residual, rows) => {
 						if (name !== hookName) return;
-						const data = residual.location === 'gpu-buffer'
-							? new Float32Array(await readBuffer(await this.session.gpuDevice(), residual.gpuBuffer as GPUBuffer, rows * d * 4))
-							: (residual.data as Float32Array);
+						const data =
+							residual.location === 'gpu-buffer'
+								? new Float32Array(await readBuffer(await this.session.gpuDevice(), residual.gpuBuffer as GPUBuffer, rows * d * 4))
+								: (residual.data as Float32Array);
 						acc.add(data, rows, 1);
 					});
 					logits.dispose();
@@ -187,7 +207,16 @@ export class Steering {
 				return acc.mean();
 			};
 			const values = contrast(await meanOf(positive), await meanOf(negative));
-			const v: SteeringVector = { id: newVectorId(), name: req.name.trim() || `${positive[0]} − ${negative[0]}`, model: m.info.id, hook: req.hook, values, positive, negative, createdAt: new Date().toISOString() };
+			const v: SteeringVector = {
+				id: newVectorId(),
+				name: req.name.trim() || `${positive[0]} − ${negative[0]}`,
+				model: m.info.id,
+				hook: req.hook,
+				values,
+				positive,
+				negative,
+				createdAt: new Date().toISOString()
+			};
 			await saveVector(v);
 			this.vectorCache.set(v.id, v);
 			return summarizeVector(v);

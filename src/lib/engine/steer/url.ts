@@ -9,7 +9,10 @@ import type { SteerFeature, SteeringSetup } from './spec';
 export function parseSteer(s: string): SteeringSetup {
 	const features: SteerFeature[] = [];
 	let steerSpecial = false;
-	for (const item of s.split(',').map((x) => x.trim()).filter(Boolean)) {
+	for (const item of s
+		.split(',')
+		.map((x) => x.trim())
+		.filter(Boolean)) {
 		if (item === 'bos') {
 			steerSpecial = true;
 			continue;
@@ -28,7 +31,9 @@ export function parseSteer(s: string): SteeringSetup {
 }
 
 export function formatSteer(setup: SteeringSetup): string {
-	const items = setup.features.map((f) => `${f.vector ? `v${f.vector}` : f.feature}:${f.mode}:${f.value}${f.normalize && f.mode === 'add' ? ':n' : ''}`);
+	const items = setup.features.map(
+		(f) => `${f.vector ? `v${f.vector}` : f.feature}:${f.mode}:${f.value}${f.normalize && f.mode === 'add' ? ':n' : ''}`
+	);
 	if (setup.steerSpecial) items.push('bos');
 	return items.join(',');
 }

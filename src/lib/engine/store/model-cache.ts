@@ -82,11 +82,23 @@ export async function fetchModelFile(
 			continue;
 		}
 		if (res.status === 404)
-			throw new LoupeError('not-found', `${file} was not found at ${url} (HTTP 404).`, 'Check the model id and the hub address in Settings; a mirror must use the Hub layout {hub}/{repo}/resolve/{revision}/{path}.');
+			throw new LoupeError(
+				'not-found',
+				`${file} was not found at ${url} (HTTP 404).`,
+				'Check the model id and the hub address in Settings; a mirror must use the Hub layout {hub}/{repo}/resolve/{revision}/{path}.'
+			);
 		if (res.status === 401 || res.status === 403)
-			throw new LoupeError('http', `The hub refused to give ${file} (HTTP ${res.status}).`, 'The repository may be gated or private; use a mirror or load the files from disk.');
+			throw new LoupeError(
+				'http',
+				`The hub refused to give ${file} (HTTP ${res.status}).`,
+				'The repository may be gated or private; use a mirror or load the files from disk.'
+			);
 		if (!res.ok) {
-			lastError = new LoupeError('http', `The hub answered HTTP ${res.status} for ${file}.`, 'Try again in a moment, or point Settings at another hub.');
+			lastError = new LoupeError(
+				'http',
+				`The hub answered HTTP ${res.status} for ${file}.`,
+				'Try again in a moment, or point Settings at another hub.'
+			);
 			if (res.status >= 500 || res.status === 429) continue;
 			throw lastError;
 		}
@@ -146,7 +158,8 @@ export async function fetchModelFile(
 				cacheWarning = {
 					code: 'storage-full',
 					message: `${file} could not be saved for offline use: the browser's storage for this site is full.`,
-					action: 'The model runs now but will download again next visit. Free space in the Storage panel (delete models you no longer use).'
+					action:
+						'The model runs now but will download again next visit. Free space in the Storage panel (delete models you no longer use).'
 				};
 			}
 		}

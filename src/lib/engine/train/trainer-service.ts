@@ -28,14 +28,34 @@ export class TrainerService {
 	async train(cfg: TrainConfig, resumeId: string | null, onProgress: (p: TrainProgress) => void): Promise<TrainRunSummary> {
 		const m = this.session.requireModel();
 		if (m.runner.backend !== 'webgpu')
-			throw new LoupeError('no-webgpu', 'Training runs on the GPU, and this browser has no WebGPU (or the model runs on the CPU).', 'Open Loupe in a browser with WebGPU to train SAEs.');
-		if (m.source.dtype !== 'float32') throw new LoupeError('model-failed', `${m.info.name} computes its residual in ${m.source.dtype}; the trainer reads fp32.`, 'Open the fp32 export of this model.');
+			throw new LoupeError(
+				'no-webgpu',
+				'Training runs on the GPU, and this browser has no WebGPU (or the model runs on the CPU).',
+				'Open Loupe in a browser with WebGPU to train SAEs.'
+			);
+		if (m.source.dtype !== 'float32')
+			throw new LoupeError(
+				'model-failed',
+				`${m.info.name} computes its residual in ${m.source.dtype}; the trainer reads fp32.`,
+				'Open the fp32 export of this model.'
+			);
 		const cp = resumeId ? await getTrainRun(resumeId) : undefined;
 		if (resumeId && !cp) throw new LoupeError('not-found', 'That training run is not in this browser any more.', 'Start a new run.');
-		if (cp && cp.cfg.model !== m.info.id) throw new LoupeError('model-failed', `That run trains on ${cp.cfg.model}, not ${m.info.id}.`, `Load ${cp.cfg.model} to resume it.`);
+		if (cp && cp.cfg.model !== m.info.id)
+			throw new LoupeError('model-failed', `That run trains on ${cp.cfg.model}, not ${m.info.id}.`, `Load ${cp.cfg.model} to resume it.`);
 		const c = cp?.cfg ?? { ...cfg, model: m.info.id };
-		if (!(c.width >= 1 && c.batch >= 1 && c.tokens >= c.batch && (c.arch !== 'topk' || (c.k >= 1 && c.k <= c.width)) && (c.arch !== 'jumprelu' || c.bandwidth > 0)))
-			throw new LoupeError('model-failed', 'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), k between 1 and the width, and the JumpReLU bandwidth positive.', 'Change the settings.');
+		if (!(
+			c.width >= 1 &&
+			c.batch >= 1 &&
+			c.tokens >= c.batch &&
+			(c.arch !== 'topk' || (c.k >= 1 && c.k <= c.width)) &&
+			(c.arch !== 'jumprelu' || c.bandwidth > 0)
+		))
+			throw new LoupeError(
+				'model-failed',
+				'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), k between 1 and the width, and the JumpReLU bandwidth positive.',
+				'Change the settings.'
+			);
 		const boundary = hookBoundary(c.hook, m.source.shape.nLayers);
 		return this.session.locked(async () => {
 			this.flags = { pause: false, stop: false };
@@ -86,7 +106,13 @@ export class TrainerService {
 		this.session.requireModel();
 		const { cfgJson, safetensors } = toSaeLens(await this.checkpoint(id));
 		const bytes = safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer;
-		return this.explorer.attach([{ name: 'cfg.json', buffer: new TextEncoder().encode(cfgJson).buffer as ArrayBuffer }, { name: 'sae_weights.safetensors', buffer: bytes }], `trained:${id}`);
+		return this.explorer.attach(
+			[
+				{ name: 'cfg.json', buffer: new TextEncoder().encode(cfgJson).buffer as ArrayBuffer },
+				{ name: 'sae_weights.safetensors', buffer: bytes }
+			],
+			`trained:${id}`
+		);
 	}
 
 	private async checkpoint(id: string) {
