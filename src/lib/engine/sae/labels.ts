@@ -44,11 +44,18 @@ export interface ParsedExplanations {
 
 const isGzip = (b: Uint8Array) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
 
+/** Deflate expands at most 1032:1; fflate sizes its output by the stream's last four bytes (ISIZE), so they are checked first. */
+const MAX_DEFLATE_RATIO = 1032;
+
 /** The text of an explanations file: bytes are gunzipped when they are gzip (by magic, not name). */
 export function explanationFileText(data: string | ArrayBuffer | Uint8Array, name = 'The file'): string {
 	if (typeof data === 'string') return data;
 	const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
 	if (!isGzip(bytes)) return new TextDecoder().decode(bytes);
+	if (bytes.length < 18) throw new LoupeError('not-an-sae', `${name} is gzip but does not decompress: it is only ${bytes.length} bytes long (truncated).`, 'Download it again.');
+	const isize = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true);
+	if (isize > MAX_DEFLATE_RATIO * bytes.length + 1024)
+		throw new LoupeError('not-an-sae', `${name} is gzip but does not decompress: it says it holds ${isize.toLocaleString('en')} bytes uncompressed, more than its ${bytes.length.toLocaleString('en')} compressed bytes can expand to (truncated or damaged).`, 'Download it again.');
 	try {
 		return new TextDecoder().decode(gunzipSync(bytes));
 	} catch (e) {
@@ -77,7 +84,10 @@ const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
 /** One Explanation row (or an explanation of a feature JSON) → Loupe's, or null when it lacks index or description. */
 export function explanationOf(r: unknown, featureOverride?: number): ParsedExplanation | null {
 	const row = (r ?? {}) as Record<string, unknown>;
-	const feature = featureOverride ?? Number(row.index);
+	// An index is a number, or its decimal string (Neuronpedia's exports); anything else is no index
+	// (Number() of an object whose toString is not a function would throw).
+	const index = typeof row.index === 'number' ? row.index : typeof row.index === 'string' && /^\d+$/.test(row.index.trim()) ? Number(row.index) : NaN;
+	const feature = featureOverride ?? index;
 	const description = typeof row.description === 'string' ? row.description.trim() : '';
 	if (!Number.isInteger(feature) || feature < 0 || !description) return null;
 	const out: ParsedExplanation = { feature, description };
