@@ -51,6 +51,12 @@ const ENGINE_TEXT = [
 export interface RefusalRule {
 	/** Internal layers (decodeModel, GraphIndex) throw plain `Error`s that their callers wrap; allow those. */
 	plainError?: boolean;
+	/**
+	 * Where Loupe hands a file to a library that checks little (the tokenizers library), its refusal
+	 * names the file and quotes the library after this marker; the library's own words after it are
+	 * not held against Loupe.
+	 */
+	libraryMarker?: string;
 }
 
 export type Outcome = { kind: 'accepted' } | { kind: 'refused'; message: string } | { kind: 'crash'; why: string };
@@ -93,7 +99,8 @@ export function classifyThrow(e: unknown, rule: RefusalRule = {}): Outcome {
 	if (!isLoupe && !isPlain) return { kind: 'crash', why: `uncaught ${e instanceof Error ? e.constructor.name : typeof e}: ${e instanceof Error ? e.message : String(e)}` };
 	const message = (e as Error).message;
 	if (!message || message.length < 12) return { kind: 'crash', why: `refusal without a message: "${message}"` };
-	const engine = ENGINE_TEXT.find((r) => r.test(message));
+	const own = rule.libraryMarker && message.includes(rule.libraryMarker) ? message.slice(0, message.indexOf(rule.libraryMarker)) : message;
+	const engine = ENGINE_TEXT.find((r) => r.test(own));
 	if (engine) return { kind: 'crash', why: `refusal in the JS engine's words (${engine}): ${message}` };
 	if (isLoupe && !(e as LoupeError).action) return { kind: 'crash', why: `refusal without an action: ${message}` };
 	return { kind: 'refused', message };
