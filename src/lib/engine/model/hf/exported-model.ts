@@ -1,8 +1,9 @@
 /**
  * An exported ONNX decoder from the Hub (or files from disk), opened for Loupe: the precision
- * variant chosen for the adapter, the graph file parsed and traced (weights in external data are
- * fetched as they are and handed to onnxruntime untouched), the tokenizer, and a function that cuts
- * the model at any hook points.
+ * variant chosen for the adapter (skipping the catalogue's known-broken ones), the graph file parsed
+ * and traced (weights in external data are fetched as they are, checked against the graph's offsets
+ * and handed to onnxruntime untouched), the tokenizer, and functions that cut the model at any hook
+ * points. `openExportGraph` is the part without a tokenizer (`npm run generate` uses it).
  */
 import { LoupeError } from '../../errors';
 import { TraceError } from '../onnx/trace-residual';
