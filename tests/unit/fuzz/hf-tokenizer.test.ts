@@ -34,7 +34,7 @@ const config = { bos_token: '<bos>', eos_token: { content: '<eos>' }, chat_templ
 const modelConfig = { bos_token_id: 1, eos_token_id: [2] };
 const hostile = ['WordLevel', 'BPE', 'Unigram', 'WordPiece', 'ByteLevel', '{% for %}', '{{ x.y.z() }}', '{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}', [['a', 'b']], ['a b c'], { '': 0 }, { a: -1 }, { a: 1e9 }];
 
-const lib = { libraryMarker: '(the tokenizers library failed on it:' };
+const lib = { libraryMarker: 'library failed on it:' };
 const use = (t: HubTokenizer, text: string) => {
 	const ids = t.encode(text);
 	t.decode(ids);

@@ -122,7 +122,7 @@ export class HubTokenizer implements TextTokenizer {
 		try {
 			text = this.chatTemplate.render({ messages: [{ role: 'user', content: prompt }], add_generation_prompt: true, ...this.specials });
 		} catch (e) {
-			throw new LoupeError('not-a-tokenizer', `The chat template in tokenizer_config.json failed to render the prompt (${e instanceof Error ? e.message : String(e)}).`, 'Turn chat mode off for this model; plain prompts still work.');
+			throw new LoupeError('not-a-tokenizer', `The chat template in tokenizer_config.json failed to render the prompt (the jinja library failed on it: ${e instanceof Error ? e.message : String(e)}).`, 'Turn chat mode off for this model; plain prompts still work.');
 		}
 		const bos = this.specials.bos_token;
 		return bos && text.startsWith(bos) ? text.slice(bos.length) : text;
