@@ -5,27 +5,33 @@
  * optionally cut into a chain of segments at hook points: residual-stream boundaries and the hooks
  * inside each layer (attn_out, mlp_in, mlp_out).
  *
- * Only standard ONNX ops (opset 17) are used, so any execution provider runs it. The math is
- * llama2.c's: RMSNorm, RoPE on interleaved pairs, grouped-query attention, SwiGLU.
+ * Two graphs of the same math (llama2.c's: RMSNorm, RoPE on interleaved pairs, grouped-query
+ * attention, SwiGLU):
+ * - fused (the default): onnxruntime's contrib operators, one kernel each (fused-ops.ts), about a
+ *   fifth of the kernels per token. A residual add and the next RMSNorm are one
+ *   SkipSimplifiedLayerNormalization, except across a cut, where the segment writes the plain sum
+ *   and the next one normalises the (possibly edited) residual it reads.
+ * - plain (`fused: false`): standard opset-17 ops only, so any execution provider runs it; the peer
+ *   the fused graph is measured against.
  */
 import type { DecoderIo } from '../onnx/decoder-io';
 import { GraphBuilder } from '../onnx/graph-builder';
-import { boundaryName, canonicalHook, hookSite, isResidHook, layersBetween, type HookName } from '../hooks';
+import { boundaryName, canonicalHook, hookSite, layersBetween, type HookName } from '../hooks';
 import {
 	pastKeyName, pastValueName, presentKeyName, presentValueName,
 	type SegmentSpec, type SegmentedModel
 } from '../segments';
 import { headSize, kvDim, type LlamaConfig, type LlamaWeights } from './checkpoint';
+import { fusedAttention, fusedFeedForward, fusedPositional, paddedHeadSize, simplifiedNorm, skipNorm, skipNormOnly, type FusedCtx } from './fused-ops';
+import { transposeTo } from './layout';
+
+export interface BuildOptions {
+	/** onnxruntime's fused contrib operators (default), or standard ops only. */
+	fused?: boolean;
+}
 
 /** [out, in] row-major -> [in, out], optionally swapping each column pair (2i, 2i+1) for RoPE. */
-function transpose(w: Float32Array, out: number, inp: number, swapPairs = false): Float32Array {
-	const t = new Float32Array(out * inp);
-	for (let o = 0; o < out; o++) {
-		const col = swapPairs ? o ^ 1 : o;
-		for (let i = 0; i < inp; i++) t[i * out + col] = w[o * inp + i];
-	}
-	return t;
-}
+const transpose = (w: Float32Array, out: number, inp: number, swapPairs = false) => transposeTo(w, out, inp, swapPairs ? (o) => o ^ 1 : undefined);
 
 /**
  * RoPE as two elementwise products: rope(q) = q * cos + swap(q) * sinSigned, where swap exchanges
@@ -156,7 +162,7 @@ const carriedMid = (l: number) => `loupe/blocks.${l}.resid_mid`;
  * boundary b is `blocks.{b}.hook_resid_pre`, nLayers the last `hook_resid_post`), strings any hook
  * name (`blocks.1.hook_mlp_in`). No cuts: one graph.
  */
-export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []): SegmentedModel {
+export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = [], { fused = true }: BuildOptions = {}): SegmentedModel {
 	const c = w.config;
 	const n = c.nLayers;
 	const siteOf = (cut: number | HookName) => {
@@ -170,12 +176,12 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 	const nameOf = (site: number) => (site % 4 === 0 ? boundaryName(site / 4, n) : canonicalHook(`blocks.${Math.floor(site / 4)}.hook_${['', 'attn_out', 'mlp_in', 'mlp_out'][site % 4]}`, n));
 	const isCut = new Set(sites);
 	const edges = [-1, ...sites, Infinity]; // -1: token ids in; Infinity: logits out
-	const hd = headSize(c);
+	const hd = fused ? paddedHeadSize(c) : headSize(c); // the KV cache's head dim
 	const segments: SegmentSpec[] = [];
 	for (let i = 0; i + 1 < edges.length; i++) {
 		const from = edges[i];
 		const to = edges[i + 1];
-		const g = new GraphBuilder(`loupe-llama2c-segment-${i}`);
+		const g = new GraphBuilder(`loupe-llama2c${fused ? '-fused' : ''}-segment-${i}`);
 		const residualIn = from < 0 ? undefined : nameOf(from);
 		const residualOut = to === Infinity ? undefined : nameOf(to);
 		const inputNames: string[] = [];
@@ -197,10 +203,22 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 			(from % 4 === 2 ? (m = input(residualIn!)) : (f = input(residualIn!)));
 			h = input(carriedMid(l0));
 		}
-		// Every segment takes the same positional inputs, so the engine feeds them uniformly.
+		// Every segment takes the same positional inputs, so the engine feeds them uniformly (the
+		// fused graph declares position_ids too, unread: GroupQueryAttention derives positions from the mask).
 		inputNames.push('position_ids', 'attention_mask');
-		const pos = positionalContext(g, c);
-		const ctx: Ctx = { g, c, ...pos };
+		let ctx!: Ctx;
+		let fctx!: FusedCtx;
+		if (fused) {
+			g.input('position_ids', 'int64', ['batch', 'seq']);
+			fctx = { g, c, ...fusedPositional(g, c) };
+		} else ctx = { g, c, ...positionalContext(g, c) };
+		// Fused: the MLP's add waits (x = h + f) to become the next norm's skip input, unless a cut or
+		// the end of the segment comes first.
+		let pending: { h: string; f: string; l: number } | null = null;
+		const settle = () => {
+			if (pending) x = g.op('Add', [pending.h, pending.f], {}, `/blocks.${pending.l}/resid_post`);
+			pending = null;
+		};
 		const end = Math.min(to, 4 * n);
 		const attnLayers: number[] = [];
 		let midHere = -1; // the layer whose resid_mid this segment computes
@@ -212,18 +230,30 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 					attnLayers.push(l);
 					g.input(pastKeyName(l), 'float32', ['batch', c.nKvHeads, 'past_seq', hd]);
 					g.input(pastValueName(l), 'float32', ['batch', c.nKvHeads, 'past_seq', hd]);
-					a = attention(ctx, x, l, w);
+					if (!fused) a = attention(ctx, x, l, w);
+					else {
+						let xn: string;
+						if (pending) {
+							({ out: xn, sum: x } = skipNorm(g, pending.h, pending.f, L.rmsAtt, c.normEps, `/blocks.${l}/ln1`, `/blocks.${pending.l}/resid_post`));
+							pending = null;
+						} else xn = simplifiedNorm(g, x, L.rmsAtt, c.normEps, `/blocks.${l}/ln1`);
+						a = fusedAttention(fctx, xn, l, w);
+					}
 					break;
 				case 1:
-					h = g.op('Add', [x, a], {}, `/blocks.${l}/resid_mid`);
 					midHere = l;
-					m = rmsnorm(g, h, L.rmsFfn, c.normEps, `/blocks.${l}/ln2`);
+					if (fused) ({ out: m, sum: h } = skipNorm(g, x, a, L.rmsFfn, c.normEps, `/blocks.${l}/ln2`, `/blocks.${l}/resid_mid`));
+					else {
+						h = g.op('Add', [x, a], {}, `/blocks.${l}/resid_mid`);
+						m = rmsnorm(g, h, L.rmsFfn, c.normEps, `/blocks.${l}/ln2`);
+					}
 					break;
 				case 2:
-					f = feedForward(ctx, m, l, w);
+					f = fused ? fusedFeedForward(fctx, m, l, w) : feedForward(ctx, m, l, w);
 					break;
 				case 3:
-					x = g.op('Add', [h, f], {}, `/blocks.${l}/resid_post`);
+					if (fused) pending = { h, f, l };
+					else x = g.op('Add', [h, f], {}, `/blocks.${l}/resid_post`);
 					break;
 			}
 		}
@@ -232,7 +262,14 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 			g.output(name, 'float32', ['batch', 'seq', c.dim]);
 			outputNames.push(name);
 		};
-		if (to === Infinity) {
+		if (to === Infinity && fused) {
+			const p = pending as { h: string; f: string } | null;
+			const xn = p ? skipNormOnly(g, p.h, p.f, w.rmsFinal, c.normEps, '/ln_final') : simplifiedNorm(g, x, w.rmsFinal, c.normEps, '/ln_final');
+			const cls = g.weight('/lm_head.weight', transposeTo(w.classifier, c.vocabSize, c.dim), [c.dim, c.vocabSize]);
+			g.alias(g.op('MatMul', [xn, cls], {}, '/lm_head'), 'logits');
+			g.output('logits', 'float32', ['batch', 'seq', c.vocabSize]);
+			outputNames.push('logits');
+		} else if (to === Infinity) {
 			const xn = rmsnorm(g, x, w.rmsFinal, c.normEps, '/ln_final');
 			const cls = g.weight('/lm_head.weight', w.classifier, [c.vocabSize, c.dim]);
 			const clsT = g.op('Transpose', [cls], { perm: [1, 0] }, '/lm_head.weight_t');
@@ -240,6 +277,7 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 			g.output('logits', 'float32', ['batch', 'seq', c.vocabSize]);
 			outputNames.push('logits');
 		} else {
+			settle(); // a cut: the next segment reads (and may edit) the plain sum
 			out([x, a, m, f][to % 4], residualOut!);
 			const l = Math.floor(to / 4);
 			// What the next residual add needs, where no hook carries it.
@@ -254,7 +292,7 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 		}
 		segments.push({ index: i, layers: layersBetween(residualIn, residualOut, n), residualIn, residualOut, inputNames, outputNames, bytes: g.toBytes() });
 	}
-	const kvDims = ['batch', c.nKvHeads, 'past_seq', headSize(c)];
+	const kvDims = ['batch', c.nKvHeads, 'past_seq', hd];
 	const int = (name: string, dims: string[]) => ({ name, dtype: 'int64', dims });
 	const io: DecoderIo = {
 		inputIds: int('input_ids', ['batch', 'seq']),
