@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Sae, topK } from '../../src/lib/engine/sae/sae';
 import { decoderCosinesReference, logitEffectsReference } from '../../src/lib/engine/sae/features';
 import { FeatureInspector } from '../../src/lib/engine/gpu/feature-inspector';
-import { rng, testDevice } from './device';
+import { plainSaeConfig, rng, testDevice } from './device';
 
 let device: GPUDevice;
 beforeAll(async () => {
@@ -18,21 +18,12 @@ describe('feature pages on the GPU against the TypeScript reference', () => {
 		it(`d_in ${dIn}, d_sae ${dSae}, vocab ${vocab}${maxBindingBytes ? ', W_dec in chunks' : ''}`, async () => {
 			const r = rng(dSae);
 			const fill = (n: number) => Float32Array.from({ length: n }, r);
-			const sae = Sae.create(
-				{
-					architecture: 'relu',
-					dIn,
-					dSae,
-					hookName: 'blocks.0.hook_resid_pre',
-					applyBDecToInput: false,
-					normalizeActivations: 'none',
-					centerInput: false,
-					format: 'test',
-					dtype: 'F32',
-					name: 't'
-				},
-				{ wEnc: fill(dIn * dSae), wDec: fill(dSae * dIn), bEnc: fill(dSae), bDec: fill(dIn) }
-			);
+			const sae = Sae.create(plainSaeConfig(dIn, dSae), {
+				wEnc: fill(dIn * dSae),
+				wDec: fill(dSae * dIn),
+				bEnc: fill(dSae),
+				bDec: fill(dIn)
+			});
 			const unembedding = { vocabSize: vocab, dModel: dIn, classifier: fill(vocab * dIn), normWeight: fill(dIn) };
 			const insp = await FeatureInspector.create(device, sae, unembedding, { maxBindingBytes });
 			if (maxBindingBytes) expect(insp.chunks.length).toBeGreaterThan(1);

@@ -5,7 +5,7 @@ import { Sae, topK } from '../../src/lib/engine/sae/sae';
 import type { SaeConfig } from '../../src/lib/engine/sae/config';
 import { SaeEncoder } from '../../src/lib/engine/gpu/sae-encoder';
 import { createStorage } from '../../src/lib/engine/gpu/buffers';
-import { rng, testDevice } from './device';
+import { plainSaeConfig, rng, testDevice } from './device';
 import { maxAbsDiff } from '../numeric';
 
 let device: GPUDevice;
@@ -16,16 +16,7 @@ beforeAll(async () => {
 function randomSae(cfg: Partial<SaeConfig> & Pick<SaeConfig, 'dIn' | 'dSae' | 'architecture'>, seed: number): Sae {
 	const r = rng(seed);
 	const fill = (n: number, scale: number, shift = 0) => Float32Array.from({ length: n }, () => r() * scale + shift);
-	const full: SaeConfig = {
-		hookName: 'blocks.0.hook_resid_pre',
-		applyBDecToInput: false,
-		normalizeActivations: 'none',
-		centerInput: false,
-		format: 'test',
-		dtype: 'F32',
-		name: 'test',
-		...cfg
-	};
+	const full = plainSaeConfig(cfg.dIn, cfg.dSae, cfg);
 	return Sae.create(full, {
 		wEnc: fill(cfg.dIn * cfg.dSae, 1 / Math.sqrt(cfg.dIn)),
 		wDec: fill(cfg.dSae * cfg.dIn, 0.1),

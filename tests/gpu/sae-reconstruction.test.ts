@@ -1,13 +1,12 @@
 // matmul_chunk (decode) + recon_metrics on WebGPU against the TypeScript reference (decode with undo, metrics).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Sae } from '../../src/lib/engine/sae/sae';
-import type { SaeConfig } from '../../src/lib/engine/sae/config';
 import { reconstructionReference } from '../../src/lib/engine/sae/reconstruction';
 import { SaeEncoder } from '../../src/lib/engine/gpu/sae-encoder';
 import { FeatureInspector } from '../../src/lib/engine/gpu/feature-inspector';
 import { SaeReconstruction } from '../../src/lib/engine/gpu/sae-reconstruction';
 import { createStorage } from '../../src/lib/engine/gpu/buffers';
-import { rng, testDevice } from './device';
+import { plainSaeConfig, rng, testDevice } from './device';
 
 let device: GPUDevice;
 beforeAll(async () => {
@@ -29,19 +28,7 @@ describe('reconstruction error on the GPU against the TypeScript reference', () 
 		it(name, async () => {
 			const r = rng(dSae + tokens);
 			const fill = (n: number, sc: number) => Float32Array.from({ length: n }, () => r() * sc);
-			const cfg: SaeConfig = {
-				architecture: 'relu',
-				dIn,
-				dSae,
-				hookName: 'blocks.0.hook_resid_pre',
-				applyBDecToInput: false,
-				normalizeActivations: 'none',
-				centerInput: false,
-				format: 't',
-				dtype: 'F32',
-				name: 't',
-				...extra
-			};
+			const cfg = plainSaeConfig(dIn, dSae, extra);
 			const sae = Sae.create(cfg, {
 				wEnc: fill(dIn * dSae, 0.3),
 				wDec: fill(dSae * dIn, 0.2),
