@@ -7,11 +7,11 @@
  *
  * Two graphs of the same math (llama2.c's: RMSNorm, RoPE on interleaved pairs, grouped-query
  * attention, SwiGLU):
- * - fused (the default): onnxruntime's contrib operators, one kernel each (fused-ops.ts), about a
+ * - fused (`fused: true`): onnxruntime's contrib operators, one kernel each (fused-ops.ts), about a
  *   fifth of the kernels per token. A residual add and the next RMSNorm are one
  *   SkipSimplifiedLayerNormalization, except across a cut, where the segment writes the plain sum
  *   and the next one normalises the (possibly edited) residual it reads.
- * - plain (`fused: false`): standard opset-17 ops only, so any execution provider runs it; the peer
+ * - plain (the default): standard opset-17 ops only, so any execution provider runs it; the peer
  *   the fused graph is measured against.
  */
 import type { DecoderIo } from '../onnx/decoder-io';
@@ -26,7 +26,11 @@ import { fusedAttention, fusedFeedForward, fusedPositional, paddedHeadSize, simp
 import { transposeTo } from './layout';
 
 export interface BuildOptions {
-	/** onnxruntime's fused contrib operators (default), or standard ops only. */
+	/**
+	 * onnxruntime's fused contrib operators, or standard ops only (the default for now: the fused
+	 * graph's KV cache has padded heads, [B,KV,P,16] for stories260K, and callers that size the past
+	 * themselves from d_model / n_heads must read `io.kv[i].dims` first).
+	 */
 	fused?: boolean;
 }
 
@@ -162,7 +166,7 @@ const carriedMid = (l: number) => `loupe/blocks.${l}.resid_mid`;
  * boundary b is `blocks.{b}.hook_resid_pre`, nLayers the last `hook_resid_post`), strings any hook
  * name (`blocks.1.hook_mlp_in`). No cuts: one graph.
  */
-export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = [], { fused = true }: BuildOptions = {}): SegmentedModel {
+export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = [], { fused = false }: BuildOptions = {}): SegmentedModel {
 	const c = w.config;
 	const n = c.nLayers;
 	const siteOf = (cut: number | HookName) => {
