@@ -48,18 +48,16 @@ export async function benchSegmentation(
 		for (const r of runners) await tokensPerSecond(r, 4); // warm-up: shader compilation, buffer pools
 		for (let run = 0; run < runs; run++) for (const [i, r] of runners.entries()) samples[i].push(await tokensPerSecond(r, tokens));
 		const base = median(samples[0]);
-		return variants
-			.slice(1)
-			.map((v, i) =>
-				benchLine({
-					bench: 'segmentation',
-					shape: `${modelName}, ${v.label}, ${runners[i + 1].model.segments.length} segments, ${backend}`,
-					unit: 'tokens/s',
-					value: median(samples[i + 1]),
-					peer: 'the same model uncut',
-					peerValue: base
-				})
-			);
+		return variants.slice(1).map((v, i) =>
+			benchLine({
+				bench: 'segmentation',
+				shape: `${modelName}, ${v.label}, ${runners[i + 1].model.segments.length} segments, ${backend}`,
+				unit: 'tokens/s',
+				value: median(samples[i + 1]),
+				peer: 'the same model uncut',
+				peerValue: base
+			})
+		);
 	} finally {
 		// Release the newest first: ORT keeps its device while any WebGPU session lives.
 		for (const r of runners.reverse()) await r.dispose();
