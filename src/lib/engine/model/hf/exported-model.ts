@@ -2,8 +2,11 @@
  * An exported ONNX decoder from the Hub (or files from disk), opened for Loupe: the precision
  * variant chosen for the adapter (skipping the catalogue's known-broken ones), the graph file parsed
  * and traced (weights in external data are fetched as they are, checked against the graph's offsets
- * and handed to onnxruntime untouched), the tokenizer, and functions that cut the model at any hook
- * points. `openExportGraph` is the part without a tokenizer (`npm run generate` uses it).
+ * and handed to onnxruntime untouched; weights inside the graph file are handed over the same way,
+ * as references into the graph's own bytes, so no segment carries a copy), the tokenizer, and
+ * functions that cut the model at any hook points. A model too large for the page is refused from
+ * the graph's own sizes, before its sidecar files are fetched. `openExportGraph` is the part
+ * without a tokenizer (`npm run generate` uses it).
  */
 import { LoupeError } from '../../errors';
 import { TraceError } from '../onnx/trace-residual';
@@ -11,6 +14,8 @@ import { boundariesOf, cutAtBoundaries } from '../onnx/cut-segments';
 import { isResidHook, type HookName } from '../hooks';
 import { externalDataFiles } from '../onnx/external-data';
 import { checkExternalData } from '../onnx/external-data-extent';
+import { inlineWeightsAsExternal } from '../onnx/inline-as-external';
+import { refuseWhatCannotFit, weightBytes, type WeightBytes } from '../onnx/size-limits';
 import { cutExportedDecoder, hookManifest, openExportedDecoder, type ExportedDecoder, type HookManifest } from '../onnx/hook-manifest';
 import { HubTokenizer } from './tokenizer';
 import type { OnnxModel, OnnxVariant } from '../catalogue';
@@ -75,7 +80,13 @@ export function choosePrecision(entry: OnnxModel, files: HubFile[], shaderF16: b
 /** An exported graph opened for the runner: traced, its sidecar files read and checked, ready to cut. */
 export interface OpenedGraph {
 	decoder: ExportedDecoder;
+	/**
+	 * What onnxruntime reads weights from: the sidecar files by the names the graph gives, and, for
+	 * weights stored inside the graph, the graph's own bytes under `GRAPH_WEIGHTS` (inline-as-external.ts).
+	 */
 	externalData: { path: string; data: Uint8Array }[];
+	/** Bytes of weights, inside the graph and in each sidecar (as the graph was before the rewrite). */
+	weights: WeightBytes;
 	maxSeqLen: number;
 	shape: SegmentedModel['shape'];
 	/** The graph cut at the given boundaries, ready for the runner. */
@@ -91,6 +102,13 @@ export interface OpenedExport extends OpenedGraph {
 
 type Json = Record<string, unknown>;
 
+export interface OpenGraphOptions {
+	/** Where it will run: on 'wasm' a model whose weights cannot fit in onnxruntime's heap is refused. */
+	backend?: 'webgpu' | 'wasm';
+	/** False keeps weights stored in the graph inline in every segment (the old way; for comparison). */
+	weightsInPlace?: boolean;
+}
+
 /**
  * Opens a graph file whose sidecar files `fetchSidecar` provides by the names the graph gives:
  * surgery, the sidecars checked against the graph's offsets, the context length from `config`.
@@ -100,15 +118,19 @@ export async function openExportGraph(
 	graph: ArrayBuffer | Uint8Array,
 	graphName: string,
 	fetchSidecar: (path: string) => Promise<ArrayBuffer | Uint8Array>,
-	config: Json = {}
+	config: Json = {},
+	options: OpenGraphOptions = {}
 ): Promise<OpenedGraph> {
+	const bytes = graph instanceof Uint8Array ? graph : new Uint8Array(graph);
 	let decoder: ExportedDecoder;
 	try {
-		decoder = openExportedDecoder(graph instanceof Uint8Array ? graph : new Uint8Array(graph));
+		decoder = openExportedDecoder(bytes);
 	} catch (e) {
 		if (e instanceof TraceError) throw new LoupeError('unsupported-checkpoint', `Loupe cannot put hook points in ${graphName}: ${e.message}`, 'Pick another model or another export of it.');
 		throw new LoupeError('not-a-checkpoint', `${graphName}: ${(e as Error).message}`, 'The download may be broken: delete it in Storage and try again.');
 	}
+	const weights = weightBytes(decoder.graph);
+	refuseWhatCannotFit(graphName, bytes.byteLength, weights, options.backend);
 	const externalData = await Promise.all(
 		externalDataFiles(decoder.graph).map(async (path) => {
 			const data = await fetchSidecar(path);
@@ -116,6 +138,9 @@ export async function openExportGraph(
 		})
 	);
 	checkExternalData(decoder.graph, graphName, externalData);
+	// After surgery and the checks: from here the graph's large initializers point into its own bytes.
+	const inPlace = options.weightsInPlace === false ? null : inlineWeightsAsExternal(decoder.graph, bytes);
+	if (inPlace) externalData.push(inPlace);
 	const fromConfig = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((x): x is number => typeof x === 'number');
 	const maxSeqLen = Math.min(fromConfig ?? decoder.io.maxSeqLen ?? 2048, decoder.io.maxSeqLen ?? Infinity);
 	const { trace } = decoder;
@@ -134,7 +159,7 @@ export async function openExportGraph(
 		segments: cutExportedDecoder(decoder, hooks),
 		externalData
 	});
-	return { decoder, externalData, maxSeqLen, shape, segment, segmentAt, manifest: (model) => hookManifest(decoder, model.segments) };
+	return { decoder, externalData, weights, maxSeqLen, shape, segment, segmentAt, manifest: (model) => hookManifest(decoder, model.segments) };
 }
 
 /** Opens a graph file and its tokenizer (the app's path for Hub repos and local files). */

@@ -1,6 +1,8 @@
 /**
  * A small helper for writing ONNX graphs by hand: named tensors, nodes with plain attributes,
- * fp32/int64 initializers, and serialisation to ModelProto bytes (through `onnx-proto`).
+ * fp32/int64 initializers, and serialisation to ModelProto bytes (through `onnx-proto`), with the
+ * weights inside the graph (`toBytes`) or in one external-data file beside it (`toExternal`), as
+ * large exports ship them.
  */
 import onnxProto from 'onnx-proto';
 
@@ -75,6 +77,13 @@ export class GraphBuilder {
 		return name;
 	}
 
+	/** The fp32 values of an initializer added by `weight` (a view, not a copy), or undefined. */
+	initializerData(name: string): Float32Array | undefined {
+		const t = this.initializers.find((x) => x.name === name);
+		if (!t?.rawData || t.dataType !== DT.FLOAT) return undefined;
+		return new Float32Array(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength / 4);
+	}
+
 	/** A small int64 or fp32 constant, shared by value. */
 	constant(values: number[], t: ElemType = 'int64', dims: number[] = [values.length]): string {
 		const key = `${t}:${dims.join('x')}:${values.join(',')}`;
@@ -136,18 +145,64 @@ export class GraphBuilder {
 
 	/** Opset 21 and later need IR version 10 (onnxruntime refuses older IR with newer opsets). */
 	toBytes(opset = 17, irVersion = opset >= 21 ? 10 : 8): Uint8Array {
-		const model = onnx.ModelProto.create({
+		return onnx.ModelProto.encode(this.model(this.initializers, opset, irVersion)).finish();
+	}
+
+	/**
+	 * The graph with every initializer of at least `minBytes` moved into one external-data file
+	 * named `location` (dataLocation EXTERNAL, entries location/offset/length, as onnx's
+	 * `save_model(..., save_as_external_data=True)` writes them), each at an offset that is a multiple
+	 * of `align`. Returns the graph bytes and the file's bytes (allocated once, at its final size).
+	 */
+	toExternal(
+		location: string,
+		o: { opset?: number; irVersion?: number; minBytes?: number; align?: number } = {}
+	): { graph: Uint8Array; data: Uint8Array } {
+		const opset = o.opset ?? 17;
+		const minBytes = o.minBytes ?? 1024;
+		const align = o.align ?? 4096;
+		const placed = new Map<onnxProto.onnx.ITensorProto, number>();
+		let end = 0;
+		for (const t of this.initializers) {
+			const n = t.rawData?.byteLength ?? 0;
+			if (n < minBytes) continue;
+			end = Math.ceil(end / align) * align;
+			placed.set(t, end);
+			end += n;
+		}
+		const data = new Uint8Array(end);
+		const initializers = this.initializers.map((t) => {
+			const offset = placed.get(t);
+			if (offset === undefined) return t;
+			data.set(t.rawData!, offset);
+			return {
+				name: t.name,
+				dataType: t.dataType,
+				dims: t.dims,
+				dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+				externalData: [
+					{ key: 'location', value: location },
+					{ key: 'offset', value: String(offset) },
+					{ key: 'length', value: String(t.rawData!.byteLength) }
+				]
+			};
+		});
+		const graph = onnx.ModelProto.encode(this.model(initializers, opset, o.irVersion ?? (opset >= 21 ? 10 : 8))).finish();
+		return { graph, data };
+	}
+
+	private model(initializer: onnxProto.onnx.ITensorProto[], opset: number, irVersion: number): onnxProto.onnx.ModelProto {
+		return onnx.ModelProto.create({
 			irVersion,
 			producerName: 'loupe',
 			opsetImport: [{ domain: '', version: opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
 			graph: {
 				name: this.name,
 				node: this.nodes,
-				initializer: this.initializers,
+				initializer,
 				input: this.inputs,
 				output: this.outputs
 			}
 		});
-		return onnx.ModelProto.encode(model).finish();
 	}
 }
