@@ -44,7 +44,9 @@ export interface MutatedText {
 }
 
 /** One mutation of `doc` per case, as text; `extraValues` are format-specific values to try. */
-export function mutatedJson(doc: Json, extraValues: Json[] = []): fc.Arbitrary<MutatedText> {
+export function mutatedJson(document: unknown, extras: unknown[] = []): fc.Arbitrary<MutatedText> {
+	const doc = document as Json; // any JSON-serialisable value: the tests' documents are written as literals
+	const extraValues = extras as Json[];
 	const all = paths(doc);
 	const value = extraValues.length ? fc.oneof(hostileJson, fc.constantFrom(...extraValues)) : hostileJson;
 	const text = JSON.stringify(doc);

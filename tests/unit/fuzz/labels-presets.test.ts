@@ -37,7 +37,7 @@ describe('fuzz: labels', () => {
 
 	for (const [name, doc] of [['a JSON array', rows], ['an {explanations} object', { explanations: rows }]] as const)
 		it(`${name}, one value at a time`, () => {
-			fuzz(labelTally, mutatedJson(doc as never, [{ toString: 1 }, '-1', '1e3', 2 ** 53 + 2]), ({ text }) => runCase(text.length, () => parseNeuronpediaExplanations(text, 'explanations.json')), 800);
+			fuzz(labelTally, mutatedJson(doc, [{ toString: 1 }, '-1', '1e3', 2 ** 53 + 2]), ({ text }) => runCase(text.length, () => parseNeuronpediaExplanations(text, 'explanations.json')), 800);
 		});
 
 	it('JSON Lines with hostile lines', () => {

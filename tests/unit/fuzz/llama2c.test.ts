@@ -48,6 +48,15 @@ describe('fuzz: llama2.c checkpoint', () => {
 	});
 });
 
+describe('fuzz: llama2.c checkpoint counterexamples', () => {
+	// Found by the long run (a RangeError from DataView before the fix): an "ak42" file cut between
+	// the legacy header's 28 bytes and byte 37, where version 1 keeps shared_classifier.
+	it.each([28, 32, 36, 255])('a version-1 checkpoint cut to %i bytes is refused as truncated', (n) => {
+		const o = runCase(n, () => readLlama2cCheckpoint(toBuffer(v1.bytes.slice(0, n)), 'model.bin'));
+		expect(o).toEqual({ kind: 'refused', message: expect.stringContaining(`model.bin starts like a llama2.c version-1 checkpoint ("ak42") but is only ${n} bytes`) });
+	});
+});
+
 describe('fuzz: llama2.c tokenizer', () => {
 	it('tok512.bin reads back with 512 tokens', () => {
 		expect(new Llama2cTokenizer(toBuffer(tok512), 512).vocabSize).toBe(512);

@@ -69,7 +69,7 @@ export class HubTokenizer implements TextTokenizer {
 			const c = tokenContent(t);
 			return c === undefined ? undefined : this.tok.token_to_id(c);
 		};
-		const eos = [modelConfig.eos_token_id].flat().filter((x): x is number => Number.isInteger(x) && x >= 0);
+		const eos = [modelConfig.eos_token_id].flat().filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0);
 		const eosFromConfig = id(tokenizerConfig.eos_token);
 		this.stopTokens = [...new Set([...eos, ...(eosFromConfig !== undefined ? [eosFromConfig] : [])])];
 		const bos = (Number.isInteger(modelConfig.bos_token_id) && (modelConfig.bos_token_id as number) >= 0 ? (modelConfig.bos_token_id as number) : undefined) ?? id(tokenizerConfig.bos_token);

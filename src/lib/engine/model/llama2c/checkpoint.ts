@@ -84,6 +84,13 @@ export function readLlama2cCheckpoint(buf: ArrayBuffer, name = 'This file'): Lla
 	let offset = 28;
 	let config: LlamaConfig;
 	if (dv.getUint32(0, true) === MAGIC_AK42) {
+		// The versioned header is 256 bytes; its fields reach byte 36, past the legacy header's 28.
+		if (buf.byteLength < V1_HEADER_BYTES)
+			throw new LoupeError(
+				'truncated',
+				`${name} starts like a llama2.c version-1 checkpoint ("ak42") but is only ${buf.byteLength} bytes: its header alone is ${V1_HEADER_BYTES}.`,
+				'The download or copy was cut short. Delete it in the Storage panel and load it again.'
+			);
 		const version = dv.getInt32(4, true);
 		if (version !== 1)
 			throw new LoupeError(
