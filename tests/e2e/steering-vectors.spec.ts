@@ -1,6 +1,7 @@
-// Contrast vectors, presets and the classroom view. The vector's values are checked against the
-// plain TypeScript reference forward (mean residual at the hook over each prompt set, BOS left out),
-// read from the preset file the app exports.
+// Contrast vectors, presets and the classroom view. The vector is made at a hook inside a layer
+// (blocks.1.hook_mlp_out, what the MLP adds) and its values are checked against the plain TypeScript
+// reference forward (mean of that tensor over each prompt set, BOS left out), read from the preset
+// file the app exports.
 import { expect, test } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { openApp, waitForModel } from './app';
@@ -12,7 +13,8 @@ import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-for
 
 const POSITIVE = ['The cat was happy', 'Lily loved her cat'];
 const NEGATIVE = ['The dog was sad'];
-const BOUNDARY = 3; // blocks.3.hook_resid_pre
+const LAYER = 1;
+const HOOK = `blocks.${LAYER}.hook_mlp_out`;
 
 function referenceContrast(): Float32Array {
 	const weights = readLlama2cCheckpoint(readArrayBuffer(`${stories260KDir}/stories260K.bin`));
@@ -23,8 +25,8 @@ function referenceContrast(): Float32Array {
 		for (const p of prompts) {
 			const ref = new ReferenceLlama(weights);
 			tok.encode(p).forEach((id, t) =>
-				ref.step(id, (b, x) => {
-					if (b !== BOUNDARY || t === 0) return;
+				ref.step(id, undefined, (l, kind, x) => {
+					if (l !== LAYER || kind !== 'mlp_out' || t === 0) return;
 					for (let i = 0; i < 64; i++) sum[i] += x[i];
 					n++;
 				})
@@ -43,10 +45,11 @@ test('a contrast vector steers without an SAE, matches the reference mean differ
 	const vectors = page.getByTestId('steering-vectors');
 	await vectors.getByTestId('contrast-positive').fill(POSITIVE.join('\n'));
 	await vectors.getByTestId('contrast-negative').fill(NEGATIVE.join('\n'));
-	await vectors.getByTestId('contrast-hook').selectOption(`blocks.${BOUNDARY}.hook_resid_pre`);
+	await vectors.getByTestId('contrast-hook').selectOption(HOOK);
 	await vectors.getByTestId('contrast-name').fill('cat minus dog');
 	await vectors.getByTestId('contrast-make').click();
 	await expect(vectors.getByTestId('vector-item')).toContainText('cat minus dog');
+	await expect(vectors.getByTestId('vector-item')).toContainText(`at ${HOOK}`);
 	await vectors.getByTestId('vector-steer').click();
 	await expect(page.getByTestId('steer-spec')).toContainText('cat minus dog');
 	await page.getByTestId('steer-value').fill('6');

@@ -202,7 +202,7 @@ export class Engine {
 		return this.trainer.deleteRun(id);
 	}
 
-	exportTrainedSae(id: string): Promise<Result<{ cfgJson: string; safetensors: Uint8Array }>> {
+	exportTrainedSae(id: string): Promise<Result<{ cfgJson: string; safetensors: Uint8Array; sparsity: Uint8Array }>> {
 		return attempt(() => this.trainer.exportSae(id));
 	}
 

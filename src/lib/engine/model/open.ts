@@ -7,6 +7,8 @@ import { LoupeError } from '../errors';
 import { readLlama2cCheckpoint } from './llama2c/checkpoint';
 import { Llama2cTokenizer } from './llama2c/tokenizer';
 import { buildLlamaOnnx } from './llama2c/to-onnx';
+import { boundaryName, everyHookName, type HookName } from './hooks';
+import { offeredHooks } from './onnx/cut-segments';
 import type { Llama2cModel, OnnxModel } from './catalogue';
 import type { DecoderIo } from './onnx/decoder-io';
 import type { DecoderShape, SegmentedModel } from './segments';
@@ -33,8 +35,13 @@ export interface ModelSource {
 		applyChatTemplate?: (prompt: string) => string;
 		readonly hasChatTemplate?: boolean;
 	};
-	/** The model cut at these boundaries, as ONNX segments. */
-	segment(cuts: number[]): SegmentedModel;
+	/**
+	 * The model cut at these hooks (canonical names, residual or inside a layer; a number is a
+	 * residual boundary), as ONNX segments; `cutHooks` names every cut.
+	 */
+	segment(cuts: (number | HookName)[]): SegmentedModel;
+	/** Every hook a cut can be asked for, in TransformerLens order (what the hook pickers list). */
+	hooks: HookName[];
 	/** W_U as [vocab, d_model] and the final norm's scale, for feature logits; null where not found. */
 	unembedding: { classifier: Float32Array; normWeight: Float32Array | null } | null;
 	manifest?: (model: SegmentedModel) => HookManifest;
@@ -183,6 +190,7 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 		lmHead: true,
 		tokenizer,
 		segment: (cuts) => buildLlamaOnnx(weights, cuts),
+		hooks: everyHookName(c.nLayers),
 		unembedding: { classifier: weights.classifier, normWeight: weights.rmsFinal }
 	};
 }
@@ -199,7 +207,13 @@ function exportSource(opened: Awaited<ReturnType<typeof openExport>>, precision?
 		// Surgery says whether the graph's last output is logits; where it does not say, it is.
 		lmHead: (io as DecoderIo & { lmHead?: boolean }).lmHead !== false,
 		tokenizer: opened.tokenizer,
-		segment: opened.segment,
+		segment: (cuts) => {
+			const names = cuts.map((c) => (typeof c === 'number' ? boundaryName(c, trace.nLayers) : c));
+			const model = opened.segmentAt(names);
+			// The session compares cuts by name: every cut's name, in the order the segments write them.
+			return { ...model, cutHooks: model.cutHooks ?? model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : [])) };
+		},
+		hooks: offeredHooks(trace),
 		unembedding: findUnembedding(opened.decoder, opened.externalData),
 		manifest: opened.manifest,
 		precision

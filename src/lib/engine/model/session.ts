@@ -9,7 +9,7 @@ import { LoupeError, type ErrorInfo } from '../errors';
 import { detectBackend, holdGpuContext, type EngineStatus } from './backend';
 import { SegmentRunner, type Backend } from './runner';
 import { generate, type GenerateResult, type TokenEvent } from './generate';
-import { allHookNames, boundaryName, hookBoundary } from './hooks';
+import { boundaryName, canonicalHook, type HookName } from './hooks';
 import { findModel } from './catalogue';
 import type { DecoderShape, SegmentedModel } from './segments';
 import type { HookManifest } from './onnx/hook-manifest';
@@ -149,7 +149,7 @@ export class ModelSession {
 	): Promise<ModelInfo> {
 		this.assertDevice();
 		const status = await this.init();
-		const model = source.segment(hooks.map((h) => hookBoundary(h, source.shape.nLayers)));
+		const model = source.segment(hooks.map((h) => offeredHook(source, name, h)));
 		// The old model is released only after the new one exists: ORT destroys its GPU device
 		// when its last WebGPU session goes.
 		const previous = this.loaded; // still usable if this load fails
@@ -191,7 +191,7 @@ export class ModelSession {
 			precision: source.precision,
 			manifest: source.manifest?.(model),
 			chatTemplate: !!source.tokenizer.hasChatTemplate,
-			hooks: allHookNames(source.shape.nLayers),
+			hooks: source.hooks,
 			cutAt: cutNames(model),
 			loadMs: performance.now() - t0,
 			fromCache: files.length > 0 && files.every((f) => f.fromCache),
@@ -261,23 +261,30 @@ export class ModelSession {
 			);
 	}
 
-	/** The hook name of a boundary of the loaded model. */
-	hookName(m: Loaded, boundary: number): string {
-		return boundaryName(boundary, m.source.shape.nLayers);
+	/**
+	 * A hook of the loaded model by its canonical name (resid_post L is resid_pre L+1); refuses, with
+	 * the hooks there are, a name the model lacks or one surgery did not find in this export.
+	 */
+	canonical(m: Loaded, hook: HookName): HookName {
+		return offeredHook(m.source, m.info.name, hook);
 	}
 
 	/**
-	 * Cuts the model at these boundaries too, when it is not cut there yet (keeps the cuts it has).
+	 * Cuts the model at these hooks too (names, residual or inside a layer; a number is a residual
+	 * boundary), when it is not cut there yet (keeps the cuts it has).
 	 * The old runner goes before the new one is built: each holds a full copy of the weights, and
 	 * two do not fit in a 4 GiB wasm heap. On WebGPU a one-node session holds ORT's device meanwhile,
 	 * so the sampling kernel and the SAE's buffers stay valid. If the new cut cannot be built the
 	 * old one is rebuilt; if that fails too, the model is unloaded, and the message says so.
 	 */
-	async ensureCuts(m: Loaded, boundaries: number[]) {
-		const missing = boundaries.filter((b) => !m.runner.model.cuts.includes(b));
+	async ensureCuts(m: Loaded, hooks: (number | HookName)[]) {
+		const n = m.source.shape.nLayers;
+		const wanted = hooks.map((h) => this.canonical(m, typeof h === 'number' ? boundaryName(h, n) : h));
+		const have = m.runner.model.cutHooks ?? cutNames(m.runner.model);
+		const missing = [...new Set(wanted.filter((h) => !have.includes(h)))];
 		if (!missing.length) return;
 		const old = m.runner;
-		const model = m.source.segment([...old.model.cuts, ...missing]);
+		const model = m.source.segment([...have, ...missing]);
 		const hold = old.backend === 'webgpu' ? await holdGpuContext(ort) : null;
 		try {
 			await old.dispose();
@@ -285,7 +292,7 @@ export class ModelSession {
 				m.runner = await SegmentRunner.create(ort, model, old.backend);
 			} catch (e) {
 				const why = e instanceof Error ? e.message : String(e);
-				const hooks = missing.map((b) => this.hookName(m, b)).join(', ');
+				const hooks = missing.join(', ');
 				try {
 					m.runner = await SegmentRunner.create(ort, old.model, old.backend);
 				} catch {
@@ -364,6 +371,24 @@ export class ModelSession {
 		const t = this.loaded?.tokenizer;
 		return t ? t.encode(text).map((id) => ({ id, piece: t.pieceText(id) })) : [];
 	}
+}
+
+/** The canonical name of `hook` if the source offers it, else an error naming the hooks it has. */
+function offeredHook(source: ModelSource, modelName: string, hook: HookName): HookName {
+	let name: HookName;
+	try {
+		name = canonicalHook(hook, source.shape.nLayers);
+	} catch (e) {
+		throw new LoupeError('model-failed', `${modelName}: ${(e as Error).message}`, 'Pick one of the hooks the hook picker lists.');
+	}
+	// resid_post L and resid_pre L+1 are one tensor: either name is offered when one is.
+	if (!source.hooks.includes(name) && !source.hooks.includes(hook))
+		throw new LoupeError(
+			'model-failed',
+			`Graph surgery found no "${hook}" in ${modelName} (see the warnings under Hook points for why), so Loupe cannot cut there.`,
+			`Pick another hook: this model offers ${source.hooks.length} (${source.hooks.slice(0, 3).join(', ')}, …).`
+		);
+	return name;
 }
 
 function cutNames(model: SegmentedModel): string[] {

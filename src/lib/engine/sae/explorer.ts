@@ -5,7 +5,7 @@
  * examples), corpus runs kept in IndexedDB, and labels. The SAE itself lives on the loaded model.
  */
 import { LoupeError } from '../errors';
-import { hookBoundary } from '../model/hooks';
+import type { HookName } from '../model/hooks';
 import type { Loaded, ModelSession } from '../model/session';
 import { corpusContexts, type CorpusProgress, type CorpusSpec } from '../model/corpus-contexts';
 import { readSaeFiles, type SaeFile } from './load';
@@ -32,7 +32,8 @@ export interface SaeInfo {
 export interface AttachedSae {
 	session: SaeSession;
 	info: SaeInfo;
-	boundary: number;
+	/** The canonical name of the hook it reads (the name the runner reports there). */
+	hook: HookName;
 	/** Names this SAE in IndexedDB (corpus runs, labels): source, hook and width. */
 	key: string;
 	run: CorpusRun | null;
@@ -157,10 +158,10 @@ export class SaeExplorer {
 					'Open the fp32 export of this model to use SAEs with it.'
 				);
 			const { cfg, weights } = readSaeFiles(files, { hookName });
-			checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel });
-			const boundary = hookBoundary(cfg.hookName, c.nLayers);
+			checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel, hooks: m.source.hooks });
+			const hook = this.session.canonical(m, cfg.hookName);
 			// The model must be cut at the SAE's hook so the residual can be read there.
-			await this.session.ensureCuts(m, [boundary]);
+			await this.session.ensureCuts(m, [hook]);
 			const device = m.runner.backend === 'webgpu' ? await this.session.gpuDevice() : null;
 			const unembed = { normWeight: null, ...(m.source.unembedding ?? { classifier: new Float32Array(c.vocabSize * c.dModel) }) };
 			const session = await SaeSession.create(cfg, weights, device, { vocabSize: c.vocabSize, dModel: c.dModel, ...unembed });
@@ -175,7 +176,7 @@ export class SaeExplorer {
 				onGpu: session.onGpu,
 				corpus: run && summarize(run)
 			};
-			m.sae = { session, info, boundary, key, run };
+			m.sae = { session, info, hook, key, run };
 			return info;
 		});
 	}
@@ -208,7 +209,7 @@ export class SaeExplorer {
 
 	/** Runs the model over one context (from BOS) and encodes the residual at the SAE's hook. */
 	private async encodeContext(m: Loaded, ids: number[], k: number, measure = false) {
-		const hook = this.session.hookName(m, m.sae!.boundary);
+		const hook = m.sae!.hook;
 		let encoded: Awaited<ReturnType<SaeSession['encode']>> | null = null;
 		let reconstruction: ReconMetrics | null = null;
 		m.runner.reset();

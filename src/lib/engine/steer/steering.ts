@@ -5,7 +5,7 @@
  * default and the steered completion, and the next-token table with and without steering).
  */
 import { LoupeError } from '../errors';
-import { hookBoundary } from '../model/hooks';
+import { canonicalHook, type HookName } from '../model/hooks';
 import { generate, lastRowLogits, type GenerateResult, type TokenEvent } from '../model/generate';
 import type { ResidualHook } from '../model/runner';
 import type { Loaded, ModelSession } from '../model/session';
@@ -33,7 +33,8 @@ function summarizeVector(v: SteeringVector): VectorSummary {
 	return { id: v.id, name: v.name, hook: v.hook, norm: vectorNorm(v.values), positive: v.positive, negative: v.negative };
 }
 
-type Plan = Map<number, { features: SteerFeature[]; vectors: { v: SteeringVector; spec: SteerFeature }[] }>;
+/** What to apply at each hook, keyed by the hook's canonical name (the name the runner reports). */
+type Plan = Map<HookName, { features: SteerFeature[]; vectors: { v: SteeringVector; spec: SteerFeature }[] }>;
 type Ranked = (RankedItem & { piece: string })[];
 
 export class Steering {
@@ -58,15 +59,16 @@ export class Steering {
 	/** Where the current setup steers: SAE features at the SAE's hook, each vector at its own. */
 	private plan(m: Loaded): Plan {
 		const plan: Plan = new Map();
-		const at = (b: number) => plan.get(b) ?? plan.set(b, { features: [], vectors: [] }).get(b)!;
+		const at = (h: HookName) => plan.get(h) ?? plan.set(h, { features: [], vectors: [] }).get(h)!;
+		const n = m.source.shape.nLayers;
 		const sae = m.sae;
 		for (const f of this.setup.features) {
 			if (!Number.isFinite(f.value)) continue;
 			if (f.vector) {
 				const v = this.vectorCache.get(f.vector);
 				if (v && v.model === m.info.id && v.values.length === m.source.shape.dModel)
-					at(hookBoundary(v.hook, m.source.shape.nLayers)).vectors.push({ v, spec: f });
-			} else if (sae && f.feature >= 0 && f.feature < sae.info.cfg.dSae) at(sae.boundary).features.push(f);
+					at(canonicalHook(v.hook, n)).vectors.push({ v, spec: f });
+			} else if (sae && f.feature >= 0 && f.feature < sae.info.cfg.dSae) at(sae.hook).features.push(f);
 		}
 		return plan;
 	}
@@ -82,7 +84,7 @@ export class Steering {
 		const d = m.source.shape.dModel;
 		return async (name, residual, rows) => {
 			const setup = this.setup;
-			const plan = this.plan(m).get(hookBoundary(name, m.source.shape.nLayers));
+			const plan = this.plan(m).get(name);
 			if (!plan) return;
 			const skip = m.runner.position === 0 && !setup.steerSpecial ? 0 : -1; // this forward holds BOS
 			if (plan.features.length) await m.sae!.session.steer(residual, rows, plan.features, skip);
@@ -185,11 +187,10 @@ export class Steering {
 				`${m.info.name} computes its residual in ${m.source.dtype}; steering reads fp32.`,
 				'Open the fp32 export of this model.'
 			);
-		const boundary = hookBoundary(req.hook, m.source.shape.nLayers);
+		const hookName = this.session.canonical(m, req.hook);
 		return this.session.locked(async () => {
-			await this.session.ensureCuts(m, [boundary]);
+			await this.session.ensureCuts(m, [hookName]);
 			const d = m.source.shape.dModel;
-			const hookName = this.session.hookName(m, boundary);
 			const meanOf = async (prompts: string[]) => {
 				const acc = new ResidualMean(d);
 				for (const p of prompts) {

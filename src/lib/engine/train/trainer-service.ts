@@ -4,7 +4,6 @@
  * SAELens files or opened in the explorer. The loop itself is train/train-loop.ts.
  */
 import { LoupeError } from '../errors';
-import { hookBoundary } from '../model/hooks';
 import type { ModelSession } from '../model/session';
 import { corpusContexts } from '../model/corpus-contexts';
 import type { SaeExplorer, SaeInfo } from '../sae/explorer';
@@ -56,16 +55,16 @@ export class TrainerService {
 				'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), k between 1 and the width, and the JumpReLU bandwidth positive.',
 				'Change the settings.'
 			);
-		const boundary = hookBoundary(c.hook, m.source.shape.nLayers);
+		const hook = this.session.canonical(m, c.hook);
 		return this.session.locked(async () => {
 			this.flags = { pause: false, stop: false };
 			try {
-				await this.session.ensureCuts(m, [boundary]);
+				await this.session.ensureCuts(m, [hook]);
 				return await trainSae(
 					{
 						runner: m.runner,
 						device: await this.session.gpuDevice(),
-						hook: this.session.hookName(m, boundary),
+						hook,
 						dModel: m.source.shape.dModel,
 						corpus: (spec, onCorpus) => corpusContexts(this.session, m, spec, (p) => onCorpus(p.done, p.total)),
 						flags: this.flags
@@ -96,20 +95,22 @@ export class TrainerService {
 		await deleteTrainRun(id);
 	}
 
-	/** A trained SAE as SAELens files, to download (cfg.json + sae_weights.safetensors). */
-	async exportSae(id: string): Promise<{ cfgJson: string; safetensors: Uint8Array }> {
+	/** A trained SAE as SAELens files, to download (cfg.json + sae_weights.safetensors + sparsity.safetensors). */
+	async exportSae(id: string): Promise<{ cfgJson: string; safetensors: Uint8Array; sparsity: Uint8Array }> {
 		return toSaeLens(await this.checkpoint(id));
 	}
 
 	/** Opens a trained SAE in the explorer and the steering panel, through its SAELens files. */
 	async openSae(id: string): Promise<SaeInfo> {
 		this.session.requireModel();
-		const { cfgJson, safetensors } = toSaeLens(await this.checkpoint(id));
-		const bytes = safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer;
+		const { cfgJson, safetensors, sparsity } = toSaeLens(await this.checkpoint(id));
+		const bytes = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
 		return this.explorer.attach(
 			[
 				{ name: 'cfg.json', buffer: new TextEncoder().encode(cfgJson).buffer as ArrayBuffer },
-				{ name: 'sae_weights.safetensors', buffer: bytes }
+				{ name: 'sae_weights.safetensors', buffer: bytes(safetensors) },
+				// Its densities from training: the card and the density filter have them before any corpus run.
+				{ name: 'sparsity.safetensors', buffer: bytes(sparsity) }
 			],
 			`trained:${id}`
 		);
