@@ -7,8 +7,8 @@
  *
  * Two graphs of the same math (llama2.c's: RMSNorm, RoPE on interleaved pairs, grouped-query
  * attention, SwiGLU):
- * - fused (`fused: true`): onnxruntime's contrib operators, one kernel each (fused-ops.ts), about a
- *   fifth of the kernels per token. A residual add and the next RMSNorm are one
+ * - fused (`fused: true`): onnxruntime's contrib operators, one kernel each (fused-ops.ts), far fewer
+ *   and cheaper kernels per token. A residual add and the next RMSNorm are one
  *   SkipSimplifiedLayerNormalization, except across a cut, where the segment writes the plain sum
  *   and the next one normalises the (possibly edited) residual it reads.
  * - plain (the default): standard opset-17 ops only, so any execution provider runs it; the peer
@@ -22,16 +22,18 @@ import {
 	type SegmentSpec, type SegmentedModel
 } from '../segments';
 import { headSize, kvDim, type LlamaConfig, type LlamaWeights } from './checkpoint';
-import { fusedAttention, fusedFeedForward, fusedPositional, paddedHeadSize, simplifiedNorm, skipNorm, skipNormOnly, type FusedCtx } from './fused-ops';
+import { fusedFeedForward, gqaAttention, gqaPositional, linear, opsAttention, opsPositional, paddedHeadSize, simplifiedNorm, skipNorm, skipNormOnly, type GqaCtx, type OpsCtx } from './fused-ops';
 import { transposeTo } from './layout';
 
 export interface BuildOptions {
-	/**
-	 * onnxruntime's fused contrib operators, or standard ops only (the default for now: the fused
-	 * graph's KV cache has padded heads, [B,KV,P,16] for stories260K, and callers that size the past
-	 * themselves from d_model / n_heads must read `io.kv[i].dims` first).
-	 */
+	/** onnxruntime's fused contrib operators, or standard ops only. */
 	fused?: boolean;
+	/**
+	 * The fused graph's attention (fused-ops.ts): RotaryEmbedding + Einsum ('ops', the default, the
+	 * fast one on a software adapter), or GroupQueryAttention ('gqa', as the model builder emits it;
+	 * its KV cache has heads padded to a multiple of 16, [B,KV,P,16] for stories260K).
+	 */
+	attention?: 'ops' | 'gqa';
 }
 
 /** [out, in] row-major -> [in, out], optionally swapping each column pair (2i, 2i+1) for RoPE. */
@@ -166,7 +168,7 @@ const carriedMid = (l: number) => `loupe/blocks.${l}.resid_mid`;
  * boundary b is `blocks.{b}.hook_resid_pre`, nLayers the last `hook_resid_post`), strings any hook
  * name (`blocks.1.hook_mlp_in`). No cuts: one graph.
  */
-export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = [], { fused = false }: BuildOptions = {}): SegmentedModel {
+export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = [], { fused = false, attention: attentionKind = 'ops' }: BuildOptions = {}): SegmentedModel {
 	const c = w.config;
 	const n = c.nLayers;
 	const siteOf = (cut: number | HookName) => {
@@ -180,7 +182,8 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 	const nameOf = (site: number) => (site % 4 === 0 ? boundaryName(site / 4, n) : canonicalHook(`blocks.${Math.floor(site / 4)}.hook_${['', 'attn_out', 'mlp_in', 'mlp_out'][site % 4]}`, n));
 	const isCut = new Set(sites);
 	const edges = [-1, ...sites, Infinity]; // -1: token ids in; Infinity: logits out
-	const hd = fused ? paddedHeadSize(c) : headSize(c); // the KV cache's head dim
+	const gqa = fused && attentionKind === 'gqa';
+	const hd = gqa ? paddedHeadSize(c) : headSize(c); // the KV cache's head dim
 	const segments: SegmentSpec[] = [];
 	for (let i = 0; i + 1 < edges.length; i++) {
 		const from = edges[i];
@@ -208,14 +211,16 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 			h = input(carriedMid(l0));
 		}
 		// Every segment takes the same positional inputs, so the engine feeds them uniformly (the
-		// fused graph declares position_ids too, unread: GroupQueryAttention derives positions from the mask).
+		// GroupQueryAttention graph declares position_ids too, unread: the kernel derives positions from the mask).
 		inputNames.push('position_ids', 'attention_mask');
 		let ctx!: Ctx;
-		let fctx!: FusedCtx;
-		if (fused) {
+		let gctx!: GqaCtx;
+		let octx!: OpsCtx;
+		if (!fused) ctx = { g, c, ...positionalContext(g, c) };
+		else if (gqa) {
 			g.input('position_ids', 'int64', ['batch', 'seq']);
-			fctx = { g, c, ...fusedPositional(g, c) };
-		} else ctx = { g, c, ...positionalContext(g, c) };
+			gctx = { g, c, ...gqaPositional(g, c) };
+		} else octx = { g, c, ...opsPositional(g, c) };
 		// Fused: the MLP's add waits (x = h + f) to become the next norm's skip input, unless a cut or
 		// the end of the segment comes first.
 		let pending: { h: string; f: string; l: number } | null = null;
@@ -241,7 +246,7 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 							({ out: xn, sum: x } = skipNorm(g, pending.h, pending.f, L.rmsAtt, c.normEps, `/blocks.${l}/ln1`, `/blocks.${pending.l}/resid_post`));
 							pending = null;
 						} else xn = simplifiedNorm(g, x, L.rmsAtt, c.normEps, `/blocks.${l}/ln1`);
-						a = fusedAttention(fctx, xn, l, w);
+						a = gqa ? gqaAttention(gctx, xn, l, w) : opsAttention(octx, xn, l, w);
 					}
 					break;
 				case 1:
@@ -253,7 +258,7 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 					}
 					break;
 				case 2:
-					f = fused ? fusedFeedForward(fctx, m, l, w) : feedForward(ctx, m, l, w);
+					f = fused ? fusedFeedForward(g, c, m, l, w) : feedForward(ctx, m, l, w);
 					break;
 				case 3:
 					if (fused) pending = { h, f, l };
@@ -269,8 +274,7 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 		if (to === Infinity && fused) {
 			const p = pending as { h: string; f: string } | null;
 			const xn = p ? skipNormOnly(g, p.h, p.f, w.rmsFinal, c.normEps, '/ln_final') : simplifiedNorm(g, x, w.rmsFinal, c.normEps, '/ln_final');
-			const cls = g.weight('/lm_head.weight', transposeTo(w.classifier, c.vocabSize, c.dim), [c.dim, c.vocabSize]);
-			g.alias(g.op('MatMul', [xn, cls], {}, '/lm_head'), 'logits');
+			g.alias(linear(g, xn, [w.classifier], c.dim, '/lm_head'), 'logits');
 			g.output('logits', 'float32', ['batch', 'seq', c.vocabSize]);
 			outputNames.push('logits');
 		} else if (to === Infinity) {
