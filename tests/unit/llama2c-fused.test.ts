@@ -1,5 +1,6 @@
 // The fused llama2.c graph (onnxruntime's contrib ops: SkipSimplifiedLayerNormalization,
-// GroupQueryAttention with rotary, QuickGelu) run by onnxruntime-web (wasm) in Node, against what
+// RotaryEmbedding + Einsum attention, or GroupQueryAttention with rotary; QuickGelu) run by
+// onnxruntime-web (wasm) in Node, both attention kinds, against what
 // Loupe's graph code did not write: the plain TS reference forward (after run.c) at every position
 // over a prefill and KV-cached steps, whole and cut at hooks (each hook's tensor, and an edit at a
 // hook reaching the rest of the model), and llama2.c's published greedy output.
@@ -24,7 +25,8 @@ const tokenizer = new Llama2cTokenizer(readArrayBuffer(`${stories260KDir}/tok512
 const { nLayers, dim } = weights.config;
 const tokens = [BOS, ...tokenizer.encode('Once upon a time, there was a little rabbit named Tim. He liked to', false)];
 const v = Float32Array.from({ length: dim }, (_, i) => 0.3 * Math.sin(0.7 * i + 1));
-const fused = (cuts: (number | string)[] = []) => buildLlamaOnnx(weights, cuts, { fused: true });
+type Attention = 'ops' | 'gqa';
+const fused = (cuts: (number | string)[] = [], attention: Attention = 'ops') => buildLlamaOnnx(weights, cuts, { fused: true, attention });
 
 /** The reference at every position: logits and each hook's tensor; `steer` adds v at one hook. */
 function reference(steer?: string) {
@@ -51,7 +53,8 @@ function reference(steer?: string) {
 	return { logits, hooks };
 }
 
-const canonical = (h: string) => (h.endsWith('hook_resid_post') && hookBoundary(h, nLayers) < nLayers ? `blocks.${hookBoundary(h, nLayers)}.hook_resid_pre` : h);
+const canonical = (h: string) =>
+	h.endsWith('hook_resid_post') && hookBoundary(h, nLayers) < nLayers ? `blocks.${hookBoundary(h, nLayers)}.hook_resid_pre` : h;
 const cat = (rows: Float32Array[]) => Float32Array.from(rows.flatMap((r) => [...r]));
 
 /** Runs the chain in chunks (a prefill, then steps); collects logits per position and each cut hook's rows (v added at `steer`). */
@@ -81,33 +84,43 @@ async function runChain(model: SegmentedModel, chunks: number[], steer?: string)
 
 const clean = reference();
 
+const ops = (m: SegmentedModel) => decodeModel(m.segments[0].bytes).graph!.node!.map((n) => `${n.domain || ''}:${n.opType}`);
+const count = (list: string[], op: string) => list.filter((o) => o === op).length;
+
 describe('the fused llama2.c graph', () => {
-	it('is built from the contrib ops the model builder emits, about a fifth of the plain graph', () => {
-		const ops = (m: SegmentedModel) => decodeModel(m.segments[0].bytes).graph!.node!.map((n) => `${n.domain || ''}:${n.opType}`);
-		const f = ops(fused());
+	it('is built from the contrib ops the model builder emits', () => {
 		const plain = ops(buildLlamaOnnx(weights));
-		const count = (list: string[], op: string) => list.filter((o) => o === op).length;
-		expect(count(f, 'com.microsoft:GroupQueryAttention')).toBe(nLayers);
-		// every residual add but none meets the next norm: 2 per layer (the last one is the final norm)
-		expect(count(f, 'com.microsoft:SkipSimplifiedLayerNormalization')).toBe(2 * nLayers);
-		expect(count(f, ':SimplifiedLayerNormalization')).toBe(1);
-		expect(count(f, 'com.microsoft:QuickGelu')).toBe(nLayers);
-		expect(f.filter((o) => /Softmax|ReduceMean|Transpose|Reshape|Concat/.test(o))).toEqual([]);
-		console.log(`graph nodes: fused ${f.length}, plain ${plain.length}`);
-		expect(f.length * 4).toBeLessThan(plain.length);
+		for (const attention of ['ops', 'gqa'] as const) {
+			const f = ops(fused([], attention));
+			// every residual add meets the next norm: 2 per layer (the last one is the final norm)
+			expect(count(f, 'com.microsoft:SkipSimplifiedLayerNormalization')).toBe(2 * nLayers);
+			expect(count(f, ':SimplifiedLayerNormalization')).toBe(1);
+			expect(count(f, 'com.microsoft:QuickGelu')).toBe(nLayers);
+			expect(count(f, ':ReduceMean') + count(f, ':Sigmoid') + count(f, ':Div')).toBe(0);
+			if (attention === 'gqa') {
+				expect(count(f, 'com.microsoft:GroupQueryAttention')).toBe(nLayers);
+				expect(f.filter((o) => /Softmax|Transpose|Reshape|Concat/.test(o))).toEqual([]);
+			} else expect(count(f, 'com.microsoft:RotaryEmbedding')).toBe(2 * nLayers);
+			console.log(`graph nodes: fused (${attention}) ${f.length}, plain ${plain.length}`);
+			expect(f.length * 2).toBeLessThan(plain.length);
+		}
 	});
 
-	for (const chunks of [[5, ...Array(tokens.length - 5).fill(1)], [3, 4, 1, 6, ...Array(tokens.length - 14).fill(1)]])
-		it(`equals the reference logits at every position (chunks ${chunks.slice(0, 4).join(', ')}, … then cached steps)`, async () => {
-			const { logits } = await runChain(fused(), chunks);
-			expect(logits.length).toBe(tokens.length);
-			const err = maxAbsDiff(cat(logits), cat(clean.logits));
-			console.log(`fused, whole: max |logits − reference| over ${tokens.length} positions ${err.toExponential(2)}`);
-			expect(err).toBeLessThan(1e-4);
-		});
+	for (const attention of ['ops', 'gqa'] as const)
+		for (const chunks of [
+			[5, ...Array(tokens.length - 5).fill(1)],
+			[3, 4, 1, 6, ...Array(tokens.length - 14).fill(1)]
+		])
+			it(`attention '${attention}': equals the reference logits at every position (chunks ${chunks.slice(0, 4).join(', ')}, … then cached steps)`, async () => {
+				const { logits } = await runChain(fused([], attention), chunks);
+				expect(logits.length).toBe(tokens.length);
+				const err = maxAbsDiff(cat(logits), cat(clean.logits));
+				console.log(`fused (${attention}), whole: max |logits − reference| over ${tokens.length} positions ${err.toExponential(2)}`);
+				expect(err).toBeLessThan(1e-4);
+			});
 
-	it("reproduces run.c's published greedy output (256 steps from BOS)", async () => {
-		const runner = await SegmentRunner.create(ort, fused(), 'wasm');
+	it.each(['ops', 'gqa'] as const)("attention '%s': reproduces run.c's published greedy output (256 steps from BOS)", async (attention) => {
+		const runner = await SegmentRunner.create(ort, fused([], attention), 'wasm');
 		const out: number[] = [];
 		let token = BOS;
 		try {
@@ -128,15 +141,22 @@ describe('the fused llama2.c graph', () => {
 
 const PREFILL = 4;
 const steps = [PREFILL, ...Array(tokens.length - PREFILL).fill(1)];
-const few = ['blocks.0.hook_resid_post', 'blocks.1.hook_attn_out', 'blocks.2.hook_mlp_out', 'blocks.3.hook_mlp_in', 'blocks.4.hook_resid_post'];
+const few = [
+	'blocks.0.hook_resid_post',
+	'blocks.1.hook_attn_out',
+	'blocks.2.hook_mlp_out',
+	'blocks.3.hook_mlp_in',
+	'blocks.4.hook_resid_post'
+];
 
 describe.each([
-	{ name: 'every hook', hooks: everyHookName(nLayers) },
-	{ name: 'a few hooks (carried operands)', hooks: few }
-])('the fused graph cut at $name', ({ hooks: cuts }) => {
+	{ name: 'every hook', hooks: everyHookName(nLayers), attention: 'ops' as Attention },
+	{ name: 'a few hooks (carried operands)', hooks: few, attention: 'ops' as Attention },
+	{ name: 'every hook', hooks: everyHookName(nLayers), attention: 'gqa' as Attention }
+])("the fused graph ('$attention') cut at $name", ({ hooks: cuts, attention }) => {
 	let chain: Awaited<ReturnType<typeof runChain>>;
 	beforeAll(async () => {
-		chain = await runChain(fused(cuts), steps);
+		chain = await runChain(fused(cuts, attention), steps);
 	}, 60_000);
 
 	it("hands each hook across its cut equal to the reference's captured value, logits too", () => {
@@ -148,24 +168,41 @@ describe.each([
 			worst = Math.max(worst, e);
 		}
 		const logitErr = maxAbsDiff(cat(chain.logits), cat(clean.logits));
-		console.log(`fused, cut at ${cuts.length} hooks: max |hook − reference| ${worst.toExponential(2)}, logits ${logitErr.toExponential(2)}`);
+		console.log(
+			`fused (${attention}), cut at ${cuts.length} hooks: max |hook − reference| ${worst.toExponential(2)}, logits ${logitErr.toExponential(2)}`
+		);
 		expect(logitErr).toBeLessThan(1e-4);
 	});
 
-	it('an edit at each cut reaches the rest of the model as in the reference (the fused add + norm is split there)', { timeout: 120_000 }, async () => {
-		let worst = 0;
-		let smallestChange = Infinity;
-		// Residual boundaries are where a SkipSimplifiedLayerNormalization would otherwise swallow the sum.
-		const targets = cuts.length > few.length ? ['blocks.1.hook_resid_pre', 'blocks.2.hook_attn_out', 'blocks.3.hook_mlp_in', 'blocks.3.hook_mlp_out', 'blocks.4.hook_resid_post'] : cuts;
-		for (const hook of targets) {
-			const want = reference(hook);
-			const got = await runChain(fused(cuts), steps, hook);
-			const e = maxAbsDiff(cat(got.logits), cat(want.logits));
-			expect(e, hook).toBeLessThan(1e-4);
-			worst = Math.max(worst, e);
-			smallestChange = Math.min(smallestChange, maxAbsDiff(cat(want.logits), cat(clean.logits)));
+	it(
+		'an edit at each cut reaches the rest of the model as in the reference (the fused add + norm is split there)',
+		{ timeout: 120_000 },
+		async () => {
+			let worst = 0;
+			let smallestChange = Infinity;
+			// Residual boundaries are where a SkipSimplifiedLayerNormalization would otherwise swallow the sum.
+			const targets =
+				cuts.length > few.length
+					? [
+							'blocks.1.hook_resid_pre',
+							'blocks.2.hook_attn_out',
+							'blocks.3.hook_mlp_in',
+							'blocks.3.hook_mlp_out',
+							'blocks.4.hook_resid_post'
+						]
+					: cuts;
+			for (const hook of targets) {
+				const want = reference(hook);
+				const got = await runChain(fused(cuts, attention), steps, hook);
+				const e = maxAbsDiff(cat(got.logits), cat(want.logits));
+				expect(e, hook).toBeLessThan(1e-4);
+				worst = Math.max(worst, e);
+				smallestChange = Math.min(smallestChange, maxAbsDiff(cat(want.logits), cat(clean.logits)));
+			}
+			console.log(
+				`fused (${attention}), steered at ${targets.length} hooks: max |logits − reference| ${worst.toExponential(2)}; smallest logit change ${smallestChange.toExponential(2)}`
+			);
+			expect(smallestChange).toBeGreaterThan(1e-3);
 		}
-		console.log(`fused, steered at ${targets.length} hooks: max |logits − reference| ${worst.toExponential(2)}; smallest logit change ${smallestChange.toExponential(2)}`);
-		expect(smallestChange).toBeGreaterThan(1e-3);
-	});
+	);
 });
