@@ -32,12 +32,19 @@ export function parsePresetFile(text: string, model: string): { preset: Steering
 	} catch {
 		throw new LoupeError('not-found', 'This file is not JSON, so it is not a Loupe steering preset.', 'Choose a file saved with "Export".');
 	}
-	if (j.loupe !== 'steering-preset' || typeof j.name !== 'string' || typeof j.steer !== 'string')
+	if (!j || typeof j !== 'object' || j.loupe !== 'steering-preset' || typeof j.name !== 'string' || typeof j.steer !== 'string')
 		throw new LoupeError(
 			'not-found',
 			'This JSON file is not a Loupe steering preset (it has no "loupe": "steering-preset", name and steer).',
 			'Choose a file saved with "Export".'
 		);
+	// A preset file is a stranger's JSON: every field is checked before it is used (the fuzz suite
+	// found nulls and numbers here throwing TypeErrors).
+	const damaged = (what: string) =>
+		new LoupeError('not-found', `The preset file is damaged: its ${what}.`, 'Export it again from where it was made.');
+	if (j.model != null && typeof j.model !== 'string') throw damaged('"model" is not a model id');
+	if (j.vectors != null && !Array.isArray(j.vectors)) throw damaged('"vectors" is not a list');
+	if (j.sae != null && typeof j.sae !== 'string') throw damaged('"sae" is not an SAE id');
 	if (j.model && j.model !== model)
 		throw new LoupeError(
 			'model-failed',
