@@ -87,7 +87,10 @@ export async function benchFusedGenerate(
 	// The plain graph first, then one fused graph per attention kind (fused-ops.ts).
 	const variants = [
 		{ label: 'plain', model: buildLlamaOnnx(weights, [], { fused: false }) },
-		...attentions.map((attention) => ({ label: `fused, ${attention === 'gqa' ? 'GroupQueryAttention' : 'RotaryEmbedding + Einsum attention'}`, model: buildLlamaOnnx(weights, [], { fused: true, attention }) }))
+		...attentions.map((attention) => ({
+			label: `fused, ${attention === 'gqa' ? 'GroupQueryAttention' : 'RotaryEmbedding + Einsum attention'}`,
+			model: buildLlamaOnnx(weights, [], { fused: true, attention })
+		}))
 	];
 	const runners: SegmentRunner[] = [];
 	try {
@@ -97,9 +100,17 @@ export async function benchFusedGenerate(
 		for (let run = 0; run < runs; run++) for (const [i, r] of runners.entries()) samples[i].push(await tokensPerSecond(r, tokens));
 		const [plain, ...fused] = samples.map(median);
 		const c = weights.config;
-		const shape = (label: string) => `${modelName} (${c.nLayers} layers, d_model ${c.dim}), uncut, greedy ${tokens} tokens, ${backend}, ${label}`;
+		const shape = (label: string) =>
+			`${modelName} (${c.nLayers} layers, d_model ${c.dim}), uncut, greedy ${tokens} tokens, ${backend}, ${label}`;
 		const lines = fused.map((value, i) =>
-			benchLine({ bench: 'generate_fused_vs_unfused', shape: shape(variants[i + 1].label), unit: 'tokens/s', value, peer: 'the same model as standard ONNX ops (same page, same adapter)', peerValue: plain })
+			benchLine({
+				bench: 'generate_fused_vs_unfused',
+				shape: shape(variants[i + 1].label),
+				unit: 'tokens/s',
+				value,
+				peer: 'the same model as standard ONNX ops (same page, same adapter)',
+				peerValue: plain
+			})
 		);
 		// One token's GPU work at a fixed position, after the cache holds `at` tokens.
 		const work: (GpuWork | null)[] = [];
@@ -114,8 +125,25 @@ export async function benchFusedGenerate(
 			if (wp && wf)
 				lines.push(
 					benchLine(
-						{ bench: 'dispatches_per_token', shape: `${modelName}, one greedy token at position ${at}, ${backend}, ${variants[i + 1].label}`, unit: 'dispatches', value: wf.dispatches, peer: 'the same model as standard ONNX ops', peerValue: wp.dispatches },
-						{ lowerIsBetter: true, decimals: 0, extra: { method: 'GPUComputePassEncoder.dispatchWorkgroups calls during forward + logits read-back', copies: wf.copies, peer_copies: wp.copies, submits: wf.submits, peer_submits: wp.submits } }
+						{
+							bench: 'dispatches_per_token',
+							shape: `${modelName}, one greedy token at position ${at}, ${backend}, ${variants[i + 1].label}`,
+							unit: 'dispatches',
+							value: wf.dispatches,
+							peer: 'the same model as standard ONNX ops',
+							peerValue: wp.dispatches
+						},
+						{
+							lowerIsBetter: true,
+							decimals: 0,
+							extra: {
+								method: 'GPUComputePassEncoder.dispatchWorkgroups calls during forward + logits read-back',
+								copies: wf.copies,
+								peer_copies: wp.copies,
+								submits: wf.submits,
+								peer_submits: wp.submits
+							}
+						}
 					)
 				);
 		return lines;

@@ -33,7 +33,7 @@ export function linear(g: GraphBuilder, x: string, rows: Float32Array[], inp: nu
 	const out = rows.reduce((n, r) => n + r.length / inp, 0);
 	const w = new Float32Array(out * inp);
 	let at = 0;
-	for (const r of rows) w.set(r, at), (at += r.length);
+	for (const r of rows) (w.set(r, at), (at += r.length));
 	return g.op('Einsum', [x, g.weight(`${name}.weight`, w, [out, inp])], { equation: 'bsk,nk->bsn' }, name);
 }
 
@@ -53,7 +53,12 @@ export function opsPositional(g: GraphBuilder, c: LlamaConfig): Omit<OpsCtx, 'g'
 	// allowed[b,s,t] = (t <= position_ids[b,s]) * attention_mask[b,t]; bias = (allowed - 1) * 1e9
 	const total = g.op('Gather', [g.op('Shape', [mask], {}, '/mask/shape'), g.scalar(1, 'int64')], { axis: 0 }, '/mask/total');
 	const keyPos = g.op('Range', [g.scalar(0, 'int64'), total, g.scalar(1, 'int64')], {}, '/mask/key_pos');
-	const causal = g.op('LessOrEqual', [keyPos, g.op('Unsqueeze', [positionIds, g.constant([2])], {}, '/mask/query_pos')], {}, '/mask/causal');
+	const causal = g.op(
+		'LessOrEqual',
+		[keyPos, g.op('Unsqueeze', [positionIds, g.constant([2])], {}, '/mask/query_pos')],
+		{},
+		'/mask/causal'
+	);
 	const padding = g.op('Unsqueeze', [g.op('Cast', [mask], { to: 1 }, '/mask/am_f'), g.constant([1])], {}, '/mask/am_b1t');
 	const allowed = g.op('Mul', [g.op('Cast', [causal], { to: 1 }, '/mask/causal_f'), padding], {}, '/mask/allowed');
 	const bias = g.op('Mul', [g.op('Sub', [allowed, g.scalar(1)], {}, '/mask/allowed_m1'), g.scalar(1e9)], {}, '/mask/bias_bst');
@@ -98,7 +103,12 @@ export function opsAttention(ctx: OpsCtx, xn: string, l: number, w: LlamaWeights
 	};
 	// [B,S,KV·hd] -> [B,KV,S,hd], appended to the cache
 	const toCache = (x: string, name: string) =>
-		g.op('Transpose', [g.op('Reshape', [x, g.constant([0, 0, KV, hs])], {}, `${s}/${name}_split`)], { perm: [0, 2, 1, 3] }, `${s}/${name}_heads`);
+		g.op(
+			'Transpose',
+			[g.op('Reshape', [x, g.constant([0, 0, KV, hs])], {}, `${s}/${name}_split`)],
+			{ perm: [0, 2, 1, 3] },
+			`${s}/${name}_heads`
+		);
 	const kAll = g.op('Concat', [pastKeyName(l), toCache(rope(k, KV, 'k'), 'k')], { axis: 2 }, `${s}/k_all`);
 	const vAll = g.op('Concat', [pastValueName(l), toCache(v, 'v')], { axis: 2 }, `${s}/v_all`);
 	g.alias(kAll, presentKeyName(l));
@@ -151,13 +161,22 @@ export function gqaPositional(g: GraphBuilder, c: LlamaConfig): Omit<GqaCtx, 'g'
 			cos[pos * half + j] = Math.cos(pos * freq);
 			sin[pos * half + j] = Math.sin(pos * freq);
 		}
-	return { seqlensK, totalSeqLen, cosCache: g.weight('cos_cache', cos, [c.seqLen, half]), sinCache: g.weight('sin_cache', sin, [c.seqLen, half]) };
+	return {
+		seqlensK,
+		totalSeqLen,
+		cosCache: g.weight('cos_cache', cos, [c.seqLen, half]),
+		sinCache: g.weight('sin_cache', sin, [c.seqLen, half])
+	};
 }
 
 /** RMSNorm of x; output `${scope}/out`. */
 export function simplifiedNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, scope: string): string {
 	const out = g.fresh(`${scope}/out`);
-	g.node('SimplifiedLayerNormalization', [x, g.weight(`${scope}.weight`, weight, [weight.length])], [out], { axis: -1, epsilon: { float: eps }, stash_type: 1 });
+	g.node('SimplifiedLayerNormalization', [x, g.weight(`${scope}.weight`, weight, [weight.length])], [out], {
+		axis: -1,
+		epsilon: { float: eps },
+		stash_type: 1
+	});
 	return out;
 }
 
@@ -165,14 +184,26 @@ export function simplifiedNorm(g: GraphBuilder, x: string, weight: Float32Array,
 export function skipNorm(g: GraphBuilder, x: string, skip: string, weight: Float32Array, eps: number, scope: string, sumName: string) {
 	const out = g.fresh(`${scope}/out`);
 	const sum = g.fresh(sumName);
-	g.node('SkipSimplifiedLayerNormalization', [x, skip, g.weight(`${scope}.weight`, weight, [weight.length])], [out, '', '', sum], { epsilon: { float: eps } }, MS);
+	g.node(
+		'SkipSimplifiedLayerNormalization',
+		[x, skip, g.weight(`${scope}.weight`, weight, [weight.length])],
+		[out, '', '', sum],
+		{ epsilon: { float: eps } },
+		MS
+	);
 	return { out, sum };
 }
 
 /** RMSNorm(x + skip) where the sum is not needed (the final norm). */
 export function skipNormOnly(g: GraphBuilder, x: string, skip: string, weight: Float32Array, eps: number, scope: string): string {
 	const out = g.fresh(`${scope}/out`);
-	g.node('SkipSimplifiedLayerNormalization', [x, skip, g.weight(`${scope}.weight`, weight, [weight.length])], [out], { epsilon: { float: eps } }, MS);
+	g.node(
+		'SkipSimplifiedLayerNormalization',
+		[x, skip, g.weight(`${scope}.weight`, weight, [weight.length])],
+		[out],
+		{ epsilon: { float: eps } },
+		MS
+	);
 	return out;
 }
 
@@ -201,7 +232,14 @@ export function gqaAttention(ctx: GqaCtx, xn: string, l: number, w: LlamaWeights
 		'GroupQueryAttention',
 		[qkv, '', '', pastKeyName(l), pastValueName(l), ctx.seqlensK, ctx.totalSeqLen, ctx.cosCache, ctx.sinCache],
 		[heads, presentKeyName(l), presentValueName(l)],
-		{ num_heads: c.nHeads, kv_num_heads: c.nKvHeads, scale: { float: 1 / Math.sqrt(hs) }, do_rotary: 1, rotary_interleaved: 0, local_window_size: -1 },
+		{
+			num_heads: c.nHeads,
+			kv_num_heads: c.nKvHeads,
+			scale: { float: 1 / Math.sqrt(hs) },
+			do_rotary: 1,
+			rotary_interleaved: 0,
+			local_window_size: -1
+		},
 		MS
 	);
 	const wo = transposeTo(L.wo, c.dim, c.dim, undefined, { rowOf: padHeads(hs, hp), height: qWidth });
@@ -212,7 +250,13 @@ export function gqaAttention(ctx: GqaCtx, xn: string, l: number, w: LlamaWeights
 export function fusedFeedForward(g: GraphBuilder, c: LlamaConfig, m: string, l: number, w: LlamaWeights): string {
 	const L = w.layers[l];
 	const s = `/blocks.${l}/mlp`;
-	const [gate, up] = g.opN('Split', [linear(g, m, [L.w1, L.w3], c.dim, `${s}/gate_up`), g.constant([c.hiddenDim, c.hiddenDim])], 2, { axis: 2 }, `${s}/split`);
+	const [gate, up] = g.opN(
+		'Split',
+		[linear(g, m, [L.w1, L.w3], c.dim, `${s}/gate_up`), g.constant([c.hiddenDim, c.hiddenDim])],
+		2,
+		{ axis: 2 },
+		`${s}/split`
+	);
 	const silu = g.fresh(`${s}/silu`);
 	g.node('QuickGelu', [gate], [silu], { alpha: { float: 1 } }, MS);
 	const act = g.op('Mul', [silu, up], {}, `${s}/act`);

@@ -35,10 +35,12 @@ export const padHeads = (hs: number, padded: number) => (o: number) => Math.floo
  * the query and the key rows it leaves every q·k (so attention) unchanged. With `padded` > hs the
  * head is also padded: the real halves are dims [0, hs/2) and [padded/2, padded/2 + hs/2).
  */
-export const halvesFromPairs = (hs: number, padded = hs) => (o: number) => {
-	const i = o % hs;
-	return Math.floor(o / hs) * padded + (i & 1 ? padded / 2 : 0) + (i >> 1);
-};
+export const halvesFromPairs =
+	(hs: number, padded = hs) =>
+	(o: number) => {
+		const i = o % hs;
+		return Math.floor(o / hs) * padded + (i & 1 ? padded / 2 : 0) + (i >> 1);
+	};
 
 /** Columns side by side: [in, a] ‖ [in, b] ‖ … -> [in, a + b + …] (packed projections). */
 export function concatColumns(parts: { data: Float32Array; cols: number }[], inp: number): Float32Array {
