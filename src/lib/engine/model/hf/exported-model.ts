@@ -15,6 +15,7 @@ import { isResidHook, type HookName } from '../hooks';
 import { externalDataFiles } from '../onnx/external-data';
 import { checkExternalData } from '../onnx/external-data-extent';
 import { inlineWeightsAsExternal } from '../onnx/inline-as-external';
+import { gemmForTiedHead } from '../onnx/tied-head';
 import { refuseWhatCannotFit, weightBytes, type WeightBytes } from '../onnx/size-limits';
 import { cutExportedDecoder, hookManifest, openExportedDecoder, type ExportedDecoder, type HookManifest } from '../onnx/hook-manifest';
 import { HubTokenizer } from './tokenizer';
@@ -139,6 +140,8 @@ export async function openExportGraph(
 	);
 	checkExternalData(decoder.graph, graphName, externalData);
 	// After surgery and the checks: from here the graph's large initializers point into its own bytes.
+	// A tied head as MatMul(x, Transpose(W_E)) read as Gemm on W_E: two fewer copies of it in onnxruntime.
+	if (options.weightsInPlace !== false && decoder.io.lmHead !== false) decoder = { ...decoder, graph: gemmForTiedHead(decoder.graph, decoder.io.logits) };
 	const inPlace = options.weightsInPlace === false ? null : inlineWeightsAsExternal(decoder.graph, bytes);
 	if (inPlace) externalData.push(inPlace);
 	const fromConfig = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((x): x is number => typeof x === 'number');

@@ -22,7 +22,8 @@ export function findUnembedding(d: ExportedDecoder, externalData: Files): { clas
 	const g = d.graph;
 	const { vocabSize: V, dModel: D } = d.trace;
 	let writer = g.producer.get(d.io.logits)?.node;
-	while (writer?.opType === 'Identity') writer = g.producer.get(writer.input![0])?.node;
+	// Through renames and the reshapes around a Gemm (tied-head.ts writes the tied head so).
+	while (writer?.opType === 'Identity' || writer?.opType === 'Reshape') writer = g.producer.get(writer.input![0])?.node;
 	if (!writer || !(writer.opType === 'MatMul' || writer.opType === 'Gemm')) return null;
 	let name = writer.input![1];
 	let transposed = writer.opType === 'Gemm' && writer.attribute?.some((a) => a.name === 'transB' && Number(a.i) === 1);
