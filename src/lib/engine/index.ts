@@ -17,6 +17,8 @@ import { Steering, type VectorSummary } from './steer/steering';
 import { TrainerService } from './train/trainer-service';
 import { Benchmarks } from './bench/benchmarks';
 import { deleteCached, listCache, storageEstimate } from './store/storage';
+import { parseNeuronpediaFeature } from './sae/neuronpedia';
+import { fromNeuronpediaFeature } from './sae/feature-pages';
 import type { EngineStatus } from './model/backend';
 import type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
 import type { GenerateResult, TokenEvent } from './model/generate';
@@ -98,6 +100,14 @@ export class Engine {
 		return attempt(() => this.sae.loadFromHub(req, onProgress));
 	}
 
+	/** Loads an SAE by SAELens release and SAE id (the catalogue's entries), from `hub` or its mirror. */
+	loadSaeFromRelease(
+		req: { hub: string; release: string; saeId: string },
+		onProgress: (p: DownloadProgress) => void
+	): Promise<Result<SaeInfo>> {
+		return attempt(() => this.sae.loadFromRelease(req, onProgress));
+	}
+
 	loadSaeFromFiles(files: File[], hookName?: string): Promise<Result<SaeInfo>> {
 		return attempt(() => this.sae.loadFromFiles(files, hookName));
 	}
@@ -118,8 +128,24 @@ export class Engine {
 		return attempt(() => this.sae.runCorpus(spec, onProgress));
 	}
 
-	importLabels(text: string, fileName: string): Promise<Result<{ imported: number; skipped: number }>> {
-		return attempt(() => this.sae.importLabels(text, fileName));
+	/** Neuronpedia explanations (JSON, JSONL, .jsonl.gz: pass the file's bytes) as labels; counts features and explanations apart. */
+	importLabels(data: string | ArrayBuffer, fileName: string): Promise<Result<{ features: number; explanations: number; skipped: number }>> {
+		return attempt(() => this.sae.importLabels(data, fileName));
+	}
+
+	/** Feature f as Neuronpedia's feature JSON (the /api/feature response), to download. */
+	featureNeuronpediaJson(f: number): Promise<Result<{ fileName: string; text: string }>> {
+		return attempt(() => this.sae.featureNeuronpediaJson(f));
+	}
+
+	/** The loaded SAE's labels as Neuronpedia explanation JSON Lines, to download. */
+	exportExplanations(): Promise<Result<{ fileName: string; text: string; count: number }>> {
+		return attempt(() => this.sae.explanationsNeuronpediaJsonl());
+	}
+
+	/** A saved Neuronpedia feature page (JSON, gzipped or not) as a card to show offline; needs no model or SAE. */
+	openNeuronpediaFeature(data: ArrayBuffer, fileName: string): Promise<Result<FeatureDetails>> {
+		return attempt(async () => fromNeuronpediaFeature(parseNeuronpediaFeature(data, fileName), fileName));
 	}
 
 	setLabel(feature: number, description: string): Promise<Result<FeatureLabel>> {

@@ -1,21 +1,26 @@
 /**
  * The SAE explorer: attaching an SAE to the loaded model (from a hub folder, files, or a trained
  * run's SAELens files), analysing a prompt (each token's top features, the reconstruction error),
- * a feature's card (activations, logit effects, nearest features, label, corpus statistics and top
- * examples), corpus runs kept in IndexedDB, and labels. The SAE itself lives on the loaded model.
+ * a feature's card (activations, logit effects, nearest features, label, density, corpus statistics
+ * and top examples), corpus runs kept in IndexedDB, labels (Neuronpedia explanations, several per
+ * feature, or one's own), and a feature or the labels written out as Neuronpedia files. The SAE
+ * itself lives on the loaded model.
  */
 import { LoupeError } from '../errors';
 import type { HookName } from '../model/hooks';
 import type { Loaded, ModelSession } from '../model/session';
 import { corpusContexts, type CorpusProgress, type CorpusSpec } from '../model/corpus-contexts';
-import { readSaeFiles, type SaeFile } from './load';
+import { readSaeFiles, type ReadSae, type SaeFile } from './load';
+import { readReleaseFiles, resolveSaeLensRelease } from './saelens-registry';
 import { checkSaeFitsModel } from './validate';
 import { SaeSession } from './session';
 import { describePreprocessing, type SaeConfig } from './config';
 import type { RankedItem } from './features';
 import type { ReconMetrics } from './reconstruction';
-import { HIST_BINS, TOP_EXAMPLES, histBinRange } from './corpus-stats';
-import { parseNeuronpediaExplanations } from './labels';
+import { HIST_BINS, TOP_EXAMPLES, featureDensities, featureHistogram, histBinRange } from './corpus-stats';
+import { byNeuronpediaOrder, parseNeuronpediaExplanations, type ParsedExplanation } from './labels';
+import { explanationsJsonl, featureDashboardJson } from './neuronpedia';
+import { neuronpediaSource, toNeuronpediaFeature, type FeatureDetails, type TopExample } from './feature-pages';
 import { getLabel, labelsFor, latestCorpusRun, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from '../store/db';
 import { deleteCachedFile, fetchModelFile, hubFileUrl, type DownloadProgress } from '../store/model-cache';
 
@@ -26,7 +31,13 @@ export interface SaeInfo {
 	source: string; // where it came from: a hub folder or file names
 	onGpu: boolean;
 	corpus: CorpusSummary | null; // statistics from an earlier corpus run, restored from IndexedDB
+	/** log10 firing rate per feature from the SAE's sparsity.safetensors, when it came with one. */
+	logSparsity?: Float32Array;
+	/** Where feature densities come from now (the card and the density filter): a corpus run, the file, or nowhere yet. */
+	densitySource: 'corpus' | 'sparsity.safetensors' | null;
 }
+
+export type { FeatureDetails, TopExample };
 
 /** The SAE attached to the loaded model: its kernels, where it reads, its corpus run. */
 export interface AttachedSae {
@@ -37,6 +48,7 @@ export interface AttachedSae {
 	/** Names this SAE in IndexedDB (corpus runs, labels): source, hook and width. */
 	key: string;
 	run: CorpusRun | null;
+	logSparsity?: Float32Array;
 }
 
 export interface CorpusSummary {
@@ -44,13 +56,6 @@ export interface CorpusSummary {
 	contexts: number;
 	tokens: number;
 	createdAt: string;
-}
-
-export interface TopExample {
-	pieces: string[];
-	activations: number[];
-	position: number;
-	value: number;
 }
 
 /** A hub folder holding one SAE (SAELens, Gemma Scope or Gemma Scope 2 files). */
@@ -66,23 +71,6 @@ export interface AnalyzedToken {
 	id: number;
 	piece: string;
 	features: RankedItem[]; // the token's top features, strongest first
-}
-
-export interface FeatureDetails {
-	feature: number;
-	activations: number[]; // at each token of the last analysed text
-	positiveLogits: (RankedItem & { piece: string })[];
-	negativeLogits: (RankedItem & { piece: string })[];
-	nearest: RankedItem[];
-	label: FeatureLabel | null;
-	/** From the corpus run, when there is one. */
-	corpus: {
-		name: string;
-		density: number; // fraction of tokens where it fires
-		maxAct: number;
-		histogram: { from: number; to: number; count: number }[];
-		examples: TopExample[];
-	} | null;
 }
 
 function summarize(run: CorpusRun): CorpusSummary {
@@ -113,7 +101,9 @@ export class SaeExplorer {
 		};
 		let files: SaeFile[];
 		const cfg = await get('cfg.json');
-		if (cfg) files = [cfg, (await get('sae_weights.safetensors')) ?? cfg];
+		// sparsity.safetensors is optional, as SAE.from_pretrained treats it.
+		if (cfg)
+			files = [cfg, (await get('sae_weights.safetensors')) ?? cfg, ...[await get('sparsity.safetensors')].filter((f): f is SaeFile => !!f)];
 		else {
 			const npz = await get('params.npz');
 			if (npz) files = [npz];
@@ -130,7 +120,8 @@ export class SaeExplorer {
 				'Check the repository and folder names.'
 			);
 		try {
-			return await this.attach(files, `${req.repo}/${req.folder}`, req.hookName);
+			// Gemma Scope 1 names the hook site in the repository, not the folder.
+			return await this.attachRead(() => readSaeFiles(files, { hookName: req.hookName, repo: req.repo }), `${req.repo}/${req.folder}`);
 		} catch (e) {
 			// Files that do not parse must not be served from the cache next time.
 			if (e instanceof LoupeError && e.code === 'not-an-sae')
@@ -146,8 +137,49 @@ export class SaeExplorer {
 		return this.attach(read, files.map((f) => f.name).join(' + '), hookName);
 	}
 
-	/** Attaches an SAE to the loaded model, cutting the model at its hook (under the lock: not while it writes). */
+	/**
+	 * Loads an SAE by its SAELens release and SAE id (`gpt2-small-res-jb`, `blocks.8.hook_resid_pre`),
+	 * resolved as SAE.from_pretrained resolves them: the release's repository and folder, its config
+	 * overrides and the SAE's Neuronpedia id; optional files (sparsity.safetensors) may be missing.
+	 */
+	async loadFromRelease(req: { hub: string; release: string; saeId: string }, onProgress: (p: DownloadProgress) => void): Promise<SaeInfo> {
+		this.session.requireModel();
+		const r = resolveSaeLensRelease(req.release, req.saeId);
+		const url = (file: string) => hubFileUrl(req.hub, r.repo, 'main', `${r.folder}/${file}`);
+		const get = async (file: string, optional: boolean): Promise<SaeFile | null> => {
+			try {
+				return { name: `${r.folder}/${file}`, buffer: (await fetchModelFile(url(file), onProgress)).buffer };
+			} catch (e) {
+				if (optional && e instanceof LoupeError && e.code === 'not-found') return null;
+				if (e instanceof LoupeError && e.code === 'not-found')
+					throw new LoupeError(
+						'not-found',
+						`${r.repo}/${r.folder} has no ${file}, which release ${r.release} says is there.`,
+						'Check the hub (or its mirror) in Settings; the release may have moved.'
+					);
+				throw e;
+			}
+		};
+		const files = [
+			...(await Promise.all(r.files.map((f) => get(f, false)))),
+			...(await Promise.all(r.optional.map((f) => get(f, true))))
+		].filter((f): f is SaeFile => !!f);
+		try {
+			return await this.attachRead(() => readReleaseFiles(r, files), `${r.repo}/${r.folder}`);
+		} catch (e) {
+			if (e instanceof LoupeError && e.code === 'not-an-sae')
+				await Promise.all(files.map((f) => deleteCachedFile(url(f.name.split('/').pop()!))));
+			throw e;
+		}
+	}
+
+	/** Attaches an SAE to the loaded model from its files (a trained run's SAELens files). */
 	attach(files: SaeFile[], source: string, hookName?: string): Promise<SaeInfo> {
+		return this.attachRead(() => readSaeFiles(files, { hookName }), source);
+	}
+
+	/** Attaches the SAE `read` gives, cutting the model at its hook (under the lock: not while it writes). */
+	private attachRead(read: () => ReadSae, source: string): Promise<SaeInfo> {
 		return this.session.locked(async () => {
 			const m = this.session.requireModel();
 			const c = m.source.shape;
@@ -157,7 +189,7 @@ export class SaeExplorer {
 					`${m.info.name} computes its residual stream in ${m.source.dtype}; Loupe's SAE and steering kernels read fp32.`,
 					'Open the fp32 export of this model to use SAEs with it.'
 				);
-			const { cfg, weights } = readSaeFiles(files, { hookName });
+			const { cfg, weights, logSparsity } = read();
 			checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel, hooks: m.source.hooks });
 			const hook = this.session.canonical(m, cfg.hookName);
 			// The model must be cut at the SAE's hook so the residual can be read there.
@@ -174,9 +206,11 @@ export class SaeExplorer {
 				preprocessing: describePreprocessing(cfg),
 				source,
 				onGpu: session.onGpu,
-				corpus: run && summarize(run)
+				corpus: run && summarize(run),
+				logSparsity,
+				densitySource: run ? 'corpus' : logSparsity ? 'sparsity.safetensors' : null
 			};
-			m.sae = { session, info, hook, key, run };
+			m.sae = { session, info, hook, key, run, logSparsity };
 			return info;
 		});
 	}
@@ -194,13 +228,13 @@ export class SaeExplorer {
 				);
 			const { encoded: e, reconstruction } = await this.encodeContext(m, ids, k, true);
 			m.lastPrompt = ids;
-			const stats = sae.run?.stats;
+			const density = featureDensities({ stats: sae.run?.stats, logSparsity: sae.logSparsity })?.density;
 			const tokens = ids.map((id, t) => ({
 				id,
 				piece: m.tokenizer.pieceText(id),
 				features: Array.from({ length: e.k }, (_, j) => {
 					const f = e.ids[t * e.k + j];
-					return { id: f, value: e.values[t * e.k + j], density: stats ? stats.fires[f] / Math.max(1, stats.tokens) : undefined };
+					return { id: f, value: e.values[t * e.k + j], density: density?.[f] };
 				}).filter((x) => x.value > 0)
 			}));
 			return { tokens, reconstruction: reconstruction! };
@@ -265,22 +299,49 @@ export class SaeExplorer {
 			});
 			sae.run = run;
 			sae.info.corpus = summarize(run);
+			sae.info.densitySource = 'corpus';
 			return sae.info.corpus;
 		});
 	}
 
-	/** Imports a Neuronpedia explanations export (JSON or JSONL) as labels for the loaded SAE. */
-	async importLabels(text: string, fileName: string): Promise<{ imported: number; skipped: number }> {
+	/**
+	 * Imports a Neuronpedia explanations export (JSON, JSONL or .jsonl.gz bytes) as labels for the
+	 * loaded SAE: every explanation of a feature is kept; the one Neuronpedia lists first is its label.
+	 */
+	async importLabels(
+		data: string | ArrayBuffer | Uint8Array,
+		fileName: string
+	): Promise<{ features: number; explanations: number; skipped: number }> {
 		const { sae } = this.requireSae('Load the SAE these labels belong to first.');
-		const { labels, skipped } = parseNeuronpediaExplanations(text, fileName);
-		const inRange = labels.filter((l) => l.feature < sae.info.cfg.dSae);
-		await putLabels(inRange.map((l) => ({ sae: sae.key, feature: l.feature, description: l.description, source: 'neuronpedia' as const })));
-		return { imported: inRange.length, skipped: skipped + labels.length - inRange.length };
+		const { labels, explanations, skipped } = parseNeuronpediaExplanations(data, fileName);
+		const dSae = sae.info.cfg.dSae;
+		const inRange = labels.filter((l) => l.feature < dSae);
+		const byFeature = new Map<number, ParsedExplanation[]>();
+		for (const e of explanations) if (e.feature < dSae) byFeature.set(e.feature, [...(byFeature.get(e.feature) ?? []), e]);
+		await putLabels(
+			inRange.map((l) => ({
+				sae: sae.key,
+				feature: l.feature,
+				description: l.description,
+				source: 'neuronpedia' as const,
+				explanations: [...byFeature.get(l.feature)!].sort(byNeuronpediaOrder)
+			}))
+		);
+		const kept = [...byFeature.values()].reduce((n, list) => n + list.length, 0);
+		return { features: inRange.length, explanations: kept, skipped: skipped + explanations.length - kept };
 	}
 
+	/** One's own label; the feature's imported explanations stay with it. */
 	async setLabel(feature: number, description: string): Promise<FeatureLabel> {
 		const { sae } = this.requireSae();
-		const label: FeatureLabel = { sae: sae.key, feature, description: description.trim(), source: 'user' };
+		const old = await getLabel(sae.key, feature).catch(() => undefined);
+		const label: FeatureLabel = {
+			sae: sae.key,
+			feature,
+			description: description.trim(),
+			source: 'user',
+			explanations: old?.explanations ?? []
+		};
 		await putLabels([label]);
 		return label;
 	}
@@ -349,8 +410,46 @@ export class SaeExplorer {
 				negativeLogits: logits.negative.map(piece),
 				nearest: await s.nearest(f, k),
 				label: (await getLabel(m.sae!.key, f).catch(() => undefined)) ?? null,
+				density: this.densityOf(m.sae!, f),
+				neuronpediaId: m.sae!.info.cfg.neuronpediaId,
 				corpus
 			};
 		});
+	}
+
+	/** Feature f's density: from the corpus run, else the SAE's sparsity.safetensors, else unknown. */
+	private densityOf(sae: AttachedSae, f: number): FeatureDetails['density'] {
+		const d = featureDensities({ stats: sae.run?.stats, logSparsity: sae.logSparsity });
+		return d ? { value: d.density[f], source: d.source } : null;
+	}
+
+	/** Feature f's page as Neuronpedia's /api/feature JSON (what parseNeuronpediaFeature, and Loupe's import, read back). */
+	async featureNeuronpediaJson(f: number, k = 10): Promise<{ fileName: string; text: string }> {
+		const details = await this.feature(f, k);
+		const { m, sae } = this.requireSae();
+		const source = neuronpediaSource(sae.info.cfg, m.info.id);
+		const stats = sae.run?.stats;
+		const json = featureDashboardJson(
+			toNeuronpediaFeature(details, source, sae.info.cfg.hookName, stats ? featureHistogram(stats, f) : undefined)
+		);
+		return { fileName: `${source.modelId}_${source.layer}_${f}.json`, text: json };
+	}
+
+	/** Every label of the loaded SAE as Neuronpedia explanation JSON Lines (imported explanations as they came, one's own labels as one each). */
+	async explanationsNeuronpediaJsonl(): Promise<{ fileName: string; text: string; count: number }> {
+		const { m, sae } = this.requireSae();
+		const source = neuronpediaSource(sae.info.cfg, m.info.id);
+		const labels = (await labelsFor(sae.key)).sort((a, b) => a.feature - b.feature);
+		const rows: ParsedExplanation[] = labels.flatMap((l) => [
+			...(l.source === 'user' ? [{ feature: l.feature, description: l.description, typeName: 'loupe-user' }] : []),
+			...l.explanations
+		]);
+		if (!rows.length)
+			throw new LoupeError(
+				'not-found',
+				'This SAE has no labels to export yet.',
+				'Import Neuronpedia explanations or write a label on a feature card first.'
+			);
+		return { fileName: `${source.modelId}_${source.layer}_explanations.jsonl`, text: explanationsJsonl(source, rows), count: rows.length };
 	}
 }

@@ -1,11 +1,14 @@
 /**
  * IndexedDB (through idb) for what must persist and is not a big immutable file: corpus-run
- * statistics per (model, SAE, corpus) and feature labels per SAE.
+ * statistics per (model, SAE, corpus), feature labels per SAE (each with all its imported
+ * explanations), steering vectors and presets, training checkpoints. A schema change bumps the
+ * version and rewrites what older versions stored (`upgrade`).
  */
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import type { FeatureStats } from '../sae/corpus-stats';
 import type { SteeringVector } from '../steer/vectors';
 import type { TrainCheckpoint } from '../train/training-run';
+import type { ParsedExplanation } from '../sae/labels';
 
 export interface CorpusRun {
 	key: string; // `${model}|${sae}|${corpus}`
@@ -20,8 +23,20 @@ export interface CorpusRun {
 export interface FeatureLabel {
 	sae: string;
 	feature: number;
+	/** The label shown first: one's own, or the explanation Neuronpedia lists first. */
 	description: string;
 	source: 'neuronpedia' | 'user';
+	/** Every explanation imported for the feature (with scores where the file gave them), in Neuronpedia's order. */
+	explanations: ParsedExplanation[];
+}
+
+/**
+ * A label as version 3 stored it (no `explanations`) in today's shape: an imported label was its
+ * feature's one explanation; one's own label has none.
+ */
+export function upgradeLabel(l: Omit<FeatureLabel, 'explanations'> & { explanations?: ParsedExplanation[] }): FeatureLabel {
+	if (Array.isArray(l.explanations)) return l as FeatureLabel;
+	return { ...l, explanations: l.source === 'neuronpedia' ? [{ feature: l.feature, description: l.description }] : [] };
 }
 
 /** A named steering setup for a model: the `steer=` string and the vectors it uses. */
@@ -44,8 +59,8 @@ interface LoupeDB extends DBSchema {
 let dbPromise: Promise<IDBPDatabase<LoupeDB>> | null = null;
 
 export function db(): Promise<IDBPDatabase<LoupeDB>> {
-	dbPromise ??= openDB<LoupeDB>('loupe', 3, {
-		upgrade(d, oldVersion) {
+	dbPromise ??= openDB<LoupeDB>('loupe', 4, {
+		async upgrade(d, oldVersion, _newVersion, tx) {
 			if (oldVersion < 1) {
 				d.createObjectStore('corpusRuns', { keyPath: 'key' }).createIndex('byModelSae', ['model', 'sae']);
 				d.createObjectStore('labels', { keyPath: ['sae', 'feature'] }).createIndex('bySae', 'sae');
@@ -55,6 +70,10 @@ export function db(): Promise<IDBPDatabase<LoupeDB>> {
 				d.createObjectStore('presets', { keyPath: ['model', 'name'] }).createIndex('byModel', 'model');
 			}
 			if (oldVersion < 3) d.createObjectStore('trainRuns', { keyPath: 'id' });
+			if (oldVersion >= 1 && oldVersion < 4) {
+				// Labels gained `explanations`: rewrite the ones stored before, in the upgrade's own transaction.
+				for (let c = await tx.objectStore('labels').openCursor(); c; c = await c.continue()) await c.update(upgradeLabel(c.value));
+			}
 		}
 	});
 	return dbPromise;
@@ -76,11 +95,12 @@ export async function putLabels(labels: FeatureLabel[]) {
 }
 
 export async function getLabel(sae: string, feature: number): Promise<FeatureLabel | undefined> {
-	return (await db()).get('labels', [sae, feature]);
+	const l = await (await db()).get('labels', [sae, feature]);
+	return l && upgradeLabel(l);
 }
 
 export async function labelsFor(sae: string): Promise<FeatureLabel[]> {
-	return (await db()).getAllFromIndex('labels', 'bySae', sae);
+	return (await (await db()).getAllFromIndex('labels', 'bySae', sae)).map(upgradeLabel);
 }
 
 export async function saveVector(v: SteeringVector) {
