@@ -17,7 +17,8 @@ export default defineConfig(
 			'playwright-report/',
 			'tests/.generated-hub/',
 			'tests/.generated-files/',
-			'static/'
+			'static/',
+			'tests/bench/_scratch/'
 		]
 	},
 	js.configs.recommended,

@@ -30,7 +30,7 @@ export function decodeModel(bytes: Uint8Array): ModelProto {
 	try {
 		return onnx.ModelProto.decode(bytes);
 	} catch (e) {
-		throw new Error(`This is not an ONNX model (the file does not parse as a ModelProto: ${decodeFailure(e)}).`);
+		throw new Error(`This is not an ONNX model (the file does not parse as a ModelProto: ${decodeFailure(e)}).`, { cause: e });
 	}
 }
 
