@@ -72,6 +72,18 @@ describe('weights inside the graph, read in place', () => {
 		});
 		const own = opened.externalData.find((f) => f.path === GRAPH_WEIGHTS)!;
 		expect(own.data).toBe(bytes); // the graph's bytes themselves, not a copy
+		// Nothing decoded still views the graph's bytes (Constant values, small initializers copied
+		// out), so an engine that lets go of them once sessions exist can free them.
+		const views: Uint8Array[] = [];
+		const walk = (o: unknown, seen = new Set<unknown>()) => {
+			if (!o || typeof o !== 'object' || seen.has(o)) return;
+			seen.add(o);
+			if (o instanceof Uint8Array) return void views.push(o);
+			for (const v of Object.values(o)) walk(v, seen);
+		};
+		walk(opened.decoder.graph.model);
+		expect(views.length).toBeGreaterThan(100);
+		expect(views.filter((v) => v.buffer === bytes.buffer).length).toBe(0);
 		for (const hooks of [[], ['blocks.2.hook_resid_pre'], ['blocks.1.hook_attn_out', 'blocks.3.hook_resid_pre', 'blocks.3.hook_mlp_out']]) {
 			const r = await viaRunner(opened, hooks, ids);
 			const diff = maxAbsDiff(r.logits, reference);

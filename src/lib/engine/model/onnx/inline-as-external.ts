@@ -33,7 +33,13 @@ export function inlineWeightsAsExternal(g: GraphIndex, graphBytes: Uint8Array): 
 	for (const t of g.initializers.values()) {
 		if (t.dataLocation === 1) continue; // already external
 		const raw = t.rawData;
-		if (!raw || raw.byteLength < MIN_BYTES || raw.buffer !== graphBytes.buffer) continue;
+		if (!raw || raw.buffer !== graphBytes.buffer) continue;
+		// Small ones are copied out, so that nothing decoded keeps the graph's buffer alive: an engine
+		// that drops the bytes once sessions are built can then free them.
+		if (raw.byteLength < MIN_BYTES) {
+			t.rawData = raw.slice();
+			continue;
+		}
 		const offset = raw.byteOffset - graphBytes.byteOffset;
 		if (offset < 0 || offset + raw.byteLength > graphBytes.byteLength) continue;
 		t.dataLocation = 1;
@@ -46,5 +52,20 @@ export function inlineWeightsAsExternal(g: GraphIndex, graphBytes: Uint8Array): 
 		delete t.rawData;
 		any = true;
 	}
+	if (any) unpinAttributes(g, graphBytes.buffer);
 	return any ? { path: GRAPH_WEIGHTS, data: graphBytes } : null;
+}
+
+/** Copies the bytes fields of node attributes (Constant values, string attributes) that are views into `buffer`. */
+function unpinAttributes(g: GraphIndex, buffer: ArrayBufferLike) {
+	// Only fields that hold bytes of the buffer: an unset field reads protobufjs's shared default, and
+	// assigning it would make it a field the encoder writes.
+	const pinned = (b: Uint8Array | null | undefined): b is Uint8Array => !!b?.length && b.buffer === buffer;
+	const nodes = [...(g.model.graph?.node ?? []), ...(g.model.functions ?? []).flatMap((f) => f.node ?? [])];
+	for (const n of nodes)
+		for (const a of n.attribute ?? []) {
+			if (pinned(a.s)) a.s = a.s.slice();
+			if (a.strings?.some(pinned)) a.strings = a.strings.map((x) => (pinned(x) ? x.slice() : x));
+			for (const t of [a.t, ...(a.tensors ?? [])]) if (t && pinned(t.rawData)) t.rawData = t.rawData.slice();
+		}
 }
