@@ -1,5 +1,6 @@
 import { expect, test } from '@playwright/test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openApp, waitForModel } from './app';
@@ -46,22 +47,29 @@ test('a corpus run gives density, histogram and top examples, survives a reload,
 	await expect(page.getByTestId('token-tooltip')).not.toContainText(`#${dogId} `);
 	await page.getByTestId('hide-dense').uncheck();
 
-	// Labels: a Neuronpedia export (JSONL), search, and a label of one's own.
+	// Labels: a Neuronpedia bulk export (gzipped JSONL, two explanations for one feature), search, and a label of one's own.
 	const dir = mkdtempSync(join(tmpdir(), 'loupe-labels-'));
-	const file = join(dir, 'explanations.jsonl');
+	const file = join(dir, 'batch-0.jsonl.gz');
 	writeFileSync(
 		file,
-		[
-			{ index: String(dogId), description: 'the word saw, as in dog', modelId: 'stories260K' },
-			{ index: 3, description: 'a byte' },
-			{ nope: 1 }
-		]
-			.map((r) => JSON.stringify(r))
-			.join('\n')
+		gzipSync(
+			[
+				{ index: String(dogId), description: 'seeing things', scoreV1: 0.2, modelId: 'stories260K' },
+				{ index: String(dogId), description: 'the word saw, as in dog', scoreV1: 0.9, modelId: 'stories260K' },
+				{ index: 3, description: 'a byte' },
+				{ nope: 1 }
+			]
+				.map((r) => JSON.stringify(r))
+				.join('\n')
+		)
 	);
 	await page.locator('summary', { hasText: 'Labels' }).click();
 	await page.getByTestId('labels-file').setInputFiles(file);
-	await expect(page.getByTestId('labels-note')).toHaveText('Imported 2 labels (1 rows skipped).');
+	await expect(page.getByTestId('labels-note')).toHaveText('Imported 3 explanations of 2 features (1 row skipped).');
+	await expect(card.getByTestId('feature-explanations').locator('li')).toHaveText([
+		/the word saw, as in dog\s+score 0\.90/,
+		/seeing things\s+score 0\.20/
+	]);
 	await page.getByTestId('label-search').fill('DOG');
 	await page.getByRole('button', { name: 'Search' }).click();
 	await page
@@ -73,6 +81,34 @@ test('a corpus run gives density, histogram and top examples, survives a reload,
 	await card.getByTestId('label-input').fill('dogs, in stories');
 	await card.getByRole('button', { name: 'Save label' }).click();
 	await expect(card.getByTestId('feature-label')).toContainText('“dogs, in stories” your label');
+	await expect(card.getByTestId('feature-explanations').locator('li')).toHaveCount(2);
+
+	// The feature as Neuronpedia feature JSON, opened again from the file as an offline page.
+	const download = page.waitForEvent('download');
+	await card.getByTestId('feature-export').click();
+	const saved = await (await download).path();
+	const json = JSON.parse(readFileSync(saved, 'utf8'));
+	expect(json).toMatchObject({ modelId: 'stories260K', index: String(dogId), hookName: 'blocks.0.hook_resid_pre' });
+	await page
+		.getByTestId('neuronpedia-file')
+		.setInputFiles({ name: 'feature.json', mimeType: 'application/json', buffer: readFileSync(saved) });
+	const page2 = page.getByTestId('imported-feature-card');
+	await expect(page2).toHaveAttribute('data-feature', String(dogId));
+	await expect(page2.getByTestId('imported-from')).toContainText(`stories260K/${json.layer}/${dogId}, from feature.json`);
+	await expect(page2.getByTestId('feature-explanations').locator('li')).toHaveCount(3);
+	await expect(page2.getByTestId('top-examples').locator('li')).toHaveCount(2);
+	await expect(page2.getByTestId('feature-density')).toHaveText(await card.getByTestId('feature-density').innerText());
+	for (const [w, h] of [
+		[1280, 800],
+		[1920, 1080]
+	]) {
+		await page.setViewportSize({ width: w, height: h });
+		await card.scrollIntoViewIfNeeded();
+		await page.screenshot({ path: `tests/screenshots/feature-card-explanations-${w}.png` });
+		await page2.scrollIntoViewIfNeeded();
+		await page.screenshot({ path: `tests/screenshots/neuronpedia-import-${w}.png` });
+	}
+	await page.getByTestId('imported-close').click();
 
 	// A reload restores the corpus statistics from IndexedDB, without running again.
 	await page.reload();

@@ -186,6 +186,8 @@ describe('an SAE by its SAELens release id, with sparsity.safetensors, labels an
 		const card = fromNeuronpediaFeature(parseNeuronpediaFeature(new TextEncoder().encode(text), fileName), fileName);
 		expect(card.imported).toEqual({ modelId: 'gpt2-small', layer: '1-res-jb', file: fileName });
 		expect(card.feature).toBe(2);
+		expect(card.neuronpediaId).toBe('gpt2-small/1-res-jb'); // a source Neuronpedia hosts: the card links there
+		expect(fromNeuronpediaFeature({ ...parseNeuronpediaFeature(text), layer: '1-loupe-8' }, fileName).neuronpediaId).toBeUndefined();
 		expect(card.density).toEqual({ value: json.frac_nonzero, source: 'Neuronpedia' });
 		expect(card.positiveLogits.map((x) => [x.piece, x.value])).toEqual(shown.positiveLogits.map((x) => [x.piece, x.value]));
 		expect(card.negativeLogits.map((x) => x.piece)).toEqual(shown.negativeLogits.map((x) => x.piece));

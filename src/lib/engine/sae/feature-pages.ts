@@ -108,7 +108,8 @@ export function fromNeuronpediaFeature(f: NeuronpediaFeature, file: string): Fea
 				}
 			: null,
 		density: density === null ? null : { value: density, source: 'Neuronpedia' },
-		neuronpediaId: `${f.modelId}/${f.layer}`,
+		// A page Loupe wrote for an SAE Neuronpedia does not host (source id `{layer}-loupe-{width}`) links nowhere.
+		neuronpediaId: /-loupe-\d+$/.test(f.layer) ? undefined : `${f.modelId}/${f.layer}`,
 		corpus:
 			examples.length || f.histogram || density !== null
 				? {
