@@ -35,15 +35,15 @@ export function findUnembedding(d: ExportedDecoder, externalData: Files): { clas
 	const init = g.initializers.get(name);
 	const head = init && rawOf(init, externalData);
 	if (!head || head.bytes.byteLength !== V * D * head.width) return null;
-	if (transposed) return { classifier: toFloats(head, words(head, 0, V * D)) }; // already [V, D]
+	if (transposed) return { classifier: toFloats(head, words(head, 0, V * D)), normWeight: null }; // already [V, D]
 	// [D, V]: a tied head's transposed copy is answered with the embedding itself.
 	const embInit = name === d.trace.embedding ? undefined : g.initializers.get(d.trace.embedding);
 	const emb = embInit && rawOf(embInit, externalData);
 	if (emb && emb.width === head.width && emb.bytes.byteLength === head.bytes.byteLength) {
 		const e = words(emb, 0, V * D);
-		if (isTransposeOf(head, e, V, D)) return { classifier: toFloats(emb, e) };
+		if (isTransposeOf(head, e, V, D)) return { classifier: toFloats(emb, e), normWeight: null };
 	}
-	return { classifier: transpose(head, D, V) };
+	return { classifier: transpose(head, D, V), normWeight: null };
 }
 
 interface Raw {
