@@ -172,8 +172,9 @@ export async function openExport(
 	fetchSidecar: (path: string) => Promise<ArrayBuffer>,
 	tokenizerJson: Json,
 	tokenizerConfig: Json,
-	config: Json
+	config: Json,
+	options: OpenGraphOptions = {}
 ): Promise<OpenedExport> {
-	const opened = await openExportGraph(graph, graphName, fetchSidecar, config);
+	const opened = await openExportGraph(graph, graphName, fetchSidecar, config, options);
 	return { ...opened, tokenizer: new HubTokenizer(tokenizerJson, tokenizerConfig, config) };
 }
