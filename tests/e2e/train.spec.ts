@@ -1,20 +1,28 @@
 // Training an SAE in the tab: a short run on stories260K, metrics that move, a reload mid-run and a
-// resume from the checkpoint, then the SAE opens in the explorer and downloads in SAELens format.
+// resume from the checkpoint, then the SAE opens in the explorer and downloads in SAELens format
+// (cfg.json, sae_weights.safetensors and sparsity.safetensors).
 import { expect, test, type Locator, type Page } from '@playwright/test';
 import { readFileSync } from 'node:fs';
 import { hub } from './app';
 import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
+import { readSparsity } from '../../src/lib/engine/sae/formats/sparsity';
 import { publishedGreedy256 } from '../fixtures';
 
-/** Clicks the run's Download and reads the two files with Loupe's SAELens reader (the explorer's). */
+/** Clicks the run's Download and reads the three files with Loupe's SAELens readers (the explorer's). */
 async function downloadSaeLens(page: Page, run: Locator) {
-	const downloads: string[] = [];
-	page.on('download', async (d) => downloads.push((await d.path())!));
+	const downloads = new Map<string, string>();
+	page.on('download', async (d) => downloads.set(d.suggestedFilename(), (await d.path())!));
 	await run.getByTestId('run-download').click();
-	await expect.poll(() => downloads.length).toBe(2);
-	const cfgPath = downloads.find((p) => readFileSync(p).subarray(0, 1).toString() === '{')!;
-	const w = readFileSync(downloads.find((p) => p !== cfgPath)!);
-	return readSaeLens(readFileSync(cfgPath, 'utf8'), w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer);
+	await expect.poll(() => [...downloads.keys()].sort()).toEqual(['cfg.json', 'sae_weights.safetensors', 'sparsity.safetensors']);
+	const bytes = (name: string) => {
+		const b = readFileSync(downloads.get(name)!);
+		return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+	};
+	const sae = readSaeLens(readFileSync(downloads.get('cfg.json')!, 'utf8'), bytes('sae_weights.safetensors'));
+	// log10 densities from training, one per latent, as SAELens writes them (≤ 0; −10 for a latent that never fired).
+	const logSparsity = readSparsity(bytes('sparsity.safetensors'), sae.cfg.dSae);
+	expect(logSparsity.every((l) => l <= 0 && l >= -10 - 1e-6)).toBe(true);
+	return sae;
 }
 
 test('train, reload mid-run, resume from the checkpoint, open in the explorer, download for SAELens', async ({ page }) => {
