@@ -4,7 +4,8 @@
 // per-token densities the density filter reads), the Neuronpedia id; labels imported from a gzipped
 // Neuronpedia JSONL with several explanations per feature (counted apart, all kept, Neuronpedia's
 // order); a feature written as Neuronpedia feature JSON and read back as an offline card; labels as
-// explanation JSONL; and labels stored by version 3 of the database upgraded to today's shape.
+// explanation JSONL; a corpus run with an SAE at a hook inside a layer (mlp_out) against a plain TS
+// encoder on the reference forward; and labels stored by version 3 of the database upgraded.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -20,6 +21,8 @@ import { parseNeuronpediaExplanations } from '../../src/lib/engine/sae/labels';
 import { upgradeLabel, type FeatureLabel } from '../../src/lib/engine/store/db';
 import { stories260KDir } from '../fixtures';
 import { maxAbsDiff } from '../numeric';
+import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
+import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
 
 const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
 g.self ??= globalThis;
@@ -32,6 +35,7 @@ const labels = new Map<string, FeatureLabel>();
 vi.mock('../../src/lib/engine/store/db', async (original) => ({
 	...(await original<object>()),
 	latestCorpusRun: async () => undefined,
+	saveCorpusRun: async () => {},
 	putLabels: async (ls: FeatureLabel[]) => ls.forEach((l) => labels.set(`${l.sae}|${l.feature}`, structuredClone(l))),
 	getLabel: async (sae: string, f: number) => labels.get(`${sae}|${f}`),
 	labelsFor: async (sae: string) => [...labels.values()].filter((l) => l.sae === sae)
@@ -209,6 +213,70 @@ describe('an SAE by its SAELens release id, with sparsity.safetensors, labels an
 			[5, 'once upon']
 		]);
 		for (const line of text.trim().split('\n')) expect(JSON.parse(line)).toMatchObject({ modelId: 'gpt2-small', layer: '1-res-jb' });
+	});
+});
+
+describe('a corpus run with an SAE at blocks.1.hook_mlp_out', () => {
+	it("counts what a plain TS ReLU encoder gives on the reference forward's mlp_out, context by context", { timeout: 120_000 }, async () => {
+		const session = new ModelSession();
+		await session.loadFromFiles([fileAt('stories260K.bin'), fileAt('tok512.bin')]);
+		const explorer = new SaeExplorer(session);
+		const hook = 'blocks.1.hook_mlp_out';
+		const wEnc = Array.from({ length: D_IN * D_SAE }, (_, i) => 0.8 * Math.sin(0.37 * i + 1));
+		const bEnc = Array.from({ length: D_SAE }, (_, j) => 0.05 - 0.02 * j);
+		const cfg = {
+			d_in: D_IN,
+			d_sae: D_SAE,
+			hook_name: hook,
+			model_name: 'stories260K',
+			dtype: 'float32',
+			architecture: 'standard',
+			apply_b_dec_to_input: false,
+			normalize_activations: 'none'
+		};
+		const weights = safetensors({
+			W_enc: { shape: [D_IN, D_SAE], data: wEnc },
+			W_dec: { shape: [D_SAE, D_IN], data: Array(D_SAE * D_IN).fill(0.01) },
+			b_enc: { shape: [D_SAE], data: bEnc },
+			b_dec: { shape: [D_IN], data: Array(D_IN).fill(0) }
+		});
+		const info = await explorer.loadFromFiles([
+			new File([JSON.stringify(cfg)], 'cfg.json'),
+			new File([weights], 'sae_weights.safetensors')
+		]);
+		expect(info.cfg.hookName).toBe(hook);
+		expect(session.requireModel().info.cutAt).toEqual([hook]);
+		const text = 'Once upon a time there was a cat.\nThe little dog ran to the park.\nLily saw a big red ball.';
+		const summary = await explorer.runCorpus({ name: 'pasted text', text }, () => {});
+		const run = session.requireModel().sae!.run!;
+		expect(summary.contexts).toBe(3);
+		// The reference: mlp_out of layer 1 at every position (BOS left out), ReLU(x · W_enc + b_enc) in float64.
+		const ckpt = readLlama2cCheckpoint(readFileSync(resolve(stories260KDir, 'stories260K.bin')).buffer as ArrayBuffer, 'stories260K.bin');
+		const fires = new Array(D_SAE).fill(0);
+		const maxAct = new Array(D_SAE).fill(0);
+		let tokens = 0;
+		for (const ids of run.contexts) {
+			const ref = new ReferenceLlama(ckpt);
+			ids.forEach((id, t) => {
+				ref.step(id);
+				if (t === 0) return;
+				tokens++;
+				const x = ref.sublayer[1].mlp_out;
+				for (let j = 0; j < D_SAE; j++) {
+					let pre = bEnc[j];
+					for (let i = 0; i < D_IN; i++) pre += x[i] * wEnc[i * D_SAE + j];
+					if (pre > 0) fires[j]++;
+					maxAct[j] = Math.max(maxAct[j], pre);
+				}
+			});
+		}
+		console.log(`corpus run at ${hook}: ${tokens} tokens; max |Δ max activation| ${maxAbsDiff(run.stats.maxAct, maxAct).toExponential(2)}`);
+		expect(run.stats.tokens).toBe(tokens);
+		expect(maxAbsDiff(run.stats.maxAct, maxAct)).toBeLessThan(1e-4);
+		expect(Math.max(...maxAct)).toBeGreaterThan(0.1);
+		expect([...run.stats.fires]).toEqual(fires);
+		const d = await explorer.feature(fires.indexOf(Math.max(...fires)), 3);
+		expect(d.density).toEqual({ value: Math.fround(Math.max(...fires) / tokens), source: 'corpus' }); // stored as fp32
 	});
 });
 
