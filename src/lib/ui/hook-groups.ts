@@ -3,7 +3,7 @@
  * mlp_out, resid_post), each labelled by its kind, so resid_pre is findable among them; and the
  * default hook a picker starts at, which stays on the residual stream.
  */
-import { parseHook } from '$lib/engine/model/hooks';
+import { parseHook } from '../engine/model/hooks';
 
 export interface HookGroup {
 	label: string;
