@@ -242,7 +242,7 @@ describe('a corpus run with an SAE at blocks.1.hook_mlp_out', () => {
 		});
 		const info = await explorer.loadFromFiles([
 			new File([JSON.stringify(cfg)], 'cfg.json'),
-			new File([weights], 'sae_weights.safetensors')
+			new File([new Uint8Array(weights)], 'sae_weights.safetensors')
 		]);
 		expect(info.cfg.hookName).toBe(hook);
 		expect(session.requireModel().info.cutAt).toEqual([hook]);
