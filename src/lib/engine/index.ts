@@ -4,7 +4,8 @@
  * message for people (see errors.ts). The work is done by one module per capability, composed here:
  *
  *   model/session.ts          the loaded model, its cuts, ORT's device, the lock; generating
- *   sae/explorer.ts           SAEs: attach, analyse, feature cards, corpus runs, labels
+ *   sae/attach.ts             SAEs: load from a hub folder, a release id, files; attach at the hook
+ *   sae/explorer.ts           SAEs: analyse, feature cards, corpus runs, labels
  *   steer/steering.ts         steering setups, contrast vectors, presets, side by side
  *   train/trainer-service.ts  SAE training runs
  *   bench/benchmarks.ts       benchmarks on this device

@@ -1,7 +1,6 @@
 /**
- * The SAE explorer: attaching an SAE to the loaded model (from a hub folder, files, or a trained
- * run's SAELens files), analysing a prompt (each token's top features, the reconstruction error),
- * a feature's card (activations, logit effects, nearest features, label, density, corpus statistics
+ * The SAE explorer: attaching an SAE to the loaded model (delegated to attach.ts), analysing a
+ * prompt (each token's top features, the reconstruction error), a feature's card (activations, logit effects, nearest features, label, density, corpus statistics
  * and top examples), corpus runs kept in IndexedDB, labels (Neuronpedia explanations, several per
  * feature, or one's own), and a feature or the labels written out as Neuronpedia files. The SAE
  * itself lives on the loaded model.
@@ -10,19 +9,18 @@ import { LoupeError } from '../errors';
 import type { HookName } from '../model/hooks';
 import type { Loaded, ModelSession } from '../model/session';
 import { corpusContexts, type CorpusProgress, type CorpusSpec } from '../model/corpus-contexts';
-import { readSaeFiles, type ReadSae, type SaeFile } from './load';
-import { readReleaseFiles, resolveSaeLensRelease } from './saelens-registry';
-import { checkSaeFitsModel } from './validate';
-import { SaeSession } from './session';
-import { describePreprocessing, type SaeConfig } from './config';
+import type { SaeSession } from './session';
+import type { SaeFile } from './load';
+import { attachSae, loadSaeFromFiles, loadSaeFromHub, loadSaeFromRelease, summarize } from './attach';
+import type { SaeConfig } from './config';
 import type { RankedItem } from './features';
 import type { ReconMetrics } from './reconstruction';
 import { HIST_BINS, TOP_EXAMPLES, featureDensities, featureHistogram, histBinRange } from './corpus-stats';
 import { byNeuronpediaOrder, parseNeuronpediaExplanations, type ParsedExplanation } from './labels';
 import { explanationsJsonl, featureDashboardJson } from './neuronpedia';
 import { neuronpediaSource, toNeuronpediaFeature, type FeatureDetails, type TopExample } from './feature-pages';
-import { getLabel, labelsFor, latestCorpusRun, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from '../store/db';
-import { deleteCachedFile, fetchModelFile, hubFileUrl, type DownloadProgress } from '../store/model-cache';
+import { getLabel, labelsFor, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from '../store/db';
+import type { DownloadProgress } from '../store/model-cache';
 
 export interface SaeInfo {
 	name: string;
@@ -73,10 +71,6 @@ export interface AnalyzedToken {
 	features: RankedItem[]; // the token's top features, strongest first
 }
 
-function summarize(run: CorpusRun): CorpusSummary {
-	return { corpus: run.corpus, contexts: run.contexts.length, tokens: run.stats.tokens, createdAt: run.createdAt };
-}
-
 export class SaeExplorer {
 	constructor(private session: ModelSession) {}
 
@@ -87,132 +81,24 @@ export class SaeExplorer {
 		return { m, sae: m.sae };
 	}
 
-	/** Loads an SAE from a hub folder: SAELens files first, then Gemma Scope, then Gemma Scope 2. */
-	async loadFromHub(req: SaeFromHub, onProgress: (p: DownloadProgress) => void): Promise<SaeInfo> {
-		this.session.requireModel();
-		const url = (file: string) => hubFileUrl(req.hub, req.repo, req.revision ?? 'main', `${req.folder.replace(/\/+$/, '')}/${file}`);
-		const get = async (file: string): Promise<SaeFile | null> => {
-			try {
-				return { name: `${req.folder}/${file}`, buffer: (await fetchModelFile(url(file), onProgress)).buffer };
-			} catch (e) {
-				if (e instanceof LoupeError && e.code === 'not-found') return null;
-				throw e;
-			}
-		};
-		let files: SaeFile[];
-		const cfg = await get('cfg.json');
-		// sparsity.safetensors is optional, as SAE.from_pretrained treats it.
-		if (cfg)
-			files = [cfg, (await get('sae_weights.safetensors')) ?? cfg, ...[await get('sparsity.safetensors')].filter((f): f is SaeFile => !!f)];
-		else {
-			const npz = await get('params.npz');
-			if (npz) files = [npz];
-			else {
-				const params = await get('params.safetensors');
-				const config = params && (await get('config.json'));
-				files = [params, config].filter((f): f is SaeFile => !!f);
-			}
-		}
-		if (!files.length)
-			throw new LoupeError(
-				'not-found',
-				`No SAE files were found in ${req.repo}/${req.folder} (looked for cfg.json, params.npz and params.safetensors).`,
-				'Check the repository and folder names.'
-			);
-		try {
-			// Gemma Scope 1 names the hook site in the repository, not the folder.
-			return await this.attachRead(() => readSaeFiles(files, { hookName: req.hookName, repo: req.repo }), `${req.repo}/${req.folder}`);
-		} catch (e) {
-			// Files that do not parse must not be served from the cache next time.
-			if (e instanceof LoupeError && e.code === 'not-an-sae')
-				await Promise.all(files.map((f) => deleteCachedFile(url(f.name.split('/').pop()!))));
-			throw e;
-		}
+	/** Loads an SAE from a hub folder: SAELens files first, then Gemma Scope, then Gemma Scope 2 (attach.ts). */
+	loadFromHub(req: SaeFromHub, onProgress: (p: DownloadProgress) => void): Promise<SaeInfo> {
+		return loadSaeFromHub(this.session, req, onProgress);
 	}
 
-	/** Loads an SAE from files the user picked (an SAELens folder's files, a params.npz, …). */
-	async loadFromFiles(files: File[], hookName?: string): Promise<SaeInfo> {
-		this.session.requireModel();
-		const read = await Promise.all(files.map(async (f) => ({ name: f.webkitRelativePath || f.name, buffer: await f.arrayBuffer() })));
-		return this.attach(read, files.map((f) => f.name).join(' + '), hookName);
+	/** Loads an SAE from files the user picked. */
+	loadFromFiles(files: File[], hookName?: string): Promise<SaeInfo> {
+		return loadSaeFromFiles(this.session, files, hookName);
 	}
 
-	/**
-	 * Loads an SAE by its SAELens release and SAE id (`gpt2-small-res-jb`, `blocks.8.hook_resid_pre`),
-	 * resolved as SAE.from_pretrained resolves them: the release's repository and folder, its config
-	 * overrides and the SAE's Neuronpedia id; optional files (sparsity.safetensors) may be missing.
-	 */
-	async loadFromRelease(req: { hub: string; release: string; saeId: string }, onProgress: (p: DownloadProgress) => void): Promise<SaeInfo> {
-		this.session.requireModel();
-		const r = resolveSaeLensRelease(req.release, req.saeId);
-		const url = (file: string) => hubFileUrl(req.hub, r.repo, 'main', `${r.folder}/${file}`);
-		const get = async (file: string, optional: boolean): Promise<SaeFile | null> => {
-			try {
-				return { name: `${r.folder}/${file}`, buffer: (await fetchModelFile(url(file), onProgress)).buffer };
-			} catch (e) {
-				if (optional && e instanceof LoupeError && e.code === 'not-found') return null;
-				if (e instanceof LoupeError && e.code === 'not-found')
-					throw new LoupeError(
-						'not-found',
-						`${r.repo}/${r.folder} has no ${file}, which release ${r.release} says is there.`,
-						'Check the hub (or its mirror) in Settings; the release may have moved.'
-					);
-				throw e;
-			}
-		};
-		const files = [
-			...(await Promise.all(r.files.map((f) => get(f, false)))),
-			...(await Promise.all(r.optional.map((f) => get(f, true))))
-		].filter((f): f is SaeFile => !!f);
-		try {
-			return await this.attachRead(() => readReleaseFiles(r, files), `${r.repo}/${r.folder}`);
-		} catch (e) {
-			if (e instanceof LoupeError && e.code === 'not-an-sae')
-				await Promise.all(files.map((f) => deleteCachedFile(url(f.name.split('/').pop()!))));
-			throw e;
-		}
+	/** Loads an SAE by its SAELens release and SAE id. */
+	loadFromRelease(req: { hub: string; release: string; saeId: string }, onProgress: (p: DownloadProgress) => void): Promise<SaeInfo> {
+		return loadSaeFromRelease(this.session, req, onProgress);
 	}
 
 	/** Attaches an SAE to the loaded model from its files (a trained run's SAELens files). */
 	attach(files: SaeFile[], source: string, hookName?: string): Promise<SaeInfo> {
-		return this.attachRead(() => readSaeFiles(files, { hookName }), source);
-	}
-
-	/** Attaches the SAE `read` gives, cutting the model at its hook (under the lock: not while it writes). */
-	private attachRead(read: () => ReadSae, source: string): Promise<SaeInfo> {
-		return this.session.locked(async () => {
-			const m = this.session.requireModel();
-			const c = m.source.shape;
-			if (m.source.dtype !== 'float32')
-				throw new LoupeError(
-					'model-failed',
-					`${m.info.name} computes its residual stream in ${m.source.dtype}; Loupe's SAE and steering kernels read fp32.`,
-					'Open the fp32 export of this model to use SAEs with it.'
-				);
-			const { cfg, weights, logSparsity } = read();
-			checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel, hooks: m.source.hooks });
-			const hook = this.session.canonical(m, cfg.hookName);
-			// The model must be cut at the SAE's hook so the residual can be read there.
-			await this.session.ensureCuts(m, [hook]);
-			const device = m.runner.backend === 'webgpu' ? await this.session.gpuDevice() : null;
-			const unembed = { normWeight: null, ...(m.source.unembedding ?? { classifier: new Float32Array(c.vocabSize * c.dModel) }) };
-			const session = await SaeSession.create(cfg, weights, device, { vocabSize: c.vocabSize, dModel: c.dModel, ...unembed });
-			m.sae?.session.destroy();
-			const key = `${source}|${cfg.hookName}|${cfg.dSae}`;
-			const run = (await latestCorpusRun(m.info.id, key).catch(() => undefined)) ?? null;
-			const info: SaeInfo = {
-				name: cfg.name,
-				cfg,
-				preprocessing: describePreprocessing(cfg),
-				source,
-				onGpu: session.onGpu,
-				corpus: run && summarize(run),
-				logSparsity,
-				densitySource: run ? 'corpus' : logSparsity ? 'sparsity.safetensors' : null
-			};
-			m.sae = { session, info, hook, key, run, logSparsity };
-			return info;
-		});
+		return attachSae(this.session, files, source, hookName);
 	}
 
 	/** Runs the prompt and returns each token with its top `k` SAE features, and the reconstruction error. */
