@@ -11,7 +11,12 @@ import { vitePreprocess } from '@sveltejs/vite-plugin-svelte';
  * comes with its script's HTTP response): hosts that can set headers should send this same policy
  * for /_app/ too.
  */
-const hubOrigins = ['https://huggingface.co', 'https://*.huggingface.co', 'https://*.hf.co', ...(process.env.LOUPE_HUB_ORIGINS ?? '').split(/\s+/).filter(Boolean)];
+const hubOrigins = [
+	'https://huggingface.co',
+	'https://*.huggingface.co',
+	'https://*.hf.co',
+	...(process.env.LOUPE_HUB_ORIGINS ?? '').split(/\s+/).filter(Boolean)
+];
 
 /** @type {import('@sveltejs/kit').Config} */
 export default {

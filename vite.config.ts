@@ -26,7 +26,11 @@ export default defineConfig({
 				test: {
 					name: 'gpu',
 					testTimeout: 120_000,
-					provide: { stories260KDir, onnxExportsDir: resolve(fixturesDir, 'onnx-exports'), fullSynthetic: process.env.LOUPE_FULL_SYNTHETIC === '1' },
+					provide: {
+						stories260KDir,
+						onnxExportsDir: resolve(fixturesDir, 'onnx-exports'),
+						fullSynthetic: process.env.LOUPE_FULL_SYNTHETIC === '1'
+					},
 					include: ['tests/gpu/**/*.test.ts'],
 					browser: {
 						enabled: true,

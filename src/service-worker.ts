@@ -56,7 +56,8 @@ sw.addEventListener('fetch', (event) => {
 			const cache = await caches.open(SHELL);
 			// The page itself, under any query string (?prompt=…), is the prerendered shell.
 			const key = req.mode === 'navigate' ? new URL(url.pathname, url.origin).href : req;
-			const hit = (await cache.match(key)) ?? (req.mode === 'navigate' ? await cache.match(new URL(sw.registration.scope).pathname) : undefined);
+			const hit =
+				(await cache.match(key)) ?? (req.mode === 'navigate' ? await cache.match(new URL(sw.registration.scope).pathname) : undefined);
 			if (hit) return hit;
 			const res = await fetch(req);
 			// Content-hashed build output never changes: keep any we missed for the next offline start.

@@ -17,7 +17,8 @@ export function vocabulary() {
 	const c = 'bdfgklmnprstvz';
 	const v = 'aeiou';
 	const words = [];
-	for (let i = 0; words.length < 999; i++) words.push(c[i % 14] + v[Math.floor(i / 14) % 5] + c[Math.floor(i / 70) % 14] + (i >= 980 ? 'x' : ''));
+	for (let i = 0; words.length < 999; i++)
+		words.push(c[i % 14] + v[Math.floor(i / 14) % 5] + c[Math.floor(i / 70) % 14] + (i >= 980 ? 'x' : ''));
 	return [...words, '<|endoftext|>'];
 }
 
@@ -28,7 +29,8 @@ export function chatVocabulary() {
 }
 export const CHAT_REPO = 'onnx-community/gemma-3-270m-it-ONNX';
 // Gemma's chat template, in the shape Gemma's tokenizer_config.json has it (shortened).
-export const CHAT_TEMPLATE = "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }} {{ m.content }} <end_of_turn> {% endfor %}{% if add_generation_prompt %}<start_of_turn>model {% endif %}";
+export const CHAT_TEMPLATE =
+	"{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }} {{ m.content }} <end_of_turn> {% endfor %}{% if add_generation_prompt %}<start_of_turn>model {% endif %}";
 
 export function writeExportRepo(repo = EXPORT_REPO, chat = false) {
 	const dir = resolve(here, '.generated-hub', repo, 'resolve/main');
@@ -38,15 +40,47 @@ export function writeExportRepo(repo = EXPORT_REPO, chat = false) {
 	const words = chat ? chatVocabulary() : vocabulary();
 	const special = chat ? [0, 1, EOS] : [EOS];
 	const tokenizer = {
-		version: '1.0', truncation: null, padding: null,
-		added_tokens: special.map((id) => ({ id, content: words[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-		normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null,
+		version: '1.0',
+		truncation: null,
+		padding: null,
+		added_tokens: special.map((id) => ({
+			id,
+			content: words[id],
+			single_word: false,
+			lstrip: false,
+			rstrip: false,
+			normalized: false,
+			special: true
+		})),
+		normalizer: null,
+		pre_tokenizer: { type: 'WhitespaceSplit' },
+		post_processor: null,
 		decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
 		model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<|endoftext|>' }
 	};
 	writeFileSync(resolve(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-	writeFileSync(resolve(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|endoftext|>', eos_token: '<|endoftext|>', model_max_length: 512, ...(chat ? { chat_template: CHAT_TEMPLATE } : {}) }));
-	writeFileSync(resolve(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 5, n_embd: 32, n_head: 4, n_positions: 512, vocab_size: 1000, bos_token_id: EOS, eos_token_id: EOS }));
+	writeFileSync(
+		resolve(dir, 'tokenizer_config.json'),
+		JSON.stringify({
+			bos_token: '<|endoftext|>',
+			eos_token: '<|endoftext|>',
+			model_max_length: 512,
+			...(chat ? { chat_template: CHAT_TEMPLATE } : {})
+		})
+	);
+	writeFileSync(
+		resolve(dir, 'config.json'),
+		JSON.stringify({
+			model_type: 'gpt2',
+			n_layer: 5,
+			n_embd: 32,
+			n_head: 4,
+			n_positions: 512,
+			vocab_size: 1000,
+			bos_token_id: EOS,
+			eos_token_id: EOS
+		})
+	);
 	return dir;
 }
 
@@ -59,15 +93,33 @@ export function llamaExportFiles() {
 	const dir = resolve(here, '.generated-files/llama-export');
 	mkdirSync(dir, { recursive: true });
 	const words = Array.from({ length: 32000 }, (_, i) => (i === 2 ? '</s>' : i === 1 ? '<s>' : `t${i}`));
-	writeFileSync(resolve(dir, 'tokenizer.json'), JSON.stringify({
-		version: '1.0', truncation: null, padding: null,
-		added_tokens: [1, 2].map((id) => ({ id, content: words[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-		normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null,
-		decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-		model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<s>' }
-	}));
+	writeFileSync(
+		resolve(dir, 'tokenizer.json'),
+		JSON.stringify({
+			version: '1.0',
+			truncation: null,
+			padding: null,
+			added_tokens: [1, 2].map((id) => ({
+				id,
+				content: words[id],
+				single_word: false,
+				lstrip: false,
+				rstrip: false,
+				normalized: false,
+				special: true
+			})),
+			normalizer: null,
+			pre_tokenizer: { type: 'WhitespaceSplit' },
+			post_processor: null,
+			decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
+			model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<s>' }
+		})
+	);
 	writeFileSync(resolve(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }));
-	writeFileSync(resolve(dir, 'config.json'), JSON.stringify({ model_type: 'llama', bos_token_id: 1, eos_token_id: 2, max_position_embeddings: 2048 }));
+	writeFileSync(
+		resolve(dir, 'config.json'),
+		JSON.stringify({ model_type: 'llama', bos_token_id: 1, eos_token_id: 2, max_position_embeddings: 2048 })
+	);
 	const exportDir = resolve(fixturesDir, 'onnx-exports/llama_modelbuilder_fp16');
 	return {
 		graph: resolve(exportDir, 'model.onnx'),

@@ -47,7 +47,8 @@ export function withAdd(bytes: Uint8Array, tensor: string | null, v: Float32Arra
 		);
 		g.node.push({ name: 'test/add', opType: 'Add', input: [tensor, 'test/v'], output: [steered] });
 	}
-	for (const t of extra) if (!g.output.some((o) => o.name === t)) g.output.push({ name: t, type: { tensorType: { elemType: fp16 ? 10 : 1 } } });
+	for (const t of extra)
+		if (!g.output.some((o) => o.name === t)) g.output.push({ name: t, type: { tensorType: { elemType: fp16 ? 10 : 1 } } });
 	return encodeModel(model);
 }
 

@@ -6,7 +6,10 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const stories260KDir = resolve(process.env.LOUPE_FIXTURES ?? resolve(here, '../../shared/fixtures'), 'hub/karpathy/tinyllamas/resolve/main/stories260K');
+const stories260KDir = resolve(
+	process.env.LOUPE_FIXTURES ?? resolve(here, '../../shared/fixtures'),
+	'hub/karpathy/tinyllamas/resolve/main/stories260K'
+);
 const generatedHub = resolve(here, '.generated-hub');
 export const TEST_REPO = 'loupe-tests/stories260K-saes';
 
@@ -71,10 +74,31 @@ export function writeTestSaes() {
 		b_enc: { shape: [dSae], data: new Float32Array(dSae).fill(-0.5) },
 		b_dec: { shape: [dIn], data: new Float32Array(dIn) }
 	};
-	const cfg = { architecture: 'standard', d_in: dIn, d_sae: dSae, dtype: 'float32', apply_b_dec_to_input: false, normalize_activations: 'none', metadata: { model_name: 'stories260K', hook_name: 'blocks.0.hook_resid_pre', model_from_pretrained_kwargs: { center_writing_weights: false } } };
+	const cfg = {
+		architecture: 'standard',
+		d_in: dIn,
+		d_sae: dSae,
+		dtype: 'float32',
+		apply_b_dec_to_input: false,
+		normalize_activations: 'none',
+		metadata: {
+			model_name: 'stories260K',
+			hook_name: 'blocks.0.hook_resid_pre',
+			model_from_pretrained_kwargs: { center_writing_weights: false }
+		}
+	};
 	writeSae('token-detector', cfg, tensors);
 	// The same SAE declared for a 32-wide model: must be refused on stories260K (d_model 64).
-	writeSae('wrong-width', { ...cfg, d_in: 32 }, { ...tensors, W_enc: { shape: [32, dSae], data: wEnc.subarray(0, 32 * dSae) }, W_dec: { shape: [dSae, 32], data: wDec.subarray(0, dSae * 32) }, b_dec: { shape: [32], data: new Float32Array(32) } });
+	writeSae(
+		'wrong-width',
+		{ ...cfg, d_in: 32 },
+		{
+			...tensors,
+			W_enc: { shape: [32, dSae], data: wEnc.subarray(0, 32 * dSae) },
+			W_dec: { shape: [dSae, 32], data: wDec.subarray(0, dSae * 32) },
+			b_dec: { shape: [32], data: new Float32Array(32) }
+		}
+	);
 	// Cut short: its safetensors header promises more data than there is.
 	writeSae('truncated', cfg, tensors, 40_000);
 	// The same directions read at the last layer's output (blocks.4.hook_resid_post): there W_dec[v]

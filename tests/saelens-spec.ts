@@ -41,14 +41,31 @@ export function parseSafetensors(buf: ArrayBuffer | Uint8Array): State {
 	return out;
 }
 
-const LLM_METADATA_KEYS = ['model_name', 'hook_name', 'model_class_name', 'hook_head_index', 'model_from_pretrained_kwargs', 'prepend_bos', 'exclude_special_tokens', 'neuronpedia_id', 'context_size', 'seqpos_slice', 'dataset_path', 'sae_lens_version', 'sae_lens_training_version', 'hook_name_out', 'hook_head_index_out'];
+const LLM_METADATA_KEYS = [
+	'model_name',
+	'hook_name',
+	'model_class_name',
+	'hook_head_index',
+	'model_from_pretrained_kwargs',
+	'prepend_bos',
+	'exclude_special_tokens',
+	'neuronpedia_id',
+	'context_size',
+	'seqpos_slice',
+	'dataset_path',
+	'sae_lens_version',
+	'sae_lens_training_version',
+	'hook_name_out',
+	'hook_head_index_out'
+];
 
 /** handle_config_defaulting: no version (top level or metadata) or < 6 → metadata rebuilt from top-level keys. */
 export function saeLensDefaulting(cfg: Json): Json {
 	const v = cfg.sae_lens_version || cfg.metadata?.sae_lens_version;
 	if (v && Number(String(v).split('.')[0]) >= 6) return cfg;
 	const n: Json = {};
-	for (const [k, val] of Object.entries(cfg)) n[{ hook_point: 'hook_name', hook_point_head_index: 'hook_head_index', activation_fn_str: 'activation_fn' }[k] ?? k] = val;
+	for (const [k, val] of Object.entries(cfg))
+		n[{ hook_point: 'hook_name', hook_point_head_index: 'hook_head_index', activation_fn_str: 'activation_fn' }[k] ?? k] = val;
 	n.architecture ??= 'standard';
 	n.apply_b_dec_to_input ??= true;
 	if (n.activation_fn === 'topk' && n.activation_fn_kwargs?.k != null) ((n.architecture = 'topk'), (n.k = n.activation_fn_kwargs.k));
@@ -66,7 +83,9 @@ export function saeLensForward(cfg: Json, s: State, x: number[]): { acts: number
 	const d = cfg.d_in;
 	const n = cfg.d_sae;
 	let xin = x.slice();
-	let mu = 0, std = 1, coeff = 1;
+	let mu = 0,
+		std = 1,
+		coeff = 1;
 	if (cfg.normalize_activations === 'layer_norm') {
 		mu = xin.reduce((a, b) => a + b, 0) / d;
 		xin = xin.map((v) => v - mu);
@@ -83,7 +102,13 @@ export function saeLensForward(cfg: Json, s: State, x: number[]): { acts: number
 	if (rescale) pre = pre.map((v, f) => v * decNorms[f]);
 	let acts: number[];
 	if (cfg.architecture === 'topk') {
-		const keep = new Set(pre.map((v, f) => [v, f]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, cfg.k ?? 100).map(([, f]) => f));
+		const keep = new Set(
+			pre
+				.map((v, f) => [v, f])
+				.sort((a, b) => b[0] - a[0] || a[1] - b[1])
+				.slice(0, cfg.k ?? 100)
+				.map(([, f]) => f)
+		);
 		acts = pre.map((v, f) => (keep.has(f) ? Math.max(0, v) : 0));
 	} else if (cfg.architecture === 'jumprelu') acts = pre.map((v, f) => (v > s.threshold.data[f] ? Math.max(0, v) : 0));
 	else acts = pre.map((v) => Math.max(0, v));
@@ -112,7 +137,10 @@ export function randomState(d: number, n: number, seed: number, extra: { thresho
 	const m = (len: number, scale: number) => Array.from({ length: len }, () => Math.fround((r() - 0.5) * 2 * scale));
 	const s: State = {
 		W_enc: { shape: [d, n], data: m(d * n, 0.6) },
-		W_dec: { shape: [n, d], data: Array.from({ length: n * d }, (_, i) => Math.fround((r() - 0.5) * (0.3 + 2 * ((Math.floor(i / d) * 7) % 5) / 5))) },
+		W_dec: {
+			shape: [n, d],
+			data: Array.from({ length: n * d }, (_, i) => Math.fround((r() - 0.5) * (0.3 + (2 * ((Math.floor(i / d) * 7) % 5)) / 5)))
+		},
 		b_enc: { shape: [n], data: m(n, 0.2) },
 		b_dec: { shape: [d], data: m(d, 0.3) }
 	};

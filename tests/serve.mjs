@@ -14,7 +14,9 @@ import { createReadStream, existsSync, readdirSync, readFileSync, statSync } fro
 import { extname, join, normalize, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []));
+const args = Object.fromEntries(
+	process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), [])
+);
 const here = dirname(fileURLToPath(import.meta.url));
 const port = Number(args.port ?? 4173);
 const root = resolve(args.root ?? join(here, '..', 'build'));
@@ -23,9 +25,16 @@ const hubRoot = resolve(args.hub ?? process.env.LOUPE_FIXTURES_HUB ?? join(here,
 const extraHubRoot = resolve(args['extra-hub'] ?? join(here, '.generated-hub'));
 
 const types = {
-	'.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css',
-	'.wasm': 'application/wasm', '.json': 'application/json', '.svg': 'image/svg+xml', '.webmanifest': 'application/manifest+json',
-	'.bin': 'application/octet-stream', '.txt': 'text/plain'
+	'.html': 'text/html; charset=utf-8',
+	'.js': 'text/javascript',
+	'.mjs': 'text/javascript',
+	'.css': 'text/css',
+	'.wasm': 'application/wasm',
+	'.json': 'application/json',
+	'.svg': 'image/svg+xml',
+	'.webmanifest': 'application/manifest+json',
+	'.bin': 'application/octet-stream',
+	'.txt': 'text/plain'
 };
 const flakyServed = new Set();
 
@@ -86,7 +95,11 @@ function sendTree(res, repo, revision, folder) {
 		if (!dir || !existsSync(dir) || !statSync(dir).isDirectory()) continue;
 		const list = readdirSync(dir).map((name) => {
 			const st = statSync(join(dir, name));
-			return { type: st.isDirectory() ? 'directory' : 'file', path: folder ? `${folder.replace(/\/$/, '')}/${name}` : name, size: st.isDirectory() ? 0 : st.size };
+			return {
+				type: st.isDirectory() ? 'directory' : 'file',
+				path: folder ? `${folder.replace(/\/$/, '')}/${name}` : name,
+				size: st.isDirectory() ? 0 : st.size
+			};
 		});
 		res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache' });
 		return res.end(JSON.stringify(list));
@@ -126,4 +139,8 @@ createServer((req, res) => {
 		return res.end('not found');
 	}
 	sendFile(req, res, path);
-}).listen(port, '127.0.0.1', () => console.log(`Loupe test server: app http://localhost:${port}/  hub mirror http://localhost:${port}/hub  (app from ${root}, hub from ${hubRoot})`));
+}).listen(port, '127.0.0.1', () =>
+	console.log(
+		`Loupe test server: app http://localhost:${port}/  hub mirror http://localhost:${port}/hub  (app from ${root}, hub from ${hubRoot})`
+	)
+);

@@ -41,7 +41,8 @@ export function parseGenerateArgs(args: string[]): GenerateArgs {
 		else if (i + 1 >= args.length || args[i + 1].startsWith('--')) throw new UsageError(`${a} needs a value.`);
 		else opts.set(a, args[++i]);
 	}
-	if (positional.length !== 1) throw new UsageError(positional.length ? `One model file, please (got ${positional.join(', ')}).` : 'Name the model file.');
+	if (positional.length !== 1)
+		throw new UsageError(positional.length ? `One model file, please (got ${positional.join(', ')}).` : 'Name the model file.');
 	const ints = (name: string, text: string) =>
 		text.split(',').map((x) => {
 			if (!/^\s*\d+\s*$/.test(x)) throw new UsageError(`${name} takes non-negative integers separated by commas; "${x}" is not one.`);
@@ -59,7 +60,13 @@ export function parseGenerateArgs(args: string[]): GenerateArgs {
 	return {
 		file: positional[0],
 		ids: ints('--ids', opts.get('--ids')!),
-		hooks: opts.has('--cut') ? opts.get('--cut')!.split(',').map((h) => h.trim()).filter(Boolean) : [],
+		hooks: opts.has('--cut')
+			? opts
+					.get('--cut')!
+					.split(',')
+					.map((h) => h.trim())
+					.filter(Boolean)
+			: [],
 		stop: opts.has('--stop') ? ints('--stop', opts.get('--stop')!) : [],
 		sampling: {
 			maxTokens: num('--steps', 0, (x) => Number.isInteger(x) && x >= 1, 'a positive integer'),
@@ -85,12 +92,21 @@ export async function runGenerate(args: string[]): Promise<GenerateOutput> {
 	const dir = dirname(file);
 	const configPath = join(dir, 'config.json');
 	const config = existsSync(configPath) ? JSON.parse(readFileSync(configPath, 'utf8')) : {};
-	const opened = await openExportGraph(new Uint8Array(readFileSync(file)), a.file, async (path) => {
-		const full = join(dir, path);
-		if (!existsSync(full))
-			throw new LoupeError('not-found', `The graph keeps its weights in "${path}", which is not beside it (looked for ${full}).`, `Put ${path} next to the .onnx file.`);
-		return new Uint8Array(readFileSync(full));
-	}, config);
+	const opened = await openExportGraph(
+		new Uint8Array(readFileSync(file)),
+		a.file,
+		async (path) => {
+			const full = join(dir, path);
+			if (!existsSync(full))
+				throw new LoupeError(
+					'not-found',
+					`The graph keeps its weights in "${path}", which is not beside it (looked for ${full}).`,
+					`Put ${path} next to the .onnx file.`
+				);
+			return new Uint8Array(readFileSync(full));
+		},
+		config
+	);
 	const { vocabSize } = opened.shape;
 	const bad = a.ids.find((id) => id >= vocabSize);
 	if (bad !== undefined) throw new Error(`Token id ${bad} is out of range: this model's vocabulary has ids 0 to ${vocabSize - 1}.`);

@@ -64,7 +64,8 @@ else {
 		ort.env.logLevel = 'fatal';
 		const externalData = graphFiles.map((path) => {
 			const full = join(dirname(file), path);
-			if (!existsSync(full)) throw new VerifyError('read the external data', `The graph keeps its weights in "${path}", which is not beside it.`);
+			if (!existsSync(full))
+				throw new VerifyError('read the external data', `The graph keeps its weights in "${path}", which is not beside it.`);
 			return { path, data: new Uint8Array(readFileSync(full)) };
 		});
 		result = await verifySurgery(ort, bytes, { externalData, onPhase: (step) => console.error(`hooks: verifying: ${step}`) });

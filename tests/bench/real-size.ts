@@ -72,7 +72,10 @@ async function build(arch: Arch, variant: Variant) {
 		writeFileSync(join(out, 'model.onnx_data'), data);
 		writeFileSync(join(out, 'model.onnx'), graph);
 	}
-	const config = arch === 'gpt2' ? { model_type: 'gpt2', n_positions: shape.positions } : { model_type: 'gemma3_text', max_position_embeddings: shape.positions };
+	const config =
+		arch === 'gpt2'
+			? { model_type: 'gpt2', n_positions: shape.positions }
+			: { model_type: 'gemma3_text', max_position_embeddings: shape.positions };
 	writeFileSync(join(out, 'config.json'), JSON.stringify(config));
 	line({ bench: 'real_size_build', model: arch, variant, ms: Math.round(performance.now() - t0) });
 }
@@ -170,12 +173,24 @@ async function measure(arch: Arch, variant: Variant, before: boolean) {
 			await runner.dispose();
 		}
 	};
-	const fail = (step: string) => (e: unknown) => line({ ...tag, step, error: e instanceof Error ? e.message : String(e), ...memory(), peakOverWeights: +peak().toFixed(2) });
+	const fail = (step: string) => (e: unknown) =>
+		line({ ...tag, step, error: e instanceof Error ? e.message : String(e), ...memory(), peakOverWeights: +peak().toFixed(2) });
 	await run('load_and_generate', [], tokens).catch(fail('load_and_generate'));
 	const mid = Math.floor(trace.nLayers / 2);
 	await run('cut_at_1', [boundaryName(mid, trace.nLayers)], 4).catch(fail('cut_at_1'));
-	await run('cut_at_3', [boundaryName(2, trace.nLayers), boundaryName(mid, trace.nLayers), `blocks.${trace.nLayers - 2}.hook_mlp_out`], 4).catch(fail('cut_at_3'));
-	line({ ...tag, step: 'end', weightsMB: mb(weightBytes), ...memory(), peakOverWeights: +peak().toFixed(2), unembeddingKept: !!unembedding });
+	await run(
+		'cut_at_3',
+		[boundaryName(2, trace.nLayers), boundaryName(mid, trace.nLayers), `blocks.${trace.nLayers - 2}.hook_mlp_out`],
+		4
+	).catch(fail('cut_at_3'));
+	line({
+		...tag,
+		step: 'end',
+		weightsMB: mb(weightBytes),
+		...memory(),
+		peakOverWeights: +peak().toFixed(2),
+		unembeddingKept: !!unembedding
+	});
 }
 
 const child = opt('--child');
@@ -191,8 +206,11 @@ if (child) {
 	const self = fileURLToPath(import.meta.url);
 	const spawnChild = (spec: string) => {
 		// One child at a time: this machine's memory is shared, and each peak must be its own.
-		const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', spec, '--dir', dir, '--tokens', String(tokens)], { stdio: ['ignore', 'inherit', 'inherit'] });
-		if (r.status !== 0) line({ bench: 'real_size', child: spec, error: `exited with status ${r.status}${r.signal ? ` (${r.signal})` : ''}` });
+		const r = spawnSync(process.execPath, ['--import', 'tsx', self, '--child', spec, '--dir', dir, '--tokens', String(tokens)], {
+			stdio: ['ignore', 'inherit', 'inherit']
+		});
+		if (r.status !== 0)
+			line({ bench: 'real_size', child: spec, error: `exited with status ${r.status}${r.signal ? ` (${r.signal})` : ''}` });
 	};
 	for (const arch of archs)
 		for (const variant of variants) {

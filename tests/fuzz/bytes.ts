@@ -23,7 +23,29 @@ export interface Mutated {
 /** Values that break parsers: edges of the integer types and sizes relative to the file's length. */
 export function edgeInt(len: number): fc.Arbitrary<number> {
 	return fc.oneof(
-		fc.constantFrom(0, 1, -1, 2, 3, 7, 8, 255, 256, 1023, 1024, 1025, 65535, 65536, 2 ** 24, 2 ** 31 - 1, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1, 10e9),
+		fc.constantFrom(
+			0,
+			1,
+			-1,
+			2,
+			3,
+			7,
+			8,
+			255,
+			256,
+			1023,
+			1024,
+			1025,
+			65535,
+			65536,
+			2 ** 24,
+			2 ** 31 - 1,
+			-(2 ** 31),
+			2 ** 32 - 1,
+			2 ** 32,
+			2 ** 53 - 1,
+			10e9
+		),
 		fc.constantFrom(len - 1, len, len + 1, len * 2, Math.floor(len / 2), Math.floor(len / 4), len + 8),
 		fc.integer(),
 		fc.integer({ min: 0, max: 64 })

@@ -49,7 +49,13 @@ export function npyFile(shape: number[], values: number[], major = 1, descr = '<
 	else dv.setUint32(8, head.length, true);
 	out.set(head, pre);
 	values.forEach((v, i) => dv.setFloat32(pre + head.length + 4 * i, v, true));
-	return { bytes: out, fields: [{ name: 'major version', at: 6, kind: 'u8' }, major === 1 ? { name: 'header length', at: 8, kind: 'u16' } : { name: 'header length', at: 8, kind: 'u32' }] };
+	return {
+		bytes: out,
+		fields: [
+			{ name: 'major version', at: 6, kind: 'u8' },
+			major === 1 ? { name: 'header length', at: 8, kind: 'u16' } : { name: 'header length', at: 8, kind: 'u32' }
+		]
+	};
 }
 
 export interface TinyLlamaShape {
@@ -88,7 +94,12 @@ export function llama2cFile(s: TinyLlamaShape, legacy: boolean): { bytes: Uint8A
 	for (let p = head; p < out.length; p += 4) dv.setFloat32(p, Math.sin(p), true);
 	const names = ['dim', 'hidden_dim', 'n_layers', 'n_heads', 'n_kv_heads', 'vocab_size', 'seq_len'];
 	const fields: Field[] = names.map((name, i) => ({ name, at: base + 4 * i, kind: 'i32' }));
-	if (!legacy) fields.push({ name: 'magic', at: 0, kind: 'u32' }, { name: 'version', at: 4, kind: 'i32' }, { name: 'shared_classifier', at: 36, kind: 'u8' });
+	if (!legacy)
+		fields.push(
+			{ name: 'magic', at: 0, kind: 'u32' },
+			{ name: 'version', at: 4, kind: 'i32' },
+			{ name: 'shared_classifier', at: 36, kind: 'u8' }
+		);
 	return { bytes: out, fields };
 }
 

@@ -63,7 +63,18 @@ export type Outcome = { kind: 'accepted' } | { kind: 'refused'; message: string 
 
 class AllocationRefused extends Error {}
 
-const GUARDED = ['ArrayBuffer', 'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array', 'Int32Array', 'Float32Array', 'Float64Array', 'BigInt64Array'] as const;
+const GUARDED = [
+	'ArrayBuffer',
+	'Uint8Array',
+	'Int8Array',
+	'Uint16Array',
+	'Int16Array',
+	'Uint32Array',
+	'Int32Array',
+	'Float32Array',
+	'Float64Array',
+	'BigInt64Array'
+] as const;
 
 /** Runs `f` with every global buffer constructor refusing allocations over `budget` bytes. */
 function withAllocationBudget<T>(budget: number, f: () => T): T {
@@ -96,7 +107,11 @@ export function classifyThrow(e: unknown, rule: RefusalRule = {}): Outcome {
 	if (e instanceof AllocationRefused) return { kind: 'crash', why: `allocation before the size was checked: ${e.message}` };
 	const isLoupe = e instanceof LoupeError;
 	const isPlain = rule.plainError && e instanceof Error && e.constructor === Error;
-	if (!isLoupe && !isPlain) return { kind: 'crash', why: `uncaught ${e instanceof Error ? e.constructor.name : typeof e}: ${e instanceof Error ? e.message : String(e)}` };
+	if (!isLoupe && !isPlain)
+		return {
+			kind: 'crash',
+			why: `uncaught ${e instanceof Error ? e.constructor.name : typeof e}: ${e instanceof Error ? e.message : String(e)}`
+		};
 	const message = (e as Error).message;
 	if (!message || message.length < 12) return { kind: 'crash', why: `refusal without a message: "${message}"` };
 	const own = rule.libraryMarker && message.includes(rule.libraryMarker) ? message.slice(0, message.indexOf(rule.libraryMarker)) : message;

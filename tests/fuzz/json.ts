@@ -11,9 +11,42 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 export const hostileJson: fc.Arbitrary<Json> = fc.oneof(
 	fc.constantFrom<Json>(
-		null, true, false, 0, -1, 1, 0.5, -0.5, 1e308, -1e308, 2 ** 53 + 2, 2 ** 31, 10e9, '', ' ', 'x', '0', '-1', 'NaN', 'Infinity', '1e999',
-		[], [null], [-1], [1, 2], [[[[[[[[[[[]]]]]]]]]]], {}, { toString: 1 }, { valueOf: 1, toString: 1 }, { toString: 'x' }, JSON.parse('{"__proto__":{"x":1}}'),
-		{ length: 1e9 }, ['toString'], '<img src=x onerror=alert(1)>', '\u0000', '\ud800'
+		null,
+		true,
+		false,
+		0,
+		-1,
+		1,
+		0.5,
+		-0.5,
+		1e308,
+		-1e308,
+		2 ** 53 + 2,
+		2 ** 31,
+		10e9,
+		'',
+		' ',
+		'x',
+		'0',
+		'-1',
+		'NaN',
+		'Infinity',
+		'1e999',
+		[],
+		[null],
+		[-1],
+		[1, 2],
+		[[[[[[[[[[[]]]]]]]]]]],
+		{},
+		{ toString: 1 },
+		{ valueOf: 1, toString: 1 },
+		{ toString: 'x' },
+		JSON.parse('{"__proto__":{"x":1}}'),
+		{ length: 1e9 },
+		['toString'],
+		'<img src=x onerror=alert(1)>',
+		'\u0000',
+		'\ud800'
 	),
 	fc.integer().map((n) => n as Json),
 	fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => n as Json),
@@ -61,14 +94,21 @@ export function mutatedJson(document: unknown, extras: unknown[] = []): fc.Arbit
 			const out = setAt(doc, p, (parent, k) => (Array.isArray(parent) ? parent.splice(k as number, 1) : delete parent[k as string]));
 			return { text: JSON.stringify(out), how: `${p.join('.')} deleted` };
 		}),
-		fc.tuple(fc.constantFrom(...all), fc.oneof(fc.constantFrom('__proto__', 'constructor', 'toString', 'valueOf', 'length'), fc.string({ maxLength: 8 })), value).map(([p, key, v]) => {
-			const out = setAt(doc, p.length ? p : [], () => {});
-			let target = out;
-			for (const k of p) target = (target as Record<string, Json>)[k as string];
-			// defineProperty, so that "__proto__" becomes an own key as JSON.parse makes it, not the prototype.
-			if (target && typeof target === 'object' && !Array.isArray(target)) Object.defineProperty(target, key, { value: v, enumerable: true, writable: true, configurable: true });
-			return { text: JSON.stringify(out), how: `key ${key} = ${JSON.stringify(v)} added at ${p.join('.') || 'the root'}` };
-		}),
+		fc
+			.tuple(
+				fc.constantFrom(...all),
+				fc.oneof(fc.constantFrom('__proto__', 'constructor', 'toString', 'valueOf', 'length'), fc.string({ maxLength: 8 })),
+				value
+			)
+			.map(([p, key, v]) => {
+				const out = setAt(doc, p.length ? p : [], () => {});
+				let target = out;
+				for (const k of p) target = (target as Record<string, Json>)[k as string];
+				// defineProperty, so that "__proto__" becomes an own key as JSON.parse makes it, not the prototype.
+				if (target && typeof target === 'object' && !Array.isArray(target))
+					Object.defineProperty(target, key, { value: v, enumerable: true, writable: true, configurable: true });
+				return { text: JSON.stringify(out), how: `key ${key} = ${JSON.stringify(v)} added at ${p.join('.') || 'the root'}` };
+			}),
 		fc.nat({ max: Math.max(0, text.length - 1) }).map((n) => ({ text: text.slice(0, n), how: `cut to ${n} characters` })),
 		fc.string({ maxLength: 64 }).map((s) => ({ text: s, how: 'a random string' })),
 		fc.jsonValue({ maxDepth: 3 }).map((v) => ({ text: JSON.stringify(v) ?? 'null', how: 'random JSON' }))

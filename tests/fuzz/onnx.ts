@@ -32,12 +32,14 @@ export function mutatedModel(base: Uint8Array): fc.Arbitrary<MutatedModel> {
 		return { bytes: encode(m), how };
 	};
 	return fc.oneof(
-		fc.tuple(node, fc.nat(8), fc.oneof(fc.constantFrom(...tensors), fc.constantFrom('', 'nobody', 'input_ids', 'logits'))).map(([i, slot, t]) =>
-			withModel(`node ${i} input ${slot} rewired to "${t}"`, (m) => {
-				const ins = m.graph!.node![i].input ?? (m.graph!.node![i].input = []);
-				ins[Math.min(slot, ins.length)] = t;
-			})
-		),
+		fc
+			.tuple(node, fc.nat(8), fc.oneof(fc.constantFrom(...tensors), fc.constantFrom('', 'nobody', 'input_ids', 'logits')))
+			.map(([i, slot, t]) =>
+				withModel(`node ${i} input ${slot} rewired to "${t}"`, (m) => {
+					const ins = m.graph!.node![i].input ?? (m.graph!.node![i].input = []);
+					ins[Math.min(slot, ins.length)] = t;
+				})
+			),
 		fc.tuple(node, fc.nat(3), fc.oneof(fc.constantFrom(...tensors), fc.constant(''))).map(([i, slot, t]) =>
 			withModel(`node ${i} output ${slot} renamed "${t}"`, (m) => {
 				const outs = m.graph!.node![i].output ?? (m.graph!.node![i].output = []);
@@ -46,17 +48,22 @@ export function mutatedModel(base: Uint8Array): fc.Arbitrary<MutatedModel> {
 		),
 		node.map((i) => withModel(`node ${i} dropped`, (m) => m.graph!.node!.splice(i, 1))),
 		node.map((i) => withModel(`node ${i} duplicated`, (m) => m.graph!.node!.splice(i, 0, structuredClone(m.graph!.node![i])))),
-		fc.tuple(node, fc.oneof(fc.constantFrom(...ops), fc.constantFrom('If', 'Loop', 'Attention', 'SkipLayerNormalization', 'GroupQueryAttention', ''))).map(([i, op]) =>
-			withModel(`node ${i} made a ${op || 'nameless op'}`, (m) => (m.graph!.node![i].opType = op))
-		),
-		fc.tuple(fc.nat({ max: inits.length - 1 }), fc.array(edgeInt(1000), { maxLength: 4 })).map(([i, dims]) =>
-			withModel(`initializer ${i} dims set to [${dims}]`, (m) => (m.graph!.initializer![i].dims = dims))
-		),
-		fc.tuple(fc.nat({ max: inits.length - 1 }), fc.integer({ min: 0, max: 30 })).map(([i, t]) =>
-			withModel(`initializer ${i} data type set to ${t}`, (m) => (m.graph!.initializer![i].dataType = t))
-		),
+		fc
+			.tuple(
+				node,
+				fc.oneof(fc.constantFrom(...ops), fc.constantFrom('If', 'Loop', 'Attention', 'SkipLayerNormalization', 'GroupQueryAttention', ''))
+			)
+			.map(([i, op]) => withModel(`node ${i} made a ${op || 'nameless op'}`, (m) => (m.graph!.node![i].opType = op))),
+		fc
+			.tuple(fc.nat({ max: inits.length - 1 }), fc.array(edgeInt(1000), { maxLength: 4 }))
+			.map(([i, dims]) => withModel(`initializer ${i} dims set to [${dims}]`, (m) => (m.graph!.initializer![i].dims = dims))),
+		fc
+			.tuple(fc.nat({ max: inits.length - 1 }), fc.integer({ min: 0, max: 30 }))
+			.map(([i, t]) => withModel(`initializer ${i} data type set to ${t}`, (m) => (m.graph!.initializer![i].dataType = t))),
 		fc.nat({ max: inits.length - 1 }).map((i) => withModel(`initializer ${i} dropped`, (m) => m.graph!.initializer!.splice(i, 1))),
-		fc.constantFrom('input', 'output', 'node', 'initializer').map((k) => withModel(`graph ${k}s dropped`, (m) => ((m.graph as Record<string, unknown>)[k] = []))),
+		fc
+			.constantFrom('input', 'output', 'node', 'initializer')
+			.map((k) => withModel(`graph ${k}s dropped`, (m) => ((m.graph as Record<string, unknown>)[k] = []))),
 		fc.constant(withModel('no graph', (m) => delete m.graph))
 	);
 }
@@ -95,10 +102,26 @@ export interface MutatedExternal {
 /** An externalized decoder with one entry or the sidecar's length changed. */
 export function mutatedExternal(base: Uint8Array): fc.Arbitrary<MutatedExternal> {
 	const { model, sidecar } = externalized(base);
-	const ext = model.graph!.initializer!.map((t, i) => [t, i] as const).filter(([t]) => t.dataLocation === 1).map(([, i]) => i);
+	const ext = model
+		.graph!.initializer!.map((t, i) => [t, i] as const)
+		.filter(([t]) => t.dataLocation === 1)
+		.map(([, i]) => i);
 	const value = fc.oneof(
 		edgeInt(sidecar.length).map(String),
-		fc.constantFrom('', '-1', '-0', 'abc', '1e3', '0x10', '12.5', ' 8', '99999999999999999999', String(sidecar.length), String(sidecar.length + 1), String(2 ** 53 + 1))
+		fc.constantFrom(
+			'',
+			'-1',
+			'-0',
+			'abc',
+			'1e3',
+			'0x10',
+			'12.5',
+			' 8',
+			'99999999999999999999',
+			String(sidecar.length),
+			String(sidecar.length + 1),
+			String(2 ** 53 + 1)
+		)
 	);
 	const make = (how: string, f: (m: ModelProto) => void, side = sidecar) => {
 		const m = structuredClone(model);
@@ -119,11 +142,16 @@ export function mutatedExternal(base: Uint8Array): fc.Arbitrary<MutatedExternal>
 				t.externalData = t.externalData!.filter((x) => x.key !== key);
 			})
 		),
-		fc.tuple(fc.constantFrom(...ext), fc.constantFrom('other.onnx_data', '../model.onnx_data', '/etc/passwd', 'C:\\weights.bin', 'sub/../../x', '')).map(([i, loc]) =>
-			make(`initializer ${i} location "${loc}"`, (m) => {
-				m.graph!.initializer![i].externalData!.find((x) => x.key === 'location')!.value = loc;
-			})
-		),
+		fc
+			.tuple(
+				fc.constantFrom(...ext),
+				fc.constantFrom('other.onnx_data', '../model.onnx_data', '/etc/passwd', 'C:\\weights.bin', 'sub/../../x', '')
+			)
+			.map(([i, loc]) =>
+				make(`initializer ${i} location "${loc}"`, (m) => {
+					m.graph!.initializer![i].externalData!.find((x) => x.key === 'location')!.value = loc;
+				})
+			),
 		fc.nat({ max: sidecar.length }).map((n) => make(`sidecar truncated to ${n} bytes`, () => {}, sidecar.slice(0, n))),
 		fc.nat({ max: 64 }).map((n) => make(`sidecar extended by ${n} bytes`, () => {}, new Uint8Array(sidecar.length + n)))
 	);

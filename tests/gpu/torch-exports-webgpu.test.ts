@@ -57,7 +57,10 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 		const p = ref.prompts[ref.hooks_prompt_index];
 		const expected = p.hooks!;
 		const offered = new Set(offeredHooks(opened.decoder.trace));
-		for (const h of [...Array.from({ length: ref.n_layers }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${ref.n_layers - 1}.hook_resid_post`])
+		for (const h of [
+			...Array.from({ length: ref.n_layers }, (_, l) => `blocks.${l}.hook_resid_pre`),
+			`blocks.${ref.n_layers - 1}.hook_resid_post`
+		])
 			expect(offered.has(h), `${h} is offered`).toBe(true);
 		const hooks = Object.keys(expected).filter((h) => offered.has(h));
 
@@ -68,7 +71,14 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 		expect(runner.logitsOnGpu).toBe(true);
 		const processor = await LogitsProcessor.create(device, ref.vocab_size);
 		try {
-			const r = await generateIds(runner, processor, p.input_ids, { temperature: 0, topP: 1, topK: 0, freqPenalty: 0, maxTokens: ref.greedy_steps, seed: 0 });
+			const r = await generateIds(runner, processor, p.input_ids, {
+				temperature: 0,
+				topP: 1,
+				topK: 0,
+				freqPenalty: 0,
+				maxTokens: ref.greedy_steps,
+				seed: 0
+			});
 			expect(r.tokens).toEqual(p.greedy);
 		} finally {
 			processor.destroy();
@@ -93,8 +103,12 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 			await runner.dispose();
 		}
 		const worst = Math.max(...Object.values(errors));
-		console.log(`${name} on WebGPU: greedy ids equal PyTorch's (${((tGreedy - t0) / 1000).toFixed(1)} s); tensor at ${hooks.length} hooks, max abs error ${worst.toExponential(2)}` +
-			` (${Object.entries(errors).map(([h, e]) => `${h} ${e.toExponential(1)}`).join(', ')}); ${((performance.now() - t0) / 1000).toFixed(1)} s in all`);
+		console.log(
+			`${name} on WebGPU: greedy ids equal PyTorch's (${((tGreedy - t0) / 1000).toFixed(1)} s); tensor at ${hooks.length} hooks, max abs error ${worst.toExponential(2)}` +
+				` (${Object.entries(errors)
+					.map(([h, e]) => `${h} ${e.toExponential(1)}`)
+					.join(', ')}); ${((performance.now() - t0) / 1000).toFixed(1)} s in all`
+		);
 		expect(Object.keys(errors).sort()).toEqual([...hooks].sort());
 		expect(worst).toBeLessThan(bound[name]);
 	});

@@ -38,8 +38,10 @@ async function uncachedGreedy(file: string, prompt: number[], steps: number): Pr
 		.map((path) => ({ path, data: new Uint8Array(readFileSync(join(dirname(file), path))) }));
 	const session = await ort.InferenceSession.create(readFileSync(file), { executionProviders: ['wasm'], externalData });
 	const ints = (type: string, values: number[], dims: number[]) =>
-		type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims)
-			: type === 'int32' ? new ort.Tensor('int32', Int32Array.from(values), dims)
+		type === 'int64'
+			? new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims)
+			: type === 'int32'
+				? new ort.Tensor('int32', Int32Array.from(values), dims)
 				: new ort.Tensor('float32', Float32Array.from(values), dims);
 	const seq = [...prompt];
 	try {
@@ -50,16 +52,28 @@ async function uncachedGreedy(file: string, prompt: number[], steps: number): Pr
 				if (!m.isTensor) throw new Error(`${m.name} is not a tensor`);
 				const shape = m.shape;
 				if (m.name === 'input_ids') feeds[m.name] = ints(m.type, seq, [1, n]);
-				else if (m.name === 'position_ids') feeds[m.name] = ints(m.type, seq.map((_, i) => i), [1, n]);
+				else if (m.name === 'position_ids')
+					feeds[m.name] = ints(
+						m.type,
+						seq.map((_, i) => i),
+						[1, n]
+					);
 				else if (m.name === 'attention_mask' && shape.length === 2) feeds[m.name] = ints(m.type, new Array(n).fill(1), [1, n]);
 				else if (m.name === 'attention_mask') {
 					// Megatron's [B,1,max,max] causal mask (1 = may attend), which the graph slices itself.
 					const M = shape[3] as number;
-					feeds[m.name] = ints(m.type, Array.from({ length: M * M }, (_, i) => (i % M <= Math.floor(i / M) ? 1 : 0)), [1, 1, M, M]);
+					feeds[m.name] = ints(
+						m.type,
+						Array.from({ length: M * M }, (_, i) => (i % M <= Math.floor(i / M) ? 1 : 0)),
+						[1, 1, M, M]
+					);
 				} else {
 					// A KV-cache input: batch 1, past length 0.
 					const dims = shape.map((d) => (typeof d === 'number' ? d : /batch/.test(d) ? 1 : 0));
-					feeds[m.name] = m.type === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), dims) : new ort.Tensor('float32', new Float32Array(0), dims);
+					feeds[m.name] =
+						m.type === 'float16'
+							? new ort.Tensor('float16', new Uint16Array(0), dims)
+							: new ort.Tensor('float32', new Float32Array(0), dims);
 				}
 			}
 			const out = await session.run(feeds);
@@ -89,7 +103,15 @@ describe('npm run generate equals an uncached greedy run of the unmodified graph
 		expect(JSON.parse(g.stdout)).toEqual({ ids: await uncachedGreedy(torch('gemma3'), gemmaPrompt, 12) });
 
 		const fusedPrompt = [5, 17, 923, 4];
-		const f = runCli([exported('gpt2_ort_fused_past.onnx'), '--ids', fusedPrompt.join(','), '--steps', '10', '--cut', 'blocks.1.hook_resid_post,blocks.4.hook_resid_pre']);
+		const f = runCli([
+			exported('gpt2_ort_fused_past.onnx'),
+			'--ids',
+			fusedPrompt.join(','),
+			'--steps',
+			'10',
+			'--cut',
+			'blocks.1.hook_resid_post,blocks.4.hook_resid_pre'
+		]);
 		expect(f.stderr).toBe('');
 		expect(f.status).toBe(0);
 		expect(JSON.parse(f.stdout)).toEqual({ ids: await uncachedGreedy(exported('gpt2_ort_fused_past.onnx'), fusedPrompt, 10) });
@@ -98,11 +120,22 @@ describe('npm run generate equals an uncached greedy run of the unmodified graph
 	it.each([
 		{ name: 'torch gpt2', file: torch('gpt2'), prompt: [15496, 11, 616, 3290, 318], steps: 12 },
 		{ name: 'torch gptneox', file: torch('gptneox'), prompt: [0, 42, 300, 7, 255], steps: 12 },
-		{ name: 'torch llama, cut at blocks.1.hook_resid_pre and blocks.2.hook_mlp_out', file: torch('llama'), prompt: [1, 42, 300, 7, 255], steps: 12, cut: 'blocks.1.hook_resid_pre,blocks.2.hook_mlp_out' },
+		{
+			name: 'torch llama, cut at blocks.1.hook_resid_pre and blocks.2.hook_mlp_out',
+			file: torch('llama'),
+			prompt: [1, 42, 300, 7, 255],
+			steps: 12,
+			cut: 'blocks.1.hook_resid_pre,blocks.2.hook_mlp_out'
+		},
 		{ name: 'Megatron GPT-2 (stacked KV, 4-D mask)', file: exported('gpt2_megatron_torch_unfused.onnx'), prompt: [1, 2, 3], steps: 8 },
 		// Fused MultiHeadAttention reads both pasts: pairing both with present.N.key (the wiring before
 		// the structural pairing) gives 19069,2677,28999,… here instead of 19069,2643,24959,…
-		{ name: 'model-builder fp16 Llama (MultiHeadAttention, external data)', file: exported('llama_modelbuilder_fp16/model.onnx'), prompt: [1, 306, 4997, 12, 88], steps: 10 }
+		{
+			name: 'model-builder fp16 Llama (MultiHeadAttention, external data)',
+			file: exported('llama_modelbuilder_fp16/model.onnx'),
+			prompt: [1, 306, 4997, 12, 88],
+			steps: 10
+		}
 	])('in-process: $name', async ({ file, prompt, steps, cut }) => {
 		const args = [file, '--ids', prompt.join(','), '--steps', String(steps), ...(cut ? ['--cut', cut] : [])];
 		const { ids } = await runGenerate(args);
@@ -110,7 +143,21 @@ describe('npm run generate equals an uncached greedy run of the unmodified graph
 	});
 
 	it('a seed reproduces a sampled run (temperature, top-k, top-p); another seed gives another', async () => {
-		const args = (seed: number) => [torch('gptneox'), '--ids', '0,42', '--steps', '16', '--temperature', '1.5', '--top-k', '50', '--top-p', '0.95', '--seed', String(seed)];
+		const args = (seed: number) => [
+			torch('gptneox'),
+			'--ids',
+			'0,42',
+			'--steps',
+			'16',
+			'--temperature',
+			'1.5',
+			'--top-k',
+			'50',
+			'--top-p',
+			'0.95',
+			'--seed',
+			String(seed)
+		];
 		const a = await runGenerate(args(7));
 		expect(a.ids).toHaveLength(16);
 		expect((await runGenerate(args(7))).ids).toEqual(a.ids);
@@ -142,8 +189,12 @@ describe('npm run generate refuses bad input with the reason', () => {
 	});
 
 	it('an unknown hook, a token id past the vocabulary, missing arguments', async () => {
-		await expect(runGenerate([torch('llama'), '--ids', '1', '--steps', '2', '--cut', 'blocks.7.hook_resid_pre'])).rejects.toThrow(/no hook point "blocks\.7\.hook_resid_pre" in this 3-layer model/);
-		await expect(runGenerate([torch('llama'), '--ids', '1,512', '--steps', '2'])).rejects.toThrow(/Token id 512 is out of range: .* 0 to 511/);
+		await expect(runGenerate([torch('llama'), '--ids', '1', '--steps', '2', '--cut', 'blocks.7.hook_resid_pre'])).rejects.toThrow(
+			/no hook point "blocks\.7\.hook_resid_pre" in this 3-layer model/
+		);
+		await expect(runGenerate([torch('llama'), '--ids', '1,512', '--steps', '2'])).rejects.toThrow(
+			/Token id 512 is out of range: .* 0 to 511/
+		);
 		await expect(runGenerate([torch('llama'), '--ids', '1'])).rejects.toThrow(/--steps N/);
 		await expect(runGenerate([torch('llama'), '--ids', '1,x', '--steps', '2'])).rejects.toThrow(/"x" is not one/);
 	});

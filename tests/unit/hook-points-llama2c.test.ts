@@ -34,9 +34,11 @@ function reference(steer?: { hook: string }) {
 	const hooks = new Map<string, Float32Array[]>();
 	const target = steer && parseHook(steer.hook)!;
 	for (const t of tokens) {
-		logits.push(ref.step(t, undefined, (l, kind, x) => {
-			if (target && target.layer === l && target.kind === kind) for (let i = 0; i < dim; i++) x[i] += v[i];
-		}));
+		logits.push(
+			ref.step(t, undefined, (l, kind, x) => {
+				if (target && target.layer === l && target.kind === kind) for (let i = 0; i < dim; i++) x[i] += v[i];
+			})
+		);
 		for (const h of everyHookName(nLayers)) {
 			const p = parseHook(h)!;
 			const x = isResidHook(h) ? ref.residual[hookBoundary(h, nLayers)] : ref.sublayer[p.layer][p.kind as SublayerHook];
@@ -50,7 +52,7 @@ function reference(steer?: { hook: string }) {
 function flatRows(rows: Float32Array[]): Float32Array {
 	const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
 	let at = 0;
-	for (const r of rows) out.set(r, at), (at += r.length);
+	for (const r of rows) (out.set(r, at), (at += r.length));
 	return out;
 }
 
@@ -75,7 +77,8 @@ async function runChain(model: SegmentedModel, steer?: { hook: string }) {
 	return { logits: flatRows(logits), hooks: new Map([...hooks].map(([h, rows]) => [h, flatRows(rows)])) };
 }
 
-const canonical = (h: string) => (h.endsWith('hook_resid_post') && hookBoundary(h, nLayers) < nLayers ? `blocks.${hookBoundary(h, nLayers)}.hook_resid_pre` : h);
+const canonical = (h: string) =>
+	h.endsWith('hook_resid_post') && hookBoundary(h, nLayers) < nLayers ? `blocks.${hookBoundary(h, nLayers)}.hook_resid_pre` : h;
 const kinds = (errors: Record<string, number>) => {
 	const out: Record<string, number> = {};
 	for (const [h, e] of Object.entries(errors)) {
@@ -103,7 +106,7 @@ const ways: { way: string; hooks: string[]; model: () => SegmentedModel }[] = [e
 	}
 ]);
 
-describe.each(ways)("stories260K cut at hooks ($way) against the TS reference forward", ({ way, hooks: cutHooks, model }) => {
+describe.each(ways)('stories260K cut at hooks ($way) against the TS reference forward', ({ way, hooks: cutHooks, model }) => {
 	const sublayerHooks = cutHooks.filter((h) => !isResidHook(h));
 	const clean = reference();
 	let chain: Awaited<ReturnType<typeof runChain>>;
@@ -116,7 +119,9 @@ describe.each(ways)("stories260K cut at hooks ($way) against the TS reference fo
 		const errors: Record<string, number> = {};
 		for (const h of cutHooks) errors[h] = maxAbsDiff(chain.hooks.get(canonical(h))!, clean.hooks.get(h)!);
 		const logitErr = maxAbsDiff(chain.logits, clean.logits);
-		console.log(`stories260K, ${way}: max abs error vs reference by kind ${kinds(errors)}; logits ${logitErr.toExponential(2)} (prefill ${PREFILL}, ${tokens.length - PREFILL} cached steps)`);
+		console.log(
+			`stories260K, ${way}: max abs error vs reference by kind ${kinds(errors)}; logits ${logitErr.toExponential(2)} (prefill ${PREFILL}, ${tokens.length - PREFILL} cached steps)`
+		);
 		for (const [h, e] of Object.entries(errors)) expect(e, h).toBeLessThan(1e-4);
 		expect(logitErr).toBeLessThan(1e-4);
 	});
@@ -130,7 +135,9 @@ describe.each(ways)("stories260K cut at hooks ($way) against the TS reference fo
 			errors[hook] = maxAbsDiff(got.logits, want.logits);
 			smallestChange = Math.min(smallestChange, maxAbsDiff(want.logits, clean.logits));
 		}
-		console.log(`stories260K, ${way}: steering |chain − reference| by kind ${kinds(errors)}; smallest logit change ${smallestChange.toExponential(2)}`);
+		console.log(
+			`stories260K, ${way}: steering |chain − reference| by kind ${kinds(errors)}; smallest logit change ${smallestChange.toExponential(2)}`
+		);
 		for (const [h, e] of Object.entries(errors)) expect(e, h).toBeLessThan(1e-4);
 		expect(smallestChange).toBeGreaterThan(1e-3);
 	});
@@ -149,8 +156,19 @@ describe("surgery on the builder's uncut graph", () => {
 	});
 	it('the builder says which hooks it cut at, in order', () => {
 		const built = buildLlamaOnnx(weights, ['blocks.1.hook_mlp_out', 2, 'blocks.1.hook_attn_out', 'blocks.0.hook_resid_post']);
-		expect(built.cutHooks).toEqual(['blocks.1.hook_resid_pre', 'blocks.1.hook_attn_out', 'blocks.1.hook_mlp_out', 'blocks.2.hook_resid_pre']);
+		expect(built.cutHooks).toEqual([
+			'blocks.1.hook_resid_pre',
+			'blocks.1.hook_attn_out',
+			'blocks.1.hook_mlp_out',
+			'blocks.2.hook_resid_pre'
+		]);
 		expect(built.cuts).toEqual([1, 2]);
-		expect(built.segments.map((s) => s.layers)).toEqual([[0, 1], [1, 2], [1, 2], [1, 2], [2, 5]]);
+		expect(built.segments.map((s) => s.layers)).toEqual([
+			[0, 1],
+			[1, 2],
+			[1, 2],
+			[1, 2],
+			[2, 5]
+		]);
 	});
 });

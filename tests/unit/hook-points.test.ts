@@ -48,7 +48,8 @@ const torchDir = resolve(fixturesDir, 'torch-exports');
 describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): hooks inside the layers against PyTorch', (name) => {
 	const dir = join(torchDir, name);
 	const bytes = new Uint8Array(readFileSync(join(dir, 'model.onnx')));
-	const externalData: External = name === 'gemma3' ? [{ path: 'model.onnx_data', data: new Uint8Array(readFileSync(join(dir, 'model.onnx_data'))) }] : undefined;
+	const externalData: External =
+		name === 'gemma3' ? [{ path: 'model.onnx_data', data: new Uint8Array(readFileSync(join(dir, 'model.onnx_data'))) }] : undefined;
 	const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference;
 	const prompt = ref.prompts[ref.hooks_prompt_index];
 	const expected = prompt.hooks!;
@@ -79,7 +80,9 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): h
 		const errors: Record<string, number> = {};
 		for (const [hook, rows] of Object.entries(expected)) errors[hook] = maxAbsDiff(got[canonicalHook(hook, ref.n_layers)], flat(rows));
 		const logitDiff = maxAbsDiff(cutLogits, wholeLogits);
-		console.log(`${name}: ${m.hookNames.length} hooks cut (${runner.model.segments.length} segments); max abs error vs PyTorch by kind ${JSON.stringify(byKind(errors))}; logits cut vs unmodified ${logitDiff.toExponential(2)}`);
+		console.log(
+			`${name}: ${m.hookNames.length} hooks cut (${runner.model.segments.length} segments); max abs error vs PyTorch by kind ${JSON.stringify(byKind(errors))}; logits cut vs unmodified ${logitDiff.toExponential(2)}`
+		);
 		for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThan(1e-4);
 		expect(logitDiff).toBeLessThan(1e-5);
 	});
@@ -102,26 +105,34 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): h
 		expect(worst).toBeLessThan(1e-4);
 	});
 
-	it('adding v between segments at each hook inside a layer equals an Add inserted into the unmodified graph there', { timeout: 240_000 }, async () => {
-		const v = Float32Array.from({ length: ref.d_model }, (_, i) => Math.sin(1.7 * i + 0.3));
-		const errors: Record<string, number> = {};
-		let smallestChange = Infinity;
-		for (const hook of Object.keys(m.sublayerHooks)) {
-			runner.reset();
-			const { logits } = await runner.forward(prompt.input_ids, (h, residual) => {
-				if (h === hook) addInPlace(residual, v);
-			});
-			const steered = values(logits);
-			logits.dispose();
-			const edited = values((await runWhole(d, withAdd(bytes, m.sublayerHooks[hook].tensor, v, false), externalData, prompt.input_ids))[d.io.logits]);
-			errors[hook] = maxAbsDiff(steered, edited);
-			smallestChange = Math.min(smallestChange, maxAbsDiff(edited, wholeLogits));
+	it(
+		'adding v between segments at each hook inside a layer equals an Add inserted into the unmodified graph there',
+		{ timeout: 240_000 },
+		async () => {
+			const v = Float32Array.from({ length: ref.d_model }, (_, i) => Math.sin(1.7 * i + 0.3));
+			const errors: Record<string, number> = {};
+			let smallestChange = Infinity;
+			for (const hook of Object.keys(m.sublayerHooks)) {
+				runner.reset();
+				const { logits } = await runner.forward(prompt.input_ids, (h, residual) => {
+					if (h === hook) addInPlace(residual, v);
+				});
+				const steered = values(logits);
+				logits.dispose();
+				const edited = values(
+					(await runWhole(d, withAdd(bytes, m.sublayerHooks[hook].tensor, v, false), externalData, prompt.input_ids))[d.io.logits]
+				);
+				errors[hook] = maxAbsDiff(steered, edited);
+				smallestChange = Math.min(smallestChange, maxAbsDiff(edited, wholeLogits));
+			}
+			console.log(
+				`${name}: steering at ${Object.keys(errors).length} hooks, max |cut − inserted Add| by kind ${JSON.stringify(byKind(errors))}; smallest logit change ${smallestChange.toExponential(2)}`
+			);
+			for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThan(1e-4);
+			// v does change the output at every hook, so the comparison above could fail.
+			expect(smallestChange).toBeGreaterThan(1e-3);
 		}
-		console.log(`${name}: steering at ${Object.keys(errors).length} hooks, max |cut − inserted Add| by kind ${JSON.stringify(byKind(errors))}; smallest logit change ${smallestChange.toExponential(2)}`);
-		for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThan(1e-4);
-		// v does change the output at every hook, so the comparison above could fail.
-		expect(smallestChange).toBeGreaterThan(1e-3);
-	});
+	);
 });
 
 // onnxruntime-fused exports: no PyTorch reference, so each hook is compared with the unmodified
@@ -132,7 +143,9 @@ describe.each([
 	{ file: 'llama_modelbuilder_fp16/model.onnx', fp16: true, tol: 4e-3, split: 0, data: 'llama_modelbuilder_fp16/model.onnx.data' }
 ])('$file: hooks inside the layers of a fused export', (f) => {
 	const bytes = new Uint8Array(readFileSync(join(exportsDir, f.file)));
-	const externalData: External = f.data ? [{ path: 'model.onnx.data', data: new Uint8Array(readFileSync(join(exportsDir, f.data))) }] : undefined;
+	const externalData: External = f.data
+		? [{ path: 'model.onnx.data', data: new Uint8Array(readFileSync(join(exportsDir, f.data))) }]
+		: undefined;
 	const ids = [5, 17, 3, 250, 9, 1, 77];
 	let d: ExportedDecoder;
 	let m: HookManifest;
@@ -147,51 +160,66 @@ describe.each([
 		expect(Object.values(d.trace.sites).filter((s) => s.split)).toHaveLength(f.split);
 	});
 
-	it('cut at every hook: each hook equals the unmodified graph\'s tensor, logits equal, and an added v equals an inserted Add', { timeout: 120_000 }, async () => {
-		const { trace } = d;
-		const sites = trace.sites;
-		// The reference for a split site is its operand (the bias is added below from the initializer).
-		const refTensor = (hook: string) => sites[hook].split?.operand ?? sites[hook].tensor;
-		const initializer = (name: string) => {
-			const t = decodeModel(bytes).graph!.initializer!.find((i) => i.name === name)!;
-			return t.rawData?.length ? (t.dataType === 10 ? Float32Array.from(new Uint16Array(t.rawData.slice().buffer), fromHalf) : new Float32Array(t.rawData.slice().buffer)) : Float32Array.from(t.floatData!);
-		};
-		const probe = await runWhole(d, withAdd(bytes, null, new Float32Array(0), f.fp16, Object.keys(sites).map(refTensor)), externalData, ids);
-		const runner = await SegmentRunner.create(ort, segmentedAt(d, m.hookNames, externalData), 'wasm');
-		try {
-			const got: Record<string, Float32Array> = {};
-			const { logits } = await runner.forward(ids, (hook, residual) => void (got[hook] = values(residual)));
-			const logitDiff = maxAbsDiff(values(logits), values(probe[d.io.logits]));
-			logits.dispose();
-			const errors: Record<string, number> = {};
-			for (const hook of Object.keys(sites)) {
-				const want = values(probe[refTensor(hook)]);
-				const bias = sites[hook].split ? initializer(sites[hook].split!.bias) : null;
-				if (bias) for (let i = 0; i < want.length; i++) want[i] += bias[i % bias.length];
-				errors[hook] = maxAbsDiff(got[hook], want);
+	it(
+		"cut at every hook: each hook equals the unmodified graph's tensor, logits equal, and an added v equals an inserted Add",
+		{ timeout: 120_000 },
+		async () => {
+			const { trace } = d;
+			const sites = trace.sites;
+			// The reference for a split site is its operand (the bias is added below from the initializer).
+			const refTensor = (hook: string) => sites[hook].split?.operand ?? sites[hook].tensor;
+			const initializer = (name: string) => {
+				const t = decodeModel(bytes).graph!.initializer!.find((i) => i.name === name)!;
+				return t.rawData?.length
+					? t.dataType === 10
+						? Float32Array.from(new Uint16Array(t.rawData.slice().buffer), fromHalf)
+						: new Float32Array(t.rawData.slice().buffer)
+					: Float32Array.from(t.floatData!);
+			};
+			const probe = await runWhole(
+				d,
+				withAdd(bytes, null, new Float32Array(0), f.fp16, Object.keys(sites).map(refTensor)),
+				externalData,
+				ids
+			);
+			const runner = await SegmentRunner.create(ort, segmentedAt(d, m.hookNames, externalData), 'wasm');
+			try {
+				const got: Record<string, Float32Array> = {};
+				const { logits } = await runner.forward(ids, (hook, residual) => void (got[hook] = values(residual)));
+				const logitDiff = maxAbsDiff(values(logits), values(probe[d.io.logits]));
+				logits.dispose();
+				const errors: Record<string, number> = {};
+				for (const hook of Object.keys(sites)) {
+					const want = values(probe[refTensor(hook)]);
+					const bias = sites[hook].split ? initializer(sites[hook].split!.bias) : null;
+					if (bias) for (let i = 0; i < want.length; i++) want[i] += bias[i % bias.length];
+					errors[hook] = maxAbsDiff(got[hook], want);
+				}
+				const v = Float32Array.from({ length: trace.dModel }, (_, i) => 0.5 * Math.cos(0.9 * i));
+				const steerErrors: Record<string, number> = {};
+				let smallestChange = Infinity;
+				const whole = values(probe[d.io.logits]);
+				for (const hook of Object.keys(sites)) {
+					runner.reset();
+					const out = await runner.forward(ids, (h, residual) => {
+						if (h === hook) addInPlace(residual, v);
+					});
+					const steered = values(out.logits);
+					out.logits.dispose();
+					const edited = values((await runWhole(d, withAdd(bytes, refTensor(hook), v, f.fp16), externalData, ids))[d.io.logits]);
+					steerErrors[hook] = maxAbsDiff(steered, edited);
+					smallestChange = Math.min(smallestChange, maxAbsDiff(edited, whole));
+				}
+				console.log(
+					`${f.file}: hooks vs unmodified graph by kind ${JSON.stringify(byKind(errors))}; logits ${logitDiff.toExponential(2)}; steering |cut − inserted Add| by kind ${JSON.stringify(byKind(steerErrors))}, smallest change ${smallestChange.toExponential(2)}`
+				);
+				for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThanOrEqual(f.tol);
+				expect(logitDiff).toBeLessThanOrEqual(f.tol);
+				for (const [hook, e] of Object.entries(steerErrors)) expect(e, hook).toBeLessThanOrEqual(f.tol);
+				expect(smallestChange).toBeGreaterThan(1e-3);
+			} finally {
+				await runner.dispose();
 			}
-			const v = Float32Array.from({ length: trace.dModel }, (_, i) => 0.5 * Math.cos(0.9 * i));
-			const steerErrors: Record<string, number> = {};
-			let smallestChange = Infinity;
-			const whole = values(probe[d.io.logits]);
-			for (const hook of Object.keys(sites)) {
-				runner.reset();
-				const out = await runner.forward(ids, (h, residual) => {
-					if (h === hook) addInPlace(residual, v);
-				});
-				const steered = values(out.logits);
-				out.logits.dispose();
-				const edited = values((await runWhole(d, withAdd(bytes, refTensor(hook), v, f.fp16), externalData, ids))[d.io.logits]);
-				steerErrors[hook] = maxAbsDiff(steered, edited);
-				smallestChange = Math.min(smallestChange, maxAbsDiff(edited, whole));
-			}
-			console.log(`${f.file}: hooks vs unmodified graph by kind ${JSON.stringify(byKind(errors))}; logits ${logitDiff.toExponential(2)}; steering |cut − inserted Add| by kind ${JSON.stringify(byKind(steerErrors))}, smallest change ${smallestChange.toExponential(2)}`);
-			for (const [hook, e] of Object.entries(errors)) expect(e, hook).toBeLessThanOrEqual(f.tol);
-			expect(logitDiff).toBeLessThanOrEqual(f.tol);
-			for (const [hook, e] of Object.entries(steerErrors)) expect(e, hook).toBeLessThanOrEqual(f.tol);
-			expect(smallestChange).toBeGreaterThan(1e-3);
-		} finally {
-			await runner.dispose();
 		}
-	});
+	);
 });

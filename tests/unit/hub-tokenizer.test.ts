@@ -4,17 +4,34 @@ import { HubTokenizer } from '../../src/lib/engine/model/hf/tokenizer';
 
 const words = ['<pad>', '<bos>', '<eos>', '<start_of_turn>', '<end_of_turn>', 'user', 'model', 'hello', 'there', 'cat'];
 const tokenizerJson = {
-	version: '1.0', truncation: null, padding: null,
-	added_tokens: [1, 2, 3, 4].map((id) => ({ id, content: words[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-	normalizer: null, pre_tokenizer: { type: 'WhitespaceSplit' }, post_processor: null,
+	version: '1.0',
+	truncation: null,
+	padding: null,
+	added_tokens: [1, 2, 3, 4].map((id) => ({
+		id,
+		content: words[id],
+		single_word: false,
+		lstrip: false,
+		rstrip: false,
+		normalized: false,
+		special: true
+	})),
+	normalizer: null,
+	pre_tokenizer: { type: 'WhitespaceSplit' },
+	post_processor: null,
 	decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
 	model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<pad>' }
 };
 // Gemma's template, shortened to what matters here.
-const gemmaTemplate = "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }} {{ m.content }} <end_of_turn> {% endfor %}{% if add_generation_prompt %}<start_of_turn>model {% endif %}";
+const gemmaTemplate =
+	"{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }} {{ m.content }} <end_of_turn> {% endfor %}{% if add_generation_prompt %}<start_of_turn>model {% endif %}";
 
 describe('Hub tokenizers', () => {
-	const tok = new HubTokenizer(tokenizerJson, { bos_token: '<bos>', eos_token: '<eos>', chat_template: gemmaTemplate }, { bos_token_id: 1, eos_token_id: [2, 4] });
+	const tok = new HubTokenizer(
+		tokenizerJson,
+		{ bos_token: '<bos>', eos_token: '<eos>', chat_template: gemmaTemplate },
+		{ bos_token_id: 1, eos_token_id: [2, 4] }
+	);
 	it('adds BOS once, stops at every end-of-turn id, decodes', () => {
 		expect(tok.encode('hello there')).toEqual([1, 7, 8]);
 		expect(tok.encode('')).toEqual([1]);

@@ -32,7 +32,9 @@ describe('pairing on real exports', () => {
 	});
 	it('ORT-fused GPT-2 (com.microsoft Attention, K and V stacked): past_N ↔ present_N by slot 4 → 1', () => {
 		const d = io(fixture('onnx-exports/gpt2_ort_fused_past.onnx'));
-		expect(Object.fromEntries(d.kv.map((p) => [p.past, p.present]))).toEqual(Object.fromEntries([0, 1, 2, 3, 4].map((l) => [`past_${l}`, `present_${l}`])));
+		expect(Object.fromEntries(d.kv.map((p) => [p.past, p.present]))).toEqual(
+			Object.fromEntries([0, 1, 2, 3, 4].map((l) => [`past_${l}`, `present_${l}`]))
+		);
 		expect(d.kv.every((p) => /input 4 → output 1/.test(p.via!) && p.dims.length === 5 && p.seqAxis === 3)).toBe(true);
 	});
 	it('torch-unfused Megatron GPT-2 (stacked, split, appended by Concat, stacked again): past_0 ↔ present_0', () => {
@@ -46,7 +48,7 @@ describe('pairing on real exports', () => {
 });
 
 describe('names as a cross-check', () => {
-	it('reads layer and role from common exporters\' names', () => {
+	it("reads layer and role from common exporters' names", () => {
 		expect(nameRole('past_key_values.3.value')).toEqual({ layer: 3, role: 'value' });
 		expect(nameRole('present.3.key')).toEqual({ layer: 3, role: 'key' });
 		expect(nameRole('past_7')).toEqual({ layer: 7, role: undefined });
@@ -59,7 +61,10 @@ describe('names as a cross-check', () => {
  * A one-layer graph whose only interesting part is the cache: `wire` writes the nodes between the
  * pasts (and k, v computed from the embedding) and the presents.
  */
-function cacheGraph(wire: (g: GraphBuilder, x: { pastK: string; pastV: string; k: string; v: string; q: string }) => void, extra?: (g: GraphBuilder) => void): Uint8Array {
+function cacheGraph(
+	wire: (g: GraphBuilder, x: { pastK: string; pastV: string; k: string; v: string; q: string }) => void,
+	extra?: (g: GraphBuilder) => void
+): Uint8Array {
 	const g = new GraphBuilder('kv-fixture');
 	const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
 	g.input('attention_mask', 'int64', ['batch', 'total']);
@@ -78,22 +83,35 @@ function cacheGraph(wire: (g: GraphBuilder, x: { pastK: string; pastV: string; k
 }
 
 const mha = (g: GraphBuilder, x: { q: string; k: string; v: string }, pastAt6: string, pastAt7: string) =>
-	g.node('MultiHeadAttention', [x.q, x.k, x.v, '', '', '', pastAt6, pastAt7], ['/attn', 'present.0.key', 'present.0.value'], { num_heads: 2 }, 'com.microsoft');
+	g.node(
+		'MultiHeadAttention',
+		[x.q, x.k, x.v, '', '', '', pastAt6, pastAt7],
+		['/attn', 'present.0.key', 'present.0.value'],
+		{ num_heads: 2 },
+		'com.microsoft'
+	);
 
 describe('what pairing refuses, with the reason', () => {
 	it('accepts a well-wired MultiHeadAttention graph (the control for the refusals below)', () => {
-		expect(pairs(cacheGraph((g, x) => mha(g, x, x.pastK, x.pastV)))).toEqual({ 'past_key_values.0.key': 'present.0.key', 'past_key_values.0.value': 'present.0.value' });
+		expect(pairs(cacheGraph((g, x) => mha(g, x, x.pastK, x.pastV)))).toEqual({
+			'past_key_values.0.key': 'present.0.key',
+			'past_key_values.0.value': 'present.0.value'
+		});
 	});
 	it('fused attention with the pasts crossed into its slots: structure and names disagree', () => {
 		const bytes = cacheGraph((g, x) => mha(g, x, x.pastV, x.pastK));
-		expect(() => io(bytes)).toThrow(/"past_key_values\.0\.key" becomes "present\.0\.value" \(MultiHeadAttention .*input 7 → output 2\), but the names say otherwise/);
+		expect(() => io(bytes)).toThrow(
+			/"past_key_values\.0\.key" becomes "present\.0\.value" \(MultiHeadAttention .*input 7 → output 2\), but the names say otherwise/
+		);
 	});
-	it('unfused Concats writing the other role\'s present: structure and names disagree', () => {
+	it("unfused Concats writing the other role's present: structure and names disagree", () => {
 		const bytes = cacheGraph((g, x) => {
 			g.alias(g.op('Concat', [x.pastK, x.k], { axis: 2 }), 'present.0.value');
 			g.alias(g.op('Concat', [x.pastV, x.v], { axis: 2 }), 'present.0.key');
 		});
-		expect(() => io(bytes)).toThrow(/"past_key_values\.0\.key" becomes "present\.0\.value" \(Concat .* appends to it\), but the names say otherwise \(layer 0 key vs layer 0 value\)/);
+		expect(() => io(bytes)).toThrow(
+			/"past_key_values\.0\.key" becomes "present\.0\.value" \(Concat .* appends to it\), but the names say otherwise \(layer 0 key vs layer 0 value\)/
+		);
 	});
 	it('one appended past written to two outputs: ambiguous, both candidates named', () => {
 		const bytes = cacheGraph(
@@ -105,10 +123,14 @@ describe('what pairing refuses, with the reason', () => {
 			},
 			(g) => g.output('present.0.key_copy', 'float32', ['batch', 2, 'total', 4])
 		);
-		expect(() => io(bytes)).toThrow(/"past_key_values\.0\.key" is appended into several graph outputs \("present\.0\.key", "present\.0\.key_copy"\)/);
+		expect(() => io(bytes)).toThrow(
+			/"past_key_values\.0\.key" is appended into several graph outputs \("present\.0\.key", "present\.0\.key_copy"\)/
+		);
 	});
 	it('an attention op whose slots Loupe does not know: refused, naming the op', () => {
-		const bytes = cacheGraph((g, x) => g.node('FancyAttention', [x.q, x.k, x.v, x.pastK, x.pastV], ['/attn', 'present.0.key', 'present.0.value'], {}, 'com.example'));
+		const bytes = cacheGraph((g, x) =>
+			g.node('FancyAttention', [x.q, x.k, x.v, x.pastK, x.pastV], ['/attn', 'present.0.key', 'present.0.value'], {}, 'com.example')
+		);
 		expect(() => io(bytes)).toThrow(/"past_key_values\.0\.key" reaches no present output .* \(it is read by FancyAttention/);
 	});
 	it('two pasts appended into one present: refused rather than feed both from it', () => {
@@ -166,7 +188,10 @@ describe('LM head or hidden state, by structure', () => {
 		const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
 		const x = g.op('Gather', [g.weight('embed', new Float32Array(12 * 6).fill(0.1), [12, 6]), ids], { axis: 0 });
 		const h = g.op('Mul', [x, g.weight('norm', new Float32Array(6).fill(1), [6])]);
-		g.alias(withHead ? g.op('MatMul', [h, g.weight('lm', new Float32Array(72).fill(0.1), [6, 12])]) : h, withHead ? 'logits' : 'last_hidden_state');
+		g.alias(
+			withHead ? g.op('MatMul', [h, g.weight('lm', new Float32Array(72).fill(0.1), [6, 12])]) : h,
+			withHead ? 'logits' : 'last_hidden_state'
+		);
 		g.output(withHead ? 'logits' : 'last_hidden_state', 'float32', outDims);
 		return g.toBytes(17);
 	};
@@ -174,7 +199,7 @@ describe('LM head or hidden state, by structure', () => {
 		const d = io(baseModel(false, ['batch', 'seq', 6]));
 		expect(d).toMatchObject({ logits: 'last_hidden_state', lmHead: false });
 	});
-	it('a product by a [d_model, vocab] weight is an LM head even where the output\'s width is symbolic', () => {
+	it("a product by a [d_model, vocab] weight is an LM head even where the output's width is symbolic", () => {
 		expect(io(baseModel(true, ['batch', 'seq', 'vocab'])).lmHead).toBe(true);
 	});
 });

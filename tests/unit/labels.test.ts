@@ -10,11 +10,16 @@ describe('Neuronpedia explanation exports', () => {
 	it('reads a JSON array and JSON Lines alike, skipping rows without index and description', () => {
 		for (const text of [JSON.stringify(rows), rows.map((r) => JSON.stringify(r)).join('\n'), JSON.stringify({ explanations: rows })]) {
 			const { labels, skipped } = parseNeuronpediaExplanations(text);
-			expect(labels).toEqual([{ feature: 42, description: 'references to dogs' }, { feature: 7, description: 'the word "the"' }]);
+			expect(labels).toEqual([
+				{ feature: 42, description: 'references to dogs' },
+				{ feature: 7, description: 'the word "the"' }
+			]);
 			expect(skipped).toBe(1);
 		}
 	});
 	it('refuses a file that is not JSON', () => {
-		expect(() => parseNeuronpediaExplanations('index,description\n1,dogs', 'labels.csv')).toThrow(/labels\.csv is neither JSON nor JSON Lines/);
+		expect(() => parseNeuronpediaExplanations('index,description\n1,dogs', 'labels.csv')).toThrow(
+			/labels\.csv is neither JSON nor JSON Lines/
+		);
 	});
 });

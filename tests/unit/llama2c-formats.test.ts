@@ -26,9 +26,17 @@ function version1(w: LlamaWeights, shared: boolean, version = 1): ArrayBuffer {
 	const L = w.layers;
 	return concat([
 		header,
-		...L.map((l) => l.rmsAtt), ...L.map((l) => l.rmsFfn), w.rmsFinal, w.tokenEmbedding,
-		...L.map((l) => l.wq), ...L.map((l) => l.wk), ...L.map((l) => l.wv), ...L.map((l) => l.wo),
-		...L.map((l) => l.w1), ...L.map((l) => l.w2), ...L.map((l) => l.w3),
+		...L.map((l) => l.rmsAtt),
+		...L.map((l) => l.rmsFfn),
+		w.rmsFinal,
+		w.tokenEmbedding,
+		...L.map((l) => l.wq),
+		...L.map((l) => l.wk),
+		...L.map((l) => l.wv),
+		...L.map((l) => l.wo),
+		...L.map((l) => l.w1),
+		...L.map((l) => l.w2),
+		...L.map((l) => l.w3),
 		...(shared ? [] : [w.classifier])
 	]);
 }
@@ -38,9 +46,20 @@ function legacyUnshared(w: LlamaWeights): ArrayBuffer {
 	const L = w.layers;
 	const freqCis = new Float32Array(c.seqLen * (c.dim / c.nHeads)); // real + imag, ignored by readers
 	return concat([
-		header.buffer, w.tokenEmbedding, ...L.map((l) => l.rmsAtt), ...L.map((l) => l.wq), ...L.map((l) => l.wk), ...L.map((l) => l.wv),
-		...L.map((l) => l.wo), ...L.map((l) => l.rmsFfn), ...L.map((l) => l.w1), ...L.map((l) => l.w2), ...L.map((l) => l.w3),
-		w.rmsFinal, freqCis, w.classifier
+		header.buffer,
+		w.tokenEmbedding,
+		...L.map((l) => l.rmsAtt),
+		...L.map((l) => l.wq),
+		...L.map((l) => l.wk),
+		...L.map((l) => l.wv),
+		...L.map((l) => l.wo),
+		...L.map((l) => l.rmsFfn),
+		...L.map((l) => l.w1),
+		...L.map((l) => l.w2),
+		...L.map((l) => l.w3),
+		w.rmsFinal,
+		freqCis,
+		w.classifier
 	]);
 }
 
@@ -68,7 +87,9 @@ describe('llama2.c checkpoint layouts', () => {
 	});
 
 	it('version 2 (int8) is refused with what to do instead', () => {
-		expect(() => readLlama2cCheckpoint(version1(legacy, true, 2), 'q80.bin')).toThrow(/q80\.bin is a llama2\.c checkpoint of version 2.*int8/);
+		expect(() => readLlama2cCheckpoint(version1(legacy, true, 2), 'q80.bin')).toThrow(
+			/q80\.bin is a llama2\.c checkpoint of version 2.*int8/
+		);
 	});
 
 	it('a file with bytes past what its header describes is refused', () => {

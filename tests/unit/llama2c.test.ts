@@ -15,7 +15,16 @@ const argmax = (a: Float32Array) => a.reduce((best, v, i) => (v > a[best] ? i : 
 
 describe('llama2.c checkpoint', () => {
 	it('reads the stories260K header as the fixture README states', () => {
-		expect(weights.config).toMatchObject({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true });
+		expect(weights.config).toMatchObject({
+			dim: 64,
+			hiddenDim: 172,
+			nLayers: 5,
+			nHeads: 8,
+			nKvHeads: 4,
+			vocabSize: 512,
+			seqLen: 512,
+			sharedClassifier: true
+		});
 	});
 	it('rejects a truncated file with the sizes in the message', () => {
 		const buf = readArrayBuffer(`${stories260KDir}/stories260K.bin`).slice(0, 500_000);
@@ -113,7 +122,8 @@ describe('the ONNX graph built from the checkpoint', () => {
 		refLogits.push(ref.step(t));
 		refResid.push(ref.residual.map((r) => r.slice()));
 	}
-	const maxAbs = (a: Float32Array[], b: Float32Array[]) => Math.max(...a.map((x, i) => x.reduce((m, v, j) => Math.max(m, Math.abs(v - b[i][j])), 0)));
+	const maxAbs = (a: Float32Array[], b: Float32Array[]) =>
+		Math.max(...a.map((x, i) => x.reduce((m, v, j) => Math.max(m, Math.abs(v - b[i][j])), 0)));
 
 	it('matches the reference logits at every position (prefill 5, then KV-cached steps)', async () => {
 		const { logitsPerPos } = await runOnnx([], tokens, 5);
@@ -128,8 +138,15 @@ describe('the ONNX graph built from the checkpoint', () => {
 		const { logitsPerPos, residuals } = await runOnnx([0, 2, 5], tokens, 3);
 		expect([...residuals.keys()]).toEqual(['blocks.0.hook_resid_pre', 'blocks.2.hook_resid_pre', 'blocks.4.hook_resid_post']);
 		expect(maxAbs(logitsPerPos, refLogits)).toBeLessThan(1e-3);
-		for (const [name, b] of [['blocks.0.hook_resid_pre', 0], ['blocks.2.hook_resid_pre', 2], ['blocks.4.hook_resid_post', 5]] as const) {
-			const err = maxAbs(residuals.get(name)!, refResid.map((r) => r[b]));
+		for (const [name, b] of [
+			['blocks.0.hook_resid_pre', 0],
+			['blocks.2.hook_resid_pre', 2],
+			['blocks.4.hook_resid_post', 5]
+		] as const) {
+			const err = maxAbs(
+				residuals.get(name)!,
+				refResid.map((r) => r[b])
+			);
 			console.log(`max |${name} onnx - reference|: ${err.toExponential(2)}`);
 			expect(err).toBeLessThan(1e-3);
 		}

@@ -24,7 +24,17 @@ const read = (p: string) => new Uint8Array(readFileSync(resolve(exportsDir, p)))
 const fixtures = [
 	{ file: 'gpt2_megatron_torch_unfused.onnx', layers: 1, dModel: 8, vocab: 10, arch: 'gpt2', dtype: 'float32', tol: 1e-5, kv: 'stacked' },
 	{ file: 'gpt2_ort_fused_past.onnx', layers: 5, dModel: 32, vocab: 1000, arch: 'gpt2', dtype: 'float32', tol: 1e-5, kv: 'stacked' },
-	{ file: 'llama_modelbuilder_fp16/model.onnx', layers: 2, dModel: 16, vocab: 32000, arch: 'llama', dtype: 'float16', tol: 2e-3, kv: 'separate', data: 'llama_modelbuilder_fp16/model.onnx.data' }
+	{
+		file: 'llama_modelbuilder_fp16/model.onnx',
+		layers: 2,
+		dModel: 16,
+		vocab: 32000,
+		arch: 'llama',
+		dtype: 'float16',
+		tol: 2e-3,
+		kv: 'separate',
+		data: 'llama_modelbuilder_fp16/model.onnx.data'
+	}
 ];
 
 describe.each(fixtures)('graph surgery on $file', (f) => {
@@ -81,18 +91,30 @@ describe('what surgery refuses, with the reason', () => {
 			graph: {
 				name: 'g',
 				node: nodes,
-				input: inputs.map((name) => ({ name, type: { tensorType: { elemType: name === 'x' ? 1 : 7, shape: { dim: [{ dimParam: 'b' }, { dimParam: 's' }] } } } })),
+				input: inputs.map((name) => ({
+					name,
+					type: { tensorType: { elemType: name === 'x' ? 1 : 7, shape: { dim: [{ dimParam: 'b' }, { dimParam: 's' }] } } }
+				})),
 				output: [{ name: 'y', type: { tensorType: { elemType: 1 } } }],
 				initializer: [{ name: 'W', dataType: 1, dims: [4, 4], floatData: new Array(16).fill(0.5) }]
 			}
 		}).finish();
 
 	it('a merged decoder (If on use_cache_branch): pick the plain export', () => {
-		const bytes = graphWith([{ opType: 'If', input: ['use_cache_branch'], output: ['y'], name: 'optimum::if' }], ['input_ids', 'use_cache_branch']);
+		const bytes = graphWith(
+			[{ opType: 'If', input: ['use_cache_branch'], output: ['y'], name: 'optimum::if' }],
+			['input_ids', 'use_cache_branch']
+		);
 		expect(() => openExportedDecoder(bytes)).toThrow(/merged decoder.*decoder_model\.onnx/);
 	});
 	it('a graph with no residual stream', () => {
-		const bytes = graphWith([{ opType: 'Gather', input: ['W', 'input_ids'], output: ['e'] }, { opType: 'MatMul', input: ['e', 'W'], output: ['y'] }], ['input_ids']);
+		const bytes = graphWith(
+			[
+				{ opType: 'Gather', input: ['W', 'input_ids'], output: ['e'] },
+				{ opType: 'MatMul', input: ['e', 'W'], output: ['y'] }
+			],
+			['input_ids']
+		);
 		expect(() => openExportedDecoder(bytes)).toThrow(/No residual add follows the token embedding/);
 	});
 	it('a graph with no token input', () => {
@@ -121,9 +143,12 @@ describe('npm run hooks', () => {
 });
 
 describe.each([
-	{ arch: 'gpt2', style: 'unfused' }, { arch: 'gpt2', style: 'fused' },
-	{ arch: 'llama', style: 'unfused' }, { arch: 'llama', style: 'fused' },
-	{ arch: 'gemma', style: 'unfused' }, { arch: 'gemma', style: 'fused' }
+	{ arch: 'gpt2', style: 'unfused' },
+	{ arch: 'gpt2', style: 'fused' },
+	{ arch: 'llama', style: 'unfused' },
+	{ arch: 'llama', style: 'fused' },
+	{ arch: 'gemma', style: 'unfused' },
+	{ arch: 'gemma', style: 'fused' }
 ] as const)("graph surgery on Loupe's tiny $arch graph, $style", ({ arch, style }) => {
 	const bytes = buildTinyDecoder({ arch, style, layers: 3, dModel: 16, heads: 2, vocab: 64 });
 	it('finds every hook, guesses the architecture, and the cut model equals the original', async () => {

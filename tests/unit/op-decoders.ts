@@ -19,7 +19,10 @@ import { seededRandom } from '../../src/lib/engine/sample/prng';
 
 export type OpDecoderKind = 'onnx-attention' | 'gqa' | 'static';
 
-export function buildOpDecoder(kind: OpDecoderKind, o: { layers?: number; dModel?: number; heads?: number; vocab?: number; capacity?: number; seed?: number } = {}): Uint8Array {
+export function buildOpDecoder(
+	kind: OpDecoderKind,
+	o: { layers?: number; dModel?: number; heads?: number; vocab?: number; capacity?: number; seed?: number } = {}
+): Uint8Array {
 	const L = o.layers ?? 2;
 	const d = o.dModel ?? 16;
 	const H = o.heads ?? 2;
@@ -31,7 +34,11 @@ export function buildOpDecoder(kind: OpDecoderKind, o: { layers?: number; dModel
 	const random = seededRandom(o.seed ?? 5);
 	const g = new GraphBuilder(`tiny-${kind}`);
 	const w = (name: string, dims: number[], scale = 1 / Math.sqrt(dims[0])) =>
-		g.weight(name, Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (random() * 2 - 1) * scale), dims);
+		g.weight(
+			name,
+			Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (random() * 2 - 1) * scale),
+			dims
+		);
 
 	const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
 	const mask = kind === 'static' ? undefined : g.input('attention_mask', 'int64', ['batch', 'total_seq']);
@@ -46,15 +53,30 @@ export function buildOpDecoder(kind: OpDecoderKind, o: { layers?: number; dModel
 	if (mask) allowed = g.op('Mul', [allowed, g.op('Unsqueeze', [g.op('Cast', [mask], { to: 1 }), g.constant([1])])]);
 	const bias = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [allowed, g.scalar(1)]), g.scalar(1e9)]), g.constant([1])]);
 	// GroupQueryAttention's own mask inputs, as the model builder computes them.
-	const seqlensK = mask ? g.op('Cast', [g.op('Sub', [g.op('ReduceSum', [mask, g.constant([1])], { keepdims: 0 }), g.scalar(1, 'int64')])], { to: 6 }) : '';
+	const seqlensK = mask
+		? g.op('Cast', [g.op('Sub', [g.op('ReduceSum', [mask, g.constant([1])], { keepdims: 0 }), g.scalar(1, 'int64')])], { to: 6 })
+		: '';
 	const totalLen = mask ? g.op('Cast', [total], { to: 6 }) : '';
 
 	const norm = (x: string, s: string) => {
-		const ms = opset >= 18
-			? g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)]), g.constant([-1])], { keepdims: 1 })
-			: g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: [-1], keepdims: 1 });
+		const ms =
+			opset >= 18
+				? g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)]), g.constant([-1])], { keepdims: 1 })
+				: g.op('ReduceMean', [g.op('Pow', [x, g.scalar(2)])], { axes: [-1], keepdims: 1 });
 		const y = g.op('Div', [x, g.op('Sqrt', [g.op('Add', [ms, g.scalar(1e-5)])])]);
-		return g.op('Mul', [y, g.weight(`${s}.weight`, Float32Array.from({ length: d }, () => 1 + (random() - 0.5) * 0.2), [d])], {}, `${s}/scale`);
+		return g.op(
+			'Mul',
+			[
+				y,
+				g.weight(
+					`${s}.weight`,
+					Float32Array.from({ length: d }, () => 1 + (random() - 0.5) * 0.2),
+					[d]
+				)
+			],
+			{},
+			`${s}/scale`
+		);
 	};
 	const heads = (t: string, n: number) => g.op('Transpose', [g.op('Reshape', [t, g.constant([0, 0, n, Dh])])], { perm: [0, 2, 1, 3] });
 	const merge = (t: string) => g.op('Reshape', [g.op('Transpose', [t], { perm: [0, 2, 1, 3] }), g.constant([0, 0, d])]);
@@ -69,7 +91,13 @@ export function buildOpDecoder(kind: OpDecoderKind, o: { layers?: number; dModel
 			const pastK = g.input(`past_key_values.${l}.key`, 'float32', ['batch', kvH, 'past_seq', Dh]);
 			const pastV = g.input(`past_key_values.${l}.value`, 'float32', ['batch', kvH, 'past_seq', Dh]);
 			y = g.fresh(`${s}/gqa`);
-			g.node('GroupQueryAttention', [q, k, v, pastK, pastV, seqlensK, totalLen], [y, `present.${l}.key`, `present.${l}.value`], { num_heads: H, kv_num_heads: kvH }, 'com.microsoft');
+			g.node(
+				'GroupQueryAttention',
+				[q, k, v, pastK, pastV, seqlensK, totalLen],
+				[y, `present.${l}.key`, `present.${l}.value`],
+				{ num_heads: H, kv_num_heads: kvH },
+				'com.microsoft'
+			);
 		} else if (kind === 'onnx-attention') {
 			const pastK = g.input(`past_key_values.${l}.key`, 'float32', ['batch', kvH, 'past_seq', Dh]);
 			const pastV = g.input(`past_key_values.${l}.value`, 'float32', ['batch', kvH, 'past_seq', Dh]);

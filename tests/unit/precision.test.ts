@@ -31,7 +31,9 @@ describe('choosePrecision', () => {
 	});
 
 	it('Gemma with only fp16 and q4f16: refused, with the reason', () => {
-		expect(() => choosePrecision(gemma, tree('model_fp16.onnx', 'model_q4f16.onnx'), true)).toThrow(/no ONNX export Loupe can run here.*Not fp16 or q4f16: .*26732/);
+		expect(() => choosePrecision(gemma, tree('model_fp16.onnx', 'model_q4f16.onnx'), true)).toThrow(
+			/no ONNX export Loupe can run here.*Not fp16 or q4f16: .*26732/
+		);
 	});
 
 	it('an entry with no exception still picks fp16 on a shader-f16 adapter (where there is no fp32), and fp32 where there is', () => {

@@ -5,10 +5,22 @@ import { parsePresetFile, presetFileText, presetVectorIds } from '../../src/lib/
 import type { SteeringVector } from '../../src/lib/engine/steer/vectors';
 
 const vector: SteeringVector = {
-	id: 'k3x9q2', name: 'happy − sad', model: 'stories260K', hook: 'blocks.3.hook_resid_pre',
-	values: Float32Array.from([0.5, -1.25, 3]), positive: ['happy'], negative: ['sad'], createdAt: '2026-11-23T00:00:00.000Z'
+	id: 'k3x9q2',
+	name: 'happy − sad',
+	model: 'stories260K',
+	hook: 'blocks.3.hook_resid_pre',
+	values: Float32Array.from([0.5, -1.25, 3]),
+	positive: ['happy'],
+	negative: ['sad'],
+	createdAt: '2026-11-23T00:00:00.000Z'
 } as SteeringVector;
-const preset = { model: 'stories260K', name: 'cheerful', steer: '12:add:4,vk3x9q2:add:2:n', sae: 'hub:x', createdAt: '2026-11-23T00:00:00.000Z' };
+const preset = {
+	model: 'stories260K',
+	name: 'cheerful',
+	steer: '12:add:4,vk3x9q2:add:2:n',
+	sae: 'hub:x',
+	createdAt: '2026-11-23T00:00:00.000Z'
+};
 
 describe('steering preset files', () => {
 	it('carry the setup and its vectors', () => {

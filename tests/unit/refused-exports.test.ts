@@ -24,8 +24,11 @@ const prompt = [1, 7, 30, 4, 22];
 const steps = [9, 41];
 
 describe.each([
-	{ arch: 'gpt2', lmHead: true }, { arch: 'llama', lmHead: true }, { arch: 'gemma', lmHead: true },
-	{ arch: 'llama', lmHead: false }, { arch: 'gemma', lmHead: false }
+	{ arch: 'gpt2', lmHead: true },
+	{ arch: 'llama', lmHead: true },
+	{ arch: 'gemma', lmHead: true },
+	{ arch: 'llama', lmHead: false },
+	{ arch: 'gemma', lmHead: false }
 ] as { arch: TinyArch; lmHead: boolean }[])('a $arch decoder in opset-23 standard ops (LM head: $lmHead)', ({ arch, lmHead }) => {
 	const bytes = buildTinyDecoder({ arch, style: 'opset23', layers: L, dModel: D, heads: 2, vocab: 64, lmHead });
 	const ops = new Set(decodeModel(bytes).graph!.node!.map((n) => n.opType));
@@ -45,7 +48,10 @@ describe.each([
 		expect(m.hookNames).toHaveLength(5 * L);
 		expect(m.warnings).toEqual([]);
 		expect(d.io.kv.map((p) => [p.past, p.present])).toEqual(
-			Array.from({ length: L }, (_, l) => [[`past_key_values.${l}.key`, `present.${l}.key`], [`past_key_values.${l}.value`, `present.${l}.value`]]).flat()
+			Array.from({ length: L }, (_, l) => [
+				[`past_key_values.${l}.key`, `present.${l}.key`],
+				[`past_key_values.${l}.value`, `present.${l}.value`]
+			]).flat()
 		);
 		if (!lmHead) expect(d.io.logits).toBe('last_hidden_state');
 	});
@@ -69,7 +75,9 @@ describe.each([
 		} finally {
 			await runner.dispose();
 		}
-		console.log(`opset-23 ${arch}${lmHead ? '' : ' (no LM head)'}: ${m.hookNames.length} hooks cut, cached chain vs uncached unmodified graph ${worst.toExponential(2)}`);
+		console.log(
+			`opset-23 ${arch}${lmHead ? '' : ' (no LM head)'}: ${m.hookNames.length} hooks cut, cached chain vs uncached unmodified graph ${worst.toExponential(2)}`
+		);
 		expect(worst).toBeLessThan(1e-5);
 	});
 
@@ -98,7 +106,9 @@ describe.each([
 		} finally {
 			await runner.dispose();
 		}
-		console.log(`opset-23 ${arch}${lmHead ? '' : ' (no LM head)'}: steering at ${errors.length} hooks, max |cut − inserted Add| ${Math.max(...errors).toExponential(2)}, smallest change ${smallestChange.toExponential(2)}`);
+		console.log(
+			`opset-23 ${arch}${lmHead ? '' : ' (no LM head)'}: steering at ${errors.length} hooks, max |cut − inserted Add| ${Math.max(...errors).toExponential(2)}, smallest change ${smallestChange.toExponential(2)}`
+		);
 		expect(Math.max(...errors)).toBeLessThan(1e-5);
 		expect(smallestChange).toBeGreaterThan(1e-3);
 	});
@@ -108,11 +118,23 @@ describe('cuts at hooks, in graph order, and the names surgery refuses', () => {
 	const d = openExportedDecoder(buildTinyDecoder({ arch: 'llama', style: 'unfused', layers: L, dModel: D }));
 	it('a cut at blocks.1.hook_mlp_in sits between resid_pre 1 and resid_post 1, whatever order they are asked in', () => {
 		const segs = cutExportedDecoder(d, ['blocks.1.hook_resid_post', 'blocks.1.hook_mlp_in', 'blocks.1.hook_resid_pre']);
-		expect(segs.map((s) => s.residualOut)).toEqual(['blocks.1.hook_resid_pre', 'blocks.1.hook_mlp_in', 'blocks.2.hook_resid_pre', undefined]);
-		expect(segs.map((s) => s.layers)).toEqual([[0, 1], [1, 2], [1, 2], [2, 3]]);
+		expect(segs.map((s) => s.residualOut)).toEqual([
+			'blocks.1.hook_resid_pre',
+			'blocks.1.hook_mlp_in',
+			'blocks.2.hook_resid_pre',
+			undefined
+		]);
+		expect(segs.map((s) => s.layers)).toEqual([
+			[0, 1],
+			[1, 2],
+			[1, 2],
+			[2, 3]
+		]);
 	});
 	it('a hook the model does not have: the names it does', () => {
-		expect(() => cutExportedDecoder(d, ['blocks.7.hook_mlp_in'])).toThrow(/no hook point "blocks\.7\.hook_mlp_in" in this 3-layer model.*attn_out, mlp_in, mlp_out/);
+		expect(() => cutExportedDecoder(d, ['blocks.7.hook_mlp_in'])).toThrow(
+			/no hook point "blocks\.7\.hook_mlp_in" in this 3-layer model.*attn_out, mlp_in, mlp_out/
+		);
 		expect(() => cutExportedDecoder(d, ['blocks.0.hook_attn_z'])).toThrow(/no hook point/);
 	});
 });
@@ -125,16 +147,30 @@ describe('cuts at hooks, in graph order, and the names surgery refuses', () => {
 function parallelBlockWithFusedBias(): Uint8Array {
 	const g = new GraphBuilder('parallel-fused-bias');
 	const ones = (n: number, k = 0.1) => Float32Array.from({ length: n }, (_, i) => 1 + k * Math.sin(i));
-	const mat = (r: number, c: number) => g.weight('/w', Float32Array.from({ length: r * c }, (_, i) => 0.1 * Math.cos(i)), [r, c]);
+	const mat = (r: number, c: number) =>
+		g.weight(
+			'/w',
+			Float32Array.from({ length: r * c }, (_, i) => 0.1 * Math.cos(i)),
+			[r, c]
+		);
 	const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
 	const x = g.op('Gather', [mat(64, D), ids], { axis: 0 });
 	const ln = (t: string) => g.op('LayerNormalization', [t, g.weight('/g', ones(D), [D]), g.weight('/b', ones(D, 0), [D])], { axis: -1 });
 	const xa = ln(x);
-	const scores = g.op('MatMul', [g.op('MatMul', [xa, mat(D, D)]), g.op('Transpose', [g.op('MatMul', [xa, mat(D, D)])], { perm: [0, 2, 1] })]);
+	const scores = g.op('MatMul', [
+		g.op('MatMul', [xa, mat(D, D)]),
+		g.op('Transpose', [g.op('MatMul', [xa, mat(D, D)])], { perm: [0, 2, 1] })
+	]);
 	const attn = g.op('MatMul', [g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), g.op('MatMul', [xa, mat(D, D)])]), mat(D, D)]);
 	const mlp = g.op('MatMul', [g.op('Relu', [g.op('MatMul', [ln(x), mat(D, 2 * D)])]), mat(2 * D, D)]);
 	const normed = g.fresh('/final/normed');
-	g.node('SkipLayerNormalization', [x, g.op('Add', [attn, mlp]), g.weight('/g', ones(D), [D]), g.weight('/b', ones(D, 0), [D]), g.weight('/bias', ones(D), [D])], [normed, '', '', g.fresh('/final/sum')], { epsilon: { float: 1e-5 } }, 'com.microsoft');
+	g.node(
+		'SkipLayerNormalization',
+		[x, g.op('Add', [attn, mlp]), g.weight('/g', ones(D), [D]), g.weight('/b', ones(D, 0), [D]), g.weight('/bias', ones(D), [D])],
+		[normed, '', '', g.fresh('/final/sum')],
+		{ epsilon: { float: 1e-5 } },
+		'com.microsoft'
+	);
 	g.alias(g.op('MatMul', [normed, mat(D, 64)]), 'logits');
 	g.output('logits', 'float32', ['batch', 'seq', 64]);
 	return g.toBytes(17);

@@ -75,22 +75,61 @@ const saelensTensors: [string, string, number[], number[]][] = [
 
 describe('SAELens folders', () => {
 	it('reads the current cfg keys', () => {
-		const cfg = JSON.stringify({ architecture: 'standard', d_in: dIn, d_sae: dSae, apply_b_dec_to_input: true, normalize_activations: 'none', dtype: 'float32', metadata: { hook_name: 'blocks.1.hook_resid_post', model_name: 'stories260K' } });
+		const cfg = JSON.stringify({
+			architecture: 'standard',
+			d_in: dIn,
+			d_sae: dSae,
+			apply_b_dec_to_input: true,
+			normalize_activations: 'none',
+			dtype: 'float32',
+			metadata: { hook_name: 'blocks.1.hook_resid_post', model_name: 'stories260K' }
+		});
 		const { cfg: c, weights } = readSaeLens(cfg, safetensorsBytes(saelensTensors));
-		expect(c).toMatchObject({ architecture: 'relu', dIn, dSae, hookName: 'blocks.1.hook_resid_post', applyBDecToInput: true, centerInput: false });
+		expect(c).toMatchObject({
+			architecture: 'relu',
+			dIn,
+			dSae,
+			hookName: 'blocks.1.hook_resid_post',
+			applyBDecToInput: true,
+			centerInput: false
+		});
 		expect([...weights.wEnc]).toEqual(W_enc);
 		expect([...weights.bDec]).toEqual(b_dec.map(Math.fround));
 	});
 
-	it("reads the older keys of jbloom/GPT2-Small-SAEs-Reformatted (hook_point, hook_point_layer, no architecture)", () => {
-		const cfg = { model_name: 'gpt2-small', hook_point: 'blocks.8.hook_resid_pre', hook_point_layer: 8, d_in: 768, d_sae: 24576, expansion_factor: 32, dtype: 'torch.float32', normalize_activations: false };
+	it('reads the older keys of jbloom/GPT2-Small-SAEs-Reformatted (hook_point, hook_point_layer, no architecture)', () => {
+		const cfg = {
+			model_name: 'gpt2-small',
+			hook_point: 'blocks.8.hook_resid_pre',
+			hook_point_layer: 8,
+			d_in: 768,
+			d_sae: 24576,
+			expansion_factor: 32,
+			dtype: 'torch.float32',
+			normalize_activations: false
+		};
 		const c = parseSaeLensConfig(JSON.stringify(cfg));
-		expect(c).toMatchObject({ architecture: 'relu', hookName: 'blocks.8.hook_resid_pre', dIn: 768, dSae: 24576, applyBDecToInput: true, normalizeActivations: 'none' });
+		expect(c).toMatchObject({
+			architecture: 'relu',
+			hookName: 'blocks.8.hook_resid_pre',
+			dIn: 768,
+			dSae: 24576,
+			applyBDecToInput: true,
+			normalizeActivations: 'none'
+		});
 		expect(c.centerInput).toBe(true); // GPT-2 through TransformerLens: centred writing weights
 	});
 
 	it('reads TopK (k at top level or in activation_fn_kwargs) and fp16 weights', () => {
-		const topk = parseSaeLensConfig(JSON.stringify({ d_in: dIn, d_sae: dSae, hook_name: 'blocks.0.hook_resid_pre', activation_fn_str: 'topk', activation_fn_kwargs: { k: 2 } }));
+		const topk = parseSaeLensConfig(
+			JSON.stringify({
+				d_in: dIn,
+				d_sae: dSae,
+				hook_name: 'blocks.0.hook_resid_pre',
+				activation_fn_str: 'topk',
+				activation_fn_kwargs: { k: 2 }
+			})
+		);
 		expect(topk).toMatchObject({ architecture: 'topk', k: 2 });
 		const half = safetensorsBytes(saelensTensors.map(([n, , s, v]) => [n, 'F16', s, v] as [string, string, number[], number[]]));
 		const t = readSafetensors(half, 'half.safetensors');
@@ -98,18 +137,34 @@ describe('SAELens folders', () => {
 	});
 
 	it('writes the SAELens format that reads back identically', () => {
-		const cfg = JSON.stringify({ architecture: 'jumprelu', d_in: dIn, d_sae: dSae, apply_b_dec_to_input: false, hook_name: 'blocks.2.hook_resid_pre', model_name: 'stories260K' });
+		const cfg = JSON.stringify({
+			architecture: 'jumprelu',
+			d_in: dIn,
+			d_sae: dSae,
+			apply_b_dec_to_input: false,
+			hook_name: 'blocks.2.hook_resid_pre',
+			model_name: 'stories260K'
+		});
 		const a = readSaeLens(cfg, safetensorsBytes([...saelensTensors, ['threshold', 'F32', [dSae], threshold]]));
 		const written = writeSaeLens(a.cfg, a.weights);
 		const b = readSaeLens(written.cfgJson, written.safetensors.buffer as ArrayBuffer);
-		expect(b.cfg).toMatchObject({ architecture: 'jumprelu', dIn, dSae, hookName: 'blocks.2.hook_resid_pre', applyBDecToInput: false, centerInput: false });
+		expect(b.cfg).toMatchObject({
+			architecture: 'jumprelu',
+			dIn,
+			dSae,
+			hookName: 'blocks.2.hook_resid_pre',
+			applyBDecToInput: false,
+			centerInput: false
+		});
 		expect(b.weights).toEqual(a.weights);
 		expect(JSON.parse(written.cfgJson).metadata.hook_name).toBe('blocks.2.hook_resid_pre');
 	});
 
 	it('refuses a truncated safetensors header, a missing tensor and wrong shapes, naming them', () => {
 		const good = safetensorsBytes(saelensTensors);
-		expect(() => readSafetensors(good.slice(0, 40), 'w.safetensors')).toThrow(/w\.safetensors is not a readable safetensors file: its header claims/);
+		expect(() => readSafetensors(good.slice(0, 40), 'w.safetensors')).toThrow(
+			/w\.safetensors is not a readable safetensors file: its header claims/
+		);
 		expect(() => readSafetensors(good.slice(0, good.byteLength - 8), 'w.safetensors')).toThrow(/"b_dec" ends at byte .* \(truncated\)/);
 		const cfg = JSON.stringify({ d_in: dIn, d_sae: dSae, hook_name: 'blocks.0.hook_resid_pre' });
 		expect(() => readSaeLens(cfg, safetensorsBytes(saelensTensors.slice(1)))).toThrow(/has no tensor "W_enc"/);
@@ -119,8 +174,17 @@ describe('SAELens folders', () => {
 });
 
 describe('Gemma Scope and Gemma Scope 2', () => {
-	const files = { 'W_enc.npy': npy([dIn, dSae], W_enc), 'W_dec.npy': npy([dSae, dIn], W_dec), 'b_enc.npy': npy([dSae], b_enc), 'b_dec.npy': npy([dIn], b_dec), 'threshold.npy': npy([dSae], threshold) };
-	for (const [how, level] of [['stored', 0], ['deflated', 6]] as const) {
+	const files = {
+		'W_enc.npy': npy([dIn, dSae], W_enc),
+		'W_dec.npy': npy([dSae, dIn], W_dec),
+		'b_enc.npy': npy([dSae], b_enc),
+		'b_dec.npy': npy([dIn], b_dec),
+		'threshold.npy': npy([dSae], threshold)
+	};
+	for (const [how, level] of [
+		['stored', 0],
+		['deflated', 6]
+	] as const) {
 		it(`reads params.npz, ${how}, with the layer from its release path`, () => {
 			const zip = zipSync(files, { level });
 			const { cfg, weights } = readGemmaScopeNpz(zip.buffer as ArrayBuffer, { path: 'layer_12/width_16k/average_l0_82/params.npz' });
@@ -130,31 +194,67 @@ describe('Gemma Scope and Gemma Scope 2', () => {
 	}
 
 	it('reads params.safetensors with lowercase keys and config.json', () => {
-		const buf = safetensorsBytes([['w_enc', 'F32', [dIn, dSae], W_enc], ['w_dec', 'F32', [dSae, dIn], W_dec], ['b_enc', 'F32', [dSae], b_enc], ['b_dec', 'F32', [dIn], b_dec], ['threshold', 'F32', [dSae], threshold]]);
-		const { cfg, weights } = readGemmaScope2(JSON.stringify({ hf_hook_point_in: 'model.layers.5.output', model_name: 'google/gemma-3-270m-it' }), buf);
+		const buf = safetensorsBytes([
+			['w_enc', 'F32', [dIn, dSae], W_enc],
+			['w_dec', 'F32', [dSae, dIn], W_dec],
+			['b_enc', 'F32', [dSae], b_enc],
+			['b_dec', 'F32', [dIn], b_dec],
+			['threshold', 'F32', [dSae], threshold]
+		]);
+		const { cfg, weights } = readGemmaScope2(
+			JSON.stringify({ hf_hook_point_in: 'model.layers.5.output', model_name: 'google/gemma-3-270m-it' }),
+			buf
+		);
 		expect(cfg).toMatchObject({ architecture: 'jumprelu', hookName: 'blocks.5.hook_resid_post', modelName: 'google/gemma-3-270m-it' });
 		expect([...weights.wDec]).toEqual(W_dec.map(Math.fround));
 	});
 });
 
 describe('an SAE against the model it runs on', () => {
-	const cfg = parseSaeLensConfig(JSON.stringify({ d_in: 768, d_sae: 24576, hook_name: 'blocks.8.hook_resid_pre', model_name: 'gpt2-small' }));
+	const cfg = parseSaeLensConfig(
+		JSON.stringify({ d_in: 768, d_sae: 24576, hook_name: 'blocks.8.hook_resid_pre', model_name: 'gpt2-small' })
+	);
 	it('a d_in that is not the model width is refused with both widths and what to do', () => {
-		expect(() => checkSaeFitsModel({ ...cfg, hookName: 'blocks.2.hook_resid_pre' }, { name: 'stories260K', nLayers: 5, dModel: 64 })).toThrow(/width 768 \(d_in\), but stories260K's residual stream at blocks\.2\.hook_resid_pre has width 64/);
+		expect(() =>
+			checkSaeFitsModel({ ...cfg, hookName: 'blocks.2.hook_resid_pre' }, { name: 'stories260K', nLayers: 5, dModel: 64 })
+		).toThrow(/width 768 \(d_in\), but stories260K's residual stream at blocks\.2\.hook_resid_pre has width 64/);
 	});
 	it('a hook the model lacks is refused', () => {
-		expect(() => checkSaeFitsModel(cfg, { name: 'stories260K', nLayers: 5, dModel: 768 })).toThrow(/reads "blocks\.8\.hook_resid_pre", which stories260K does not have/);
+		expect(() => checkSaeFitsModel(cfg, { name: 'stories260K', nLayers: 5, dModel: 768 })).toThrow(
+			/reads "blocks\.8\.hook_resid_pre", which stories260K does not have/
+		);
 	});
 });
 
 describe('the SAE reference math, checked by hand', () => {
-	const weights = { wEnc: Float32Array.from(W_enc), wDec: Float32Array.from(W_dec), bEnc: Float32Array.from(b_enc), bDec: Float32Array.from(b_dec), threshold: Float32Array.from(threshold) };
-	const base = { dIn, dSae, hookName: 'blocks.0.hook_resid_pre', applyBDecToInput: false, normalizeActivations: 'none' as const, centerInput: false, format: 'test', dtype: 'F32', name: 't' };
+	const weights = {
+		wEnc: Float32Array.from(W_enc),
+		wDec: Float32Array.from(W_dec),
+		bEnc: Float32Array.from(b_enc),
+		bDec: Float32Array.from(b_dec),
+		threshold: Float32Array.from(threshold)
+	};
+	const base = {
+		dIn,
+		dSae,
+		hookName: 'blocks.0.hook_resid_pre',
+		applyBDecToInput: false,
+		normalizeActivations: 'none' as const,
+		centerInput: false,
+		format: 'test',
+		dtype: 'F32',
+		name: 't'
+	};
 	const x = Float32Array.from([1, 2, 3]);
 	// pre = x · W_enc + b_enc = [1, 2-0.5, 3+0.1, 1+2-3] = [1, 1.5, 3.1, 0]
-	it('ReLU', () => expect([...Sae.create({ ...base, architecture: 'relu' }, weights).encode(x, 1)].map((v) => +v.toFixed(5))).toEqual([1, 1.5, 3.1, 0]));
-	it('JumpReLU zeroes what is under its threshold', () => expect([...Sae.create({ ...base, architecture: 'jumprelu' }, weights).encode(x, 1)].map((v) => +v.toFixed(5))).toEqual([1, 0, 3.1, 0]));
-	it('TopK keeps the k largest', () => expect([...Sae.create({ ...base, architecture: 'topk', k: 2 }, weights).encode(x, 1)].map((v) => +v.toFixed(5))).toEqual([0, 1.5, 3.1, 0]));
+	it('ReLU', () =>
+		expect([...Sae.create({ ...base, architecture: 'relu' }, weights).encode(x, 1)].map((v) => +v.toFixed(5))).toEqual([1, 1.5, 3.1, 0]));
+	it('JumpReLU zeroes what is under its threshold', () =>
+		expect([...Sae.create({ ...base, architecture: 'jumprelu' }, weights).encode(x, 1)].map((v) => +v.toFixed(5))).toEqual([1, 0, 3.1, 0]));
+	it('TopK keeps the k largest', () =>
+		expect([...Sae.create({ ...base, architecture: 'topk', k: 2 }, weights).encode(x, 1)].map((v) => +v.toFixed(5))).toEqual([
+			0, 1.5, 3.1, 0
+		]));
 	it('applyBDecToInput and centring change the input as SAELens does', () => {
 		// centred x = [-1, 0, 1]; minus b_dec = [-1.1, -0.2, 0.7]; pre = [-1.1, -0.7, 0.8, -1.0]
 		const sae = Sae.create({ ...base, architecture: 'relu', applyBDecToInput: true, centerInput: true }, weights);

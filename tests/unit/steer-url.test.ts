@@ -15,7 +15,9 @@ describe('steering in the URL', () => {
 		expect(formatSteer(parseSteer(s))).toBe(s);
 	});
 	it('skips malformed items', () => {
-		expect(parseSteer('x:add:1,3:push:2,4:add:nope,5:clamp:1').features).toEqual([{ feature: 5, mode: 'clamp', value: 1, normalize: false }]);
+		expect(parseSteer('x:add:1,3:push:2,4:add:nope,5:clamp:1').features).toEqual([
+			{ feature: 5, mode: 'clamp', value: 1, normalize: false }
+		]);
 	});
 	it('carries saved steering vectors by id (add only)', () => {
 		const s = '394:add:8:n,vk3x9q2:add:4:n,vab12:add:-2';

@@ -34,7 +34,12 @@ async function openTorchExport(name: string): Promise<{ opened: OpenedGraph; ref
 	const dir = join(torchExportsDir, name);
 	const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as Reference;
 	const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-	const opened = await openExportGraph(new Uint8Array(readFileSync(join(dir, 'model.onnx'))), 'model.onnx', async (path) => new Uint8Array(readFileSync(join(dir, path))), config);
+	const opened = await openExportGraph(
+		new Uint8Array(readFileSync(join(dir, 'model.onnx'))),
+		'model.onnx',
+		async (path) => new Uint8Array(readFileSync(join(dir, path))),
+		config
+	);
 	return { opened, ref };
 }
 
@@ -78,7 +83,10 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 		const expected = p.hooks!;
 		const offered = new Set(offeredHooks(opened.decoder.trace));
 		// The residual stream's hooks must all be offered: every resid_pre and the last resid_post.
-		const resid = [...Array.from({ length: ref.n_layers }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${ref.n_layers - 1}.hook_resid_post`];
+		const resid = [
+			...Array.from({ length: ref.n_layers }, (_, l) => `blocks.${l}.hook_resid_pre`),
+			`blocks.${ref.n_layers - 1}.hook_resid_post`
+		];
 		for (const h of resid) expect(offered.has(h), `${h} is offered`).toBe(true);
 		const hooks = Object.keys(expected).filter((h) => offered.has(h));
 		const missing = Object.keys(expected).filter((h) => !offered.has(h));
@@ -95,15 +103,19 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export) ag
 			await runner.dispose();
 		}
 		const worst = Math.max(...Object.values(errors));
-		console.log(`${name}: residual at ${hooks.length} hooks, max abs error vs PyTorch ${worst.toExponential(2)}` +
-			` (${Object.entries(errors).map(([h, e]) => `${h} ${e.toExponential(1)}`).join(', ')})` +
-			(missing.length ? `; reference hooks the decoder does not offer yet: ${missing.join(', ')}` : ''));
+		console.log(
+			`${name}: residual at ${hooks.length} hooks, max abs error vs PyTorch ${worst.toExponential(2)}` +
+				` (${Object.entries(errors)
+					.map(([h, e]) => `${h} ${e.toExponential(1)}`)
+					.join(', ')})` +
+				(missing.length ? `; reference hooks the decoder does not offer yet: ${missing.join(', ')}` : '')
+		);
 		expect(Object.keys(errors).sort()).toEqual([...hooks].sort());
 		expect(worst).toBeLessThan(1e-4);
 	});
 
 	if (name === 'gemma3')
-		it('the sliding window (4) holds past its length when cut at four hooks (two inside layers): greedy ids still equal PyTorch\'s', async () => {
+		it("the sliding window (4) holds past its length when cut at four hooks (two inside layers): greedy ids still equal PyTorch's", async () => {
 			// 9 prompt tokens + 12 steps: 21 positions, five times the window of layers 0–4.
 			const hooks = ['blocks.1.hook_resid_pre', 'blocks.2.hook_attn_out', 'blocks.4.hook_mlp_in', 'blocks.5.hook_resid_post'];
 			const runner = await SegmentRunner.create(ort, opened.segmentAt(hooks), 'wasm');

@@ -13,17 +13,32 @@ describe('SAELens export of a trained SAE', () => {
 	for (const arch of ['topk', 'relu', 'jumprelu'] as const) {
 		it(`${arch}: the exported SAE encodes raw activations as training encoded scaled ones`, () => {
 			const random = seededRandom(3);
-			const d = 16, n = 40, B = 12, scale = 0.37;
+			const d = 16,
+				n = 40,
+				B = 12,
+				scale = 0.37;
 			const cfg: TrainConfig = { ...defaultTrainConfig('stories260K', 'blocks.2.hook_resid_pre'), arch, width: n, k: 5 };
 			const shape = shapeOf(cfg, d);
-			const params: SaeParams = initParams(shape, random, Float32Array.from({ length: d }, () => random() - 0.5));
+			const params: SaeParams = initParams(
+				shape,
+				random,
+				Float32Array.from({ length: d }, () => random() - 0.5)
+			);
 			params.bEnc = Float32Array.from({ length: n }, () => (random() - 0.5) * 0.2);
 			if (params.logThreshold) params.logThreshold = Float32Array.from({ length: n }, () => Math.log(0.05 + 0.2 * random()));
 			const x = Float32Array.from({ length: B * d }, () => (random() - 0.5) * 6);
-			const trained = forward(params, shape, x.map((v) => v * scale), B);
+			const trained = forward(
+				params,
+				shape,
+				x.map((v) => v * scale),
+				B
+			);
 			const checkpoint = { ...newCheckpoint('t', cfg, d, 10, params), scale };
 			const { cfgJson, safetensors } = toSaeLens(checkpoint);
-			const loaded = readSaeLens(cfgJson, safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer);
+			const loaded = readSaeLens(
+				cfgJson,
+				safetensors.buffer.slice(safetensors.byteOffset, safetensors.byteOffset + safetensors.byteLength) as ArrayBuffer
+			);
 			expect(loaded.cfg).toMatchObject({ architecture: arch, dIn: d, dSae: n, hookName: 'blocks.2.hook_resid_pre' });
 			const sae = Sae.create(loaded.cfg, loaded.weights);
 			const acts = sae.encode(x, B);

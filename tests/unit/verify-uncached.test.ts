@@ -26,7 +26,12 @@ const FP16 = 2e-3;
 const exportsFixtures = [
 	{ file: 'onnx-exports/gpt2_megatron_torch_unfused.onnx', tol: FP32 },
 	{ file: 'onnx-exports/gpt2_ort_fused_past.onnx', tol: FP32 },
-	{ file: 'onnx-exports/llama_modelbuilder_fp16/model.onnx', tol: FP16, data: 'onnx-exports/llama_modelbuilder_fp16/model.onnx.data', path: 'model.onnx.data' },
+	{
+		file: 'onnx-exports/llama_modelbuilder_fp16/model.onnx',
+		tol: FP16,
+		data: 'onnx-exports/llama_modelbuilder_fp16/model.onnx.data',
+		path: 'model.onnx.data'
+	},
 	{ file: 'torch-exports/gpt2/model.onnx', tol: FP32 },
 	{ file: 'torch-exports/gptneox/model.onnx', tol: FP32 },
 	{ file: 'torch-exports/llama/model.onnx', tol: FP32 },
@@ -38,8 +43,10 @@ describe.each(exportsFixtures)('cached vs uncached on $file', (f) => {
 		const externalData = f.data ? [{ path: f.path!, data: read(f.data) }] : undefined;
 		const r = await verifySurgery(ort, read(f.file), { externalData, sequences: 1, steps: 3 });
 		const c = r.cachedVsUncached;
-		console.log(`${f.file}: cached vs uncached max abs error: original ${c.original.toExponential(2)}, segmented ${c.segmented.toExponential(2)} (${c.schedules.join(', ')})` +
-			c.refused.map((x) => `; the graph refuses ${x.schedule}: ${x.reason}`).join(''));
+		console.log(
+			`${f.file}: cached vs uncached max abs error: original ${c.original.toExponential(2)}, segmented ${c.segmented.toExponential(2)} (${c.schedules.join(', ')})` +
+				c.refused.map((x) => `; the graph refuses ${x.schedule}: ${x.reason}`).join('')
+		);
 		expect(c.schedules).toEqual(['1+1+1+1+1+1+1+1', '5+1+1+1', '3+2+1+1+1']);
 		expect(c.original).toBeLessThanOrEqual(f.tol);
 		expect(c.segmented).toBeLessThanOrEqual(f.tol);
@@ -59,7 +66,9 @@ describe('the check fails where the cache is miswired', () => {
 		const right = await verifyCache(ort, bytes, { vocabSize: 32000, externalData, sequences: 1 });
 		const io = { ...right.io, kv: right.io.kv.map((p) => ({ ...p, present: p.present.replace('.value', '.key') })) };
 		const wrong = await verifyCache(ort, bytes, { vocabSize: 32000, externalData, sequences: 1, io });
-		console.log(`fp16 Llama cached vs uncached: paired by slots ${right.maxAbsDiff.toExponential(2)}, value fed keys ${wrong.maxAbsDiff.toExponential(2)}`);
+		console.log(
+			`fp16 Llama cached vs uncached: paired by slots ${right.maxAbsDiff.toExponential(2)}, value fed keys ${wrong.maxAbsDiff.toExponential(2)}`
+		);
 		expect(right.maxAbsDiff).toBeLessThanOrEqual(FP16);
 		expect(wrong.maxAbsDiff).toBeGreaterThan(0.02);
 	});
@@ -76,13 +85,18 @@ describe('the check fails where the cache is miswired', () => {
 });
 
 describe.each([
-	{ arch: 'gpt2', style: 'unfused' }, { arch: 'gpt2', style: 'fused' },
-	{ arch: 'llama', style: 'unfused' }, { arch: 'llama', style: 'fused' },
-	{ arch: 'gemma', style: 'unfused' }, { arch: 'gemma', style: 'fused' }
+	{ arch: 'gpt2', style: 'unfused' },
+	{ arch: 'gpt2', style: 'fused' },
+	{ arch: 'llama', style: 'unfused' },
+	{ arch: 'llama', style: 'fused' },
+	{ arch: 'gemma', style: 'unfused' },
+	{ arch: 'gemma', style: 'fused' }
 ] as const)("cached vs uncached on Loupe's tiny $arch graph, $style", ({ arch, style }) => {
 	it(`equal (≤ ${FP32})`, async () => {
 		const r = await verifySurgery(ort, buildTinyDecoder({ arch, style, layers: 3 }), { sequences: 1, steps: 3 });
-		console.log(`tiny ${arch} ${style}: original ${r.cachedVsUncached.original.toExponential(2)}, segmented ${r.cachedVsUncached.segmented.toExponential(2)}`);
+		console.log(
+			`tiny ${arch} ${style}: original ${r.cachedVsUncached.original.toExponential(2)}, segmented ${r.cachedVsUncached.segmented.toExponential(2)}`
+		);
 		expect(r.cachedVsUncached.original).toBeLessThanOrEqual(FP32);
 		expect(r.cachedVsUncached.segmented).toBeLessThanOrEqual(FP32);
 		expect(r.cachedVsUncached.refused).toEqual([]);
@@ -96,7 +110,9 @@ describe.each([
 ] as const)('a tiny decoder with $kind attention', ({ kind, via, value, present }) => {
 	it(`pairs by the op's slots and, cached, equals one uncached forward (≤ ${FP32})`, async () => {
 		const r = await verifySurgery(ort, buildOpDecoder(kind), { sequences: 2, steps: 3 });
-		console.log(`tiny ${kind}: original ${r.cachedVsUncached.original.toExponential(2)}, segmented ${r.cachedVsUncached.segmented.toExponential(2)}`);
+		console.log(
+			`tiny ${kind}: original ${r.cachedVsUncached.original.toExponential(2)}, segmented ${r.cachedVsUncached.segmented.toExponential(2)}`
+		);
 		expect(r.cachedVsUncached.original).toBeLessThanOrEqual(FP32);
 		expect(r.cachedVsUncached.segmented).toBeLessThanOrEqual(FP32);
 		expect(r.cachedVsUncached.refused).toEqual([]);
@@ -123,7 +139,9 @@ describe('npm run hooks --verify', () => {
 		// The manifest's fields come before verifying starts (the stream's first part).
 		expect(r.stdout.indexOf('"kvCache"')).toBeLessThan(r.stdout.indexOf('"verify"'));
 		expect(m.kvCache.pairs).toContainEqual({ past: 'past_key_values.0.value', present: 'present.0.value' });
-		console.log(`npm run hooks -- llama_modelbuilder_fp16/model.onnx --verify: cachedVsUncached ${JSON.stringify({ original: m.verify.cachedVsUncached.original, segmented: m.verify.cachedVsUncached.segmented })}`);
+		console.log(
+			`npm run hooks -- llama_modelbuilder_fp16/model.onnx --verify: cachedVsUncached ${JSON.stringify({ original: m.verify.cachedVsUncached.original, segmented: m.verify.cachedVsUncached.segmented })}`
+		);
 		expect(m.verify.cachedVsUncached.original).toBeLessThanOrEqual(FP16);
 		expect(m.verify.cachedVsUncached.segmented).toBeLessThanOrEqual(FP16);
 		expect(r.stderr).toMatch(/verifying: original graph/);

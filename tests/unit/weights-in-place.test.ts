@@ -35,8 +35,16 @@ async function uncached(graph: Uint8Array, externalData: { path: string; data: U
 	for (const m of s.inputMetadata) {
 		if (!m.isTensor) throw new Error(`${m.name} is not a tensor`);
 		if (m.name === 'input_ids') feeds[m.name] = int64(ids, [1, n]);
-		else if (m.name === 'position_ids') feeds[m.name] = int64(ids.map((_, i) => i), [1, n]);
-		else if (m.name === 'attention_mask') feeds[m.name] = int64(ids.map(() => 1), [1, n]);
+		else if (m.name === 'position_ids')
+			feeds[m.name] = int64(
+				ids.map((_, i) => i),
+				[1, n]
+			);
+		else if (m.name === 'attention_mask')
+			feeds[m.name] = int64(
+				ids.map(() => 1),
+				[1, n]
+			);
 		else {
 			const dims = m.shape.map((d, i) => (i === 0 ? 1 : i === 2 ? 0 : (d as number)));
 			feeds[m.name] = new ort.Tensor('float32', new Float32Array(0), dims);
@@ -56,7 +64,10 @@ async function viaRunner(opened: Awaited<ReturnType<typeof openExportGraph>>, ho
 	const runner = await SegmentRunner.create(ort, model, 'wasm');
 	try {
 		const { logits } = await runner.forward(ids);
-		return { logits: Float32Array.from(logits.data as Float32Array), segmentBytes: model.segments.reduce((a, s) => a + s.bytes.byteLength, 0) };
+		return {
+			logits: Float32Array.from(logits.data as Float32Array),
+			segmentBytes: model.segments.reduce((a, s) => a + s.bytes.byteLength, 0)
+		};
 	} finally {
 		await runner.dispose();
 	}
@@ -87,7 +98,9 @@ describe('weights inside the graph, read in place', () => {
 		for (const hooks of [[], ['blocks.2.hook_resid_pre'], ['blocks.1.hook_attn_out', 'blocks.3.hook_resid_pre', 'blocks.3.hook_mlp_out']]) {
 			const r = await viaRunner(opened, hooks, ids);
 			const diff = maxAbsDiff(r.logits, reference);
-			console.log(`gpt2 in place, cut at [${hooks.join(', ')}]: max |Δ logits| ${diff}, segments ${r.segmentBytes} bytes of a ${bytes.byteLength}-byte graph`);
+			console.log(
+				`gpt2 in place, cut at [${hooks.join(', ')}]: max |Δ logits| ${diff}, segments ${r.segmentBytes} bytes of a ${bytes.byteLength}-byte graph`
+			);
 			if (!hooks.length) expect(diff).toBe(0);
 			else expect(diff).toBeLessThan(1e-4);
 			expect(r.segmentBytes).toBeLessThan(bytes.byteLength / 20);
@@ -114,7 +127,9 @@ describe('weights inside the graph, read in place', () => {
 		for (const hooks of [[], ['blocks.1.hook_resid_pre']]) {
 			const ra = await viaRunner(a, hooks, ids);
 			const rb = await viaRunner(b, hooks, ids);
-			console.log(`gemma3-style, head as Gemm, cut at [${hooks.join(', ')}]: max |Δ logits| ${maxAbsDiff(ra.logits, reference)} (logits up to ${Math.max(...reference.map(Math.abs))})`);
+			console.log(
+				`gemma3-style, head as Gemm, cut at [${hooks.join(', ')}]: max |Δ logits| ${maxAbsDiff(ra.logits, reference)} (logits up to ${Math.max(...reference.map(Math.abs))})`
+			);
 			expect(maxAbsDiff(ra.logits, reference)).toBeLessThan(1e-4);
 			expect(maxAbsDiff(ra.logits, rb.logits)).toBe(0);
 		}
@@ -146,9 +161,13 @@ describe('models too large for the page', () => {
 	it('on the CPU, weights beyond what the wasm heap can hold are refused, with the heap size; WebGPU goes on to fetch', async () => {
 		const graph = claiming(WASM_WEIGHT_BUDGET);
 		const err = await openExportGraph(graph, 'big.onnx', async () => new Uint8Array(0), {}, { backend: 'wasm' }).catch((e) => e);
-		expect(err.message).toMatch(/big\.onnx has 3\.\d\d GiB of weights \(\d+ bytes\).*heap of at most 4\.00 GiB, of which 3\.50 GiB can hold weights/);
+		expect(err.message).toMatch(
+			/big\.onnx has 3\.\d\d GiB of weights \(\d+ bytes\).*heap of at most 4\.00 GiB, of which 3\.50 GiB can hold weights/
+		);
 		let fetched = 0;
-		const onGpu = await openExportGraph(graph, 'big.onnx', async () => (fetched++, new Uint8Array(0)), {}, { backend: 'webgpu' }).catch((e) => e);
+		const onGpu = await openExportGraph(graph, 'big.onnx', async () => (fetched++, new Uint8Array(0)), {}, { backend: 'webgpu' }).catch(
+			(e) => e
+		);
 		expect(fetched).toBe(1);
 		expect(onGpu.code).toBe('truncated'); // the empty sidecar is then found short: past the size check
 	});

@@ -30,14 +30,30 @@ describe('fuzz: npy', () => {
 		expect([...readNpy(v2.bytes, 'b.npy').data]).toEqual([1, -1, 0.5, 8]);
 	});
 
-	for (const [name, f] of [['version 1', v1], ['version 2', v2]] as const)
+	for (const [name, f] of [
+		['version 1', v1],
+		['version 2', v2]
+	] as const)
 		it(`mutated ${name} files: magic, version, header length, truncation, extension, random bytes`, () => {
 			fuzz(npyTally, mutatedBytes(f.bytes, f.fields), ({ bytes }) => runCase(bytes.length, () => readNpy(bytes, 'W_enc.npy')), 700);
 		});
 
 	it('mutated header dicts: shapes, dtypes and orders that lie', () => {
-		const shapes = ['()', '(-1,)', '(-2, -3)', '(1e10,)', '(abc,)', '(2500000000,)', '(3, 2)', '(2, 3, 1)', '(0,)', '(,)', '(2.5, 2)', '(9007199254740993,)'];
-		const descrs = ['<f4', '<f2', '<f8', '>f4', '<i4', "'", '<f4\'', ''];
+		const shapes = [
+			'()',
+			'(-1,)',
+			'(-2, -3)',
+			'(1e10,)',
+			'(abc,)',
+			'(2500000000,)',
+			'(3, 2)',
+			'(2, 3, 1)',
+			'(0,)',
+			'(,)',
+			'(2.5, 2)',
+			'(9007199254740993,)'
+		];
+		const descrs = ['<f4', '<f2', '<f8', '>f4', '<i4', "'", "<f4'", ''];
 		for (const shape of shapes)
 			for (const descr of descrs) {
 				const f = npyFile([1], [0], 1, descr);
@@ -51,10 +67,26 @@ describe('fuzz: npy', () => {
 	it.each([
 		['shape (-1,): a negative size', "{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", /shape \(-1,\) is not a list of sizes/],
 		['shape (abc,)', "{'descr': '<f4', 'fortran_order': False, 'shape': (abc,), }", /shape \(abc,\) is not a list of sizes/],
-		['shape (-2, -3): negative sizes whose product is positive', "{'descr': '<f4', 'fortran_order': False, 'shape': (-2, -3), }", /shape \(-2, -3\) is not a list of sizes/]
+		[
+			'shape (-2, -3): negative sizes whose product is positive',
+			"{'descr': '<f4', 'fortran_order': False, 'shape': (-2, -3), }",
+			/shape \(-2, -3\) is not a list of sizes/
+		]
 	])('%s is refused with a message', (_, dict, message) => {
 		const pad = dict + ' '.repeat((64 - ((10 + dict.length + 1) % 64)) % 64) + '\n';
-		const bytes = new Uint8Array([0x93, ...new TextEncoder().encode('NUMPY'), 1, 0, pad.length, 0, ...new TextEncoder().encode(pad), 0, 0, 0, 0]);
+		const bytes = new Uint8Array([
+			0x93,
+			...new TextEncoder().encode('NUMPY'),
+			1,
+			0,
+			pad.length,
+			0,
+			...new TextEncoder().encode(pad),
+			0,
+			0,
+			0,
+			0
+		]);
 		expect(() => readNpy(bytes, 'x.npy')).toThrow(LoupeError);
 		expect(() => readNpy(bytes, 'x.npy')).toThrow(message);
 	});
@@ -71,9 +103,17 @@ describe('fuzz: npz', () => {
 		for (const z of [stored, deflated]) expect([...readNpz(toBuffer(z), 'params.npz').keys()].sort()).toEqual(['W_enc', 'b_dec']);
 	});
 
-	for (const [name, z] of [['stored', stored], ['deflated', deflated]] as const)
+	for (const [name, z] of [
+		['stored', stored],
+		['deflated', deflated]
+	] as const)
 		it(`mutated ${name} archives: entry counts, sizes, offsets, name lengths, truncation, random bytes`, () => {
-			fuzz(npzTally, mutatedBytes(z, zipFields(z)), ({ bytes }) => runCase(bytes.length, () => readNpz(toBuffer(bytes), 'params.npz'), { budget: npzBudget(bytes.length) }), 800);
+			fuzz(
+				npzTally,
+				mutatedBytes(z, zipFields(z)),
+				({ bytes }) => runCase(bytes.length, () => readNpz(toBuffer(bytes), 'params.npz'), { budget: npzBudget(bytes.length) }),
+				800
+			);
 		});
 
 	// fflate's unzipSync loops over the entry count of the (zip64) end record and allocates each
@@ -82,7 +122,12 @@ describe('fuzz: npz', () => {
 	it('a zip64 end record claiming 4 billion entries is refused at once', () => {
 		const z = zip64Claiming(2 ** 32 - 1);
 		const o = runCase(z.length, () => readNpz(toBuffer(z), 'params.npz'), { timeoutMs: 500 });
-		expect(o).toEqual({ kind: 'refused', message: expect.stringMatching(/params.npz is not a readable .npz \(zip\) archive: its directory claims more entries than 98 bytes can hold/) });
+		expect(o).toEqual({
+			kind: 'refused',
+			message: expect.stringMatching(
+				/params.npz is not a readable .npz \(zip\) archive: its directory claims more entries than 98 bytes can hold/
+			)
+		});
 	});
 
 	it('an entry whose declared uncompressed size is 4 GB is refused before it is inflated', () => {
@@ -90,6 +135,9 @@ describe('fuzz: npz', () => {
 		const cd = zipFields(z).find((f) => f.name === 'CD uncompressed size')!;
 		new DataView(z.buffer).setUint32(cd.at, 0xfffffff0, true);
 		const o = runCase(z.length, () => readNpz(toBuffer(z), 'params.npz'));
-		expect(o).toEqual({ kind: 'refused', message: expect.stringMatching(/W_enc.npy claims 4,294,967,280 bytes uncompressed from \d+ compressed/) });
+		expect(o).toEqual({
+			kind: 'refused',
+			message: expect.stringMatching(/W_enc.npy claims 4,294,967,280 bytes uncompressed from \d+ compressed/)
+		});
 	});
 });

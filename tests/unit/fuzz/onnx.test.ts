@@ -39,33 +39,59 @@ describe('fuzz: ONNX', () => {
 	});
 
 	it('decodeModel + GraphIndex on mutated bytes: truncation, flipped bytes, extension, random bytes', () => {
-		fuzz(parseTally, mutatedBytes(tiny, []), ({ bytes }) => runCase(bytes.length, () => new GraphIndex(decodeModel(bytes)), { plainError: true }), 1500);
+		fuzz(
+			parseTally,
+			mutatedBytes(tiny, []),
+			({ bytes }) => runCase(bytes.length, () => new GraphIndex(decodeModel(bytes)), { plainError: true }),
+			1500
+		);
 	});
 
 	it('openExportGraph on structurally mutated graphs (rewired, dropped, duplicated nodes; dims, types, inputs)', async () => {
 		for (const base of [tiny, tinyFused])
-			await fuzzAsync(openTally, mutatedModel(base), ({ bytes }) => runCaseAsync(() => openExportGraph(bytes, 'model.onnx', noSidecar)), 250);
+			await fuzzAsync(
+				openTally,
+				mutatedModel(base),
+				({ bytes }) => runCaseAsync(() => openExportGraph(bytes, 'model.onnx', noSidecar)),
+				250
+			);
 	});
 
 	it('openExportGraph on mutated bytes', async () => {
-		await fuzzAsync(openTally, mutatedBytes(tiny, []), ({ bytes }) => runCaseAsync(() => openExportGraph(bytes, 'model.onnx', noSidecar)), 250);
+		await fuzzAsync(
+			openTally,
+			mutatedBytes(tiny, []),
+			({ bytes }) => runCaseAsync(() => openExportGraph(bytes, 'model.onnx', noSidecar)),
+			250
+		);
 	});
 
 	it('external data: offsets, lengths and locations that lie, sidecars cut short; an accepted graph fits its sidecar', async () => {
-		await fuzzAsync(extTally, mutatedExternal(tiny), async ({ graph, model, sidecar }) => {
-			const o: Outcome = await runCaseAsync(() => openExportGraph(graph, 'model.onnx', async (p) => (p === 'model.onnx_data' ? sidecar : noSidecar(p))));
-			if (o.kind !== 'accepted') return o;
-			// Accepted: every external initializer lies inside the sidecar (computed here from the entries).
-			for (const t of model.graph!.initializer!) {
-				if (t.dataLocation !== 1) continue;
-				const e = (k: string) => t.externalData!.find((x) => x.key === k)?.value;
-				const count = (t.dims ?? []).reduce((a: number, d) => a * Number(d), 1);
-				const length = e('length') !== undefined ? Number(e('length')) : count * elementBytes[t.dataType!];
-				const end = Number(e('offset') ?? 0) + length;
-				if (!(end <= sidecar.length)) return { kind: 'crash', why: `accepted, but initializer "${t.name}" reads bytes up to ${end} of a ${sidecar.length}-byte sidecar` };
-			}
-			return o;
-		}, 600);
+		await fuzzAsync(
+			extTally,
+			mutatedExternal(tiny),
+			async ({ graph, model, sidecar }) => {
+				const o: Outcome = await runCaseAsync(() =>
+					openExportGraph(graph, 'model.onnx', async (p) => (p === 'model.onnx_data' ? sidecar : noSidecar(p)))
+				);
+				if (o.kind !== 'accepted') return o;
+				// Accepted: every external initializer lies inside the sidecar (computed here from the entries).
+				for (const t of model.graph!.initializer!) {
+					if (t.dataLocation !== 1) continue;
+					const e = (k: string) => t.externalData!.find((x) => x.key === k)?.value;
+					const count = (t.dims ?? []).reduce((a: number, d) => a * Number(d), 1);
+					const length = e('length') !== undefined ? Number(e('length')) : count * elementBytes[t.dataType!];
+					const end = Number(e('offset') ?? 0) + length;
+					if (!(end <= sidecar.length))
+						return {
+							kind: 'crash',
+							why: `accepted, but initializer "${t.name}" reads bytes up to ${end} of a ${sidecar.length}-byte sidecar`
+						};
+				}
+				return o;
+			},
+			600
+		);
 	});
 
 	// Counterexamples fuzzing found (accepted before the fix: the extent check computed NaN or a

@@ -131,7 +131,8 @@ export const catalogue: CatalogueModel[] = [
 		precisionExceptions: [
 			{
 				dtypes: ['fp16', 'q4f16'],
-				reason: "Gemma 3 270M's fp16 and q4f16 exports overflow in onnxruntime-web's WebGPU kernels and give invalid output (onnxruntime issue 26732); its fp32 export works."
+				reason:
+					"Gemma 3 270M's fp16 and q4f16 exports overflow in onnxruntime-web's WebGPU kernels and give invalid output (onnxruntime issue 26732); its fp32 export works."
 			}
 		],
 		bytes: 1_100_000_000,

@@ -93,7 +93,8 @@ export async function generateIds(
 		let processed: ProcessedLogits;
 		try {
 			const p = { temperature: s.temperature, freqPenalty: s.freqPenalty };
-			if (processor && logits.location === 'gpu-buffer') processed = await processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, counts, p);
+			if (processor && logits.location === 'gpu-buffer')
+				processed = await processor.run(logits.gpuBuffer as GPUBuffer, rows, rows - 1, counts, p);
 			else processed = logitsProcessReference(lastRowLogits(logits, rows, V), counts, p);
 		} finally {
 			logits.dispose();

@@ -77,8 +77,7 @@ export class SegmentRunner {
 		const { io } = this.model;
 		const S = tokens.length;
 		const P = this.position;
-		if (P + S > this.model.shape.maxSeqLen)
-			throw new Error(`the context is full: ${P + S} tokens > ${this.model.shape.maxSeqLen}`);
+		if (P + S > this.model.shape.maxSeqLen) throw new Error(`the context is full: ${P + S} tokens > ${this.model.shape.maxSeqLen}`);
 		const pool: Record<string, Ort.Tensor> = { ...stepFeeds(this.ort, io, tokens, P), ...Object.fromEntries(this.past) };
 		const made: Ort.Tensor[] = []; // this step's outputs, disposed at the end unless kept
 		try {

@@ -31,7 +31,8 @@ export const saeCatalogue: Record<string, CatalogueSae[]> = {
 			name: `gpt2-small-res-jb, layer ${layer}`,
 			hook: `blocks.${layer}.hook_resid_pre`,
 			width: 24576,
-			description: "Joseph Bloom's residual-stream SAEs (ReLU, 24,576 features); trained with centred writing weights (the release's config_overrides), so Loupe centres the residual first."
+			description:
+				"Joseph Bloom's residual-stream SAEs (ReLU, 24,576 features); trained with centred writing weights (the release's config_overrides), so Loupe centres the residual first."
 		})
 	),
 	'gemma-3-270m-it': [
@@ -39,7 +40,8 @@ export const saeCatalogue: Record<string, CatalogueSae[]> = {
 			name: 'Gemma Scope 2, layer 12, 16k (L0 medium)',
 			hook: 'blocks.12.hook_resid_post',
 			width: 16384,
-			description: 'JumpReLU SAE on the residual stream after layer 12 (Gemma Scope 2, trained on the IT model); its dashboards are on Neuronpedia.'
+			description:
+				'JumpReLU SAE on the residual stream after layer 12 (Gemma Scope 2, trained on the IT model); its dashboards are on Neuronpedia.'
 		}),
 		fromRelease('gemma-scope-2-270m-it-res-all', 'layer_12_width_16k_l0_big', {
 			name: 'Gemma Scope 2, layer 12, 16k',

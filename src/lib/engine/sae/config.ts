@@ -62,7 +62,11 @@ export function describePreprocessing(c: SaeConfig): string[] {
 	if (c.normalizeActivations === 'layer_norm') out.push('layer-normalises each token (undone after decoding)');
 	if (c.normalizeActivations === 'constant_norm_rescale') out.push(`rescales each token to norm √${c.dIn} (undone after decoding)`);
 	if (c.normalizeActivations === 'expected_average_only_in')
-		out.push(c.normScale === undefined ? 'expected_average_only_in without a scaling factor: as in SAELens, the input goes in unscaled' : `scales the input by ${c.normScale}`);
+		out.push(
+			c.normScale === undefined
+				? 'expected_average_only_in without a scaling factor: as in SAELens, the input goes in unscaled'
+				: `scales the input by ${c.normScale}`
+		);
 	if (c.applyBDecToInput) out.push('subtracts b_dec before encoding');
 	const conversions = c.conversions ?? [];
 	return out.length ? [...out, ...conversions] : ['none: encodes the residual as it is', ...conversions];

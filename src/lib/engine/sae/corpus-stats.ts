@@ -85,9 +85,17 @@ export function featureHistogram(s: FeatureStats, f: number): { values: number[]
  * from the SAE's sparsity.safetensors (log10 rates from its training), else none. The density filter
  * and the feature card read this, so they work before any corpus run.
  */
-export function featureDensities(from: { stats?: FeatureStats | null; logSparsity?: Float32Array | null }): { density: Float32Array; source: 'corpus' | 'sparsity.safetensors' } | null {
-	if (from.stats) return { density: Float32Array.from(from.stats.fires, (n) => (from.stats!.tokens ? n / from.stats!.tokens : 0)), source: 'corpus' };
-	if (from.logSparsity) return { density: Float32Array.from(from.logSparsity, (l) => (l <= -10 + 1e-6 ? 0 : Math.max(0, 10 ** l - 1e-10))), source: 'sparsity.safetensors' };
+export function featureDensities(from: {
+	stats?: FeatureStats | null;
+	logSparsity?: Float32Array | null;
+}): { density: Float32Array; source: 'corpus' | 'sparsity.safetensors' } | null {
+	if (from.stats)
+		return { density: Float32Array.from(from.stats.fires, (n) => (from.stats!.tokens ? n / from.stats!.tokens : 0)), source: 'corpus' };
+	if (from.logSparsity)
+		return {
+			density: Float32Array.from(from.logSparsity, (l) => (l <= -10 + 1e-6 ? 0 : Math.max(0, 10 ** l - 1e-10))),
+			source: 'sparsity.safetensors'
+		};
 	return null;
 }
 

@@ -52,14 +52,27 @@ export function explanationFileText(data: string | ArrayBuffer | Uint8Array, nam
 	if (typeof data === 'string') return data;
 	const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
 	if (!isGzip(bytes)) return new TextDecoder().decode(bytes);
-	if (bytes.length < 18) throw new LoupeError('not-an-sae', `${name} is gzip but does not decompress: it is only ${bytes.length} bytes long (truncated).`, 'Download it again.');
+	if (bytes.length < 18)
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} is gzip but does not decompress: it is only ${bytes.length} bytes long (truncated).`,
+			'Download it again.'
+		);
 	const isize = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true);
 	if (isize > MAX_DEFLATE_RATIO * bytes.length + 1024)
-		throw new LoupeError('not-an-sae', `${name} is gzip but does not decompress: it says it holds ${isize.toLocaleString('en')} bytes uncompressed, more than its ${bytes.length.toLocaleString('en')} compressed bytes can expand to (truncated or damaged).`, 'Download it again.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} is gzip but does not decompress: it says it holds ${isize.toLocaleString('en')} bytes uncompressed, more than its ${bytes.length.toLocaleString('en')} compressed bytes can expand to (truncated or damaged).`,
+			'Download it again.'
+		);
 	try {
 		return new TextDecoder().decode(gunzipSync(bytes));
 	} catch (e) {
-		throw new LoupeError('not-an-sae', `${name} is gzip but does not decompress (${e instanceof Error ? e.message : e}).`, 'The file may be truncated; download it again.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} is gzip but does not decompress (${e instanceof Error ? e.message : e}).`,
+			'The file may be truncated; download it again.'
+		);
 	}
 }
 
@@ -72,7 +85,10 @@ export function jsonRows(text: string, name: string, what: string): unknown[] {
 			const o = JSON.parse(trimmed);
 			return Array.isArray(o.explanations) ? o.explanations : [o];
 		}
-		return trimmed.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+		return trimmed
+			.split('\n')
+			.filter((l) => l.trim())
+			.map((l) => JSON.parse(l));
 	} catch {
 		throw new LoupeError('not-an-sae', `${name} is neither JSON nor JSON Lines.`, `Choose ${what}.`);
 	}
@@ -86,7 +102,8 @@ export function explanationOf(r: unknown, featureOverride?: number): ParsedExpla
 	const row = (r ?? {}) as Record<string, unknown>;
 	// An index is a number, or its decimal string (Neuronpedia's exports); anything else is no index
 	// (Number() of an object whose toString is not a function would throw).
-	const index = typeof row.index === 'number' ? row.index : typeof row.index === 'string' && /^\d+$/.test(row.index.trim()) ? Number(row.index) : NaN;
+	const index =
+		typeof row.index === 'number' ? row.index : typeof row.index === 'string' && /^\d+$/.test(row.index.trim()) ? Number(row.index) : NaN;
 	const feature = featureOverride ?? index;
 	const description = typeof row.description === 'string' ? row.description.trim() : '';
 	if (!Number.isInteger(feature) || feature < 0 || !description) return null;
@@ -99,7 +116,11 @@ export function explanationOf(r: unknown, featureOverride?: number): ParsedExpla
 		const scores = row.scores
 			.map((s) => s as Record<string, unknown>)
 			.filter((s) => num(s?.value) !== undefined)
-			.map((s) => ({ value: num(s.value)!, ...(str(s.explanationScoreTypeName) ? { type: str(s.explanationScoreTypeName) } : {}), ...(str(s.explanationScoreModelName) ? { model: str(s.explanationScoreModelName) } : {}) }));
+			.map((s) => ({
+				value: num(s.value)!,
+				...(str(s.explanationScoreTypeName) ? { type: str(s.explanationScoreTypeName) } : {}),
+				...(str(s.explanationScoreModelName) ? { model: str(s.explanationScoreModelName) } : {})
+			}));
 		if (scores.length) out.scores = scores;
 	}
 	return out;
@@ -119,7 +140,11 @@ export function labelsFromExplanations(explanations: ParsedExplanation[]): Parse
 }
 
 export function parseNeuronpediaExplanations(data: string | ArrayBuffer | Uint8Array, name = 'The file'): ParsedExplanations {
-	const rows = jsonRows(explanationFileText(data, name), name, 'a Neuronpedia explanations export (.json, .jsonl or .jsonl.gz with "index" and "description" on each row)');
+	const rows = jsonRows(
+		explanationFileText(data, name),
+		name,
+		'a Neuronpedia explanations export (.json, .jsonl or .jsonl.gz with "index" and "description" on each row)'
+	);
 	const explanations: ParsedExplanation[] = [];
 	let skipped = 0;
 	for (const r of rows) {
@@ -127,6 +152,11 @@ export function parseNeuronpediaExplanations(data: string | ArrayBuffer | Uint8A
 		if (e) explanations.push(e);
 		else skipped++;
 	}
-	if (!explanations.length) throw new LoupeError('not-an-sae', `${name} has no rows with "index" and "description".`, 'Choose a Neuronpedia explanations export for this SAE.');
+	if (!explanations.length)
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} has no rows with "index" and "description".`,
+			'Choose a Neuronpedia explanations export for this SAE.'
+		);
 	return { labels: labelsFromExplanations(explanations), explanations, skipped };
 }

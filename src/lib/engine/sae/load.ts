@@ -45,7 +45,12 @@ export function readSaeFiles(files: SaeFile[], opts: ReadSaeOptions = {}): ReadS
 	const scaler = find((n) => n === 'activation_scaler.json');
 	let out: ReadSae;
 	if (cfg && weights) {
-		out = readSaeLens(text(cfg)!, weights.buffer, { cfg: cfg.name, weights: weights.name }, { overrides: opts.overrides, normScalingFactor: opts.normScalingFactor, scalingFactor: scalingFactorOf(text(scaler), scaler?.name) });
+		out = readSaeLens(
+			text(cfg)!,
+			weights.buffer,
+			{ cfg: cfg.name, weights: weights.name },
+			{ overrides: opts.overrides, normScalingFactor: opts.normScalingFactor, scalingFactor: scalingFactorOf(text(scaler), scaler?.name) }
+		);
 		if (sparsity) out.logSparsity = readSparsity(sparsity.buffer, out.cfg.dSae, sparsity.name);
 	} else if (npz) out = readGemmaScopeNpz(npz.buffer, { path: npz.name, ...opts });
 	else if (params) out = readGemmaScope2(text(find((n) => n === 'config.json')), params.buffer, { path: params.name, ...opts });
@@ -74,6 +79,11 @@ function scalingFactorOf(json: string | null, name = 'activation_scaler.json'): 
 		throw new LoupeError('not-an-sae', `${name} is not valid JSON.`, 'Remove it, or choose the one that came with this checkpoint.');
 	}
 	if (s === null || s === undefined) return undefined;
-	if (typeof s !== 'number' || !(s > 0)) throw new LoupeError('not-an-sae', `${name} has scaling_factor ${JSON.stringify(s)}; it must be a positive number or null.`, 'Remove it, or choose the one that came with this checkpoint.');
+	if (typeof s !== 'number' || !(s > 0))
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} has scaling_factor ${JSON.stringify(s)}; it must be a positive number or null.`,
+			'Remove it, or choose the one that came with this checkpoint.'
+		);
 	return s;
 }

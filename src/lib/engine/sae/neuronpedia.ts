@@ -44,7 +44,12 @@ export interface NeuronpediaFeature {
 /** "blocks.8.hook_resid_pre" + "res-jb" → "8-res-jb". */
 export function neuronpediaSourceId(hookName: string, sourceSet: string): string {
 	const layer = /^blocks\.(\d+)\./.exec(hookName)?.[1];
-	if (layer === undefined) throw new LoupeError('sae-mismatch', `"${hookName}" has no layer number, which a Neuronpedia source id starts with.`, 'Export an SAE at a blocks.L hook.');
+	if (layer === undefined)
+		throw new LoupeError(
+			'sae-mismatch',
+			`"${hookName}" has no layer number, which a Neuronpedia source id starts with.`,
+			'Export an SAE at a blocks.L hook.'
+		);
 	return `${layer}-${sourceSet}`;
 }
 
@@ -69,11 +74,19 @@ export function parseNeuronpediaFeature(data: string | ArrayBuffer | Uint8Array,
 		o = JSON.parse(explanationFileText(data, name));
 	} catch (e) {
 		if (e instanceof LoupeError) throw e;
-		throw new LoupeError('not-an-sae', `${name} is not JSON.`, 'Save a Neuronpedia feature as JSON (the /api/feature/{model}/{layer}/{index} response) and choose that file.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} is not JSON.`,
+			'Save a Neuronpedia feature as JSON (the /api/feature/{model}/{layer}/{index} response) and choose that file.'
+		);
 	}
 	const index = Number(o?.index);
 	if (!o || typeof o !== 'object' || typeof o.modelId !== 'string' || typeof o.layer !== 'string' || !Number.isInteger(index) || index < 0)
-		throw new LoupeError('not-an-sae', `${name} is not a Neuronpedia feature: it lacks modelId, layer or index.`, 'Save the /api/feature/{model}/{layer}/{index} response of the feature and choose that file.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} is not a Neuronpedia feature: it lacks modelId, layer or index.`,
+			'Save the /api/feature/{model}/{layer}/{index} response of the feature and choose that file.'
+		);
 	const hist = (v: string, h: string) => {
 		const values = numbers(o[v]);
 		const heights = numbers(o[h]);
@@ -111,18 +124,38 @@ export function parseNeuronpediaFeature(data: string | ArrayBuffer | Uint8Array,
 function activationRow(f: NeuronpediaFeature, ex: FeatureExample): Json {
 	const maxValue = Math.max(...ex.values);
 	return {
-		modelId: f.modelId, layer: f.layer, index: String(f.index), tokens: ex.tokens, values: ex.values,
-		maxValue, maxValueTokenIndex: ex.values.indexOf(maxValue), minValue: Math.min(...ex.values), dataSource: 'loupe'
+		modelId: f.modelId,
+		layer: f.layer,
+		index: String(f.index),
+		tokens: ex.tokens,
+		values: ex.values,
+		maxValue,
+		maxValueTokenIndex: ex.values.indexOf(maxValue),
+		minValue: Math.min(...ex.values),
+		dataSource: 'loupe'
 	};
 }
 
 /** An Explanation row, as export-data.py writes them (index as a string). */
 function explanationRow(f: { modelId: string; layer: string }, e: ParsedExplanation): Json {
 	return {
-		modelId: f.modelId, layer: f.layer, index: String(e.feature), description: e.description,
-		explanationModelName: e.explanationModelName ?? null, typeName: e.typeName ?? null,
-		...(e.scoreV1 !== undefined ? { scoreV1: e.scoreV1 } : {}), ...(e.scoreV2 !== undefined ? { scoreV2: e.scoreV2 } : {}),
-		...(e.scores ? { scores: e.scores.map((s) => ({ value: s.value, explanationScoreTypeName: s.type ?? null, explanationScoreModelName: s.model ?? null })) } : {})
+		modelId: f.modelId,
+		layer: f.layer,
+		index: String(e.feature),
+		description: e.description,
+		explanationModelName: e.explanationModelName ?? null,
+		typeName: e.typeName ?? null,
+		...(e.scoreV1 !== undefined ? { scoreV1: e.scoreV1 } : {}),
+		...(e.scoreV2 !== undefined ? { scoreV2: e.scoreV2 } : {}),
+		...(e.scores
+			? {
+					scores: e.scores.map((s) => ({
+						value: s.value,
+						explanationScoreTypeName: s.type ?? null,
+						explanationScoreModelName: s.model ?? null
+					}))
+				}
+			: {})
 	};
 }
 
@@ -130,24 +163,36 @@ function explanationRow(f: { modelId: string; layer: string }, e: ParsedExplanat
 function neuronRow(f: NeuronpediaFeature): Json {
 	const maxAct = f.maxActApprox ?? Math.max(0, ...f.examples.flatMap((e) => e.values));
 	return {
-		modelId: f.modelId, layer: f.layer, index: String(f.index), maxActApprox: maxAct,
+		modelId: f.modelId,
+		layer: f.layer,
+		index: String(f.index),
+		maxActApprox: maxAct,
 		frac_nonzero: f.density ?? 0,
-		freq_hist_data_bar_values: f.histogram?.values ?? [], freq_hist_data_bar_heights: f.histogram?.heights ?? [],
-		logits_hist_data_bar_values: f.logitsHistogram?.values ?? [], logits_hist_data_bar_heights: f.logitsHistogram?.heights ?? [],
-		pos_str: f.positive.map((p) => p.token), pos_values: f.positive.map((p) => p.value),
-		neg_str: f.negative.map((p) => p.token), neg_values: f.negative.map((p) => p.value),
-		topkCosSimIndices: f.nearest.map((n) => n.id), topkCosSimValues: f.nearest.map((n) => n.value),
+		freq_hist_data_bar_values: f.histogram?.values ?? [],
+		freq_hist_data_bar_heights: f.histogram?.heights ?? [],
+		logits_hist_data_bar_values: f.logitsHistogram?.values ?? [],
+		logits_hist_data_bar_heights: f.logitsHistogram?.heights ?? [],
+		pos_str: f.positive.map((p) => p.token),
+		pos_values: f.positive.map((p) => p.value),
+		neg_str: f.negative.map((p) => p.token),
+		neg_values: f.negative.map((p) => p.value),
+		topkCosSimIndices: f.nearest.map((n) => n.id),
+		topkCosSimValues: f.nearest.map((n) => n.value),
 		hookName: f.hookName ?? null
 	};
 }
 
 /** A feature page's data in the /api/feature response shape (what parseNeuronpediaFeature reads back). */
 export function featureDashboardJson(f: NeuronpediaFeature): string {
-	return JSON.stringify({
-		...neuronRow(f),
-		activations: f.examples.map((ex) => activationRow(f, ex)),
-		explanations: f.explanations.map((e) => explanationRow(f, e))
-	}, null, 2);
+	return JSON.stringify(
+		{
+			...neuronRow(f),
+			activations: f.examples.map((ex) => activationRow(f, ex)),
+			explanations: f.explanations.map((e) => explanationRow(f, e))
+		},
+		null,
+		2
+	);
 }
 
 /** Labels (or explanations) as Neuronpedia explanation JSON Lines for one source. */
@@ -167,8 +212,13 @@ export function neuronpediaExport(
 	const jsonl = (rows: Json[]) => enc.encode(rows.map((r) => JSON.stringify(r)).join('\n') + (rows.length ? '\n' : ''));
 	const dir = `${source.modelId}/${source.layer}`;
 	const sourceRow = {
-		modelId: source.modelId, setName: source.setName, id: source.layer, visibility: 'PUBLIC',
-		hfRepoId: source.hfRepoId ?? null, hfFolderId: source.hfFolderId ?? null, dataset: source.dataset ?? null
+		modelId: source.modelId,
+		setName: source.setName,
+		id: source.layer,
+		visibility: 'PUBLIC',
+		hfRepoId: source.hfRepoId ?? null,
+		hfFolderId: source.hfFolderId ?? null,
+		dataset: source.dataset ?? null
 	};
 	return {
 		[`${dir}/source.jsonl`]: jsonl([sourceRow]),

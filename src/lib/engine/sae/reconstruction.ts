@@ -27,7 +27,12 @@ export function metricsFromSums(perToken: Float32Array, colSums: Float32Array, t
 		cos += a > 0 && b > 0 ? dot / Math.sqrt(a * b) : 0;
 	}
 	const sst = xx - colSums.reduce((s, c) => s + c * c, 0) / Math.max(1, n);
-	return { tokens: n, mse: sse / Math.max(1, n * dIn), explainedVariance: n >= 2 && sst > 0 ? 1 - sse / sst : null, cosine: cos / Math.max(1, n) };
+	return {
+		tokens: n,
+		mse: sse / Math.max(1, n * dIn),
+		explainedVariance: n >= 2 && sst > 0 ? 1 - sse / sst : null,
+		cosine: cos / Math.max(1, n)
+	};
 }
 
 export function reconstructionReference(sae: Sae, x: Float32Array, tokens: number, first = 1): ReconMetrics {

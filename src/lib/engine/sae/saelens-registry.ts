@@ -36,7 +36,12 @@ const gpt2SmallResJb: SaeLensRelease = {
 	conversion: 'sae_lens',
 	configOverrides: { model_from_pretrained_kwargs: { center_writing_weights: true } },
 	saes: [
-		...[10, 10, 18, 23, 31, 41, 51, 54, 60, 70, 52, 56].map((l0, l) => ({ id: `blocks.${l}.hook_resid_pre`, path: `blocks.${l}.hook_resid_pre`, l0, neuronpedia: `gpt2-small/${l}-res-jb` })),
+		...[10, 10, 18, 23, 31, 41, 51, 54, 60, 70, 52, 56].map((l0, l) => ({
+			id: `blocks.${l}.hook_resid_pre`,
+			path: `blocks.${l}.hook_resid_pre`,
+			l0,
+			neuronpedia: `gpt2-small/${l}-res-jb`
+		})),
 		{ id: 'blocks.11.hook_resid_post', path: 'blocks.11.hook_resid_post', l0: 70, neuronpedia: 'gpt2-small/12-res-jb' }
 	]
 };
@@ -58,7 +63,13 @@ function gemmaScope2Res(variant: 'pt' | 'it'): SaeLensRelease {
 				saes.push({ id, path: `resid_post/${id}`, l0: l0[layer][j], ...(np ? { neuronpedia: np } : {}) });
 				if (width === '262k' && size === 'medium') saes.push({ id: `${id}_seed_1`, path: `resid_post/${id}_seed_1`, l0: l0[layer][j] });
 			}
-	return { release: `gemma-scope-2-270m-${variant}-res`, repo: `google/gemma-scope-2-270m-${variant}`, model: variant === 'pt' ? 'google/gemma-3-270m' : 'google/gemma-3-270m-it', conversion: 'gemma_3', saes };
+	return {
+		release: `gemma-scope-2-270m-${variant}-res`,
+		repo: `google/gemma-scope-2-270m-${variant}`,
+		model: variant === 'pt' ? 'google/gemma-3-270m' : 'google/gemma-3-270m-it',
+		conversion: 'gemma_3',
+		saes
+	};
 }
 
 /** Gemma Scope 2's resid_post_all for Gemma 3 270M: every layer 0–17, widths 16k and 262k, L0 big/small. */
@@ -72,10 +83,22 @@ function gemmaScope2ResAll(variant: 'pt' | 'it'): SaeLensRelease {
 				const id = `layer_${layer}_width_${width}_l0_${size}`;
 				saes.push({ id, path: `resid_post_all/${id}`, l0: size === 'big' ? (big[layer] ?? 120) : (small[layer] ?? 20) });
 			}
-	return { release: `gemma-scope-2-270m-${variant}-res-all`, repo: `google/gemma-scope-2-270m-${variant}`, model: variant === 'pt' ? 'google/gemma-3-270m' : 'google/gemma-3-270m-it', conversion: 'gemma_3', saes };
+	return {
+		release: `gemma-scope-2-270m-${variant}-res-all`,
+		repo: `google/gemma-scope-2-270m-${variant}`,
+		model: variant === 'pt' ? 'google/gemma-3-270m' : 'google/gemma-3-270m-it',
+		conversion: 'gemma_3',
+		saes
+	};
 }
 
-export const saeLensReleases: SaeLensRelease[] = [gpt2SmallResJb, gemmaScope2Res('pt'), gemmaScope2Res('it'), gemmaScope2ResAll('pt'), gemmaScope2ResAll('it')];
+export const saeLensReleases: SaeLensRelease[] = [
+	gpt2SmallResJb,
+	gemmaScope2Res('pt'),
+	gemmaScope2Res('it'),
+	gemmaScope2ResAll('pt'),
+	gemmaScope2ResAll('it')
+];
 
 export interface ResolvedSae {
 	release: string;
@@ -99,11 +122,24 @@ const shortList = (ids: string[]) => (ids.length > 5 ? `${ids.slice(0, 5).join('
 export function resolveSaeLensRelease(release: string, saeId: string): ResolvedSae {
 	const r = saeLensReleases.find((x) => x.release === release);
 	if (!r)
-		throw new LoupeError('not-found', `Loupe does not know the SAELens release "${release}".`, `Releases Loupe knows: ${saeLensReleases.map((x) => x.release).join(', ')}. Other SAEs load from their hub folder.`);
+		throw new LoupeError(
+			'not-found',
+			`Loupe does not know the SAELens release "${release}".`,
+			`Releases Loupe knows: ${saeLensReleases.map((x) => x.release).join(', ')}. Other SAEs load from their hub folder.`
+		);
 	const sae = r.saes.find((s) => s.id === saeId);
 	if (!sae)
-		throw new LoupeError('not-found', `ID ${saeId} not found in release ${release}.`, `Valid IDs are ${shortList(r.saes.map((s) => s.id))}.`);
-	const files = r.conversion === 'sae_lens' ? ['cfg.json', 'sae_weights.safetensors'] : r.conversion === 'gemma_3' ? ['params.safetensors'] : ['params.npz'];
+		throw new LoupeError(
+			'not-found',
+			`ID ${saeId} not found in release ${release}.`,
+			`Valid IDs are ${shortList(r.saes.map((s) => s.id))}.`
+		);
+	const files =
+		r.conversion === 'sae_lens'
+			? ['cfg.json', 'sae_weights.safetensors']
+			: r.conversion === 'gemma_3'
+				? ['params.safetensors']
+				: ['params.npz'];
 	const optional = r.conversion === 'sae_lens' ? ['sparsity.safetensors'] : r.conversion === 'gemma_3' ? ['config.json'] : [];
 	return {
 		release,

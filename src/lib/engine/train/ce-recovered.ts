@@ -46,15 +46,18 @@ export class CeEvaluator {
 			if (name !== hook || edit === 'clean') return;
 			const d = residual.dims[residual.dims.length - 1];
 			const gpu = residual.location === 'gpu-buffer';
-			const x = gpu ? new Float32Array(await readBuffer(device!, residual.gpuBuffer as GPUBuffer, n * d * 4)) : (residual.data as Float32Array);
+			const x = gpu
+				? new Float32Array(await readBuffer(device!, residual.gpuBuffer as GPUBuffer, n * d * 4))
+				: (residual.data as Float32Array);
 			const out = edit === 'zero' ? new Float32Array(n * d) : edit.decode(edit.encode(x.subarray(0, n * d), n), n);
 			out.set(x.subarray(0, d), 0); // BOS as it was
 			if (gpu) device!.queue.writeBuffer(residual.gpuBuffer as GPUBuffer, 0, out);
 			else x.set(out);
 		});
-		const data = logits.location === 'gpu-buffer'
-			? new Float32Array(await readBuffer(device!, logits.gpuBuffer as GPUBuffer, rows * V * 4))
-			: Float32Array.from(logits.data as Float32Array);
+		const data =
+			logits.location === 'gpu-buffer'
+				? new Float32Array(await readBuffer(device!, logits.gpuBuffer as GPUBuffer, rows * V * 4))
+				: Float32Array.from(logits.data as Float32Array);
 		logits.dispose();
 		return crossEntropy(data, ids, V);
 	}
@@ -75,7 +78,9 @@ export class CeEvaluator {
 		let spliced = 0;
 		for (const ids of usable) spliced += (await this.loss(ids, sae)).sum;
 		const n = Math.max(1, this.baseline.count);
-		const clean = this.baseline.clean / n, zeroAblated = this.baseline.zero / n, s = spliced / n;
+		const clean = this.baseline.clean / n,
+			zeroAblated = this.baseline.zero / n,
+			s = spliced / n;
 		return { clean, spliced: s, zeroAblated, recovered: zeroAblated - clean !== 0 ? (zeroAblated - s) / (zeroAblated - clean) : 0 };
 	}
 }

@@ -93,7 +93,15 @@ export function decoderNorms(p: SaeParams, s: TrainShape): Float32Array {
  * `dead`: the dead latents (AuxK). `auxTarget`: the residual error x − x̂ the AuxK term aims at, to
  * hold it fixed when differencing numerically (autograd detaches it); by default this step's.
  */
-export function forward(p: SaeParams, s: TrainShape, x: Float32Array, B: number, precise = false, dead?: DeadMask, auxTarget?: Floats): ForwardOut {
+export function forward(
+	p: SaeParams,
+	s: TrainShape,
+	x: Float32Array,
+	B: number,
+	precise = false,
+	dead?: DeadMask,
+	auxTarget?: Floats
+): ForwardOut {
 	const { d, n } = s;
 	const A = precise ? Float64Array : Float32Array;
 	const pre = new A(B * n);
@@ -110,7 +118,9 @@ export function forward(p: SaeParams, s: TrainShape, x: Float32Array, B: number,
 		else if (s.arch === 'jumprelu') for (let j = 0; j < n; j++) acts[b * n + j] = row[j] > Math.exp(p.logThreshold![j]) ? row[j] : 0;
 		else {
 			// The k largest (ties: lower index first), then ReLU.
-			const order = Array.from(row.keys()).sort((u, v) => row[v] - row[u] || u - v).slice(0, s.k);
+			const order = Array.from(row.keys())
+				.sort((u, v) => row[v] - row[u] || u - v)
+				.slice(0, s.k);
 			for (const j of order) acts[b * n + j] = Math.max(0, row[j]);
 		}
 	}
@@ -163,7 +173,12 @@ export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number
 	const { d, n } = s;
 	const { weight } = auxTerms(s, countDead(dead));
 	const norms = s.arch === 'relu' ? decoderNorms(p, s) : null;
-	const g: SaeParams = { wEnc: new Float32Array(d * n), bEnc: new Float32Array(n), wDec: new Float32Array(n * d), bDec: new Float32Array(d) };
+	const g: SaeParams = {
+		wEnc: new Float32Array(d * n),
+		bEnc: new Float32Array(n),
+		wDec: new Float32Array(n * d),
+		bDec: new Float32Array(d)
+	};
 	const dpre = new Float32Array(B * n);
 	for (let b = 0; b < B; b++)
 		for (let j = 0; j < n; j++) {
@@ -254,7 +269,10 @@ export function adamStep(p: SaeParams, g: SaeParams, st: AdamState, lr: number) 
 	const c1 = 1 - ADAM.beta1 ** st.t;
 	const c2 = 1 - ADAM.beta2 ** st.t;
 	for (const key of ['wEnc', 'bEnc', 'wDec', 'bDec', 'logThreshold'] as const) {
-		const w = p[key], gr = g[key], m = st.m[key], v = st.v[key];
+		const w = p[key],
+			gr = g[key],
+			m = st.m[key],
+			v = st.v[key];
 		if (!w || !gr || !m || !v) continue;
 		for (let i = 0; i < w.length; i++) {
 			m[i] = ADAM.beta1 * m[i] + (1 - ADAM.beta1) * gr[i];

@@ -12,8 +12,20 @@ import { seededRandom } from '../sample/prng';
 import { saveTrainRun } from '../store/db';
 import { CeEvaluator } from './ce-recovered';
 import {
-	deadWindow, harvest, initialParams, learningRate, newCheckpoint, shapeOf, summarizeRun, trainedSae,
-	type MetricPoint, type TrainCheckpoint, type TrainConfig, type TrainProgress, type TrainRunSummary, type TrainStatus
+	deadWindow,
+	harvest,
+	initialParams,
+	learningRate,
+	newCheckpoint,
+	shapeOf,
+	summarizeRun,
+	trainedSae,
+	type MetricPoint,
+	type TrainCheckpoint,
+	type TrainConfig,
+	type TrainProgress,
+	type TrainRunSummary,
+	type TrainStatus
 } from './training-run';
 
 export interface CorpusRequest {
@@ -38,7 +50,12 @@ export interface TrainingHost {
 /** CE loss recovered is measured at these fractions of the run. */
 const CE_AT = [0.25, 0.5, 0.75, 1];
 
-export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: TrainCheckpoint | undefined, onProgress: (p: TrainProgress) => void): Promise<TrainRunSummary> {
+export async function trainSae(
+	host: TrainingHost,
+	c: TrainConfig,
+	resumed: TrainCheckpoint | undefined,
+	onProgress: (p: TrainProgress) => void
+): Promise<TrainRunSummary> {
 	const { device, runner, hook } = host;
 	const shape = shapeOf(c, host.dModel);
 	const id = resumed?.id ?? `run-${Date.now().toString(36)}`;
@@ -47,14 +64,31 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 	let store: GPUBuffer | null = null;
 	let trainer: SaeTrainer | null = null;
 	try {
-		const contexts = await host.corpus({ name: 'training corpus', text: c.text, stories: c.stories, storyTokens: c.storyTokens, seed: c.seed }, (done, total) => report({ phase: 'writing', done, total }));
-		if (contexts.length < 2) throw new LoupeError('model-failed', 'The training corpus is too small.', 'Let the model write more stories, or paste more text.');
+		const contexts = await host.corpus(
+			{ name: 'training corpus', text: c.text, stories: c.stories, storyTokens: c.storyTokens, seed: c.seed },
+			(done, total) => report({ phase: 'writing', done, total })
+		);
+		if (contexts.length < 2)
+			throw new LoupeError('model-failed', 'The training corpus is too small.', 'Let the model write more stories, or paste more text.');
 		// A few contexts held out for CE loss recovered; the rest is harvested.
 		const heldOut = contexts.slice(-Math.min(4, Math.floor(contexts.length / 4) || 1));
 		const trainContexts = contexts.slice(0, contexts.length - heldOut.length);
-		const h = await harvest(device, runner, hook, shape.d, trainContexts, (done, rows) => report({ phase: 'harvesting', done, total: trainContexts.length, tokensPerSecond: rows }), () => host.flags.stop);
+		const h = await harvest(
+			device,
+			runner,
+			hook,
+			shape.d,
+			trainContexts,
+			(done, rows) => report({ phase: 'harvesting', done, total: trainContexts.length, tokensPerSecond: rows }),
+			() => host.flags.stop
+		);
 		store = h.store;
-		if (h.rows < c.batch) throw new LoupeError('model-failed', `The corpus gave ${h.rows} activations, fewer than one batch (${c.batch}).`, 'Use a larger corpus or a smaller batch.');
+		if (h.rows < c.batch)
+			throw new LoupeError(
+				'model-failed',
+				`The corpus gave ${h.rows} activations, fewer than one batch (${c.batch}).`,
+				'Use a larger corpus or a smaller batch.'
+			);
 		const steps = Math.ceil(c.tokens / c.batch);
 		trainer = await SaeTrainer.create(device, shape, c.batch, resumed?.params ?? initialParams(c, shape.d, new Float32Array(shape.d)));
 		trainer.setStore(store, h.rows);
@@ -79,7 +113,11 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 			run.status = status;
 			run.updatedAt = new Date().toISOString();
 			await saveTrainRun(run).catch((e) => {
-				throw new LoupeError('storage-full', `The checkpoint could not be saved (${e instanceof Error ? e.message : e}).`, 'Free space in the Storage panel; training goes on but cannot resume after a reload.');
+				throw new LoupeError(
+					'storage-full',
+					`The checkpoint could not be saved (${e instanceof Error ? e.message : e}).`,
+					'Free space in the Storage panel; training goes on but cannot resume after a reload.'
+				);
 			});
 		};
 		const ce = new CeEvaluator(runner, device, hook, heldOut);
@@ -131,8 +169,14 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 				for (let j = 0; j < shape.n; j++) run.fires[j] += mt.fires[j];
 				run.sampled += c.batch;
 				const point: MetricPoint = {
-					step: step + 1, tokens: tokensSeen, mse: mt.mse, nmse: 1 - mt.explainedVariance, explainedVariance: mt.explainedVariance,
-					l0: mt.l0, dead: mt.dead / shape.n, aux: mt.aux
+					step: step + 1,
+					tokens: tokensSeen,
+					mse: mt.mse,
+					nmse: 1 - mt.explainedVariance,
+					explainedVariance: mt.explainedVariance,
+					l0: mt.l0,
+					dead: mt.dead / shape.n,
+					aux: mt.aux
 				};
 				run.history.push(point);
 				pending.push(point);
@@ -143,7 +187,15 @@ export async function trainSae(host: TrainingHost, c: TrainConfig, resumed: Trai
 					t0 = performance.now();
 					timedSteps = 0;
 				}
-				report({ phase: 'training', done: step + 1, total: steps, tokensPerSecond: tps, etaSeconds: ((steps - step - 1) * c.batch) / tps, points: pending, ce: cePoint });
+				report({
+					phase: 'training',
+					done: step + 1,
+					total: steps,
+					tokensPerSecond: tps,
+					etaSeconds: ((steps - step - 1) * c.batch) / tps,
+					points: pending,
+					ce: cePoint
+				});
 				pending = [];
 			} else if ((step + 1) % 8 === 0) await device.queue.onSubmittedWorkDone();
 			if ((step + 1) % c.checkpointEvery === 0 && step + 1 < steps) {

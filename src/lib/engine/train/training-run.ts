@@ -132,8 +132,18 @@ export interface TrainRunSummary {
 
 export function summarizeRun(cp: TrainCheckpoint): TrainRunSummary {
 	return {
-		id: cp.id, name: cp.cfg.name, cfg: cp.cfg, status: cp.status, step: cp.step, steps: cp.steps,
-		last: cp.history.at(-1) ?? null, ce: cp.ce.at(-1) ?? null, ceHistory: cp.ce, history: cp.history, density: densityHistogram(cp), updatedAt: cp.updatedAt
+		id: cp.id,
+		name: cp.cfg.name,
+		cfg: cp.cfg,
+		status: cp.status,
+		step: cp.step,
+		steps: cp.steps,
+		last: cp.history.at(-1) ?? null,
+		ce: cp.ce.at(-1) ?? null,
+		ceHistory: cp.ce,
+		history: cp.history,
+		density: densityHistogram(cp),
+		updatedAt: cp.updatedAt
 	};
 }
 
@@ -186,16 +196,37 @@ export async function harvest(
 
 export function shapeOf(cfg: TrainConfig, dIn: number): TrainShape {
 	const aux = cfg.arch === 'topk' && (cfg.auxCoeff ?? 0) > 0;
-	return { d: dIn, n: cfg.width, arch: cfg.arch, k: cfg.k, l1: cfg.l1, l0: cfg.l0 ?? 0, bandwidth: cfg.bandwidth ?? 0.001, auxK: aux ? Math.max(1, Math.min(cfg.width, Math.floor(dIn / 2))) : 0, auxCoeff: aux ? cfg.auxCoeff : 0 };
+	return {
+		d: dIn,
+		n: cfg.width,
+		arch: cfg.arch,
+		k: cfg.k,
+		l1: cfg.l1,
+		l0: cfg.l0 ?? 0,
+		bandwidth: cfg.bandwidth ?? 0.001,
+		auxK: aux ? Math.max(1, Math.min(cfg.width, Math.floor(dIn / 2))) : 0,
+		auxCoeff: aux ? cfg.auxCoeff : 0
+	};
 }
 
 export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: number, params: SaeParams): TrainCheckpoint {
 	const now = new Date().toISOString();
 	return {
-		id, cfg, dIn, status: 'running', step: 0, steps, params,
-		adam: { t: 0, m: [], v: [] }, history: [], ce: [],
-		fires: new Float64Array(cfg.width), sampled: 0, sinceFired: new Uint32Array(cfg.width),
-		updatedAt: now, createdAt: now
+		id,
+		cfg,
+		dIn,
+		status: 'running',
+		step: 0,
+		steps,
+		params,
+		adam: { t: 0, m: [], v: [] },
+		history: [],
+		ce: [],
+		fires: new Float64Array(cfg.width),
+		sampled: 0,
+		sinceFired: new Uint32Array(cfg.width),
+		updatedAt: now,
+		createdAt: now
 	};
 }
 
@@ -212,7 +243,12 @@ export function initialParams(cfg: TrainConfig, dIn: number, mean: Float32Array)
  * so W_enc·s, W_dec/s, b_dec/s; b_enc and JumpReLU's θ (on pre) stay. The export reads raw activations.
  */
 export function foldScale(p: SaeParams, s: number): SaeWeights {
-	const out: SaeWeights = { wEnc: p.wEnc.map((w) => w * s), bEnc: p.bEnc.slice(), wDec: p.wDec.map((w) => w / s), bDec: p.bDec.map((b) => b / s) };
+	const out: SaeWeights = {
+		wEnc: p.wEnc.map((w) => w * s),
+		bEnc: p.bEnc.slice(),
+		wDec: p.wDec.map((w) => w / s),
+		bDec: p.bDec.map((b) => b / s)
+	};
 	if (p.logThreshold) out.threshold = p.logThreshold.map(Math.exp);
 	return out;
 }
@@ -248,9 +284,15 @@ export function toSaeLens(cp: TrainCheckpoint): { cfgJson: string; safetensors: 
 	const { cfg, weights } = trainedSae(cp);
 	const sparsity = writeSparsity(logSparsityOf(cp.fires, cp.sampled));
 	const loupe_training = {
-		tokens: cp.step * cp.cfg.batch, steps: cp.step, lr: cp.cfg.lr, batch_size: cp.cfg.batch,
-		l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null, l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
-		jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null, activation_scale: cp.scale ?? 1, aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
+		tokens: cp.step * cp.cfg.batch,
+		steps: cp.step,
+		lr: cp.cfg.lr,
+		batch_size: cp.cfg.batch,
+		l1_coefficient: cp.cfg.arch === 'relu' ? cp.cfg.l1 : null,
+		l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
+		jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null,
+		activation_scale: cp.scale ?? 1,
+		aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
 	};
 	return { ...writeSaeLens(cfg, weights, { extra: { loupe_training } }), sparsity };
 }

@@ -40,7 +40,8 @@ export function hubTreeUrl(hub: string, repo: string, revision: string, folder: 
 }
 
 export function parseHubTree(json: unknown): HubFile[] {
-	if (!Array.isArray(json)) throw new LoupeError('not-found', 'The hub did not answer with a file list.', 'Check the hub address in Settings.');
+	if (!Array.isArray(json))
+		throw new LoupeError('not-found', 'The hub did not answer with a file list.', 'Check the hub address in Settings.');
 	return json
 		.filter((e) => e && typeof e === 'object' && (e as { type?: string }).type !== 'directory')
 		.map((e) => ({ path: String((e as { path: string }).path), size: Number((e as { size?: number }).size ?? 0) }));
@@ -127,8 +128,17 @@ export async function openExportGraph(
 	try {
 		decoder = openExportedDecoder(bytes);
 	} catch (e) {
-		if (e instanceof TraceError) throw new LoupeError('unsupported-checkpoint', `Loupe cannot put hook points in ${graphName}: ${e.message}`, 'Pick another model or another export of it.');
-		throw new LoupeError('not-a-checkpoint', `${graphName}: ${(e as Error).message}`, 'The download may be broken: delete it in Storage and try again.');
+		if (e instanceof TraceError)
+			throw new LoupeError(
+				'unsupported-checkpoint',
+				`Loupe cannot put hook points in ${graphName}: ${e.message}`,
+				'Pick another model or another export of it.'
+			);
+		throw new LoupeError(
+			'not-a-checkpoint',
+			`${graphName}: ${(e as Error).message}`,
+			'The download may be broken: delete it in Storage and try again.'
+		);
 	}
 	const weights = weightBytes(decoder.graph);
 	refuseWhatCannotFit(graphName, bytes.byteLength, weights, options.backend);
@@ -141,7 +151,8 @@ export async function openExportGraph(
 	checkExternalData(decoder.graph, graphName, externalData);
 	// After surgery and the checks: from here the graph's large initializers point into its own bytes.
 	// A tied head as MatMul(x, Transpose(W_E)) read as Gemm on W_E: two fewer copies of it in onnxruntime.
-	if (options.weightsInPlace !== false && decoder.io.lmHead !== false) decoder = { ...decoder, graph: gemmForTiedHead(decoder.graph, decoder.io.logits) };
+	if (options.weightsInPlace !== false && decoder.io.lmHead !== false)
+		decoder = { ...decoder, graph: gemmForTiedHead(decoder.graph, decoder.io.logits) };
 	const inPlace = options.weightsInPlace === false ? null : inlineWeightsAsExternal(decoder.graph, bytes);
 	if (inPlace) externalData.push(inPlace);
 	const fromConfig = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((x): x is number => typeof x === 'number');
@@ -152,7 +163,11 @@ export async function openExportGraph(
 		shape,
 		io: decoder.io,
 		cuts: [...cuts].sort((a, b) => a - b),
-		segments: cutAtBoundaries(decoder.graph, trace, [...new Set(cuts)].sort((a, b) => a - b)),
+		segments: cutAtBoundaries(
+			decoder.graph,
+			trace,
+			[...new Set(cuts)].sort((a, b) => a - b)
+		),
 		externalData
 	});
 	const segmentAt = (hooks: HookName[]): SegmentedModel => ({
@@ -162,7 +177,16 @@ export async function openExportGraph(
 		segments: cutExportedDecoder(decoder, hooks),
 		externalData
 	});
-	return { decoder, externalData, weights, maxSeqLen, shape, segment, segmentAt, manifest: (model) => hookManifest(decoder, model.segments) };
+	return {
+		decoder,
+		externalData,
+		weights,
+		maxSeqLen,
+		shape,
+		segment,
+		segmentAt,
+		manifest: (model) => hookManifest(decoder, model.segments)
+	};
 }
 
 /** Opens a graph file and its tokenizer (the app's path for Hub repos and local files). */

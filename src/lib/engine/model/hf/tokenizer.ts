@@ -25,22 +25,42 @@ const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Arr
  * damaged file is refused naming the field rather than by a TypeError deep inside the library.
  */
 function checkTokenizerJson(j: unknown, name: string): void {
-	const bad = (why: string) => new LoupeError('not-a-tokenizer', `${name} is not a Hugging Face tokenizer: ${why}.`, 'Check that the repository has a tokenizer.json from the tokenizers library.');
+	const bad = (why: string) =>
+		new LoupeError(
+			'not-a-tokenizer',
+			`${name} is not a Hugging Face tokenizer: ${why}.`,
+			'Check that the repository has a tokenizer.json from the tokenizers library.'
+		);
 	if (!isObject(j)) throw bad('it is not a JSON object');
 	const m = j.model;
-	if (!isObject(m) || typeof m.type !== 'string' || !MODEL_TYPES.includes(m.type)) throw bad(`its "model" is not one of the tokenizers library's models (${MODEL_TYPES.join(', ')}) with a "type"`);
+	if (!isObject(m) || typeof m.type !== 'string' || !MODEL_TYPES.includes(m.type))
+		throw bad(`its "model" is not one of the tokenizers library's models (${MODEL_TYPES.join(', ')}) with a "type"`);
 	if (m.type === 'Unigram') {
-		if (!Array.isArray(m.vocab) || !m.vocab.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number')) throw bad('its Unigram "model.vocab" is not a list of [piece, score] pairs');
+		if (!Array.isArray(m.vocab) || !m.vocab.every((e) => Array.isArray(e) && typeof e[0] === 'string' && typeof e[1] === 'number'))
+			throw bad('its Unigram "model.vocab" is not a list of [piece, score] pairs');
 	} else if (!isObject(m.vocab) || !Object.values(m.vocab).every((id) => Number.isInteger(id) && (id as number) >= 0))
 		throw bad('its "model.vocab" is not an object of pieces to token ids');
-	if (m.type === 'BPE' && !(Array.isArray(m.merges) && m.merges.every((x) => typeof x === 'string' || (Array.isArray(x) && x.length === 2 && x.every((p) => typeof p === 'string')))))
+	if (
+		m.type === 'BPE' &&
+		!(
+			Array.isArray(m.merges) &&
+			m.merges.every((x) => typeof x === 'string' || (Array.isArray(x) && x.length === 2 && x.every((p) => typeof p === 'string')))
+		)
+	)
 		throw bad('its BPE "model.merges" is not a list of merges ("a b" or ["a", "b"])');
 	for (const k of ['unk_token', 'continuing_subword_prefix', 'end_of_word_suffix'])
 		if (m[k] != null && typeof m[k] !== 'string') throw bad(`its "model.${k}" is not a string`);
-	if (j.added_tokens != null && !(Array.isArray(j.added_tokens) && j.added_tokens.every((t) => isObject(t) && Number.isInteger(t.id) && typeof t.content === 'string' && typeof t.special === 'boolean')))
+	if (
+		j.added_tokens != null &&
+		!(
+			Array.isArray(j.added_tokens) &&
+			j.added_tokens.every((t) => isObject(t) && Number.isInteger(t.id) && typeof t.content === 'string' && typeof t.special === 'boolean')
+		)
+	)
 		throw bad('its "added_tokens" is not a list of {id, content, special}');
 	for (const k of ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'])
-		if (j[k] != null && !(isObject(j[k]) && typeof (j[k] as Json).type === 'string')) throw bad(`its "${k}" is not an object with a "type"`);
+		if (j[k] != null && !(isObject(j[k]) && typeof (j[k] as Json).type === 'string'))
+			throw bad(`its "${k}" is not an object with a "type"`);
 }
 
 export class HubTokenizer implements TextTokenizer {
@@ -52,14 +72,33 @@ export class HubTokenizer implements TextTokenizer {
 	private chatTemplate: Template | null = null;
 	private specials: { bos_token?: string; eos_token?: string };
 
-	constructor(tokenizerJson: Json, tokenizerConfig: Json, modelConfig: Json = {}, private readonly name = 'tokenizer.json') {
+	constructor(
+		tokenizerJson: Json,
+		tokenizerConfig: Json,
+		modelConfig: Json = {},
+		private readonly name = 'tokenizer.json'
+	) {
 		checkTokenizerJson(tokenizerJson, name);
-		if (!isObject(tokenizerConfig)) throw new LoupeError('not-a-tokenizer', 'tokenizer_config.json is not a JSON object.', 'Check that the repository has a tokenizer_config.json, or leave it out.');
-		if (!isObject(modelConfig)) throw new LoupeError('not-a-tokenizer', 'config.json is not a JSON object.', 'Check that the repository has a config.json from transformers.');
+		if (!isObject(tokenizerConfig))
+			throw new LoupeError(
+				'not-a-tokenizer',
+				'tokenizer_config.json is not a JSON object.',
+				'Check that the repository has a tokenizer_config.json, or leave it out.'
+			);
+		if (!isObject(modelConfig))
+			throw new LoupeError(
+				'not-a-tokenizer',
+				'config.json is not a JSON object.',
+				'Check that the repository has a config.json from transformers.'
+			);
 		// The library checks little of what it reads: whatever it throws, here or on the first
 		// encode below, is said as this file's failure.
 		const libraryFailed = (e: unknown) =>
-			new LoupeError('not-a-tokenizer', `${name} could not be read as a Hugging Face tokenizer (the tokenizers library failed on it: ${e instanceof Error ? e.message : String(e)}).`, 'Check that the repository has a tokenizer.json from the tokenizers library.');
+			new LoupeError(
+				'not-a-tokenizer',
+				`${name} could not be read as a Hugging Face tokenizer (the tokenizers library failed on it: ${e instanceof Error ? e.message : String(e)}).`,
+				'Check that the repository has a tokenizer.json from the tokenizers library.'
+			);
 		try {
 			this.tok = new Tokenizer(tokenizerJson, tokenizerConfig);
 		} catch (e) {
@@ -72,7 +111,10 @@ export class HubTokenizer implements TextTokenizer {
 		const eos = [modelConfig.eos_token_id].flat().filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0);
 		const eosFromConfig = id(tokenizerConfig.eos_token);
 		this.stopTokens = [...new Set([...eos, ...(eosFromConfig !== undefined ? [eosFromConfig] : [])])];
-		const bos = (Number.isInteger(modelConfig.bos_token_id) && (modelConfig.bos_token_id as number) >= 0 ? (modelConfig.bos_token_id as number) : undefined) ?? id(tokenizerConfig.bos_token);
+		const bos =
+			(Number.isInteger(modelConfig.bos_token_id) && (modelConfig.bos_token_id as number) >= 0
+				? (modelConfig.bos_token_id as number)
+				: undefined) ?? id(tokenizerConfig.bos_token);
 		this.startToken = bos ?? this.stopTokens[0];
 		this.specials = { bos_token: tokenContent(tokenizerConfig.bos_token), eos_token: tokenContent(tokenizerConfig.eos_token) };
 		const template = tokenizerConfig.chat_template;
@@ -82,7 +124,11 @@ export class HubTokenizer implements TextTokenizer {
 			try {
 				this.chatTemplate = new Template(source);
 			} catch (e) {
-				throw new LoupeError('not-a-tokenizer', `The chat template in tokenizer_config.json does not parse (${(e as Error).message}).`, 'Chat mode is off for this model; plain prompts still work.');
+				throw new LoupeError(
+					'not-a-tokenizer',
+					`The chat template in tokenizer_config.json does not parse (${(e as Error).message}).`,
+					'Chat mode is off for this model; plain prompts still work.'
+				);
 			}
 		}
 		// Does the post-processor add BOS by itself? Then encode() must not add it again.
@@ -103,7 +149,11 @@ export class HubTokenizer implements TextTokenizer {
 		try {
 			return f();
 		} catch (e) {
-			throw new LoupeError('not-a-tokenizer', `${this.name} could not be used as a Hugging Face tokenizer (the tokenizers library failed on it: ${e instanceof Error ? e.message : String(e)}).`, 'Check that the repository has a tokenizer.json from the tokenizers library, or pick another model.');
+			throw new LoupeError(
+				'not-a-tokenizer',
+				`${this.name} could not be used as a Hugging Face tokenizer (the tokenizers library failed on it: ${e instanceof Error ? e.message : String(e)}).`,
+				'Check that the repository has a tokenizer.json from the tokenizers library, or pick another model.'
+			);
 		}
 	}
 
@@ -122,7 +172,11 @@ export class HubTokenizer implements TextTokenizer {
 		try {
 			text = this.chatTemplate.render({ messages: [{ role: 'user', content: prompt }], add_generation_prompt: true, ...this.specials });
 		} catch (e) {
-			throw new LoupeError('not-a-tokenizer', `The chat template in tokenizer_config.json failed to render the prompt (the jinja library failed on it: ${e instanceof Error ? e.message : String(e)}).`, 'Turn chat mode off for this model; plain prompts still work.');
+			throw new LoupeError(
+				'not-a-tokenizer',
+				`The chat template in tokenizer_config.json failed to render the prompt (the jinja library failed on it: ${e instanceof Error ? e.message : String(e)}).`,
+				'Turn chat mode off for this model; plain prompts still work.'
+			);
 		}
 		const bos = this.specials.bos_token;
 		return bos && text.startsWith(bos) ? text.slice(bos.length) : text;

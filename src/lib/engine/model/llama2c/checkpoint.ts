@@ -102,8 +102,16 @@ export function readLlama2cCheckpoint(buf: ArrayBuffer, name = 'This file'): Lla
 		legacy = false;
 		const h = (i: number) => dv.getInt32(8 + 4 * i, true);
 		config = {
-			dim: h(0), hiddenDim: h(1), nLayers: h(2), nHeads: h(3), nKvHeads: h(4), vocabSize: h(5), seqLen: h(6),
-			sharedClassifier: dv.getUint8(36) === 1, normEps: 1e-5, ropeTheta: 10000
+			dim: h(0),
+			hiddenDim: h(1),
+			nLayers: h(2),
+			nHeads: h(3),
+			nKvHeads: h(4),
+			vocabSize: h(5),
+			seqLen: h(6),
+			sharedClassifier: dv.getUint8(36) === 1,
+			normEps: 1e-5,
+			ropeTheta: 10000
 		};
 		offset = V1_HEADER_BYTES;
 	} else {
@@ -111,8 +119,16 @@ export function readLlama2cCheckpoint(buf: ArrayBuffer, name = 'This file'): Lla
 		const vocab = h(5);
 		// Legacy format: a negative vocab_size means the classifier is stored separately.
 		config = {
-			dim: h(0), hiddenDim: h(1), nLayers: h(2), nHeads: h(3), nKvHeads: h(4), vocabSize: Math.abs(vocab), seqLen: h(6),
-			sharedClassifier: vocab > 0, normEps: 1e-5, ropeTheta: 10000
+			dim: h(0),
+			hiddenDim: h(1),
+			nLayers: h(2),
+			nHeads: h(3),
+			nKvHeads: h(4),
+			vocabSize: Math.abs(vocab),
+			seqLen: h(6),
+			sharedClassifier: vocab > 0,
+			normEps: 1e-5,
+			ropeTheta: 10000
 		};
 	}
 	checkConfig(config, name);
@@ -146,20 +162,41 @@ export function readLlama2cCheckpoint(buf: ArrayBuffer, name = 'This file'): Lla
 	let rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3: Float32Array[];
 	if (legacy) {
 		tokenEmbedding = take(vocabSize * dim);
-		rmsAtt = perLayer(dim); wq = perLayer(dim * dim); wk = perLayer(kv * dim); wv = perLayer(kv * dim);
-		wo = perLayer(dim * dim); rmsFfn = perLayer(dim);
-		w1 = perLayer(hiddenDim * dim); w2 = perLayer(dim * hiddenDim); w3 = perLayer(hiddenDim * dim);
+		rmsAtt = perLayer(dim);
+		wq = perLayer(dim * dim);
+		wk = perLayer(kv * dim);
+		wv = perLayer(kv * dim);
+		wo = perLayer(dim * dim);
+		rmsFfn = perLayer(dim);
+		w1 = perLayer(hiddenDim * dim);
+		w2 = perLayer(dim * hiddenDim);
+		w3 = perLayer(hiddenDim * dim);
 		rmsFinal = take(dim);
 		take(config.seqLen * headSize(config)); // freq_cis_real + freq_cis_imag: recomputed, as run.c does
 	} else {
-		rmsAtt = perLayer(dim); rmsFfn = perLayer(dim); rmsFinal = take(dim);
+		rmsAtt = perLayer(dim);
+		rmsFfn = perLayer(dim);
+		rmsFinal = take(dim);
 		tokenEmbedding = take(vocabSize * dim);
-		wq = perLayer(dim * dim); wk = perLayer(kv * dim); wv = perLayer(kv * dim); wo = perLayer(dim * dim);
-		w1 = perLayer(hiddenDim * dim); w2 = perLayer(dim * hiddenDim); w3 = perLayer(hiddenDim * dim);
+		wq = perLayer(dim * dim);
+		wk = perLayer(kv * dim);
+		wv = perLayer(kv * dim);
+		wo = perLayer(dim * dim);
+		w1 = perLayer(hiddenDim * dim);
+		w2 = perLayer(dim * hiddenDim);
+		w3 = perLayer(hiddenDim * dim);
 	}
 	const classifier = config.sharedClassifier ? tokenEmbedding : take(vocabSize * dim);
 	const layers = rmsAtt.map((_, l) => ({
-		rmsAtt: rmsAtt[l], wq: wq[l], wk: wk[l], wv: wv[l], wo: wo[l], rmsFfn: rmsFfn[l], w1: w1[l], w2: w2[l], w3: w3[l]
+		rmsAtt: rmsAtt[l],
+		wq: wq[l],
+		wk: wk[l],
+		wv: wv[l],
+		wo: wo[l],
+		rmsFfn: rmsFfn[l],
+		w1: w1[l],
+		w2: w2[l],
+		w3: w3[l]
 	}));
 	return { config, tokenEmbedding, layers, rmsFinal, classifier };
 }

@@ -40,7 +40,11 @@ export class ReferenceLlama {
 		this.keyCache = new Float32Array(c.nLayers * c.seqLen * kvDim(c));
 		this.valueCache = new Float32Array(c.nLayers * c.seqLen * kvDim(c));
 		this.residual = Array.from({ length: c.nLayers + 1 }, () => new Float32Array(c.dim));
-		this.sublayer = Array.from({ length: c.nLayers }, () => ({ attn_out: new Float32Array(c.dim), mlp_in: new Float32Array(c.dim), mlp_out: new Float32Array(c.dim) }));
+		this.sublayer = Array.from({ length: c.nLayers }, () => ({
+			attn_out: new Float32Array(c.dim),
+			mlp_in: new Float32Array(c.dim),
+			mlp_out: new Float32Array(c.dim)
+		}));
 	}
 
 	/**

@@ -17,12 +17,22 @@
 import type { DecoderIo } from '../onnx/decoder-io';
 import { GraphBuilder } from '../onnx/graph-builder';
 import { boundaryName, canonicalHook, hookSite, layersBetween, type HookName } from '../hooks';
-import {
-	pastKeyName, pastValueName, presentKeyName, presentValueName,
-	type SegmentSpec, type SegmentedModel
-} from '../segments';
+import { pastKeyName, pastValueName, presentKeyName, presentValueName, type SegmentSpec, type SegmentedModel } from '../segments';
 import { headSize, kvDim, type LlamaConfig, type LlamaWeights } from './checkpoint';
-import { fusedFeedForward, gqaAttention, gqaPositional, linear, opsAttention, opsPositional, paddedHeadSize, simplifiedNorm, skipNorm, skipNormOnly, type GqaCtx, type OpsCtx } from './fused-ops';
+import {
+	fusedFeedForward,
+	gqaAttention,
+	gqaPositional,
+	linear,
+	opsAttention,
+	opsPositional,
+	paddedHeadSize,
+	simplifiedNorm,
+	skipNorm,
+	skipNormOnly,
+	type GqaCtx,
+	type OpsCtx
+} from './fused-ops';
 import { transposeTo } from './layout';
 
 export interface BuildOptions {
@@ -37,7 +47,8 @@ export interface BuildOptions {
 }
 
 /** [out, in] row-major -> [in, out], optionally swapping each column pair (2i, 2i+1) for RoPE. */
-const transpose = (w: Float32Array, out: number, inp: number, swapPairs = false) => transposeTo(w, out, inp, swapPairs ? (o) => o ^ 1 : undefined);
+const transpose = (w: Float32Array, out: number, inp: number, swapPairs = false) =>
+	transposeTo(w, out, inp, swapPairs ? (o) => o ^ 1 : undefined);
 
 /**
  * RoPE as two elementwise products: rope(q) = q * cos + swap(q) * sinSigned, where swap exchanges
@@ -70,7 +81,12 @@ interface Ctx {
 function rmsnorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, scope: string): string {
 	const w = g.weight(`${scope}.weight`, weight, [weight.length]);
 	const ms = g.op('ReduceMean', [g.op('Mul', [x, x], {}, `${scope}/sq`)], { axes: [-1], keepdims: 1 }, `${scope}/mean_sq`);
-	const inv = g.op('Div', [g.scalar(1), g.op('Sqrt', [g.op('Add', [ms, g.scalar(eps)], {}, `${scope}/add_eps`)], {}, `${scope}/rms`)], {}, `${scope}/inv_rms`);
+	const inv = g.op(
+		'Div',
+		[g.scalar(1), g.op('Sqrt', [g.op('Add', [ms, g.scalar(eps)], {}, `${scope}/add_eps`)], {}, `${scope}/rms`)],
+		{},
+		`${scope}/inv_rms`
+	);
 	return g.op('Mul', [w, g.op('Mul', [inv, x], {}, `${scope}/scaled`)], {}, `${scope}/out`);
 }
 
@@ -87,13 +103,23 @@ function attention(ctx: Ctx, x: string, l: number, w: LlamaWeights): string {
 	const proj = (weight: Float32Array, out: number, name: string, swap = false) =>
 		g.op('MatMul', [xn, g.weight(`${s}/${name}.weight`, transpose(weight, out, c.dim, swap), [c.dim, out])], {}, `${s}/${name}`);
 	const rope = (a: string, aSwapped: string, t: { cos: string; sin: string }, name: string) =>
-		g.op('Add', [g.op('Mul', [a, t.cos], {}, `${s}/${name}_cos`), g.op('Mul', [aSwapped, t.sin], {}, `${s}/${name}_sin`)], {}, `${s}/${name}_rope`);
+		g.op(
+			'Add',
+			[g.op('Mul', [a, t.cos], {}, `${s}/${name}_cos`), g.op('Mul', [aSwapped, t.sin], {}, `${s}/${name}_sin`)],
+			{},
+			`${s}/${name}_rope`
+		);
 	const q = rope(proj(L.wq, c.dim, 'q'), proj(L.wq, c.dim, 'q_swap', true), ctx.ropeQ, 'q');
 	const k = rope(proj(L.wk, kv, 'k'), proj(L.wk, kv, 'k_swap', true), ctx.ropeK, 'k');
 	const v = proj(L.wv, kv, 'v');
 	// [B,S,heads*hd] -> [B,heads,S,hd]
 	const heads = (a: string, n: number, name: string) =>
-		g.op('Transpose', [g.op('Reshape', [a, g.constant([0, 0, n, hs])], {}, `${s}/${name}_split`)], { perm: [0, 2, 1, 3] }, `${s}/${name}_heads`);
+		g.op(
+			'Transpose',
+			[g.op('Reshape', [a, g.constant([0, 0, n, hs])], {}, `${s}/${name}_split`)],
+			{ perm: [0, 2, 1, 3] },
+			`${s}/${name}_heads`
+		);
 	const qh = heads(q, H, 'q');
 	const kAll = g.op('Concat', [pastKeyName(l), heads(k, KV, 'k')], { axis: 2 }, `${s}/k_all`);
 	const vAll = g.op('Concat', [pastValueName(l), heads(v, KV, 'v')], { axis: 2 }, `${s}/v_all`);
@@ -105,11 +131,26 @@ function attention(ctx: Ctx, x: string, l: number, w: LlamaWeights): string {
 	const scores = g.op('Div', [g.op('MatMul', [qGrouped, kT], {}, `${s}/qk`), g.scalar(Math.sqrt(hs))], {}, `${s}/scores`);
 	const perHead = g.op('Reshape', [scores, g.constant([0, H, -1, 0])], {}, `${s}/scores_heads`); // [B,H,S,T]
 	const probs = g.op('Softmax', [g.op('Add', [perHead, ctx.attnBias], {}, `${s}/masked`)], { axis: -1 }, `${s}/probs`);
-	const ctxGrouped = g.op('MatMul', [g.op('Reshape', [probs, g.constant([0, KV, -1, 0])], {}, `${s}/probs_grouped`), vAll], {}, `${s}/weighted`);
-	const merged = g.op('Reshape', [
-		g.op('Transpose', [g.op('Reshape', [ctxGrouped, g.constant([0, H, -1, hs])], {}, `${s}/ctx_heads`)], { perm: [0, 2, 1, 3] }, `${s}/ctx_t`),
-		g.constant([0, 0, c.dim])
-	], {}, `${s}/ctx`);
+	const ctxGrouped = g.op(
+		'MatMul',
+		[g.op('Reshape', [probs, g.constant([0, KV, -1, 0])], {}, `${s}/probs_grouped`), vAll],
+		{},
+		`${s}/weighted`
+	);
+	const merged = g.op(
+		'Reshape',
+		[
+			g.op(
+				'Transpose',
+				[g.op('Reshape', [ctxGrouped, g.constant([0, H, -1, hs])], {}, `${s}/ctx_heads`)],
+				{ perm: [0, 2, 1, 3] },
+				`${s}/ctx_t`
+			),
+			g.constant([0, 0, c.dim])
+		],
+		{},
+		`${s}/ctx`
+	);
 	return g.op('MatMul', [merged, g.weight(`${s}/o.weight`, transpose(L.wo, c.dim, c.dim), [c.dim, c.dim])], {}, `${s}/o`);
 }
 
@@ -118,7 +159,12 @@ function feedForward(ctx: Ctx, xn: string, l: number, w: LlamaWeights): string {
 	const { g, c } = ctx;
 	const L = w.layers[l];
 	const s = `/blocks.${l}/mlp`;
-	const gate = g.op('MatMul', [xn, g.weight(`${s}/gate.weight`, transpose(L.w1, c.hiddenDim, c.dim), [c.dim, c.hiddenDim])], {}, `${s}/gate`);
+	const gate = g.op(
+		'MatMul',
+		[xn, g.weight(`${s}/gate.weight`, transpose(L.w1, c.hiddenDim, c.dim), [c.dim, c.hiddenDim])],
+		{},
+		`${s}/gate`
+	);
 	const up = g.op('MatMul', [xn, g.weight(`${s}/up.weight`, transpose(L.w3, c.hiddenDim, c.dim), [c.dim, c.hiddenDim])], {}, `${s}/up`);
 	const silu = g.op('Mul', [gate, g.op('Sigmoid', [gate], {}, `${s}/sigmoid`)], {}, `${s}/silu`);
 	const act = g.op('Mul', [silu, up], {}, `${s}/act`);
@@ -132,7 +178,12 @@ function positionalContext(g: GraphBuilder, c: LlamaConfig): Omit<Ctx, 'g' | 'c'
 	// allowed[b,s,t] = (t <= position_ids[b,s]) * attention_mask[b,t]; bias = (allowed - 1) * 1e9
 	const total = g.op('Gather', [g.op('Shape', [attentionMask], {}, '/mask/shape'), g.scalar(1, 'int64')], { axis: 0 }, '/mask/total');
 	const keyPos = g.op('Range', [g.scalar(0, 'int64'), total, g.scalar(1, 'int64')], {}, '/mask/key_pos');
-	const causal = g.op('LessOrEqual', [keyPos, g.op('Unsqueeze', [positionIds, g.constant([2])], {}, '/mask/query_pos')], {}, '/mask/causal');
+	const causal = g.op(
+		'LessOrEqual',
+		[keyPos, g.op('Unsqueeze', [positionIds, g.constant([2])], {}, '/mask/query_pos')],
+		{},
+		'/mask/causal'
+	);
 	const paddingF = g.op('Unsqueeze', [g.op('Cast', [attentionMask], { to: 1 }, '/mask/am_f'), g.constant([1])], {}, '/mask/am_b1t');
 	const allowed = g.op('Mul', [g.op('Cast', [causal], { to: 1 }, '/mask/causal_f'), paddingF], {}, '/mask/allowed');
 	const bias = g.op('Mul', [g.op('Sub', [allowed, g.scalar(1)], {}, '/mask/allowed_m1'), g.scalar(1e9)], {}, '/mask/bias_bst');
@@ -168,7 +219,11 @@ const carriedMid = (l: number) => `loupe/blocks.${l}.resid_mid`;
  * boundary b is `blocks.{b}.hook_resid_pre`, nLayers the last `hook_resid_post`), strings any hook
  * name (`blocks.1.hook_mlp_in`). No cuts: one graph.
  */
-export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = [], { fused = false, attention: attentionKind = 'ops' }: BuildOptions = {}): SegmentedModel {
+export function buildLlamaOnnx(
+	w: LlamaWeights,
+	cuts: (number | HookName)[] = [],
+	{ fused = false, attention: attentionKind = 'ops' }: BuildOptions = {}
+): SegmentedModel {
 	const c = w.config;
 	const n = c.nLayers;
 	const siteOf = (cut: number | HookName) => {
@@ -179,7 +234,10 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 		return hookSite(cut, n);
 	};
 	const sites = [...new Set(cuts.map(siteOf))].sort((a, b) => a - b);
-	const nameOf = (site: number) => (site % 4 === 0 ? boundaryName(site / 4, n) : canonicalHook(`blocks.${Math.floor(site / 4)}.hook_${['', 'attn_out', 'mlp_in', 'mlp_out'][site % 4]}`, n));
+	const nameOf = (site: number) =>
+		site % 4 === 0
+			? boundaryName(site / 4, n)
+			: canonicalHook(`blocks.${Math.floor(site / 4)}.hook_${['', 'attn_out', 'mlp_in', 'mlp_out'][site % 4]}`, n);
 	const isCut = new Set(sites);
 	const edges = [-1, ...sites, Infinity]; // -1: token ids in; Infinity: logits out
 	const gqa = fused && attentionKind === 'gqa';
@@ -195,7 +253,11 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 		const outputNames: string[] = [];
 		const input = (name: string) => (inputNames.push(name), g.input(name, 'float32', ['batch', 'seq', c.dim]));
 		// The block's live tensors: x (resid_pre), a (attn_out), h (resid_mid), m (mlp_in), f (mlp_out).
-		let x = '', a = '', h = '', m = '', f = '';
+		let x = '',
+			a = '',
+			h = '',
+			m = '',
+			f = '';
 		let site = Math.max(from, 0);
 		const l0 = Math.floor(site / 4);
 		if (from < 0) {
@@ -207,7 +269,7 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 			a = input(residualIn!);
 			x = input(isCut.has(4 * l0) ? boundaryName(l0, n) : carriedPre(l0));
 		} else {
-			(from % 4 === 2 ? (m = input(residualIn!)) : (f = input(residualIn!)));
+			from % 4 === 2 ? (m = input(residualIn!)) : (f = input(residualIn!));
 			h = input(carriedMid(l0));
 		}
 		// Every segment takes the same positional inputs, so the engine feeds them uniformly (the
@@ -243,7 +305,15 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 					else {
 						let xn: string;
 						if (pending) {
-							({ out: xn, sum: x } = skipNorm(g, pending.h, pending.f, L.rmsAtt, c.normEps, `/blocks.${l}/ln1`, `/blocks.${pending.l}/resid_post`));
+							({ out: xn, sum: x } = skipNorm(
+								g,
+								pending.h,
+								pending.f,
+								L.rmsAtt,
+								c.normEps,
+								`/blocks.${l}/ln1`,
+								`/blocks.${pending.l}/resid_post`
+							));
 							pending = null;
 						} else xn = simplifiedNorm(g, x, L.rmsAtt, c.normEps, `/blocks.${l}/ln1`);
 						a = gqa ? gqaAttention(gctx, xn, l, w) : opsAttention(octx, xn, l, w);
@@ -273,7 +343,9 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 		};
 		if (to === Infinity && fused) {
 			const p = pending as { h: string; f: string } | null;
-			const xn = p ? skipNormOnly(g, p.h, p.f, w.rmsFinal, c.normEps, '/ln_final') : simplifiedNorm(g, x, w.rmsFinal, c.normEps, '/ln_final');
+			const xn = p
+				? skipNormOnly(g, p.h, p.f, w.rmsFinal, c.normEps, '/ln_final')
+				: simplifiedNorm(g, x, w.rmsFinal, c.normEps, '/ln_final');
 			g.alias(linear(g, xn, [w.classifier], c.dim, '/lm_head'), 'logits');
 			g.output('logits', 'float32', ['batch', 'seq', c.vocabSize]);
 			outputNames.push('logits');
@@ -298,7 +370,15 @@ export function buildLlamaOnnx(w: LlamaWeights, cuts: (number | HookName)[] = []
 			inputNames.push(pastKeyName(l), pastValueName(l));
 			outputNames.push(presentKeyName(l), presentValueName(l));
 		}
-		segments.push({ index: i, layers: layersBetween(residualIn, residualOut, n), residualIn, residualOut, inputNames, outputNames, bytes: g.toBytes() });
+		segments.push({
+			index: i,
+			layers: layersBetween(residualIn, residualOut, n),
+			residualIn,
+			residualOut,
+			inputNames,
+			outputNames,
+			bytes: g.toBytes()
+		});
 	}
 	const kvDims = ['batch', c.nKvHeads, 'past_seq', hd];
 	const int = (name: string, dims: string[]) => ({ name, dtype: 'int64', dims });

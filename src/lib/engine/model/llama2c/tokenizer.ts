@@ -27,10 +27,15 @@ export class Llama2cTokenizer {
 				'Choose the tokenizer .bin that was exported with this model (e.g. tok512.bin for stories260K).'
 			);
 		if (!Number.isInteger(vocabSize) || vocabSize <= 0)
-			throw new LoupeError('tokenizer-mismatch', `The model's vocabulary size ${vocabSize} is not a positive number of tokens, so no tokenizer fits it.`, 'Choose a checkpoint written by llama2.c.');
+			throw new LoupeError(
+				'tokenizer-mismatch',
+				`The model's vocabulary size ${vocabSize} is not a positive number of tokens, so no tokenizer fits it.`,
+				'Choose a checkpoint written by llama2.c.'
+			);
 		if (buf.byteLength < 4) throw bad('it is empty');
 		// Each token takes at least 8 bytes (score, length): the tables are sized only once the file can hold them.
-		if (4 + 8 * vocabSize > buf.byteLength) throw bad(`its ${buf.byteLength.toLocaleString('en')} bytes cannot hold ${vocabSize.toLocaleString('en')} tokens`);
+		if (4 + 8 * vocabSize > buf.byteLength)
+			throw bad(`its ${buf.byteLength.toLocaleString('en')} bytes cannot hold ${vocabSize.toLocaleString('en')} tokens`);
 		let p = 4; // max_token_length: not needed, pieces carry their own lengths
 		this.vocab = new Array(vocabSize);
 		this.scores = new Float32Array(vocabSize);

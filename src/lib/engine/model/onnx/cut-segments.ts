@@ -38,7 +38,8 @@ export function offeredHooks(trace: ResidualTrace): HookName[] {
 		out.push(name);
 		if (name.endsWith('resid_pre')) {
 			const l = name.split('.')[1];
-			for (const kind of ['attn_out', 'mlp_in', 'mlp_out']) if (trace.sites[`blocks.${l}.hook_${kind}`]) out.push(`blocks.${l}.hook_${kind}`);
+			for (const kind of ['attn_out', 'mlp_in', 'mlp_out'])
+				if (trace.sites[`blocks.${l}.hook_${kind}`]) out.push(`blocks.${l}.hook_${kind}`);
 		}
 	}
 	return out;
@@ -46,7 +47,11 @@ export function offeredHooks(trace: ResidualTrace): HookName[] {
 
 /** Residual boundaries only, as numbers (the engine's form); the same as cutting at their hook names. */
 export function cutAtBoundaries(original: GraphIndex, trace: ResidualTrace, cuts: number[]): CutSegment[] {
-	return cutAtHooks(original, trace, cuts.map((b) => boundaryName(b, trace.nLayers)));
+	return cutAtHooks(
+		original,
+		trace,
+		cuts.map((b) => boundaryName(b, trace.nLayers))
+	);
 }
 
 /** The tensor behind a hook in the unmodified graph, or throws with what the export offers. */
@@ -67,7 +72,11 @@ export function hookTensor(trace: ResidualTrace, hook: HookName): string {
 function reasonFor(trace: ResidualTrace, hook: HookName): string {
 	for (const w of trace.warnings) {
 		const at = w.indexOf(`${hook}: `);
-		if (at >= 0) return w.slice(at + hook.length + 2).split(';')[0].replace(/\.$/, '');
+		if (at >= 0)
+			return w
+				.slice(at + hook.length + 2)
+				.split(';')[0]
+				.replace(/\.$/, '');
 	}
 	return '';
 }
@@ -119,8 +128,7 @@ export function cutAtHooks(original: GraphIndex, trace: ResidualTrace, hooks: Ho
 		const nodes = [...g.ancestors(wanted, stop)].sort((a, b) => g.order.get(a)! - g.order.get(b)!);
 		for (const n of nodes) {
 			const s = segOfNode.get(n)!;
-			if (s !== j && s !== 0)
-				throw new TraceError(`Cutting here would need "${n.output![0]}" from segment ${s} inside segment ${j}.`);
+			if (s !== j && s !== 0) throw new TraceError(`Cutting here would need "${n.output![0]}" from segment ${s} inside segment ${j}.`);
 		}
 		const read = new Set(nodes.flatMap((n) => n.input!.filter(Boolean)));
 		// Earlier cuts this segment reads, by hook name; the one just before it always.
@@ -128,18 +136,20 @@ export function cutAtHooks(original: GraphIndex, trace: ResidualTrace, hooks: Ho
 		const usedCarried = carriedIn.filter((t) => read.has(t) || (carriedCut.has(j) && t === cuts[j].tensor));
 		const residualIn = j > 0 ? cuts[j - 1].hook : undefined;
 		const residualOut = j < nSeg - 1 ? cuts[j].hook : undefined;
-		segments.push(buildSegment(g, trace, {
-			index: j,
-			layers: layersBetween(residualIn, residualOut, nLayers),
-			nodes,
-			residualIn,
-			cutsIn,
-			residualOut: j < nSeg - 1 ? cuts[j] : undefined,
-			graphOutputs: wanted.filter((t) => g.graphOutputs.has(t)),
-			carriedIn: usedCarried,
-			carriedOut,
-			cutTensors: new Set(cutIndex.keys())
-		}));
+		segments.push(
+			buildSegment(g, trace, {
+				index: j,
+				layers: layersBetween(residualIn, residualOut, nLayers),
+				nodes,
+				residualIn,
+				cutsIn,
+				residualOut: j < nSeg - 1 ? cuts[j] : undefined,
+				graphOutputs: wanted.filter((t) => g.graphOutputs.has(t)),
+				carriedIn: usedCarried,
+				carriedOut,
+				cutTensors: new Set(cutIndex.keys())
+			})
+		);
 	}
 	return segments;
 }
@@ -159,7 +169,10 @@ function planCuts(original: GraphIndex, trace: ResidualTrace, hooks: HookName[])
 	const wanted = names.map((hook) => ({ hook, tensor: hookTensor(trace, hook) }));
 	const splits = names.flatMap((h) => (trace.sites[h]?.split ? [{ ...trace.sites[h].split!, tensor: trace.sites[h].tensor }] : []));
 	const split = splits.length ? splitBiases(original, splits) : original;
-	const { graph: g, renamed } = unfuse(split, wanted.map((c) => c.tensor));
+	const { graph: g, renamed } = unfuse(
+		split,
+		wanted.map((c) => c.tensor)
+	);
 	const byTensor = new Map<string, Cut>();
 	for (const c of wanted) {
 		const tensor = renamed.get(c.tensor) ?? c.tensor;
@@ -178,7 +191,10 @@ function planCuts(original: GraphIndex, trace: ResidualTrace, hooks: HookName[])
  * writes `operand + bias` as its own tensor and feeds the fused op that instead, without the bias:
  * the same sum, with attn_out / mlp_out now a tensor a cut can edit.
  */
-function splitBiases(g: GraphIndex, splits: { sum: string; slot: number; operand: string; bias: string; biasSlot: number; tensor: string }[]): GraphIndex {
+function splitBiases(
+	g: GraphIndex,
+	splits: { sum: string; slot: number; operand: string; bias: string; biasSlot: number; tensor: string }[]
+): GraphIndex {
 	const replaced = new Map<NodeProto, NodeProto>();
 	const added: NodeProto[] = [];
 	for (const s of splits) {
@@ -229,7 +245,12 @@ function buildSegment(g: GraphIndex, trace: ResidualTrace, p: SegmentPlan): CutS
 	for (const t of p.carriedOut) outputs.push(typed(t, typeOf(t)));
 	if (p.residualOut) {
 		outputs.push(typed(p.residualOut.hook, g.elemType(p.residualOut.tensor) ?? residualType));
-		nodes.push({ name: `loupe/${p.residualOut.hook}/out`, opType: 'Identity', input: [p.residualOut.tensor], output: [p.residualOut.hook] });
+		nodes.push({
+			name: `loupe/${p.residualOut.hook}/out`,
+			opType: 'Identity',
+			input: [p.residualOut.tensor],
+			output: [p.residualOut.hook]
+		});
 	}
 	const src = g.model;
 	const bytes = encodeModel({
@@ -282,7 +303,10 @@ export function inferElemType(g: GraphIndex, t: string, seen = new Set<string>()
 	if (BOOL_OPS.has(op)) return DataType.BOOL;
 	if (op === 'Where') return inferElemType(g, n.input![1], seen) ?? inferElemType(g, n.input![2], seen);
 	// Float data wins over integer indices and ids (Gather, fused embeddings and attention).
-	const types = n.input!.filter(Boolean).map((i) => inferElemType(g, i, seen)).filter((e): e is number => !!e);
+	const types = n
+		.input!.filter(Boolean)
+		.map((i) => inferElemType(g, i, seen))
+		.filter((e): e is number => !!e);
 	return types.find((e) => FLOAT_TYPES.has(e)) ?? types[0];
 }
 
@@ -306,7 +330,8 @@ function unfuse(g: GraphIndex, cutTensors: string[]): { graph: GraphIndex; renam
 		const p = g.producer.get(t);
 		if (!p) continue;
 		const op = p.node.opType!;
-		if ((op === 'SkipLayerNormalization' || op === 'SkipSimplifiedLayerNormalization') && p.slot === 3) edits.push({ node: p.node, sum: t });
+		if ((op === 'SkipLayerNormalization' || op === 'SkipSimplifiedLayerNormalization') && p.slot === 3)
+			edits.push({ node: p.node, sum: t });
 		if (op === 'EmbedLayerNormalization' && p.slot === 2) edits.push({ node: p.node, sum: t });
 	}
 	if (!edits.length) return { graph: g, renamed };
@@ -318,15 +343,18 @@ function unfuse(g: GraphIndex, cutTensors: string[]): { graph: GraphIndex; renam
 		const epsilon = node.attribute?.find((a) => a.name === 'epsilon');
 		const attribute = [{ name: 'axis', type: 2, i: -1 }, ...(epsilon ? [epsilon] : [])];
 		const inputs =
-			node.opType === 'SkipLayerNormalization' ? [sum, node.input![2], ...(node.input![3] ? [node.input![3]] : [])]
-			: node.opType === 'SkipSimplifiedLayerNormalization' ? [sum, node.input![2]]
-			: [sum, node.input![5], node.input![6]];
+			node.opType === 'SkipLayerNormalization'
+				? [sum, node.input![2], ...(node.input![3] ? [node.input![3]] : [])]
+				: node.opType === 'SkipSimplifiedLayerNormalization'
+					? [sum, node.input![2]]
+					: [sum, node.input![5], node.input![6]];
 		const opType = node.opType === 'SkipSimplifiedLayerNormalization' ? 'SimplifiedLayerNormalization' : 'LayerNormalization';
 		model.graph.node = model.graph.node.map((n) =>
 			n.input!.includes(normed) ? { ...n, input: n.input!.map((i) => (i === normed ? renormed : i)) } : n
 		);
 		model.graph.node.push({ name: `${node.name}/loupe_renorm`, opType, input: inputs, output: [renormed], attribute });
-		if (g.graphOutputs.has(normed)) model.graph.node.push({ name: `${normed}/loupe_alias`, opType: 'Identity', input: [renormed], output: [normed] });
+		if (g.graphOutputs.has(normed))
+			model.graph.node.push({ name: `${normed}/loupe_alias`, opType: 'Identity', input: [renormed], output: [normed] });
 	}
 	return { graph: new GraphIndex(model), renamed };
 }

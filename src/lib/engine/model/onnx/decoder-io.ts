@@ -79,12 +79,16 @@ export function describeDecoderIo(g: GraphIndex): DecoderIo {
 		let capacity: number | undefined;
 		if (link.static) {
 			if (!link.writeIndices)
-				throw new Error(`The static KV cache "${link.past}" is updated by a TensorScatter with no write_indices graph input: Loupe cannot say where each step goes. Export with write_indices as an input, or with a dynamic (Concat) cache.`);
+				throw new Error(
+					`The static KV cache "${link.past}" is updated by a TensorScatter with no write_indices graph input: Loupe cannot say where each step goes. Export with write_indices as an input, or with a dynamic (Concat) cache.`
+				);
 			writeIndexInputs.add(link.writeIndices);
 			seqAxis = scatterAxis(g, link.past, io.dims.length);
 			const c = io.dims[seqAxis];
 			if (typeof c !== 'number')
-				throw new Error(`The static KV cache "${link.past}" has a symbolic length (${c}) on the axis TensorScatter writes: Loupe needs the cache's fixed capacity. Export with a fixed cache size.`);
+				throw new Error(
+					`The static KV cache "${link.past}" has a symbolic length (${c}) on the axis TensorScatter writes: Loupe needs the cache's fixed capacity. Export with a fixed cache size.`
+				);
 			capacity = c;
 		} else {
 			const symbolic = io.dims.map((d, i) => (typeof d === 'string' ? i : -1)).filter((i) => i >= 0);
@@ -94,9 +98,13 @@ export function describeDecoderIo(g: GraphIndex): DecoderIo {
 		kv.push({ past: link.past, present: link.present, dtype: io.dtype, dims: io.dims, seqAxis, capacity, via: link.via });
 	}
 	if (kv.some((p) => p.capacity) && kv.some((p) => !p.capacity))
-		throw new Error('The graph mixes a static (TensorScatter) and a growing (Concat) KV cache: Loupe cannot feed both. Pick an export with one cache layout.');
+		throw new Error(
+			'The graph mixes a static (TensorScatter) and a growing (Concat) KV cache: Loupe cannot feed both. Pick an export with one cache layout.'
+		);
 	if (writeIndexInputs.size > 1)
-		throw new Error(`The static KV caches read their write position from several inputs (${[...writeIndexInputs].join(', ')}): Loupe feeds one.`);
+		throw new Error(
+			`The static KV caches read their write position from several inputs (${[...writeIndexInputs].join(', ')}): Loupe feeds one.`
+		);
 
 	const isInt = (v: ValueInfoProto) => [DataType.INT64, DataType.INT32].includes(v.type?.tensorType?.elemType ?? 0);
 	const writeIndices = [...writeIndexInputs].map((n) => g.graphInputs.get(n)!)[0];
@@ -113,10 +121,14 @@ export function describeDecoderIo(g: GraphIndex): DecoderIo {
 		if (!(isInt(z) && /token_type/.test(z.name!)))
 			throw new Error(
 				`Loupe does not know how to fill the graph input "${z.name}" (${ioTensor(z).dtype} ${JSON.stringify(ioTensor(z).dims)}): ` +
-					'it feeds token ids, positions, an attention mask, token_type_ids (zeros), the KV cache and a static cache\'s write_indices / nonpad_kv_seqlen. ' +
+					"it feeds token ids, positions, an attention mask, token_type_ids (zeros), the KV cache and a static cache's write_indices / nonpad_kv_seqlen. " +
 					'Pick an export whose inputs are those (the Hugging Face decoder convention).'
 			);
-	const head = finalOutput(g, outputs.filter((o) => !kv.some((p) => p.present === o.name)), ids.name!);
+	const head = finalOutput(
+		g,
+		outputs.filter((o) => !kv.some((p) => p.present === o.name)),
+		ids.name!
+	);
 	const maskIo = mask ? ioTensor(mask) : undefined;
 	const fixedMask = maskIo && maskIo.dims.length === 4 && typeof maskIo.dims[3] === 'number' ? (maskIo.dims[3] as number) : undefined;
 	const capacity = kv.find((p) => p.capacity)?.capacity;
@@ -147,7 +159,7 @@ function scatterAxis(g: GraphIndex, past: string, rank: number): number {
 function nonpadInput(g: GraphIndex): ValueInfoProto | undefined {
 	for (const n of g.nodes) {
 		if (n.opType !== 'Attention' || (n.domain && n.domain !== 'ai.onnx') || !n.input![6]) continue;
-		for (let t = n.input![6]; ; ) {
+		for (let t = n.input![6]; ;) {
 			if (g.graphInputs.has(t)) return g.graphInputs.get(t);
 			const p = g.producer.get(t);
 			if (!p || !['Cast', 'Identity'].includes(p.node.opType!)) break;
@@ -181,12 +193,17 @@ function tokenEmbedding(g: GraphIndex, ids: string): { vocab: number; dModel: nu
 	const stack = [ids];
 	while (stack.length)
 		for (const n of g.consumers.get(stack.pop()!) ?? []) {
-			const weight = n.opType === 'Gather' && reached.has(n.input![1]) ? n.input![0] : n.opType === 'EmbedLayerNormalization' && reached.has(n.input![0]) ? n.input![2] : undefined;
+			const weight =
+				n.opType === 'Gather' && reached.has(n.input![1])
+					? n.input![0]
+					: n.opType === 'EmbedLayerNormalization' && reached.has(n.input![0])
+						? n.input![2]
+						: undefined;
 			if (weight) {
 				const dims = constantDims(g, weight);
 				if (dims?.length === 2) return { vocab: dims[0], dModel: dims[1] };
 			}
-			if (through.has(n.opType!) && !reached.has(n.output![0])) reached.add(n.output![0]), stack.push(n.output![0]);
+			if (through.has(n.opType!) && !reached.has(n.output![0])) (reached.add(n.output![0]), stack.push(n.output![0]));
 		}
 	return undefined;
 }
@@ -199,14 +216,14 @@ function productWidth(g: GraphIndex, t: string): number | undefined {
 	let w = p.input![1];
 	let transposed = p.opType === 'Gemm' && p.attribute?.some((a) => a.name === 'transB' && Number(a.i) === 1);
 	const t2 = g.producer.get(w)?.node;
-	if (t2?.opType === 'Transpose') (w = t2.input![0]), (transposed = !transposed);
+	if (t2?.opType === 'Transpose') ((w = t2.input![0]), (transposed = !transposed));
 	const dims = constantDims(g, w);
 	if (dims?.length !== 2) return undefined;
 	return transposed ? dims[0] : dims[1];
 }
 
 function constantDims(g: GraphIndex, name: string): number[] | undefined {
-	for (let t = name; ; ) {
+	for (let t = name; ;) {
 		const init = g.initializers.get(t);
 		if (init) return (init.dims ?? []).map(Number);
 		const p = g.producer.get(t)?.node;
@@ -221,7 +238,12 @@ function intTensor(ort: OrtModule, dtype: string, values: number[], dims: number
 	if (dtype === 'int64') return new ort.Tensor('int64', BigInt64Array.from(values, BigInt), dims);
 	if (dtype === 'int32') return new ort.Tensor('int32', Int32Array.from(values), dims);
 	if (dtype === 'float32') return new ort.Tensor('float32', Float32Array.from(values), dims);
-	if (dtype === 'float16') return new ort.Tensor('float16', Uint16Array.from(values, (v) => (v ? 0x3c00 : 0)), dims);
+	if (dtype === 'float16')
+		return new ort.Tensor(
+			'float16',
+			Uint16Array.from(values, (v) => (v ? 0x3c00 : 0)),
+			dims
+		);
 	if (dtype === 'bool') return new ort.Tensor('bool', Uint8Array.from(values), dims);
 	throw new Error(`Cannot make a ${dtype} input.`);
 }
@@ -232,12 +254,22 @@ export function stepFeeds(ort: OrtModule, io: DecoderIo, tokens: number[], posit
 	const P = position;
 	const feeds: Record<string, Ort.Tensor> = { [io.inputIds.name]: intTensor(ort, io.inputIds.dtype, tokens, [1, S]) };
 	if (io.positionIds)
-		feeds[io.positionIds.name] = intTensor(ort, io.positionIds.dtype, tokens.map((_, i) => P + i), [1, S]);
+		feeds[io.positionIds.name] = intTensor(
+			ort,
+			io.positionIds.dtype,
+			tokens.map((_, i) => P + i),
+			[1, S]
+		);
 	const m = io.attentionMask;
 	if (m && m.dims.length === 2) {
 		// A static cache's mask spans the whole buffer where its length is fixed: 1 on what is written.
 		const n = typeof m.dims[1] === 'number' && io.kv.some((p) => p.capacity) ? m.dims[1] : P + S;
-		feeds[m.name] = intTensor(ort, m.dtype, Array.from({ length: n }, (_, i) => (i < P + S ? 1 : 0)), [1, n]);
+		feeds[m.name] = intTensor(
+			ort,
+			m.dtype,
+			Array.from({ length: n }, (_, i) => (i < P + S ? 1 : 0)),
+			[1, n]
+		);
 	} else if (m && m.dims.length === 4) {
 		// A causal mask the graph slices itself ([1,1,max,max], 1 = may attend), as Megatron's export reads it.
 		const n = typeof m.dims[3] === 'number' ? m.dims[3] : P + S;

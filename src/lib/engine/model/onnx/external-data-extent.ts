@@ -9,9 +9,19 @@ import { LoupeError } from '../../errors';
 import { DataType, type GraphIndex } from './graph';
 
 const elementBytes: Record<number, number> = {
-	[DataType.FLOAT]: 4, [DataType.FLOAT16]: 2, [DataType.BFLOAT16]: 2, [DataType.DOUBLE]: 8,
-	[DataType.INT64]: 8, [DataType.INT32]: 4, [DataType.INT16]: 2, [DataType.INT8]: 1,
-	[DataType.UINT64]: 8, [DataType.UINT32]: 4, [DataType.UINT16]: 2, [DataType.UINT8]: 1, [DataType.BOOL]: 1
+	[DataType.FLOAT]: 4,
+	[DataType.FLOAT16]: 2,
+	[DataType.BFLOAT16]: 2,
+	[DataType.DOUBLE]: 8,
+	[DataType.INT64]: 8,
+	[DataType.INT32]: 4,
+	[DataType.INT16]: 2,
+	[DataType.INT8]: 1,
+	[DataType.UINT64]: 8,
+	[DataType.UINT32]: 4,
+	[DataType.UINT16]: 2,
+	[DataType.UINT8]: 1,
+	[DataType.BOOL]: 1
 };
 
 /** For each file the graph reads weights from: how many bytes it must hold, and the initializer that reads furthest. */

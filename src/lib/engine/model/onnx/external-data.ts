@@ -19,7 +19,11 @@ const isSafeLocation = (loc: string) => !/^([/\\]|[A-Za-z]:)/.test(loc) && !loc.
 /** Throws when an external initializer's entries are not a file name, an offset and a length in bytes. */
 function checkEntries(t: TensorProto, graphName: string): string {
 	const bad = (why: string) =>
-		new LoupeError('not-a-checkpoint', `${graphName} is damaged: initializer "${t.name ?? '?'}" keeps its weights in external data, but ${why}.`, 'Download the export again, or choose another export of the model.');
+		new LoupeError(
+			'not-a-checkpoint',
+			`${graphName} is damaged: initializer "${t.name ?? '?'}" keeps its weights in external data, but ${why}.`,
+			'Download the export again, or choose another export of the model.'
+		);
 	const entry = (k: string) => t.externalData?.find((e) => e.key === k)?.value ?? undefined;
 	const location = entry('location');
 	if (!location) throw bad('it names no file (no "location" entry)');

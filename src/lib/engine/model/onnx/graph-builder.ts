@@ -89,7 +89,12 @@ export class GraphBuilder {
 		const key = `${t}:${dims.join('x')}:${values.join(',')}`;
 		const hit = this.constCache.get(key);
 		if (hit) return hit;
-		const name = this.fresh(`/const/${t}_${values.slice(0, 4).join('_').replace(/[^0-9a-z_-]/gi, '')}`);
+		const name = this.fresh(
+			`/const/${t}_${values
+				.slice(0, 4)
+				.join('_')
+				.replace(/[^0-9a-z_-]/gi, '')}`
+		);
 		const raw =
 			t === 'int64'
 				? new Uint8Array(BigInt64Array.from(values.map((v) => BigInt(v))).buffer)

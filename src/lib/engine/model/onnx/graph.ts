@@ -39,7 +39,8 @@ function decodeFailure(e: unknown): string {
 	const message = e instanceof Error ? e.message : String(e);
 	const m = /index out of range: (\d+) \+ (\d+) > (\d+)/.exec(message);
 	if (m) return `a field at byte ${m[1]} claims ${m[2]} bytes, but the file ends at byte ${m[3]}; it is truncated, or not ONNX`;
-	if (e instanceof RangeError) return `a field runs past the end of the file or nests too deeply (${message}); it is truncated, or not ONNX`;
+	if (e instanceof RangeError)
+		return `a field runs past the end of the file or nests too deeply (${message}); it is truncated, or not ONNX`;
 	return message;
 }
 
@@ -82,7 +83,8 @@ export class GraphIndex {
 	/** Weights in the graph's initializers (external ones included), for the picker's "N params". */
 	parameterCount(): number {
 		let n = 0;
-		for (const t of this.initializers.values()) if ((t.dims?.length ?? 0) >= 1) n += (t.dims ?? []).reduce((a: number, d) => a * Number(d), 1);
+		for (const t of this.initializers.values())
+			if ((t.dims?.length ?? 0) >= 1) n += (t.dims ?? []).reduce((a: number, d) => a * Number(d), 1);
 		return n;
 	}
 
@@ -125,7 +127,7 @@ export class GraphIndex {
 		const stack = [name];
 		while (stack.length) {
 			for (const node of this.consumers.get(stack.pop()!) ?? [])
-				for (const o of node.output!) if (o && !out.has(o)) out.add(o), stack.push(o);
+				for (const o of node.output!) if (o && !out.has(o)) (out.add(o), stack.push(o));
 		}
 		return out;
 	}
@@ -142,8 +144,7 @@ export function topologicalSort(nodes: NodeProto[], available: Set<string>): Nod
 		for (const t of n.input!) {
 			if (!t || available.has(t)) continue;
 			const p = producedBy.get(t);
-			if (p === undefined)
-				throw new Error(`The graph reads a tensor nobody writes: "${t}" (input of ${n.opType} "${n.name}").`);
+			if (p === undefined) throw new Error(`The graph reads a tensor nobody writes: "${t}" (input of ${n.opType} "${n.name}").`);
 			deps.add(p);
 		}
 		waiting[i] = deps.size;

@@ -67,9 +67,7 @@ export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { node
 	trace.boundaries.forEach((b, i) => {
 		for (const name of boundaryAliases(i, trace.nLayers)) hooks[name] = { tensor: b.tensor, source: b.source, exposed: b.exposed };
 	});
-	const ordered = Object.fromEntries(
-		Object.entries(hooks).sort(([a], [b]) => hookOrder(a) - hookOrder(b))
-	);
+	const ordered = Object.fromEntries(Object.entries(hooks).sort(([a], [b]) => hookOrder(a) - hookOrder(b)));
 	const sublayerHooks: HookManifest['sublayerHooks'] = {};
 	for (const name of everyHookName(trace.nLayers)) {
 		const site = trace.sites[name];
@@ -87,7 +85,10 @@ export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { node
 		hooks: ordered,
 		sublayerHooks,
 		hookNames: offeredHooks(trace),
-		kvCache: { layout: rank === 0 ? 'none' : rank === 5 ? 'stacked' : 'separate', pairs: io.kv.map(({ past, present }) => ({ past, present })) },
+		kvCache: {
+			layout: rank === 0 ? 'none' : rank === 5 ? 'stacked' : 'separate',
+			pairs: io.kv.map(({ past, present }) => ({ past, present }))
+		},
 		io,
 		segments: segments.map((s) => ({
 			index: s.index,

@@ -26,7 +26,8 @@ const MIN_BYTES = 1024;
  * external-data file to hand onnxruntime with the others, or null when nothing was rewritten.
  */
 export function inlineWeightsAsExternal(g: GraphIndex, graphBytes: Uint8Array): { path: string; data: Uint8Array } | null {
-	const location = (k: string, t: { externalData?: { key?: string | null; value?: string | null }[] | null }) => t.externalData?.find((e) => e.key === k)?.value;
+	const location = (k: string, t: { externalData?: { key?: string | null; value?: string | null }[] | null }) =>
+		t.externalData?.find((e) => e.key === k)?.value;
 	// A graph that already names a file so (it cannot be one of Loupe's): leave its weights inline.
 	for (const t of g.initializers.values()) if (t.dataLocation === 1 && location('location', t) === GRAPH_WEIGHTS) return null;
 	let any = false;

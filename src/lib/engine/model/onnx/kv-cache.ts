@@ -30,7 +30,11 @@ export function kvCacheInputs(g: GraphIndex): Set<string> {
 	const out = new Set<string>();
 	for (const v of g.graphInputs.values()) {
 		if (!floats.has(v.type?.tensorType?.elemType ?? 0) || rank(v) < 4) continue;
-		for (const t of g.descendants(v.name!)) if (cacheOutputs.has(t)) { out.add(v.name!); break; }
+		for (const t of g.descendants(v.name!))
+			if (cacheOutputs.has(t)) {
+				out.add(v.name!);
+				break;
+			}
 	}
 	return out;
 }
@@ -81,7 +85,9 @@ export function pairKvCache(g: GraphIndex, pasts: Iterable<string> = kvCacheInpu
 	for (const l of links) byPresent.set(l.present, [...(byPresent.get(l.present) ?? []), l.past]);
 	for (const [present, ps] of byPresent)
 		if (ps.length > 1)
-			throw new KvPairingError(`The KV-cache inputs ${ps.map((p) => `"${p}"`).join(' and ')} would all be fed from "${present}": the cache wiring is ambiguous, Loupe will not guess.`);
+			throw new KvPairingError(
+				`The KV-cache inputs ${ps.map((p) => `"${p}"`).join(' and ')} would all be fed from "${present}": the cache wiring is ambiguous, Loupe will not guess.`
+			);
 	return links;
 }
 
@@ -98,40 +104,57 @@ function pairOne(g: GraphIndex, past: string): KvLink {
 			const table = ATTENTION_SLOTS[opKey(node)];
 			if (table) {
 				const entry = table[slot];
-				if (!entry) throw new KvPairingError(`The KV-cache input "${past}" is read by ${label} at input ${slot}, which is not one of its past slots (${Object.keys(table).join(', ')}): Loupe cannot tell which present it becomes.`);
+				if (!entry)
+					throw new KvPairingError(
+						`The KV-cache input "${past}" is read by ${label} at input ${slot}, which is not one of its past slots (${Object.keys(table).join(', ')}): Loupe cannot tell which present it becomes.`
+					);
 				const out = node.output![entry.out];
-				if (!out) throw new KvPairingError(`${label} reads the KV-cache input "${past}" at input ${slot} but leaves its present output ${entry.out} unnamed: the graph does not return the updated cache.`);
-				for (const o of outputsThrough(g, out, COPIES)) found.set(o, { via: `${label} input ${slot} → output ${entry.out}`, static: false });
+				if (!out)
+					throw new KvPairingError(
+						`${label} reads the KV-cache input "${past}" at input ${slot} but leaves its present output ${entry.out} unnamed: the graph does not return the updated cache.`
+					);
+				for (const o of outputsThrough(g, out, COPIES))
+					found.set(o, { via: `${label} input ${slot} → output ${entry.out}`, static: false });
 			} else if (node.opType === 'Concat' && node.input!.some((i) => !views.has(i))) {
 				for (const o of outputsThrough(g, node.output![0], TO_PRESENT)) found.set(o, { via: `${label} appends to it`, static: false });
 			} else if (node.opType === 'TensorScatter' && slot === 0) {
 				const mode = node.attribute?.find((a) => a.name === 'mode');
 				if (mode?.s && new TextDecoder().decode(mode.s) !== 'linear')
-					throw new KvPairingError(`${label} updates the KV cache "${past}" in "${new TextDecoder().decode(mode.s)}" mode (a ring buffer): Loupe feeds linear static caches only. Export with a linear static cache or a dynamic (Concat) cache.`);
+					throw new KvPairingError(
+						`${label} updates the KV cache "${past}" in "${new TextDecoder().decode(mode.s)}" mode (a ring buffer): Loupe feeds linear static caches only. Export with a linear static cache or a dynamic (Concat) cache.`
+					);
 				const writeIndices = node.input![2] ? inputBehind(g, node.input![2]) : undefined;
-				for (const o of outputsThrough(g, node.output![0], COPIES)) found.set(o, { via: `${label} writes it in place`, static: true, writeIndices });
+				for (const o of outputsThrough(g, node.output![0], COPIES))
+					found.set(o, { via: `${label} writes it in place`, static: true, writeIndices });
 			}
 		}
 	if (found.size === 0)
 		throw new KvPairingError(
 			`The KV-cache input "${past}" reaches no present output through a known attention op's past slot, a Concat that appends to it, or a TensorScatter` +
 				(readers.length ? ` (it is read by ${[...new Set(readers)].slice(0, 4).join(', ')})` : '') +
-				': Loupe cannot prove its wiring. Pick an export with standard KV-cache ops (torch.onnx, onnxruntime\'s optimizer or the onnxruntime-genai model builder).'
+				": Loupe cannot prove its wiring. Pick an export with standard KV-cache ops (torch.onnx, onnxruntime's optimizer or the onnxruntime-genai model builder)."
 		);
 	if (found.size > 1)
-		throw new KvPairingError(`The KV-cache input "${past}" is appended into several graph outputs (${[...found.keys()].map((o) => `"${o}"`).join(', ')}): the pairing is ambiguous, Loupe will not guess.`);
+		throw new KvPairingError(
+			`The KV-cache input "${past}" is appended into several graph outputs (${[...found.keys()].map((o) => `"${o}"`).join(', ')}): the pairing is ambiguous, Loupe will not guess.`
+		);
 	const [present, how] = [...found][0];
 	const a = nameRole(past);
 	const b = nameRole(present);
 	const mismatch = (a.layer !== undefined && b.layer !== undefined && a.layer !== b.layer) || (a.role && b.role && a.role !== b.role);
 	if (mismatch)
-		throw new KvPairingError(`By structure the KV-cache input "${past}" becomes "${present}" (${how.via}), but the names say otherwise (${describe(a)} vs ${describe(b)}): the export is inconsistent, Loupe will not guess which to trust.`);
+		throw new KvPairingError(
+			`By structure the KV-cache input "${past}" becomes "${present}" (${how.via}), but the names say otherwise (${describe(a)} vs ${describe(b)}): the export is inconsistent, Loupe will not guess which to trust.`
+		);
 	return { past, present, ...how };
 }
 
 /** Layer number and key/value role as a name suggests them (the last number, the last key/value word). */
 export function nameRole(name: string): { layer?: number; role?: 'key' | 'value' } {
-	const words = name.toLowerCase().split(/[^a-z0-9]+/).filter(Boolean);
+	const words = name
+		.toLowerCase()
+		.split(/[^a-z0-9]+/)
+		.filter(Boolean);
 	const numbers = words.filter((w) => /^\d+$/.test(w));
 	const roles = words.filter((w) => ['key', 'keys', 'k', 'value', 'values', 'v'].includes(w));
 	const last = roles.at(-1);
@@ -151,7 +174,7 @@ function closure(g: GraphIndex, start: string[], through: Set<string>): Set<stri
 	const stack = [...start];
 	while (stack.length)
 		for (const n of g.consumers.get(stack.pop()!) ?? [])
-			if (through.has(n.opType!)) for (const o of n.output!) if (o && !out.has(o)) out.add(o), stack.push(o);
+			if (through.has(n.opType!)) for (const o of n.output!) if (o && !out.has(o)) (out.add(o), stack.push(o));
 	return out;
 }
 
@@ -161,7 +184,7 @@ function outputsThrough(g: GraphIndex, t: string, through: Set<string>): string[
 
 /** The graph input a tensor is a copy of (through Cast/Identity), if any. */
 function inputBehind(g: GraphIndex, t: string): string | undefined {
-	for (let x = t; ; ) {
+	for (let x = t; ;) {
 		if (g.graphInputs.has(x)) return x;
 		const p = g.producer.get(x);
 		if (!p || !COPIES.has(p.node.opType!)) return undefined;

@@ -77,7 +77,11 @@ export function buildRealSizeDecoder(o: RealSizeOptions): { builder: GraphBuilde
 		return g.weight(name, a, dims);
 	};
 	const near = (name: string, n: number, centre: number, spread: number) =>
-		g.weight(name, Float32Array.from({ length: n }, () => centre + (random() - 0.5) * spread), [n]);
+		g.weight(
+			name,
+			Float32Array.from({ length: n }, () => centre + (random() - 0.5) * spread),
+			[n]
+		);
 	const eps = 1e-6;
 
 	const ids = g.input('input_ids', 'int64', ['batch_size', 'sequence_length']);
@@ -89,7 +93,10 @@ export function buildRealSizeDecoder(o: RealSizeOptions): { builder: GraphBuilde
 	const keyPos = g.op('Range', [g.scalar(0, 'int64'), total, g.scalar(1, 'int64')]);
 	const causal = g.op('Cast', [g.op('LessOrEqual', [keyPos, g.op('Unsqueeze', [positions, g.constant([2])])])], { to: 1 });
 	const padding = g.op('Unsqueeze', [g.op('Cast', [mask], { to: 1 }), g.constant([1])]);
-	const bias = g.op('Unsqueeze', [g.op('Mul', [g.op('Sub', [g.op('Mul', [causal, padding]), g.scalar(1)]), g.scalar(3.4e38)]), g.constant([1])]);
+	const bias = g.op('Unsqueeze', [
+		g.op('Mul', [g.op('Sub', [g.op('Mul', [causal, padding]), g.scalar(1)]), g.scalar(3.4e38)]),
+		g.constant([1])
+	]);
 
 	const layerNorm = (x: string, scope: string) => {
 		const mean = g.op('ReduceMean', [x], { axes: [-1], keepdims: 1 }, `${scope}/ReduceMean`);
@@ -128,14 +135,25 @@ export function buildRealSizeDecoder(o: RealSizeOptions): { builder: GraphBuilde
 		g.output(`present.${l}.key`, 'float32', ['batch_size', KV, 'total_sequence_length', Dh]);
 		g.output(`present.${l}.value`, 'float32', ['batch_size', KV, 'total_sequence_length', Dh]);
 		// GQA without repeat_kv: MatMul broadcasts the one KV head over the query heads ([B,H,S,Dh] × [B,1,Dh,T]).
-		const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [keys], { perm: [0, 1, 3, 2] })]), g.scalar(1 / Math.sqrt(Dh))]), bias]);
+		const scores = g.op('Add', [
+			g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [keys], { perm: [0, 1, 3, 2] })]), g.scalar(1 / Math.sqrt(Dh))]),
+			bias
+		]);
 		const ctx = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), values]);
-		return linear(g.op('Reshape', [g.op('Transpose', [ctx], { perm: [0, 2, 1, 3] }), g.constant([0, 0, H * Dh])]), `${p}.o_proj`, H * Dh, d);
+		return linear(
+			g.op('Reshape', [g.op('Transpose', [ctx], { perm: [0, 2, 1, 3] }), g.constant([0, 0, H * Dh])]),
+			`${p}.o_proj`,
+			H * Dh,
+			d
+		);
 	};
 	const mlp = (xn: string, l: number) => {
 		if (!gemma) {
 			const h = linear(xn, `transformer.h.${l}.mlp.c_fc`, d, s.hidden);
-			const gelu = g.op('Mul', [g.op('Mul', [h, g.scalar(0.5)]), g.op('Add', [g.op('Erf', [g.op('Mul', [h, g.scalar(Math.SQRT1_2)])]), g.scalar(1)])]);
+			const gelu = g.op('Mul', [
+				g.op('Mul', [h, g.scalar(0.5)]),
+				g.op('Add', [g.op('Erf', [g.op('Mul', [h, g.scalar(Math.SQRT1_2)])]), g.scalar(1)])
+			]);
 			return linear(gelu, `transformer.h.${l}.mlp.c_proj`, s.hidden, d);
 		}
 		const p = `model.layers.${l}.mlp`;
@@ -147,7 +165,13 @@ export function buildRealSizeDecoder(o: RealSizeOptions): { builder: GraphBuilde
 	const embedding = w(gemma ? 'model.embed_tokens.weight' : 'transformer.wte.weight', [V, d], gemma ? 1 / Math.sqrt(d) : 0.1);
 	let x = g.op('Gather', [embedding, ids], { axis: 0 }, '/embed_tokens/Gather');
 	if (gemma) x = g.op('Mul', [x, g.scalar(Math.sqrt(d))], {}, '/model/Mul');
-	else x = g.op('Add', [x, g.op('Gather', [w('transformer.wpe.weight', [s.positions, d], 0.05), positions], { axis: 0 })], {}, '/transformer/Add');
+	else
+		x = g.op(
+			'Add',
+			[x, g.op('Gather', [w('transformer.wpe.weight', [s.positions, d], 0.05), positions], { axis: 0 })],
+			{},
+			'/transformer/Add'
+		);
 
 	for (let l = 0; l < s.layers; l++) {
 		const p = gemma ? `/model/layers.${l}` : `/transformer/h.${l}`;

@@ -16,11 +16,29 @@ export const LAYER_NORMS = new Set(['LayerNormalization', 'SkipLayerNormalizatio
  * but it only ever sits behind the projections, so counting it here changes nothing.
  */
 export const WEIGHT_OPS = new Set([
-	'MatMul', 'Gemm', 'FusedMatMul', 'MatMulNBits', 'MatMulInteger', 'DynamicQuantizeMatMul', 'MatMulIntegerToFloat',
-	'Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'QAttention', 'PackedAttention', 'Conv'
+	'MatMul',
+	'Gemm',
+	'FusedMatMul',
+	'MatMulNBits',
+	'MatMulInteger',
+	'DynamicQuantizeMatMul',
+	'MatMulIntegerToFloat',
+	'Attention',
+	'MultiHeadAttention',
+	'GroupQueryAttention',
+	'QAttention',
+	'PackedAttention',
+	'Conv'
 ]);
 /** A branch with one of these opens a layer (com.microsoft fused attention, opset-23 Attention, or plain softmax attention). */
-export const ATTENTION_OPS = new Set(['Attention', 'MultiHeadAttention', 'GroupQueryAttention', 'QAttention', 'PackedAttention', 'Softmax']);
+export const ATTENTION_OPS = new Set([
+	'Attention',
+	'MultiHeadAttention',
+	'GroupQueryAttention',
+	'QAttention',
+	'PackedAttention',
+	'Softmax'
+]);
 
 /** The tensor and its plain copies (Cast, Identity), which carry the same stream. */
 export function aliases(g: GraphIndex, x: string): Set<string> {
@@ -28,7 +46,7 @@ export function aliases(g: GraphIndex, x: string): Set<string> {
 	const stack = [x];
 	while (stack.length)
 		for (const n of g.consumers.get(stack.pop()!) ?? [])
-			if (PASS_THROUGH.has(n.opType!) && !out.has(n.output![0])) out.add(n.output![0]), stack.push(n.output![0]);
+			if (PASS_THROUGH.has(n.opType!) && !out.has(n.output![0])) (out.add(n.output![0]), stack.push(n.output![0]));
 	return out;
 }
 

@@ -70,18 +70,27 @@ export function findSublayerHooks(
 			}
 			const { attn, mlp, sum } = parallel;
 			// A bias fused into the block's add belongs to one of the two outputs, and the graph does not say which.
-			const fusedBias = adds[0].bias && `the parallel block's bias is added inside ${adds[0].node.opType}, and the graph does not say whether it is attention's or the MLP's`;
-			found('attn_out', fusedBias || { tensor: attn, source: `${producerOp(g, attn)} (operand of the parallel block's ${sum.opType})`, exposed: false });
+			const fusedBias =
+				adds[0].bias &&
+				`the parallel block's bias is added inside ${adds[0].node.opType}, and the graph does not say whether it is attention's or the MLP's`;
+			found(
+				'attn_out',
+				fusedBias || { tensor: attn, source: `${producerOp(g, attn)} (operand of the parallel block's ${sum.opType})`, exposed: false }
+			);
 			found('mlp_in', mlpInput(g, mlp, adds[0].stream, adds[0].downstream));
-			found('mlp_out', fusedBias || { tensor: mlp, source: `${producerOp(g, mlp)} (operand of the parallel block's ${sum.opType})`, exposed: false });
+			found(
+				'mlp_out',
+				fusedBias || { tensor: mlp, source: `${producerOp(g, mlp)} (operand of the parallel block's ${sum.opType})`, exposed: false }
+			);
 			return;
 		}
 		for (const kind of ['attn_out', 'mlp_in', 'mlp_out'] as const)
-			found(kind, `layer ${l} has ${adds.length} residual adds; Loupe knows where these hooks sit only with one (parallel) or two (attention, then MLP)`);
+			found(
+				kind,
+				`layer ${l} has ${adds.length} residual adds; Loupe knows where these hooks sit only with one (parallel) or two (attention, then MLP)`
+			);
 	});
-	const warnings = missing.length
-		? [`Hooks not offered (surgery could not find their tensor): ${missing.join('; ')}.`]
-		: [];
+	const warnings = missing.length ? [`Hooks not offered (surgery could not find their tensor): ${missing.join('; ')}.`] : [];
 	return { sites, warnings };
 }
 
@@ -126,9 +135,7 @@ function mlpInput(g: GraphIndex, branch: string, stream: Set<string>, downstream
 	const inBranch = new Set(nodes);
 	const weightOps = nodes.filter((n) => WEIGHT_OPS.has(n.opType!));
 	const dataInputs = (n: NodeProto) => n.input!.filter((t) => t && !g.isConstant(t));
-	const first = weightOps.filter((w) =>
-		![...g.ancestors(dataInputs(w), stream)].some((a) => inBranch.has(a) && WEIGHT_OPS.has(a.opType!))
-	);
+	const first = weightOps.filter((w) => ![...g.ancestors(dataInputs(w), stream)].some((a) => inBranch.has(a) && WEIGHT_OPS.has(a.opType!)));
 	const reads = new Set(first.flatMap((w) => dataInputs(w).map((t) => throughReshapes(g, t, stream))));
 	if (reads.size !== 1)
 		return reads.size === 0

@@ -28,13 +28,30 @@ export function gemmForTiedHead(g: GraphIndex, logits: string): GraphIndex {
 	const x = writer.input![0];
 	const y = writer.output![0];
 	const n = (s: string) => `loupe/tied_head/${s}`;
-	const int64 = (name: string, v: number[]): TensorProto => ({ name, dataType: 7, dims: [v.length], rawData: new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer) });
+	const int64 = (name: string, v: number[]): TensorProto => ({
+		name,
+		dataType: 7,
+		dims: [v.length],
+		rawData: new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer)
+	});
 	const replacement: NodeProto[] = [
 		{ name: n('flatten'), opType: 'Reshape', input: [x, n('rows_by_d')], output: [n('x2d')] },
-		{ name: n('gemm'), opType: 'Gemm', input: [n('x2d'), t.input![0]], output: [n('logits2d')], attribute: [{ name: 'transB', type: 2, i: 1 }] },
+		{
+			name: n('gemm'),
+			opType: 'Gemm',
+			input: [n('x2d'), t.input![0]],
+			output: [n('logits2d')],
+			attribute: [{ name: 'transB', type: 2, i: 1 }]
+		},
 		{ name: n('shape'), opType: 'Shape', input: [x], output: [n('x_shape')] },
 		{ name: n('leading'), opType: 'Slice', input: [n('x_shape'), n('zero'), n('minus_one')], output: [n('lead_dims')] },
-		{ name: n('out_shape'), opType: 'Concat', input: [n('lead_dims'), n('vocab')], output: [n('logits_shape')], attribute: [{ name: 'axis', type: 2, i: 0 }] },
+		{
+			name: n('out_shape'),
+			opType: 'Concat',
+			input: [n('lead_dims'), n('vocab')],
+			output: [n('logits_shape')],
+			attribute: [{ name: 'axis', type: 2, i: 0 }]
+		},
 		{ name: n('unflatten'), opType: 'Reshape', input: [n('logits2d'), n('logits_shape')], output: [y] }
 	];
 	// The Transpose goes too unless something else reads it.
@@ -46,7 +63,13 @@ export function gemmForTiedHead(g: GraphIndex, logits: string): GraphIndex {
 		graph: {
 			...src,
 			node: nodes,
-			initializer: [...src.initializer!, int64(n('rows_by_d'), [-1, D]), int64(n('zero'), [0]), int64(n('minus_one'), [-1]), int64(n('vocab'), [V])]
+			initializer: [
+				...src.initializer!,
+				int64(n('rows_by_d'), [-1, D]),
+				int64(n('zero'), [0]),
+				int64(n('minus_one'), [-1]),
+				int64(n('vocab'), [V])
+			]
 		}
 	};
 	return new GraphIndex(model);

@@ -52,9 +52,23 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 	const random = seededRandom(o.seed ?? 7);
 	const g = new GraphBuilder(`tiny-${o.arch}-${o.style}`);
 	const w = (name: string, dims: number[], scale = 1 / Math.sqrt(dims[0])) =>
-		g.weight(name, Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (random() * 2 - 1) * scale), dims);
-	const ones = (name: string) => g.weight(name, Float32Array.from({ length: d }, () => 1 + (random() - 0.5) * 0.2), [d]);
-	const zeros = (name: string) => g.weight(name, Float32Array.from({ length: d }, () => (random() - 0.5) * 0.1), [d]);
+		g.weight(
+			name,
+			Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => (random() * 2 - 1) * scale),
+			dims
+		);
+	const ones = (name: string) =>
+		g.weight(
+			name,
+			Float32Array.from({ length: d }, () => 1 + (random() - 0.5) * 0.2),
+			[d]
+		);
+	const zeros = (name: string) =>
+		g.weight(
+			name,
+			Float32Array.from({ length: d }, () => (random() - 0.5) * 0.1),
+			[d]
+		);
 	const eps = 1e-5;
 
 	const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
@@ -94,7 +108,10 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		if (std) return standardNorm(x, s, gamma, beta);
 		if (!fusedOp) return plainNorm(x, s, gamma, beta);
 		const out = g.fresh(`${s}/out`);
-		g.node(rms ? 'SimplifiedLayerNormalization' : 'LayerNormalization', rms ? [x, gamma] : [x, gamma, beta!], [out], { axis: -1, epsilon: { float: eps } });
+		g.node(rms ? 'SimplifiedLayerNormalization' : 'LayerNormalization', rms ? [x, gamma] : [x, gamma, beta!], [out], {
+			axis: -1,
+			epsilon: { float: eps }
+		});
 		return out;
 	};
 	/** x + branch, then the next norm: one fused op, or an Add and a plain norm. `sum: false` leaves output 3 unnamed. */
@@ -106,16 +123,32 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		}
 		const normed = g.fresh(`${s}/out`);
 		const resid = sum ? g.fresh(`${s}/resid`) : '';
-		g.node(rms ? 'SkipSimplifiedLayerNormalization' : 'SkipLayerNormalization', rms ? [x, branch, gamma] : [x, branch, gamma, beta!], sum ? [normed, '', '', resid] : [normed], { epsilon: { float: eps } }, 'com.microsoft');
+		g.node(
+			rms ? 'SkipSimplifiedLayerNormalization' : 'SkipLayerNormalization',
+			rms ? [x, branch, gamma] : [x, branch, gamma, beta!],
+			sum ? [normed, '', '', resid] : [normed],
+			{ epsilon: { float: eps } },
+			'com.microsoft'
+		);
 		return { resid, normed };
 	};
 
 	// torch's input_ids.view(-1, S) and friends: shape-only ops between the ids and the Gather.
 	const tokenIds = std
-		? g.op('Flatten', [g.op('Reshape', [g.op('Squeeze', [g.op('Unsqueeze', [g.op('Cast', [ids], { to: 6 }), g.constant([0])]), g.constant([0])]), g.constant([0, -1])])], { axis: 1 })
+		? g.op(
+				'Flatten',
+				[
+					g.op('Reshape', [
+						g.op('Squeeze', [g.op('Unsqueeze', [g.op('Cast', [ids], { to: 6 }), g.constant([0])]), g.constant([0])]),
+						g.constant([0, -1])
+					])
+				],
+				{ axis: 1 }
+			)
 		: ids;
 	let x = g.op('Gather', [w('embed_tokens.weight', [V, d], 1), tokenIds], { axis: 0 }, '/embed');
-	if (o.arch === 'gpt2') x = g.op('Add', [x, g.op('Gather', [w('embed_positions.weight', [256, d], 0.5), positions], { axis: 0 })], {}, '/embed_sum');
+	if (o.arch === 'gpt2')
+		x = g.op('Add', [x, g.op('Gather', [w('embed_positions.weight', [256, d], 0.5), positions], { axis: 0 })], {}, '/embed_sum');
 	if (o.arch === 'gemma') x = g.op('Mul', [x, g.scalar(Math.sqrt(d))], {}, '/embed_scaled');
 
 	// RotaryEmbedding's caches: [max position, Dh/2], rotate-half layout (interleaved = 0).
@@ -135,8 +168,15 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		const pastV = g.input(`past_key_values.${l}.value`, 'float32', ['batch', H, 'past_seq', Dh]);
 		if (std) {
 			// One opset-23 Attention node on [B, S, H·Dh] q, k, v; RoPE by RotaryEmbedding where the model has it.
-			const rope = (t: string) => (o.arch === 'gpt2' ? t : g.op('RotaryEmbedding', [t, ropeCos, ropeSin, positions], { num_heads: H }, `${s}/rope`));
-			const [y, presentK, presentV] = g.opN('Attention', [rope(proj(xn, 'q')), rope(proj(xn, 'k')), proj(xn, 'v'), bias, pastK, pastV], 3, { q_num_heads: H, kv_num_heads: H, scale: { float: 1 / Math.sqrt(Dh) } }, `${s}/attention`);
+			const rope = (t: string) =>
+				o.arch === 'gpt2' ? t : g.op('RotaryEmbedding', [t, ropeCos, ropeSin, positions], { num_heads: H }, `${s}/rope`);
+			const [y, presentK, presentV] = g.opN(
+				'Attention',
+				[rope(proj(xn, 'q')), rope(proj(xn, 'k')), proj(xn, 'v'), bias, pastK, pastV],
+				3,
+				{ q_num_heads: H, kv_num_heads: H, scale: { float: 1 / Math.sqrt(Dh) } },
+				`${s}/attention`
+			);
 			g.alias(presentK, `present.${l}.key`);
 			g.alias(presentV, `present.${l}.value`);
 			g.output(`present.${l}.key`, 'float32', ['batch', H, 'total_seq', Dh]);
@@ -149,7 +189,10 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		g.alias(v, `present.${l}.value`);
 		g.output(`present.${l}.key`, 'float32', ['batch', H, 'total_seq', Dh]);
 		g.output(`present.${l}.value`, 'float32', ['batch', H, 'total_seq', Dh]);
-		const scores = g.op('Add', [g.op('Mul', [g.op('MatMul', [heads(proj(xn, 'q')), g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]), g.scalar(1 / Math.sqrt(Dh))]), bias]);
+		const scores = g.op('Add', [
+			g.op('Mul', [g.op('MatMul', [heads(proj(xn, 'q')), g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]), g.scalar(1 / Math.sqrt(Dh))]),
+			bias
+		]);
 		const ctx = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), v]);
 		return proj(g.op('Reshape', [g.op('Transpose', [ctx], { perm: [0, 2, 1, 3] }), g.constant([0, 0, d])]), 'o');
 	};
@@ -157,13 +200,22 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 		const s = `/layers.${l}/mlp`;
 		const hidden = 2 * d;
 		if (o.arch === 'gpt2') {
-			const h = g.op('Add', [g.op('MatMul', [xn, w(`${s}/fc.weight`, [d, hidden])]), g.weight(`${s}/fc.bias`, new Float32Array(hidden), [hidden])]);
-			const gelu = g.op('Mul', [g.op('Mul', [h, g.scalar(0.5)]), g.op('Add', [g.op('Erf', [g.op('Mul', [h, g.scalar(Math.SQRT1_2)])]), g.scalar(1)])]);
+			const h = g.op('Add', [
+				g.op('MatMul', [xn, w(`${s}/fc.weight`, [d, hidden])]),
+				g.weight(`${s}/fc.bias`, new Float32Array(hidden), [hidden])
+			]);
+			const gelu = g.op('Mul', [
+				g.op('Mul', [h, g.scalar(0.5)]),
+				g.op('Add', [g.op('Erf', [g.op('Mul', [h, g.scalar(Math.SQRT1_2)])]), g.scalar(1)])
+			]);
 			return g.op('Add', [g.op('MatMul', [gelu, w(`${s}/proj.weight`, [hidden, d])]), zeros(`${s}/proj.bias`)]);
 		}
 		const gate = g.op('MatMul', [xn, w(`${s}/gate.weight`, [d, hidden])]);
 		const up = g.op('MatMul', [xn, w(`${s}/up.weight`, [d, hidden])]);
-		const act = o.arch === 'gemma' ? g.op('Mul', [gate, g.op('Sigmoid', [g.op('Mul', [gate, g.scalar(1.702)])])]) : g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
+		const act =
+			o.arch === 'gemma'
+				? g.op('Mul', [gate, g.op('Sigmoid', [g.op('Mul', [gate, g.scalar(1.702)])])])
+				: g.op('Mul', [gate, g.op('Sigmoid', [gate])]);
 		return g.op('MatMul', [g.op('Mul', [act, up]), w(`${s}/down.weight`, [hidden, d])]);
 	};
 	// Gemma normalises each branch's output before adding it back (never fused with the add).
@@ -171,10 +223,19 @@ export function buildTinyDecoder(o: TinyDecoderOptions): Uint8Array {
 
 	let normed = norm(x, '/layers.0/input_layernorm');
 	for (let l = 0; l < L; l++) {
-		const afterAttn = addThenNorm(x, branchOut(attention(normed, l), `/layers.${l}/post_attn_norm`), `/layers.${l}/post_attention_layernorm`);
+		const afterAttn = addThenNorm(
+			x,
+			branchOut(attention(normed, l), `/layers.${l}/post_attn_norm`),
+			`/layers.${l}/post_attention_layernorm`
+		);
 		x = afterAttn.resid;
 		const last = l === L - 1;
-		const afterMlp = addThenNorm(x, branchOut(mlp(afterAttn.normed, l), `/layers.${l}/post_mlp_norm`), last ? '/final_norm' : `/layers.${l + 1}/input_layernorm`, !last);
+		const afterMlp = addThenNorm(
+			x,
+			branchOut(mlp(afterAttn.normed, l), `/layers.${l}/post_mlp_norm`),
+			last ? '/final_norm' : `/layers.${l + 1}/input_layernorm`,
+			!last
+		);
 		x = afterMlp.resid;
 		normed = afterMlp.normed;
 	}

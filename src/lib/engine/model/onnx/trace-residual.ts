@@ -18,7 +18,17 @@
  */
 import { DataType, dataTypeName, type GraphIndex, type NodeProto } from './graph';
 import { kvCacheInputs } from './kv-cache';
-import { LAYER_NORMS, PASS_THROUGH, RESHAPES, SKIP_NORMS, WEIGHT_OPS, aliases, branchNodes, consumersThrough, hasAttention } from './stream-ops';
+import {
+	LAYER_NORMS,
+	PASS_THROUGH,
+	RESHAPES,
+	SKIP_NORMS,
+	WEIGHT_OPS,
+	aliases,
+	branchNodes,
+	consumersThrough,
+	hasAttention
+} from './stream-ops';
 import { findSublayerHooks, type HookSite, type ResidualAdd } from './sublayer-hooks';
 import type { HookName } from '../hooks';
 
@@ -57,7 +67,6 @@ export interface ResidualTrace {
 }
 
 export class TraceError extends Error {}
-
 
 /** Traces the residual stream, naming optional outputs where needed (this edits `g.model` in place). */
 export function traceResidual(g: GraphIndex): ResidualTrace {
@@ -107,7 +116,7 @@ export function traceResidual(g: GraphIndex): ResidualTrace {
 			if (i > 0) boundaries.push(adds[i - 1].boundary);
 			addsPerLayer.push(1);
 			layerAdds.push([a]);
-		} else addsPerLayer[addsPerLayer.length - 1]++, layerAdds[layerAdds.length - 1].push(a);
+		} else (addsPerLayer[addsPerLayer.length - 1]++, layerAdds[layerAdds.length - 1].push(a));
 	}
 	boundaries.push(adds[adds.length - 1].boundary);
 	const nLayers = addsPerLayer.length;
@@ -122,8 +131,7 @@ export function traceResidual(g: GraphIndex): ResidualTrace {
 	// LayerNorm subtracts the mean from the stream; RMSNorm (SimplifiedLayerNormalization, the
 	// opset-23 RMSNormalization, or written out) does not (fused ops say which outright).
 	const layerNorm =
-		g.nodes.some((n) => LAYER_NORMS.has(n.opType!)) ||
-		consumersThrough(g, boundaries[0].tensor).some((n) => n.opType === 'Sub');
+		g.nodes.some((n) => LAYER_NORMS.has(n.opType!)) || consumersThrough(g, boundaries[0].tensor).some((n) => n.opType === 'Sub');
 	const architecture = embedScale ? 'gemma' : parallel ? 'gpt-neox' : layerNorm ? (learnedPositions ? 'gpt2' : 'decoder') : 'llama';
 	const dtypeCode = g.elemType(boundaries[0].tensor) ?? g.initializers.get(emb.weight)?.dataType ?? DataType.FLOAT;
 	return {
@@ -147,7 +155,7 @@ function refuseWhatCannotBeCut(g: GraphIndex) {
 		throw new TraceError(
 			merged
 				? 'This is a merged decoder (an If node chooses between the with-cache and without-cache graphs on use_cache_branch). ' +
-					'Pick the plain decoder export instead: model.onnx or decoder_model.onnx / decoder_with_past_model.onnx.'
+						'Pick the plain decoder export instead: model.onnx or decoder_model.onnx / decoder_with_past_model.onnx.'
 				: `The graph contains control flow (${branching.opType} node "${branching.name}"), which Loupe cannot cut. Pick an export without it.`
 		);
 	}
@@ -163,7 +171,8 @@ interface Embedding {
 }
 
 function findEmbedding(g: GraphIndex): Embedding {
-	const ids = [...g.graphInputs.values()].find((v) => v.name === 'input_ids') ??
+	const ids =
+		[...g.graphInputs.values()].find((v) => v.name === 'input_ids') ??
 		[...g.graphInputs.values()].find((v) => isIntType(v.type?.tensorType?.elemType));
 	if (!ids) throw new TraceError('The graph has no integer token input (input_ids): it is not a token-level language model.');
 	// torch's `input_ids.view(-1, S)` and friends: the ids reach the Gather through shape-only ops.
@@ -177,11 +186,25 @@ function findEmbedding(g: GraphIndex): Embedding {
 			const weight = node.input![2];
 			const exposed = !node.output![2];
 			const stream = nameOutput(g, node, 2, 'loupe/embedding_sum');
-			return { weight, dims: initializerDims(g, weight), stream, source: 'EmbedLayerNormalization output 2', exposed, fusedPositions: !!node.input![3] };
+			return {
+				weight,
+				dims: initializerDims(g, weight),
+				stream,
+				source: 'EmbedLayerNormalization output 2',
+				exposed,
+				fusedPositions: !!node.input![3]
+			};
 		}
 		if ((node.opType === 'Gather' || node.opType === 'GatherBlockQuantized') && fromIds(node.input![1]) && g.isConstant(node.input![0])) {
 			const weight = node.input![0];
-			return { weight, dims: initializerDims(g, weight), stream: node.output![0], source: 'embedding Gather', exposed: false, fusedPositions: false };
+			return {
+				weight,
+				dims: initializerDims(g, weight),
+				stream: node.output![0],
+				source: 'embedding Gather',
+				exposed: false,
+				fusedPositions: false
+			};
 		}
 	}
 	throw new TraceError('No token embedding found (a Gather on a constant matrix indexed by input_ids, or EmbedLayerNormalization).');

@@ -72,7 +72,10 @@ export interface VerifyReport {
 
 /** A verification phase failed: `step` says which, `message` why. */
 export class VerifyError extends Error {
-	constructor(readonly step: string, readonly reason: string) {
+	constructor(
+		readonly step: string,
+		readonly reason: string
+	) {
 		super(`verify failed at "${step}": ${reason}`);
 	}
 }
@@ -80,7 +83,13 @@ export class VerifyError extends Error {
 const reasonOf = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** Runs `fn` with a session opener whose sessions are all released when it ends, errors tagged with `step`. */
-async function phase<T>(ort: OrtModule, options: Ort.InferenceSession.SessionOptions, step: string, o: VerifyOptions, fn: (open: Open) => Promise<T>): Promise<T> {
+async function phase<T>(
+	ort: OrtModule,
+	options: Ort.InferenceSession.SessionOptions,
+	step: string,
+	o: VerifyOptions,
+	fn: (open: Open) => Promise<T>
+): Promise<T> {
 	o.onPhase?.(step);
 	const sessions: Ort.InferenceSession[] = [];
 	const open: Open = async (bytes) => {
@@ -154,7 +163,10 @@ export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: V
 			const outs = await runSchedule(ort, io, seq, stepwise, run);
 			const uncached = floats((await runSchedule(ort, io, seq, [n], run))[0][io.logits]);
 			// Every schedule on the first sequence; on the others, the stepwise run already made.
-			cached = Math.max(cached, i === 0 ? await compareSchedules(ort, io, seq, schedules, run, uncached, refused) : maxAbsDiff(concatLogits(io, outs), uncached));
+			cached = Math.max(
+				cached,
+				i === 0 ? await compareSchedules(ort, io, seq, schedules, run, uncached, refused) : maxAbsDiff(concatLogits(io, outs), uncached)
+			);
 			perSeq.push({
 				uncached,
 				logits: outs.map((out) => floats(out[io.logits])),
@@ -183,7 +195,10 @@ export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: V
 					residualDiff[name] = Math.max(residualDiff[name] ?? 0, maxAbsDiff(r.residuals[s][b], floats(out[name])));
 				}
 			}
-			cached = Math.max(cached, i === 0 ? await compareSchedules(ort, io, seq, schedules, run, r.uncached, refused) : maxAbsDiff(concatLogits(io, outs), r.uncached));
+			cached = Math.max(
+				cached,
+				i === 0 ? await compareSchedules(ort, io, seq, schedules, run, r.uncached, refused) : maxAbsDiff(concatLogits(io, outs), r.uncached)
+			);
 		}
 		return { logitDiff, cached };
 	});
@@ -206,7 +221,12 @@ export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: V
 	return {
 		sequences: sequences.length,
 		steps: steps + 1,
-		cachedVsUncached: { original: ref.cached, segmented: all.cached, schedules: schedules.map((s) => s.join('+')), refused: uniqueRefusals(refused) },
+		cachedVsUncached: {
+			original: ref.cached,
+			segmented: all.cached,
+			schedules: schedules.map((s) => s.join('+')),
+			refused: uniqueRefusals(refused)
+		},
 		maxAbsLogitDiff: all.logitDiff,
 		maxAbsResidualDiff: residualDiff,
 		steering,
@@ -277,7 +297,13 @@ function uniqueRefusals(r: CacheCheck['refused']): CacheCheck['refused'] {
 }
 
 /** Feeds `seq` in chunks of the given lengths, carrying the cache; returns every step's outputs. */
-async function runSchedule(ort: OrtModule, io: DecoderIo, seq: number[], chunks: number[], run: Run): Promise<Record<string, Ort.Tensor>[]> {
+async function runSchedule(
+	ort: OrtModule,
+	io: DecoderIo,
+	seq: number[],
+	chunks: number[],
+	run: Run
+): Promise<Record<string, Ort.Tensor>[]> {
 	const past = new Map(io.kv.map((p) => [p.past, emptyPast(ort, p)]));
 	const outs: Record<string, Ort.Tensor>[] = [];
 	let position = 0;
@@ -303,7 +329,7 @@ function concatLogits(io: DecoderIo, outs: Record<string, Ort.Tensor>[]): Float3
 	const rows = outs.map((out) => floats(out[io.logits]));
 	const all = new Float32Array(rows.reduce((a, r) => a + r.length, 0));
 	let at = 0;
-	for (const r of rows) all.set(r, at), (at += r.length);
+	for (const r of rows) (all.set(r, at), (at += r.length));
 	return all;
 }
 
@@ -348,8 +374,7 @@ function probeModel(model: ModelProto, d: ExportedDecoder): Probe {
 		if (init.dataType === 1) return new Float32Array(copy);
 		throw new Error(`cannot read the initializer "${t}"`);
 	};
-	for (const t of extra)
-		if (!g.graphOutputs.has(t)) model.graph!.output!.push({ name: t, type: { tensorType: { elemType } } });
+	for (const t of extra) if (!g.graphOutputs.has(t)) model.graph!.output!.push({ name: t, type: { tensorType: { elemType } } });
 	return {
 		model,
 		read(b, out) {
@@ -390,7 +415,12 @@ async function verifySteering(
 	// the edited sum first; the unsteered comparison above shows the recomputation is exact).
 	const edited = await phase(ort, options, `steering: the graph with an Add inserted at ${hook}`, o, async (open) => {
 		const model = unfuseAtCuts(new GraphIndex(decodeModel(graphBytes)), [tensor]).model;
-		model.graph = { ...model.graph!, node: [...model.graph!.node!], output: [...model.graph!.output!], initializer: [...model.graph!.initializer!] };
+		model.graph = {
+			...model.graph!,
+			node: [...model.graph!.node!],
+			output: [...model.graph!.output!],
+			initializer: [...model.graph!.initializer!]
+		};
 		for (const n of model.graph!.node!) n.input = n.input!.map((t) => (t === tensor ? steeredName : t));
 		const vName = 'loupe/verify/v';
 		model.graph!.initializer!.push(

@@ -39,7 +39,9 @@ export function hookFromGemmaScopePath(path: string, repo = ''): string | undefi
 	}
 	// Gemma Scope: the site is in the repository name (get_gemma_2_config_from_hf tests "res" first).
 	const repoName = repo.split('/').pop() ?? '';
-	const site = repo ? (['res', 'mlp', 'att'] as const).find((s) => repoName.includes(s)) : /gemma-scope-[^/]*?-(res|mlp|att)\b/.exec(path)?.[1];
+	const site = repo
+		? (['res', 'mlp', 'att'] as const).find((s) => repoName.includes(s))
+		: /gemma-scope-[^/]*?-(res|mlp|att)\b/.exec(path)?.[1];
 	if (site === 'res' && /(^|\/)embedding/.test(path)) return 'hook_embed';
 	if (layer === undefined) return undefined;
 	if (site === 'mlp') return `blocks.${layer}.hook_mlp_out`;
@@ -47,11 +49,27 @@ export function hookFromGemmaScopePath(path: string, repo = ''): string | undefi
 	return `blocks.${layer}.hook_resid_post`; // …-res, or a bare layer_L/ path: the residual stream
 }
 
-function jumpReluConfig(tensors: Map<string, NamedTensor>, encKey: string, hookName: string | undefined, file: string, format: string, modelName?: string): SaeConfig {
+function jumpReluConfig(
+	tensors: Map<string, NamedTensor>,
+	encKey: string,
+	hookName: string | undefined,
+	file: string,
+	format: string,
+	modelName?: string
+): SaeConfig {
 	const enc = tensors.get(encKey);
-	if (!enc || enc.shape.length !== 2) throw new LoupeError('not-an-sae', `${file} has no 2-D "${encKey}" tensor, so it is not a ${format} SAE.`, `Choose a ${format} params file.`);
+	if (!enc || enc.shape.length !== 2)
+		throw new LoupeError(
+			'not-an-sae',
+			`${file} has no 2-D "${encKey}" tensor, so it is not a ${format} SAE.`,
+			`Choose a ${format} params file.`
+		);
 	if (!hookName)
-		throw new LoupeError('not-an-sae', `${file} does not say which layer it reads.`, 'Pick the hook point it was trained on (e.g. blocks.12.hook_resid_post) before loading.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${file} does not say which layer it reads.`,
+			'Pick the hook point it was trained on (e.g. blocks.12.hook_resid_post) before loading.'
+		);
 	return {
 		architecture: 'jumprelu',
 		dIn: enc.shape[0],
@@ -70,8 +88,18 @@ function jumpReluConfig(tensors: Map<string, NamedTensor>, encKey: string, hookN
 export function readGemmaScopeNpz(buf: ArrayBuffer, opts: GemmaScopeOptions = {}): { cfg: SaeConfig; weights: SaeWeights } {
 	const file = opts.path ?? 'params.npz';
 	const tensors = readNpz(buf, file);
-	const cfg = jumpReluConfig(tensors, 'W_enc', opts.hookName ?? hookFromGemmaScopePath(opts.path ?? '', opts.repo), file, 'Gemma Scope', opts.modelName);
-	return { cfg, weights: takeWeights(tensors, cfg, file, { wEnc: 'W_enc', wDec: 'W_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' }) };
+	const cfg = jumpReluConfig(
+		tensors,
+		'W_enc',
+		opts.hookName ?? hookFromGemmaScopePath(opts.path ?? '', opts.repo),
+		file,
+		'Gemma Scope',
+		opts.modelName
+	);
+	return {
+		cfg,
+		weights: takeWeights(tensors, cfg, file, { wEnc: 'W_enc', wDec: 'W_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' })
+	};
 }
 
 /** Gemma Scope 2's config.json: HF module paths (hf_hook_point_in) as SAELens names them; older keys too. */
@@ -91,7 +119,11 @@ function hookFromGemmaScope2Config(config: Record<string, unknown>): string | un
 	return undefined;
 }
 
-export function readGemmaScope2(configText: string | null, buf: ArrayBuffer, opts: GemmaScopeOptions = {}): { cfg: SaeConfig; weights: SaeWeights } {
+export function readGemmaScope2(
+	configText: string | null,
+	buf: ArrayBuffer,
+	opts: GemmaScopeOptions = {}
+): { cfg: SaeConfig; weights: SaeWeights } {
 	const file = opts.path ?? 'params.safetensors';
 	let config: Record<string, unknown> = {};
 	if (configText) {
@@ -102,15 +134,32 @@ export function readGemmaScope2(configText: string | null, buf: ArrayBuffer, opt
 			throw new LoupeError('not-an-sae', 'config.json of this Gemma Scope 2 SAE is not valid JSON.', 'Download it again.');
 		}
 		if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-			throw new LoupeError('not-an-sae', 'config.json of this Gemma Scope 2 SAE is not a JSON object (it should hold width, architecture, hf_hook_point_in, …).', 'Download it again, or choose the config.json of the same folder.');
+			throw new LoupeError(
+				'not-an-sae',
+				'config.json of this Gemma Scope 2 SAE is not a JSON object (it should hold width, architecture, hf_hook_point_in, …).',
+				'Download it again, or choose the config.json of the same folder.'
+			);
 		config = parsed as Record<string, unknown>;
 	}
 	if (config.type === 'transcoder' || config.affine_connection === true)
-		throw new LoupeError('not-an-sae', `${file} is a Gemma Scope 2 transcoder (it reads the MLP input and predicts the MLP output); Loupe runs SAEs only.`, 'Choose an SAE folder (resid_post, mlp_out) of the release.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${file} is a Gemma Scope 2 transcoder (it reads the MLP input and predicts the MLP output); Loupe runs SAEs only.`,
+			'Choose an SAE folder (resid_post, mlp_out) of the release.'
+		);
 	const tensors = readSafetensors(buf, file);
 	const path = opts.path ?? '';
-	const hook = opts.hookName ?? (layerOf(path) !== undefined && /(resid_post|attn_out|mlp_out|transcoder)/.test(path) ? hookFromGemmaScopePath(path, opts.repo) : undefined) ?? hookFromGemmaScope2Config(config) ?? hookFromGemmaScopePath(path, opts.repo);
+	const hook =
+		opts.hookName ??
+		(layerOf(path) !== undefined && /(resid_post|attn_out|mlp_out|transcoder)/.test(path)
+			? hookFromGemmaScopePath(path, opts.repo)
+			: undefined) ??
+		hookFromGemmaScope2Config(config) ??
+		hookFromGemmaScopePath(path, opts.repo);
 	const modelName = opts.modelName ?? (typeof config.model_name === 'string' ? config.model_name : undefined);
 	const cfg = jumpReluConfig(tensors, 'w_enc', hook, file, 'Gemma Scope 2', modelName);
-	return { cfg, weights: takeWeights(tensors, cfg, file, { wEnc: 'w_enc', wDec: 'w_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' }) };
+	return {
+		cfg,
+		weights: takeWeights(tensors, cfg, file, { wEnc: 'w_enc', wDec: 'w_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' })
+	};
 }

@@ -9,20 +9,23 @@ import { dtypeBytes, widen, type FloatDtype, type NamedTensor } from './tensors'
 const descrToDtype: Record<string, FloatDtype> = { '<f4': 'F32', '<f2': 'F16', '<f8': 'F64' };
 
 export function readNpy(bytes: Uint8Array, name: string): NamedTensor {
-	const bad = (why: string) => new LoupeError('not-an-sae', `${name} is not a readable .npy array: ${why}.`, 'Download it again or choose the right file.');
-	if (bytes.length < 10 || bytes[0] !== 0x93 || String.fromCharCode(...bytes.subarray(1, 6)) !== 'NUMPY') throw bad('it lacks the \\x93NUMPY magic');
+	const bad = (why: string) =>
+		new LoupeError('not-an-sae', `${name} is not a readable .npy array: ${why}.`, 'Download it again or choose the right file.');
+	if (bytes.length < 10 || bytes[0] !== 0x93 || String.fromCharCode(...bytes.subarray(1, 6)) !== 'NUMPY')
+		throw bad('it lacks the \\x93NUMPY magic');
 	const major = bytes[6];
 	if (major < 1 || major > 3) throw bad(`it is .npy format version ${major}; NumPy writes versions 1 to 3`);
 	const start = major === 1 ? 10 : 12;
 	if (bytes.length < start) throw bad('it ends inside its header length');
 	const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 	const headerLen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
-	if (start + headerLen > bytes.length) throw bad(`its header is ${headerLen} bytes but the file ends after ${bytes.length - start} (truncated)`);
+	if (start + headerLen > bytes.length)
+		throw bad(`its header is ${headerLen} bytes but the file ends after ${bytes.length - start} (truncated)`);
 	const header = new TextDecoder().decode(bytes.subarray(start, start + headerLen));
 	const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1] ?? '';
 	const fortran = /'fortran_order':\s*True/.test(header);
 	const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-	if (!(Object.hasOwn(descrToDtype, descr))) throw bad(`its dtype ${descr || '?'} is not a little-endian float`);
+	if (!Object.hasOwn(descrToDtype, descr)) throw bad(`its dtype ${descr || '?'} is not a little-endian float`);
 	if (fortran) throw bad('it is in Fortran order');
 	if (shapeText === undefined) throw bad('its header has no shape');
 	const parts = shapeText.split(',').map((s) => s.trim());
@@ -34,7 +37,10 @@ export function readNpy(bytes: Uint8Array, name: string): NamedTensor {
 	const dataStart = start + headerLen;
 	const need = count * dtypeBytes[dtype];
 	// Checked before widen() allocates `count` floats.
-	if (bytes.length - dataStart < need) throw bad(`its shape [${shape}] needs ${need.toLocaleString('en')} bytes, it has ${(bytes.length - dataStart).toLocaleString('en')} (truncated)`);
+	if (bytes.length - dataStart < need)
+		throw bad(
+			`its shape [${shape}] needs ${need.toLocaleString('en')} bytes, it has ${(bytes.length - dataStart).toLocaleString('en')} (truncated)`
+		);
 	return { dtype, shape, data: widen(bytes, dataStart, count, dtype) };
 }
 
@@ -44,7 +50,8 @@ const MAX_DEFLATE_RATIO = 1032;
 const CD_ENTRY_BYTES = 46;
 
 export function readNpz(buf: ArrayBuffer, name: string): Map<string, NamedTensor> {
-	const bad = (why: string) => new LoupeError('not-an-sae', `${name} is not a readable .npz (zip) archive: ${why}.`, 'The file may be truncated; download it again.');
+	const bad = (why: string) =>
+		new LoupeError('not-an-sae', `${name} is not a readable .npz (zip) archive: ${why}.`, 'The file may be truncated; download it again.');
 	const data = new Uint8Array(buf);
 	// fflate loops over the entry count the end record gives and allocates each entry's declared
 	// uncompressed size before inflating: both are checked here, against the archive's real length,
@@ -54,10 +61,16 @@ export function readNpz(buf: ArrayBuffer, name: string): Map<string, NamedTensor
 	const filter = (f: { name: string; size: number; originalSize: number; compression: number }) => {
 		if (++entries * CD_ENTRY_BYTES > data.length) throw bad(`its directory claims more entries than ${data.length} bytes can hold`);
 		if (!f.name.endsWith('.npy')) return false;
-		if (f.size > data.length) throw bad(`${f.name} claims ${f.size.toLocaleString('en')} compressed bytes, more than the whole archive (${data.length.toLocaleString('en')})`);
-		if (f.compression === 0 && f.originalSize !== f.size) throw bad(`${f.name} is stored uncompressed but its sizes disagree (${f.size} and ${f.originalSize})`);
+		if (f.size > data.length)
+			throw bad(
+				`${f.name} claims ${f.size.toLocaleString('en')} compressed bytes, more than the whole archive (${data.length.toLocaleString('en')})`
+			);
+		if (f.compression === 0 && f.originalSize !== f.size)
+			throw bad(`${f.name} is stored uncompressed but its sizes disagree (${f.size} and ${f.originalSize})`);
 		if (f.originalSize > MAX_DEFLATE_RATIO * f.size + 1024)
-			throw bad(`${f.name} claims ${f.originalSize.toLocaleString('en')} bytes uncompressed from ${f.size.toLocaleString('en')} compressed, more than deflate can expand to`);
+			throw bad(
+				`${f.name} claims ${f.originalSize.toLocaleString('en')} bytes uncompressed from ${f.size.toLocaleString('en')} compressed, more than deflate can expand to`
+			);
 		claimed += f.originalSize;
 		if (claimed > MAX_DEFLATE_RATIO * data.length) throw bad('its members claim more uncompressed bytes than the archive can expand to');
 		return true;
@@ -70,6 +83,7 @@ export function readNpz(buf: ArrayBuffer, name: string): Map<string, NamedTensor
 		throw bad(e instanceof Error ? e.message : String(e));
 	}
 	const out = new Map<string, NamedTensor>();
-	for (const [file, bytes] of Object.entries(files)) if (file.endsWith('.npy')) out.set(file.slice(0, -4), readNpy(bytes, `${name}/${file}`));
+	for (const [file, bytes] of Object.entries(files))
+		if (file.endsWith('.npy')) out.set(file.slice(0, -4), readNpy(bytes, `${name}/${file}`));
 	return out;
 }

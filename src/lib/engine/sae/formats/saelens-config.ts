@@ -22,8 +22,21 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 
 /** sae_lens/loading/pretrained_sae_loaders.py LLM_METADATA_KEYS: what a pre-6 cfg's metadata is rebuilt from. */
 const LLM_METADATA_KEYS = [
-	'model_name', 'hook_name', 'model_class_name', 'hook_head_index', 'model_from_pretrained_kwargs', 'prepend_bos', 'exclude_special_tokens',
-	'neuronpedia_id', 'context_size', 'seqpos_slice', 'dataset_path', 'sae_lens_version', 'sae_lens_training_version', 'hook_name_out', 'hook_head_index_out'
+	'model_name',
+	'hook_name',
+	'model_class_name',
+	'hook_head_index',
+	'model_from_pretrained_kwargs',
+	'prepend_bos',
+	'exclude_special_tokens',
+	'neuronpedia_id',
+	'context_size',
+	'seqpos_slice',
+	'dataset_path',
+	'sae_lens_version',
+	'sae_lens_training_version',
+	'hook_name_out',
+	'hook_head_index_out'
 ];
 
 /** The SAELens release whose SAE.save_model layout Loupe writes (metadata.sae_lens_version). */
@@ -62,7 +75,11 @@ function sizeOf(v: unknown): number {
 
 /** handle_pre_6_0_config, key for key. */
 export function handlePre60Config(cfg: Json): Json {
-	const rename: Record<string, string> = { hook_point: 'hook_name', hook_point_head_index: 'hook_head_index', activation_fn_str: 'activation_fn' };
+	const rename: Record<string, string> = {
+		hook_point: 'hook_name',
+		hook_point_head_index: 'hook_head_index',
+		activation_fn_str: 'activation_fn'
+	};
 	const n: Json = {};
 	for (const [k, v] of Object.entries(cfg)) n[rename[k] ?? k] = v;
 	const setdefault = (k: string, v: unknown) => {
@@ -105,7 +122,11 @@ function architectureOf(d: Json, name: string): { arch: SaeArchitecture; batchTo
 		// StandardSAE is ReLU whatever activation_fn says; a pre-6 TopK cfg without activation_fn_kwargs.k
 		// would load in SAELens as ReLU, which cannot be what its author meant.
 		if (d.activation_fn && d.activation_fn !== 'relu')
-			throw new LoupeError('not-an-sae', `${name} has activation ${show(d.activation_fn)} but no activation_fn_kwargs.k, so SAELens would run it as a plain ReLU SAE.`, 'Add "activation_fn_kwargs": {"k": …} (a TopK SAE) or choose another SAE.');
+			throw new LoupeError(
+				'not-an-sae',
+				`${name} has activation ${show(d.activation_fn)} but no activation_fn_kwargs.k, so SAELens would run it as a plain ReLU SAE.`,
+				'Add "activation_fn_kwargs": {"k": …} (a TopK SAE) or choose another SAE.'
+			);
 		return { arch: 'relu', batchTopK: false };
 	}
 	if (arch === 'topk' || arch === 'jumprelu') return { arch, batchTopK: false };
@@ -113,7 +134,9 @@ function architectureOf(d: Json, name: string): { arch: SaeArchitecture; batchTo
 	throw new LoupeError(
 		'not-an-sae',
 		`${name} describes an SAE of architecture ${show(d.architecture)}; Loupe runs SAELens's standard (ReLU), topk and jumprelu SAEs (and BatchTopK checkpoints, as SAELens saves them for inference: JumpReLU).`,
-		arch.includes('transcoder') ? 'Transcoders read one hook and write another; Loupe runs SAEs only. Choose an SAE.' : 'Choose a ReLU (standard), JumpReLU or TopK SAE.'
+		arch.includes('transcoder')
+			? 'Transcoders read one hook and write another; Loupe runs SAEs only. Choose an SAE.'
+			: 'Choose a ReLU (standard), JumpReLU or TopK SAE.'
 	);
 }
 
@@ -128,7 +151,8 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 	} catch {
 		throw new LoupeError('not-an-sae', `${name} is not valid JSON.`, 'Choose the cfg.json that came with the SAE.');
 	}
-	if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new LoupeError('not-an-sae', `${name} is not an SAELens cfg (a JSON object).`, 'Choose the cfg.json that came with the SAE.');
+	if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+		throw new LoupeError('not-an-sae', `${name} is not an SAELens cfg (a JSON object).`, 'Choose the cfg.json that came with the SAE.');
 	const pre6 = (() => {
 		const v = versionOf(raw);
 		return !v || versionBefore6(v);
@@ -145,24 +169,41 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 	const dIn = sizeOf(d.d_in);
 	const dSae = sizeOf(d.d_sae ?? (typeof d.expansion_factor === 'number' ? d.expansion_factor * dIn : NaN));
 	if (typeof hookName !== 'string' || !Number.isInteger(dIn) || !Number.isInteger(dSae))
-		throw new LoupeError('not-an-sae', `${name} does not say which hook the SAE reads or its sizes (metadata.hook_name, d_in, d_sae).`, 'Choose the cfg.json of an SAELens SAE.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} does not say which hook the SAE reads or its sizes (metadata.hook_name, d_in, d_sae).`,
+			'Choose the cfg.json of an SAELens SAE.'
+		);
 	const { arch, batchTopK } = architectureOf(d, name);
 	const norm = d.normalize_activations ?? 'none';
 	if (!NORMS.includes(norm))
-		throw new LoupeError('not-an-sae', `${name} normalises its input with ${show(norm)}; SAELens (and Loupe) know none, expected_average_only_in, constant_norm_rescale and layer_norm.`, 'Choose an SAE whose cfg.json uses one of those.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} normalises its input with ${show(norm)}; SAELens (and Loupe) know none, expected_average_only_in, constant_norm_rescale and layer_norm.`,
+			'Choose an SAE whose cfg.json uses one of those.'
+		);
 	if (d.reshape_activations && d.reshape_activations !== 'none') {
 		assertSupportedSaeHook(hookName, name);
-		throw new LoupeError('sae-mismatch', `${name} reshapes its input (reshape_activations ${show(d.reshape_activations)}: per-head attention outputs); Loupe cannot hook there yet.`, 'Choose an SAE on the residual stream or a sublayer output.');
+		throw new LoupeError(
+			'sae-mismatch',
+			`${name} reshapes its input (reshape_activations ${show(d.reshape_activations)}: per-head attention outputs); Loupe cannot hook there yet.`,
+			'Choose an SAE on the residual stream or a sublayer output.'
+		);
 	}
 	if (meta.model_name != null && typeof meta.model_name !== 'string')
-		throw new LoupeError('not-an-sae', `${name}: model_name ${show(meta.model_name)} is not a name.`, 'Fix "model_name" in cfg.json (e.g. "gpt2"), or remove it.');
+		throw new LoupeError(
+			'not-an-sae',
+			`${name}: model_name ${show(meta.model_name)} is not a name.`,
+			'Fix "model_name" in cfg.json (e.g. "gpt2"), or remove it.'
+		);
 	const modelName: string | undefined = meta.model_name ?? undefined;
 	const kwargs: Json = meta.model_from_pretrained_kwargs ?? {};
 	// center_writing_weights: what TransformerLens did to the model the SAE was trained on. SAELens 6
 	// loads models with from_pretrained_no_processing(**model_from_pretrained_kwargs) (load_model.py), so
 	// without the key nothing was centred; pre-6 SAELens used from_pretrained, which centres the
 	// writing weights of LayerNorm models (GPT-2, Pythia) by default.
-	const centerInput = typeof kwargs.center_writing_weights === 'boolean' ? kwargs.center_writing_weights : pre6 && /gpt2|pythia/i.test(modelName ?? '');
+	const centerInput =
+		typeof kwargs.center_writing_weights === 'boolean' ? kwargs.center_writing_weights : pre6 && /gpt2|pythia/i.test(modelName ?? '');
 	const conversions: string[] = [];
 	if (lost)
 		conversions.push(
@@ -173,8 +214,13 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 	let k: number | undefined;
 	if (arch === 'topk') {
 		k = d.k == null ? 100 : typeof d.k === 'number' ? d.k : NaN;
-		if (d.k == null) conversions.push('k is not in cfg.json: SAELens\'s default, 100');
-		if (!Number.isInteger(k) || k <= 0) throw new LoupeError('not-an-sae', `${name} is a TopK SAE with k = ${show(d.k)}; k must be a positive integer.`, 'Fix "k" in cfg.json.');
+		if (d.k == null) conversions.push("k is not in cfg.json: SAELens's default, 100");
+		if (!Number.isInteger(k) || k <= 0)
+			throw new LoupeError(
+				'not-an-sae',
+				`${name} is a TopK SAE with k = ${show(d.k)}; k must be a positive integer.`,
+				'Fix "k" in cfg.json.'
+			);
 	}
 	const rescale = arch === 'topk' || batchTopK ? Boolean(d.rescale_acts_by_decoder_norm ?? batchTopK) : false;
 	const numberOr = (v: unknown) => (typeof v === 'number' ? v : undefined);

@@ -72,14 +72,22 @@ export function readSaeLens(
 				'Save it with SAELens\'s save_inference_model (architecture "jumprelu" with a threshold), or choose the inference files of this SAE.'
 			);
 	}
-	const w = takeWeights(tensors, cfg, names.weights, { wEnc: 'W_enc', wDec: 'W_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' }, { thresholdOptional: batchTopK });
+	const w = takeWeights(
+		tensors,
+		cfg,
+		names.weights,
+		{ wEnc: 'W_enc', wDec: 'W_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' },
+		{ thresholdOptional: batchTopK }
+	);
 	if (rescaleActsByDecoderNorm) {
 		foldDecoderNorms(w, cfg.dIn, cfg.dSae);
 		conversions.push('rescale_acts_by_decoder_norm: decoder norms folded into the encoder (the same activations SAELens computes)');
 	}
 	if (topkThreshold) {
 		w.threshold = new Float32Array(cfg.dSae).fill(topkThreshold.data[0]);
-		conversions.push(`a BatchTopK checkpoint, run as SAELens saves it for inference: JumpReLU with threshold ${topkThreshold.data[0]} (topk_threshold) on every latent`);
+		conversions.push(
+			`a BatchTopK checkpoint, run as SAELens saves it for inference: JumpReLU with threshold ${topkThreshold.data[0]} (topk_threshold) on every latent`
+		);
 	}
 	const scale = opts.scalingFactor ?? (cfg.normalizeActivations === 'expected_average_only_in' ? opts.normScalingFactor : undefined);
 	if (scale !== undefined && scale !== 1) {

@@ -12,9 +12,18 @@ export const SPARSITY_EPS = 1e-10;
 /** log10 density per latent, checked against the SAE's width. */
 export function readSparsity(buf: ArrayBuffer, dSae: number, name = 'sparsity.safetensors'): Float32Array {
 	const t = readSafetensors(buf, name).get('sparsity');
-	if (!t) throw new LoupeError('not-an-sae', `${name} has no tensor "sparsity".`, 'Remove it, or choose the sparsity.safetensors that came with this SAE.');
+	if (!t)
+		throw new LoupeError(
+			'not-an-sae',
+			`${name} has no tensor "sparsity".`,
+			'Remove it, or choose the sparsity.safetensors that came with this SAE.'
+		);
 	if (t.data.length !== dSae)
-		throw new LoupeError('sae-mismatch', `${name} has ${t.data.length} entries but the SAE has ${dSae} latents.`, 'Remove it, or choose the sparsity.safetensors that came with this SAE.');
+		throw new LoupeError(
+			'sae-mismatch',
+			`${name} has ${t.data.length} entries but the SAE has ${dSae} latents.`,
+			'Remove it, or choose the sparsity.safetensors that came with this SAE.'
+		);
 	return t.data;
 }
 

@@ -15,10 +15,18 @@ export function takeWeights(
 		const t = tensors.get(key);
 		if (!t) {
 			if (optional) return undefined;
-			throw new LoupeError('not-an-sae', `${file} has no tensor "${key}" (it has: ${[...tensors.keys()].join(', ') || 'none'}).`, 'Choose the weights file that belongs to this SAE.');
+			throw new LoupeError(
+				'not-an-sae',
+				`${file} has no tensor "${key}" (it has: ${[...tensors.keys()].join(', ') || 'none'}).`,
+				'Choose the weights file that belongs to this SAE.'
+			);
 		}
 		if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
-			throw new LoupeError('not-an-sae', `${file}: "${key}" has shape [${t.shape.join(', ')}], but d_in ${dIn} and d_sae ${dSae} need [${shape.join(', ')}].`, 'The weights do not match their config; choose the files of one SAE.');
+			throw new LoupeError(
+				'not-an-sae',
+				`${file}: "${key}" has shape [${t.shape.join(', ')}], but d_in ${dIn} and d_sae ${dSae} need [${shape.join(', ')}].`,
+				'The weights do not match their config; choose the files of one SAE.'
+			);
 		return t.data;
 	};
 	const weights: SaeWeights = {
@@ -31,7 +39,12 @@ export function takeWeights(
 	// SAELens's finetuning scaling factor multiplies activations before decoding: fold it into W_dec.
 	const scale = tensors.get('scaling_factor') ?? tensors.get('finetuning_scaling_factor');
 	if (scale && scale.data.some((s) => s !== 1)) {
-		if (scale.data.length !== dSae) throw new LoupeError('not-an-sae', `${file}: scaling_factor has ${scale.data.length} entries, expected ${dSae}.`, 'Choose the files of one SAE.');
+		if (scale.data.length !== dSae)
+			throw new LoupeError(
+				'not-an-sae',
+				`${file}: scaling_factor has ${scale.data.length} entries, expected ${dSae}.`,
+				'Choose the files of one SAE.'
+			);
 		for (let f = 0; f < dSae; f++) for (let i = 0; i < dIn; i++) weights.wDec[f * dIn + i] *= scale.data[f];
 	}
 	return weights;
