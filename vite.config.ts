@@ -29,7 +29,8 @@ export default defineConfig({
 					provide: {
 						stories260KDir,
 						onnxExportsDir: resolve(fixturesDir, 'onnx-exports'),
-						fullSynthetic: process.env.LOUPE_FULL_SYNTHETIC === '1'
+						fullSynthetic: process.env.LOUPE_FULL_SYNTHETIC === '1',
+						fullBench: process.env.LOUPE_BENCH === '1'
 					},
 					include: ['tests/gpu/**/*.test.ts'],
 					browser: {
