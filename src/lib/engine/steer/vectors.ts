@@ -52,7 +52,14 @@ export function vectorToJson(v: SteeringVector) {
 }
 
 export function vectorFromJson(j: ReturnType<typeof vectorToJson>): SteeringVector {
-	if (!j || typeof j.id !== 'string' || !Array.isArray(j.values) || typeof j.hook !== 'string')
-		throw new Error('a steering vector in the file is missing its id, hook or values');
+	if (
+		!j ||
+		typeof j !== 'object' ||
+		typeof j.id !== 'string' ||
+		!Array.isArray(j.values) ||
+		!j.values.every((x) => typeof x === 'number') ||
+		typeof j.hook !== 'string'
+	)
+		throw new Error('a steering vector in the file is missing its id or hook, or its values are not all numbers');
 	return { ...j, values: Float32Array.from(j.values) };
 }
