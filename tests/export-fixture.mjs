@@ -5,6 +5,7 @@
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { wordLevelTokenizer } from './word-level-tokenizer.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const fixturesDir = resolve(process.env.LOUPE_FIXTURES ?? resolve(here, '../../shared/fixtures'));
@@ -39,25 +40,7 @@ export function writeExportRepo(repo = EXPORT_REPO, chat = false) {
 	symlinkSync(fusedGpt2, resolve(dir, 'onnx/model.onnx'));
 	const words = chat ? chatVocabulary() : vocabulary();
 	const special = chat ? [0, 1, EOS] : [EOS];
-	const tokenizer = {
-		version: '1.0',
-		truncation: null,
-		padding: null,
-		added_tokens: special.map((id) => ({
-			id,
-			content: words[id],
-			single_word: false,
-			lstrip: false,
-			rstrip: false,
-			normalized: false,
-			special: true
-		})),
-		normalizer: null,
-		pre_tokenizer: { type: 'WhitespaceSplit' },
-		post_processor: null,
-		decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-		model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<|endoftext|>' }
-	};
+	const tokenizer = wordLevelTokenizer(words, special, '<|endoftext|>');
 	writeFileSync(resolve(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
 	writeFileSync(
 		resolve(dir, 'tokenizer_config.json'),
@@ -93,28 +76,7 @@ export function llamaExportFiles() {
 	const dir = resolve(here, '.generated-files/llama-export');
 	mkdirSync(dir, { recursive: true });
 	const words = Array.from({ length: 32000 }, (_, i) => (i === 2 ? '</s>' : i === 1 ? '<s>' : `t${i}`));
-	writeFileSync(
-		resolve(dir, 'tokenizer.json'),
-		JSON.stringify({
-			version: '1.0',
-			truncation: null,
-			padding: null,
-			added_tokens: [1, 2].map((id) => ({
-				id,
-				content: words[id],
-				single_word: false,
-				lstrip: false,
-				rstrip: false,
-				normalized: false,
-				special: true
-			})),
-			normalizer: null,
-			pre_tokenizer: { type: 'WhitespaceSplit' },
-			post_processor: null,
-			decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-			model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<s>' }
-		})
-	);
+	writeFileSync(resolve(dir, 'tokenizer.json'), JSON.stringify(wordLevelTokenizer(words, [1, 2], '<s>')));
 	writeFileSync(resolve(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: '</s>' }));
 	writeFileSync(
 		resolve(dir, 'config.json'),

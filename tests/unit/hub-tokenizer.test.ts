@@ -1,27 +1,10 @@
 // Hub tokenizers (tokenizer.json + tokenizer_config.json) and chat templates, on hand-written files.
 import { describe, expect, it } from 'vitest';
 import { HubTokenizer } from '../../src/lib/engine/model/hf/tokenizer';
+import { wordLevelTokenizer } from '../word-level-tokenizer.mjs';
 
 const words = ['<pad>', '<bos>', '<eos>', '<start_of_turn>', '<end_of_turn>', 'user', 'model', 'hello', 'there', 'cat'];
-const tokenizerJson = {
-	version: '1.0',
-	truncation: null,
-	padding: null,
-	added_tokens: [1, 2, 3, 4].map((id) => ({
-		id,
-		content: words[id],
-		single_word: false,
-		lstrip: false,
-		rstrip: false,
-		normalized: false,
-		special: true
-	})),
-	normalizer: null,
-	pre_tokenizer: { type: 'WhitespaceSplit' },
-	post_processor: null,
-	decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-	model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<pad>' }
-};
+const tokenizerJson = wordLevelTokenizer(words, [1, 2, 3, 4], '<pad>');
 // Gemma's template, shortened to what matters here.
 const gemmaTemplate =
 	"{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }} {{ m.content }} <end_of_turn> {% endfor %}{% if add_generation_prompt %}<start_of_turn>model {% endif %}";

@@ -8,30 +8,13 @@ import { HubTokenizer } from '../../../src/lib/engine/model/hf/tokenizer';
 import { LoupeError } from '../../../src/lib/engine/errors';
 import { fuzz, runCase, Tally } from '../../fuzz/harness';
 import { mutatedJson } from '../../fuzz/json';
+import { wordLevelTokenizer } from '../../word-level-tokenizer.mjs';
 
 const tally = new Tally('tokenizer.json / tokenizer_config.json');
 afterAll(() => console.log(tally.line()));
 
 const words = ['<pad>', '<bos>', '<eos>', 'hello', 'there', 'cat'];
-const wordLevel = {
-	version: '1.0',
-	truncation: null,
-	padding: null,
-	added_tokens: [1, 2].map((id) => ({
-		id,
-		content: words[id],
-		single_word: false,
-		lstrip: false,
-		rstrip: false,
-		normalized: false,
-		special: true
-	})),
-	normalizer: null,
-	pre_tokenizer: { type: 'WhitespaceSplit' },
-	post_processor: null,
-	decoder: { type: 'WordPiece', prefix: '##', cleanup: false },
-	model: { type: 'WordLevel', vocab: Object.fromEntries(words.map((w, i) => [w, i])), unk_token: '<pad>' }
-};
+const wordLevel = wordLevelTokenizer(words, [1, 2], '<pad>');
 // Byte-level BPE in GPT-2's layout: single-byte pieces (as GPT-2's byte-to-unicode map writes them) and merges.
 const bpeVocab: Record<string, number> = {
 	'<|endoftext|>': 0,
