@@ -5,11 +5,12 @@
  * small. An initializer whose values are the embedding's, as they are or transposed, is a copy.
  */
 import type { GraphIndex, TensorProto } from './onnx/graph';
+import { initializerBytes, type ExternalFiles } from './onnx/initializer-bytes';
 
 /** Elements compared per candidate copy: spread over the whole matrix, enough that an untied head never passes. */
 const SAMPLES = 4096;
 
-export function distinctParameterCount(g: GraphIndex, embedding: string, externalData: { path: string; data: Uint8Array }[]): number {
+export function distinctParameterCount(g: GraphIndex, embedding: string, externalData: ExternalFiles): number {
 	const emb = g.initializers.get(embedding);
 	const dims = (t: TensorProto) => (t.dims ?? []).map(Number);
 	const size = (t: TensorProto) => dims(t).reduce((a, d) => a * d, 1);
@@ -30,32 +31,36 @@ export function distinctParameterCount(g: GraphIndex, embedding: string, externa
 }
 
 /** Element `(v, i)` of the embedding against the candidate's `(v, i)`, or `(i, v)` when transposed. */
-function sameValues(e: Uint16Array | Uint32Array, c: Uint16Array | Uint32Array, V: number, D: number, transposed: boolean): boolean {
+function sameValues(e: Words, c: Words, V: number, D: number, transposed: boolean): boolean {
 	if (e.length !== c.length) return false;
 	const step = Math.max(1, Math.floor(e.length / SAMPLES));
 	for (let j = 0; j < e.length; j += step) {
 		const v = Math.floor(j / D);
 		const i = j % D;
-		if (e[j] !== c[transposed ? i * V + v : j]) return false;
+		if (e.at(j) !== c.at(transposed ? i * V + v : j)) return false;
 	}
 	return true;
 }
 
-/** An initializer's elements as raw words (fp32 → 32-bit, fp16/bf16 → 16-bit), without a copy where aligned; null for other types or unreadable data. */
-function words(t: TensorProto, externalData: { path: string; data: Uint8Array }[]): Uint16Array | Uint32Array | null {
+/** An initializer's elements as raw words (fp32 → 32-bit, fp16/bf16 → 16-bit). */
+interface Words {
+	length: number;
+	at(j: number): number;
+}
+
+/**
+ * Reads elements in place through a DataView, aligned or not: only SAMPLES of them are looked at, so
+ * copying an unaligned matrix to read them (640 MB for a Gemma-3-270M embedding) would be waste.
+ * Null for other types or unreadable data.
+ */
+function words(t: TensorProto, externalData: ExternalFiles): Words | null {
 	const width = t.dataType === 1 ? 4 : t.dataType === 10 || t.dataType === 16 ? 2 : 0;
 	if (!width) return null;
-	let raw: Uint8Array | undefined;
-	if (t.dataLocation === 1) {
-		const entry = (k: string) => t.externalData?.find((x) => x.key === k)?.value;
-		const file = externalData.find((f) => f.path === entry('location'));
-		const offset = Number(entry('offset') ?? 0);
-		raw = file?.data.subarray(offset, offset + Number(entry('length') ?? file.data.byteLength - offset));
-	} else if (t.rawData?.length) raw = t.rawData;
-	else if (t.floatData?.length) return new Uint32Array(Float32Array.from(t.floatData).buffer);
+	const raw = initializerBytes(t, externalData);
 	if (!raw || raw.byteLength % width) return null;
-	const bytes = raw.byteOffset % width ? raw.slice() : raw;
-	return width === 4
-		? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4)
-		: new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2);
+	const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+	return {
+		length: raw.byteLength / width,
+		at: width === 4 ? (j) => view.getUint32(j * 4, true) : (j) => view.getUint16(j * 2, true)
+	};
 }

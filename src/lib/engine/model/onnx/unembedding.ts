@@ -15,8 +15,9 @@
 import type { ExportedDecoder } from './hook-manifest';
 import type { TensorProto } from './graph';
 import { fromHalf } from './half';
+import { initializerBytes, type ExternalFiles } from './initializer-bytes';
 
-type Files = { path: string; data: Uint8Array }[];
+type Files = ExternalFiles;
 
 export function findUnembedding(d: ExportedDecoder, externalData: Files): { classifier: Float32Array; normWeight: null } | null {
 	const g = d.graph;
@@ -56,16 +57,7 @@ interface Raw {
 function rawOf(t: TensorProto, externalData: Files): Raw | null {
 	const width = t.dataType === 1 ? 4 : t.dataType === 10 ? 2 : 0;
 	if (!width) return null;
-	let bytes: Uint8Array | undefined;
-	if (t.dataLocation === 1) {
-		const entry = (k: string) => t.externalData?.find((e) => e.key === k)?.value;
-		const file = externalData.find((f) => f.path === entry('location'));
-		if (!file) return null;
-		const offset = Number(entry('offset') ?? 0);
-		const length = Number(entry('length') ?? file.data.byteLength - offset);
-		bytes = file.data.subarray(offset, offset + length);
-	} else if (t.rawData?.length) bytes = t.rawData;
-	else if (t.floatData?.length && width === 4) bytes = new Uint8Array(Float32Array.from(t.floatData).buffer);
+	const bytes = initializerBytes(t, externalData);
 	return bytes ? { bytes, width } : null;
 }
 
