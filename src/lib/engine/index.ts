@@ -13,7 +13,15 @@
  */
 import { attempt, type Result } from './errors';
 import { ModelSession, type EngineEvent, type LoadFromHub, type ModelInfo } from './model/session';
-import { SaeExplorer, type AnalyzedToken, type CorpusSummary, type FeatureDetails, type SaeFromHub, type SaeInfo } from './sae/explorer';
+import {
+	SaeExplorer,
+	type AnalyzedToken,
+	type CorpusSummary,
+	type FeatureDetails,
+	type FeatureOnText,
+	type SaeFromHub,
+	type SaeInfo
+} from './sae/explorer';
 import { Steering, type VectorSummary } from './steer/steering';
 import { TrainerService } from './train/trainer-service';
 import { Benchmarks } from './bench/benchmarks';
@@ -21,6 +29,7 @@ import { deleteCached, listCache, storageEstimate } from './store/storage';
 import { parseNeuronpediaFeature } from './sae/neuronpedia';
 import { fromNeuronpediaFeature } from './sae/feature-pages';
 import type { EngineStatus } from './model/backend';
+import { requestBackend, type BackendRequest } from './model/backend';
 import type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
 import type { GenerateResult, TokenEvent } from './model/generate';
 import type { SamplingSettings } from './sample/sampler';
@@ -35,7 +44,8 @@ import type { CachedFile, DownloadProgress } from './store/model-cache';
 export type { Result } from './errors';
 export type { EngineEvent, LoadFromHub, ModelInfo } from './model/session';
 export type { EngineStatus } from './model/backend';
-export type { AnalyzedToken, CorpusSummary, FeatureDetails, SaeFromHub, SaeInfo, TopExample } from './sae/explorer';
+export type { BackendPreference, BackendRequest } from './model/backend';
+export type { AnalyzedToken, CorpusSummary, FeatureDetails, FeatureOnText, SaeFromHub, SaeInfo, TopExample } from './sae/explorer';
 export type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
 export type { VectorSummary } from './steer/steering';
 export type { TrainRunSummary };
@@ -54,6 +64,11 @@ export class Engine {
 	/** Finds out what this browser can run. Call once; `onEvent` hears about device loss. */
 	init(onEvent?: (e: EngineEvent) => void): Promise<EngineStatus> {
 		return this.session.init(onEvent);
+	}
+
+	/** Where the model should run (Settings, `?backend=`); the page calls it before `init`, which honours it. */
+	setBackendPreference(r: BackendRequest) {
+		requestBackend(r);
 	}
 
 	/** Loads a catalogue model from a hub (or its mirror), from the cache when it is there. */
@@ -113,7 +128,10 @@ export class Engine {
 		return attempt(() => this.sae.loadFromFiles(files, hookName));
 	}
 
-	analyze(prompt: string, k = 8): Promise<Result<{ tokens: AnalyzedToken[]; reconstruction: ReconMetrics }>> {
+	analyze(
+		prompt: string,
+		k = 8
+	): Promise<Result<{ tokens: AnalyzedToken[]; features: FeatureOnText[]; reconstruction: ReconMetrics | null }>> {
 		return attempt(() => this.sae.analyze(prompt, k));
 	}
 

@@ -1,6 +1,7 @@
 /**
  * The SAE explorer: attaching an SAE to the loaded model (delegated to attach.ts), analysing a
- * prompt (each token's top features, the reconstruction error), a feature's card (activations, logit effects, nearest features, label, density, corpus statistics
+ * prompt (each token's top features, the features that fire on it, the reconstruction error; every
+ * activation kept, so a card opened from the analysis runs no model), a feature's card (activations, logit effects, nearest features, label, density, corpus statistics
  * and top examples), corpus runs kept in IndexedDB, labels (Neuronpedia explanations, several per
  * feature, or one's own), and a feature or the labels written out as Neuronpedia files. The SAE
  * itself lives on the loaded model.
@@ -21,6 +22,9 @@ import { explanationsJsonl, featureDashboardJson } from './neuronpedia';
 import { neuronpediaSource, toNeuronpediaFeature, type FeatureDetails, type TopExample } from './feature-pages';
 import { getLabel, labelsFor, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from '../store/db';
 import type { DownloadProgress } from '../store/model-cache';
+import { featureColumn, featuresOnText, sparsify, type FeatureOnText, type SparseActivations } from './text-features';
+
+export type { FeatureOnText };
 
 export interface SaeInfo {
 	name: string;
@@ -71,7 +75,19 @@ export interface AnalyzedToken {
 	features: RankedItem[]; // the token's top features, strongest first
 }
 
+/** What `analyze` finds in a text. */
+export interface TextAnalysis {
+	tokens: AnalyzedToken[];
+	/** Every feature that fires on the text (max and sum over the tokens after the first), strongest first. */
+	features: FeatureOnText[];
+	/** Null when there is no token after the first (BOS) to measure. */
+	reconstruction: ReconMetrics | null;
+}
+
 export class SaeExplorer {
+	/** The last analysed text's activations, for the SAE that made them (a card reads its column: no second run). */
+	private last: { sae: SaeSession; ids: number[]; acts: SparseActivations } | null = null;
+
 	constructor(private session: ModelSession) {}
 
 	/** The loaded model and its SAE, or a message saying what to load first. */
@@ -101,9 +117,11 @@ export class SaeExplorer {
 		return attachSae(this.session, files, source, hookName);
 	}
 
-	/** Runs the prompt and returns each token with its top `k` SAE features, and the reconstruction error. */
-	async analyze(prompt: string, k = 8): Promise<{ tokens: AnalyzedToken[]; reconstruction: ReconMetrics }> {
+	/** Runs the prompt and returns each token with its top `k` SAE features, the features that fire on it, and the reconstruction error. */
+	async analyze(prompt: string, k = 8): Promise<TextAnalysis> {
 		const { m, sae } = this.requireSae();
+		if (!prompt.length)
+			throw new LoupeError('model-failed', 'There is no text to analyse: the prompt is empty.', 'Type a prompt, then analyse it.');
 		return this.session.locked(async () => {
 			const ids = m.tokenizer.encode(prompt);
 			if (ids.length > m.source.shape.maxSeqLen)
@@ -112,8 +130,11 @@ export class SaeExplorer {
 					`The text is ${ids.length} tokens; this model reads at most ${m.source.shape.maxSeqLen}.`,
 					'Shorten the text.'
 				);
-			const { encoded: e, reconstruction } = await this.encodeContext(m, ids, k, true);
+			// With nothing after the first token the metrics would average over no tokens (an MSE of 0).
+			const { encoded: e, reconstruction } = await this.encodeContext(m, ids, k, ids.length > 1);
 			m.lastPrompt = ids;
+			const acts = sparsify(await sae.session.allActivations(), ids.length, sae.info.cfg.dSae);
+			this.last = { sae: sae.session, ids, acts };
 			const density = featureDensities({ stats: sae.run?.stats, logSparsity: sae.logSparsity })?.density;
 			const tokens = ids.map((id, t) => ({
 				id,
@@ -123,7 +144,7 @@ export class SaeExplorer {
 					return { id: f, value: e.values[t * e.k + j], density: density?.[f] };
 				}).filter((x) => x.value > 0)
 			}));
-			return { tokens, reconstruction: reconstruction! };
+			return { tokens, features: featuresOnText(acts, density), reconstruction };
 		});
 	}
 
@@ -287,11 +308,11 @@ export class SaeExplorer {
 					examples
 				};
 			}
-			// The prompt's activations last: the examples above re-used the encoder's buffers.
-			if (m.lastPrompt.length) await this.encodeContext(m, m.lastPrompt, 1);
+			// The prompt's activations come from its analysis: opening a card runs no model over the prompt.
+			const last = this.last?.sae === s ? this.last : null;
 			return {
 				feature: f,
-				activations: m.lastPrompt.length ? await s.activations(f) : [],
+				activations: last ? featureColumn(last.acts, f) : [],
 				positiveLogits: logits.positive.map(piece),
 				negativeLogits: logits.negative.map(piece),
 				nearest: await s.nearest(f, k),

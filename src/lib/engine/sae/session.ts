@@ -27,6 +27,8 @@ export interface EncodedTokens {
 export class SaeSession {
 	private lastTokens = 0;
 	private cpuActs: Float32Array | null = null;
+	/** Whether the last encode ran on the GPU (its activations are in the encoder's buffer) or on the CPU (cpuActs). */
+	private lastOnGpu = false;
 
 	private constructor(
 		readonly sae: Sae,
@@ -55,7 +57,8 @@ export class SaeSession {
 	/** Encodes `rows` tokens of the residual tensor at the hook; top k features per token. */
 	async encode(residual: Ort.Tensor, rows: number, k: number): Promise<EncodedTokens> {
 		this.lastTokens = rows;
-		if (this.encoder && residual.location === 'gpu-buffer') return this.encoder.encodeTopK(residual.gpuBuffer as GPUBuffer, rows, k);
+		this.lastOnGpu = !!this.encoder && residual.location === 'gpu-buffer';
+		if (this.lastOnGpu) return this.encoder!.encodeTopK(residual.gpuBuffer as GPUBuffer, rows, k);
 		const { dIn, dSae } = this.sae.cfg;
 		let x: Float32Array;
 		if (residual.location === 'gpu-buffer')
@@ -120,6 +123,12 @@ export class SaeSession {
 		if (this.encoder) return [...(await this.encoder.readFeature(f, this.lastTokens))];
 		const { dSae } = this.sae.cfg;
 		return Array.from({ length: this.lastTokens }, (_, t) => this.cpuActs?.[t * dSae + f] ?? 0);
+	}
+
+	/** Every feature's activation at every token of the last encoded text, [tokens, d_sae] (kept by the explorer for its cards). */
+	async allActivations(): Promise<Float32Array> {
+		if (this.lastOnGpu) return this.encoder!.readActivations(this.lastTokens);
+		return this.cpuActs!.slice(0, this.lastTokens * this.sae.cfg.dSae);
 	}
 
 	async logitEffects(f: number, k: number): Promise<{ positive: RankedItem[]; negative: RankedItem[] }> {
