@@ -6,7 +6,8 @@
  * replacement's node values given, so a test can perturb one node and measure every target's input
  * (finite differences of the edges), or run it unperturbed and compare the logits with ORT.
  */
-import type { LlamaWeights } from '../src/lib/engine/model/llama2c/checkpoint';
+import type { LlamaConfig, LlamaWeights } from '../src/lib/engine/model/llama2c/checkpoint';
+import { seededRandom } from '../src/lib/engine/sample/prng';
 import type { Transcoder } from '../src/lib/engine/attribution/transcoder';
 
 export interface FrozenReference {
@@ -29,8 +30,15 @@ function rms(x: number[], g: Float32Array, eps: number) {
 	const s = 1 / Math.sqrt(x.reduce((a, v) => a + v * v, 0) / x.length + eps);
 	return { s, y: x.map((v, i) => g[i] * s * v) };
 }
-const mv = (w: Float32Array, x: number[], rows: number) =>
-	Array.from({ length: rows }, (_, i) => x.reduce((a, v, j) => a + w[i * x.length + j] * v, 0));
+function mv(w: Float32Array, x: number[], rows: number): number[] {
+	const out = new Array<number>(rows);
+	for (let i = 0; i < rows; i++) {
+		let a = 0;
+		for (let j = 0; j < x.length; j++) a += w[i * x.length + j] * x[j];
+		out[i] = a;
+	}
+	return out;
+}
 
 export function frozenReference(w: LlamaWeights, tokens: number[], tcs: Transcoder[]): FrozenReference {
 	const c = w.config;
@@ -85,7 +93,8 @@ export function frozenReference(w: LlamaWeights, tokens: number[], tcs: Transcod
 					for (let i = 0; i < hs; i++) z[h * hs + i] += a * vc[l][t][o + i];
 				});
 			}
-			x = x.map((xv, i) => xv + mv(Lw.wo, z, D)[i]);
+			const attnOut = mv(Lw.wo, z, D);
+			x = x.map((xv, i) => xv + attnOut[i]);
 			const n2 = rms(x, Lw.rmsFfn, c.normEps);
 			sFfn[l][p] = n2.s;
 			mlpIn[l][p] = n2.y;
@@ -100,8 +109,11 @@ export function frozenReference(w: LlamaWeights, tokens: number[], tcs: Transcod
 		if (p === P - 1) lastLogits = mv(w.classifier, nf.y, c.vocabSize);
 	}
 	// Node values: transcoder activations and errors on the real MLP inputs and outputs.
-	const encode = (t: Transcoder, xin: number[]) =>
-		Array.from({ length: t.dSae }, (_, f) => xin.reduce((a, v, i) => a + v * t.wEnc[i * t.dSae + f], t.bEnc[f]));
+	const encode = (t: Transcoder, xin: number[]) => {
+		const pre = Array.from(t.bEnc, Number);
+		for (let i = 0; i < xin.length; i++) for (let f = 0; f < t.dSae; f++) pre[f] += xin[i] * t.wEnc[i * t.dSae + f];
+		return pre;
+	};
 	const act = tcs.map((t, l) =>
 		mlpIn[l].map((xin) =>
 			encode(t, xin).map((pre, f) => {
@@ -162,4 +174,24 @@ export function frozenReference(w: LlamaWeights, tokens: number[], tcs: Transcod
 		return { pre, logits: mv(w.classifier, last, c.vocabSize) };
 	};
 	return { act, err, run, realLogitsLast: lastLogits };
+}
+
+/** Seeded random tiny transcoders: JumpReLU at even layers, ReLU at odd ones, a skip connection at odd layers. */
+export function randomTranscoders(c: LlamaConfig, seed: number, dSae = 24): Transcoder[] {
+	const rnd = seededRandom(seed);
+	const u = (n: number, s: number) => Float32Array.from({ length: n }, () => (rnd() * 2 - 1) * s);
+	const d = c.dim;
+	return Array.from({ length: c.nLayers }, (_, layer) => ({
+		layer,
+		dIn: d,
+		dSae,
+		dOut: d,
+		wEnc: u(d * dSae, 0.3),
+		bEnc: u(dSae, 0.1),
+		wDec: u(dSae * d, 0.2),
+		bDec: u(d, 0.05),
+		threshold: layer % 2 === 0 ? Float32Array.from({ length: dSae }, () => rnd() * 0.2) : undefined,
+		wSkip: layer % 2 === 1 ? u(d * d, 0.05) : undefined,
+		name: `random-${seed}-L${layer}`
+	}));
 }
