@@ -38,6 +38,16 @@ const types = {
 };
 const flakyServed = new Set();
 
+/** The policy svelte.config.js wrote into the built index.html's <meta> (null before a build). */
+let policy;
+function appPolicy() {
+	if (policy !== undefined) return policy;
+	const index = join(root, 'index.html');
+	const html = existsSync(index) ? readFileSync(index, 'utf8') : '';
+	policy = /<meta http-equiv="content-security-policy" content="([^"]*)"/.exec(html)?.[1]?.replaceAll('&#39;', "'") ?? null;
+	return policy;
+}
+
 function safeJoin(base, rel) {
 	const p = normalize(join(base, decodeURIComponent(rel)));
 	return p.startsWith(base) ? p : null;
@@ -138,6 +148,9 @@ createServer((req, res) => {
 		res.writeHead(404, { 'content-type': 'text/plain' });
 		return res.end('not found');
 	}
+	// A worker's Content-Security-Policy comes with its script's response, not the page's <meta>: send
+	// the page's policy with the app's scripts, as the README asks of hosts that can set headers.
+	if (/\.m?js$/.test(path) && url.pathname.startsWith('/_app/') && appPolicy()) res.setHeader('content-security-policy', appPolicy());
 	sendFile(req, res, path);
 }).listen(port, '127.0.0.1', () =>
 	console.log(
