@@ -1,7 +1,7 @@
 // The Content-Security-Policy (svelte.config.js kit.csp): the page loads, the engine's worker and
 // onnxruntime-web's wasm run and the model writes with no violation reported, and the page itself
 // cannot connect to a host outside the policy (the check a leak would meet).
-import { expect, test } from '@playwright/test';
+import { expect, test } from './app';
 import { generateText, openApp, waitForModel } from './app';
 
 test('the policy is in the page, a whole generation runs without a violation, and other hosts are refused', async ({ page }) => {

@@ -2,7 +2,7 @@
 // which variants exist, downloads the graph with progress, puts hook points in by graph surgery,
 // and writes. The stand-in repo is the real ORT-fused tiny GPT-2 export (tests/export-fixture.mjs).
 // Expected text: the unmodified graph run greedily by onnxruntime in Node, decoded by hand.
-import { expect, test } from '@playwright/test';
+import { expect, test } from './app';
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web';
 import { CHAT_REPO, EOS, chatVocabulary, fusedGpt2, llamaExportFiles, vocabulary, writeExportRepo } from '../export-fixture.mjs';

@@ -1,5 +1,5 @@
 // Bad input gets a specific message, and the page and the cache stay usable.
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test, type Page } from './app';
 import { generateText, hub, openApp, waitForModel } from './app';
 
 async function expectBanner(page: Page, code: string, text: RegExp) {

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './app';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fixturesDir } from '../fixtures';

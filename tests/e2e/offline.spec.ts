@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './app';
 import { generateText, openApp, waitForModel } from './app';
 
 test('after one visit the page opens offline and the cached model writes again', async ({ page, context }) => {

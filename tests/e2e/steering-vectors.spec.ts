@@ -2,7 +2,7 @@
 // (blocks.1.hook_mlp_out, what the MLP adds) and its values are checked against the plain TypeScript
 // reference forward (mean of that tensor over each prompt set, BOS left out), read from the preset
 // file the app exports.
-import { expect, test } from '@playwright/test';
+import { expect, test } from './app';
 import { readFileSync } from 'node:fs';
 import { openApp, waitForModel } from './app';
 import { readArrayBuffer, stories260KDir } from '../fixtures';

@@ -1,4 +1,4 @@
-import { expect, test } from '@playwright/test';
+import { expect, test } from './app';
 import { openApp, waitForModel } from './app';
 import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 

@@ -1,7 +1,7 @@
 // Training an SAE in the tab: a short run on stories260K, metrics that move, a reload mid-run and a
 // resume from the checkpoint, then the SAE opens in the explorer and downloads in SAELens format
 // (cfg.json, sae_weights.safetensors and sparsity.safetensors).
-import { expect, test, type Locator, type Page } from '@playwright/test';
+import { expect, test, type Locator, type Page } from './app';
 import { readFileSync } from 'node:fs';
 import { hub } from './app';
 import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
