@@ -21,16 +21,18 @@ export interface BackwardBackend<G> {
 	skip(g: G, layer: number): void | Promise<void>;
 	/** Steps from after layer l's attention to before it: G += diag(attnScale) W_vᵀ mix(Aᵀ, W_oᵀ G). */
 	attention(g: G, layer: number): void | Promise<void>;
-	/** Direct effects [batch × n] on each target of layer l's sources (or the tokens' when layer < 0). */
-	contract(g: G, layer: number): Float64Array | Promise<Float64Array>;
+	/** Takes the direct effects on each target of layer l's sources (the tokens' when layer < 0) at this point of the pass. */
+	contract(g: G, layer: number): void | Promise<void>;
+	/** What the batch's contractions gave: [layer + 1] → [batch × n_sources(layer)], tokens at 0. Ends the batch. */
+	results(g: G): Float64Array[] | Promise<Float64Array[]>;
 	release?(g: G): void;
 }
 
 /** The TypeScript backend: the reference every other backend is compared with. */
-export function cpuBackend(ctx: LinearContext): BackwardBackend<{ data: Float64Array; batch: number }> {
+export function cpuBackend(ctx: LinearContext): BackwardBackend<{ data: Float64Array; batch: number; outs: Float64Array[] }> {
 	const { nPos: P, dim } = ctx;
 	return {
-		zeros: (batch) => ({ data: new Float64Array(batch * P * dim), batch }),
+		zeros: (batch) => ({ data: new Float64Array(batch * P * dim), batch, outs: [] }),
 		inject(g, rows) {
 			for (const r of rows) for (let d = 0; d < dim; d++) g.data[(r.b * P + r.pos) * dim + d] += r.vector[d];
 		},
@@ -51,7 +53,8 @@ export function cpuBackend(ctx: LinearContext): BackwardBackend<{ data: Float64A
 		},
 		contract(g, l) {
 			const s = l < 0 ? ctx.tokens : ctx.layers[l].sources;
-			return contractSources(g.data, g.batch, P, dim, s.vectors, s.pos);
-		}
+			g.outs[l + 1] = contractSources(g.data, g.batch, P, dim, s.vectors, s.pos);
+		},
+		results: (g) => g.outs
 	};
 }

@@ -91,15 +91,7 @@ export async function computeEdges<G>(
 		}
 		for (let l = L - 1; l >= 0; l--) {
 			if (started) {
-				const out = await backend.contract(g, l);
-				const src = ctx.layers[l].sources;
-				const n = src.pos.length;
-				for (let b = 0; b < B; b++) {
-					const row = batch[b].row * nSources;
-					for (let s = 0; s < src.nFeatures; s++) edges[row + featureStart[l] + s] = out[b * n + s];
-					for (let p = 0; p < P; p++) edges[row + N + l * P + p] = out[b * n + src.nFeatures + p];
-					for (let p = 0; p < P; p++) bias[batch[b].row] += out[b * n + src.nFeatures + P + p];
-				}
+				await backend.contract(g, l);
 				await backend.skip(g, l);
 			}
 			const here = injectAt(l);
@@ -109,9 +101,23 @@ export async function computeEdges<G>(
 			}
 			if (started) await backend.attention(g, l);
 		}
-		const tok = await backend.contract(g, -1);
-		for (let b = 0; b < B; b++) for (let p = 0; p < P; p++) edges[batch[b].row * nSources + N + L * P + p] = tok[b * P + p];
+		await backend.contract(g, -1);
+		const outs = await backend.results(g);
 		backend.release?.(g);
+		for (let l = 0; l < L; l++) {
+			const out = outs[l + 1];
+			if (!out) continue; // above every target of this batch: no edges
+			const src = ctx.layers[l].sources;
+			const n = src.pos.length;
+			for (let b = 0; b < B; b++) {
+				const row = batch[b].row * nSources;
+				for (let s = 0; s < src.nFeatures; s++) edges[row + featureStart[l] + s] = out[b * n + s];
+				for (let p = 0; p < P; p++) edges[row + N + l * P + p] = out[b * n + src.nFeatures + p];
+				for (let p = 0; p < P; p++) bias[batch[b].row] += out[b * n + src.nFeatures + P + p];
+			}
+		}
+		const tok = outs[0];
+		for (let b = 0; b < B; b++) for (let p = 0; p < P; p++) edges[batch[b].row * nSources + N + L * P + p] = tok[b * P + p];
 		opts.onProgress?.(Math.min(start + B, targets.length), targets.length);
 	}
 	for (let i = 0; i < N; i++) bias[i] += transcoders[features[i].layer].bEnc[features[i].feature];

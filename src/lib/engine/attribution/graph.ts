@@ -44,7 +44,7 @@ export interface AttributeOptions extends EdgeOptions {
 	maxNLogits?: number;
 	desiredLogitProb?: number;
 	/** Another machine for the backward passes (the WGSL one); the TypeScript path by default. */
-	backend?: (ctx: LinearContext) => BackwardBackend<unknown>;
+	backend?: (ctx: LinearContext) => BackwardBackend<unknown> | Promise<BackwardBackend<unknown>>;
 }
 
 export interface Attribution {
@@ -68,7 +68,7 @@ export async function attribute(
 	const { dim, nPos: P, nLayers: L } = fwd;
 	const V = w.config.vocabSize;
 	const logits = salientLogits(fwd.logits.subarray((P - 1) * V, P * V), w.classifier, dim, maxNLogits, desiredLogitProb);
-	const backend = (opts.backend ?? cpuBackend)(ctx);
+	const backend = await (opts.backend ?? cpuBackend)(ctx);
 	const rows = await computeEdges(ctx, backend, rep.features, logits, rep.transcoders, { batchSize, onProgress: opts.onProgress });
 	const input = new Float64Array(rows.nTargets);
 	rep.features.forEach((f, i) => (input[i] = f.preActivation));
