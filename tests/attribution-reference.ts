@@ -6,8 +6,7 @@
  * replacement's node values given, so a test can perturb one node and measure every target's input
  * (finite differences of the edges), or run it unperturbed and compare the logits with ORT.
  */
-import type { LlamaConfig, LlamaWeights } from '../src/lib/engine/model/llama2c/checkpoint';
-import { seededRandom } from '../src/lib/engine/sample/prng';
+import type { LlamaWeights } from '../src/lib/engine/model/llama2c/checkpoint';
 import type { Transcoder } from '../src/lib/engine/attribution/transcoder';
 
 export interface FrozenReference {
@@ -176,22 +175,5 @@ export function frozenReference(w: LlamaWeights, tokens: number[], tcs: Transcod
 	return { act, err, run, realLogitsLast: lastLogits };
 }
 
-/** Seeded random tiny transcoders: JumpReLU at even layers, ReLU at odd ones, a skip connection at odd layers. */
-export function randomTranscoders(c: LlamaConfig, seed: number, dSae = 24): Transcoder[] {
-	const rnd = seededRandom(seed);
-	const u = (n: number, s: number) => Float32Array.from({ length: n }, () => (rnd() * 2 - 1) * s);
-	const d = c.dim;
-	return Array.from({ length: c.nLayers }, (_, layer) => ({
-		layer,
-		dIn: d,
-		dSae,
-		dOut: d,
-		wEnc: u(d * dSae, 0.3),
-		bEnc: u(dSae, 0.1),
-		wDec: u(dSae * d, 0.2),
-		bDec: u(d, 0.05),
-		threshold: layer % 2 === 0 ? Float32Array.from({ length: dSae }, () => rnd() * 0.2) : undefined,
-		wSkip: layer % 2 === 1 ? u(d * d, 0.05) : undefined,
-		name: `random-${seed}-L${layer}`
-	}));
-}
+/** The attribution tests' inputs: seeded random transcoders (their values are inputs, not what is tested). */
+export { randomTranscoders } from '../src/lib/engine/attribution/random-transcoders';

@@ -1,0 +1,134 @@
+/**
+ * What `npm run attribute` does, as a function (attribute.ts is the CLI; tests call this in-process):
+ * build an attribution graph for a prompt on a llama2.c checkpoint and write it as Neuronpedia's
+ * graph JSON, unpruned unless `--prune` is given, every node carrying `input` and `bias`.
+ *
+ * First version: Node, the TypeScript backward passes (the same code the app's CPU path runs; the
+ * WGSL path needs a WebGPU device and is checked in tests/gpu). Transcoders: `random:SEED[:WIDTH]`
+ * until the transcoder loaders (Gemma Scope 2, SAELens) and the in-tab trainer give real ones.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { readLlama2cCheckpoint } from '../lib/engine/model/llama2c/checkpoint';
+import { Llama2cTokenizer } from '../lib/engine/model/llama2c/tokenizer';
+import { attribute } from '../lib/engine/attribution/graph';
+import { pruneGraph } from '../lib/engine/attribution/prune';
+import { toGraphFile, toNeuronpedia } from '../lib/engine/attribution/neuronpedia-graph';
+import { randomTranscoders } from '../lib/engine/attribution/random-transcoders';
+
+export const usage =
+	'usage: npm run attribute -- --prompt TEXT --model stories260K.bin --tokenizer tok512.bin --out graph.json ' +
+	'[--transcoders random:SEED[:WIDTH]] [--prune] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-logits 10] [--logit-prob 0.95] [--batch 64] [--slug NAME]';
+
+export class UsageError extends Error {}
+
+const valued = [
+	'--prompt',
+	'--model',
+	'--tokenizer',
+	'--out',
+	'--transcoders',
+	'--node-threshold',
+	'--edge-threshold',
+	'--max-logits',
+	'--logit-prob',
+	'--batch',
+	'--slug'
+];
+const flags = ['--prune'];
+
+export interface AttributeSummary {
+	out: string;
+	tokens: number;
+	features: number;
+	logits: number;
+	nodes: number;
+	links: number;
+	ms: number;
+}
+
+function parse(args: string[]) {
+	const o = new Map<string, string>();
+	for (let i = 0; i < args.length; i++) {
+		const a = args[i];
+		if (flags.includes(a)) o.set(a, '1');
+		else if (!valued.includes(a)) throw new UsageError(`Unknown option ${a}.`);
+		else if (i + 1 >= args.length) throw new UsageError(`${a} needs a value.`);
+		else o.set(a, args[++i]);
+	}
+	for (const need of ['--prompt', '--model', '--tokenizer', '--out']) if (!o.has(need)) throw new UsageError(`${need} is required.`);
+	const num = (name: string, fallback: number, ok: (v: number) => boolean, what: string) => {
+		if (!o.has(name)) return fallback;
+		const v = Number(o.get(name));
+		if (!Number.isFinite(v) || !ok(v)) throw new UsageError(`${name} takes ${what}; "${o.get(name)}" is not one.`);
+		return v;
+	};
+	const frac = (v: number) => v >= 0 && v <= 1;
+	const posInt = (v: number) => Number.isInteger(v) && v > 0;
+	const tc = o.get('--transcoders') ?? 'random:1';
+	const m = /^random:(\d+)(?::(\d+))?$/.exec(tc);
+	if (!m)
+		throw new UsageError(
+			`--transcoders ${tc}: only random:SEED[:WIDTH] is available from the command line yet (trained and published transcoders come with the transcoder loaders).`
+		);
+	return {
+		prompt: o.get('--prompt')!,
+		model: o.get('--model')!,
+		tokenizer: o.get('--tokenizer')!,
+		out: o.get('--out')!,
+		slug: o.get('--slug') ?? 'loupe-graph',
+		seed: Number(m[1]),
+		width: m[2] ? Number(m[2]) : 24,
+		prune: o.has('--prune'),
+		nodeThreshold: num('--node-threshold', 0.8, frac, 'a number in [0, 1]'),
+		edgeThreshold: num('--edge-threshold', 0.98, frac, 'a number in [0, 1]'),
+		maxNLogits: num('--max-logits', 10, posInt, 'a positive integer'),
+		desiredLogitProb: num('--logit-prob', 0.95, frac, 'a number in [0, 1]'),
+		batchSize: num('--batch', 64, posInt, 'a positive integer')
+	};
+}
+
+const bytes = (path: string) => {
+	const b = readFileSync(path);
+	return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+};
+
+export async function runAttribute(args: string[]): Promise<AttributeSummary> {
+	const a = parse(args);
+	const t0 = performance.now();
+	const weights = readLlama2cCheckpoint(bytes(a.model), basename(a.model));
+	const tokenizer = new Llama2cTokenizer(bytes(a.tokenizer), weights.config.vocabSize);
+	const tokens = tokenizer.encode(a.prompt);
+	const transcoders = randomTranscoders(weights.config, a.seed, a.width);
+	const { graph } = await attribute(weights, tokens, transcoders, {
+		maxNLogits: a.maxNLogits,
+		desiredLogitProb: a.desiredLogitProb,
+		batchSize: a.batchSize
+	});
+	const prune = a.prune
+		? { ...pruneGraph(graph, a.nodeThreshold, a.edgeThreshold), nodeThreshold: a.nodeThreshold, edgeThreshold: a.edgeThreshold }
+		: undefined;
+	const file = toGraphFile(graph, {
+		slug: a.slug,
+		scan: basename(a.model).replace(/\.bin$/, ''),
+		prompt: a.prompt,
+		decode: (t) => tokenizer.decode([t]),
+		prune
+	});
+	const json = toNeuronpedia(file);
+	(json.metadata as Record<string, unknown>).generation_settings = {
+		max_n_logits: a.maxNLogits,
+		desired_logit_prob: a.desiredLogitProb,
+		batch_size: a.batchSize
+	};
+	writeFileSync(a.out, JSON.stringify(json));
+	return {
+		out: a.out,
+		tokens: tokens.length,
+		features: graph.features.length,
+		logits: graph.logits.length,
+		nodes: file.nodes.length,
+		links: file.links.length,
+		ms: Math.round(performance.now() - t0)
+	};
+}

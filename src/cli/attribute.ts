@@ -1,0 +1,19 @@
+/**
+ * `npm run attribute -- --prompt TEXT --model M.bin --tokenizer tok.bin --out graph.json [--prune] …`
+ *
+ * Builds an attribution graph (Neuronpedia's graph JSON, `input` and `bias` on every node) and
+ * prints a one-line JSON summary. Exits 2 on bad arguments (with the usage), 1 when it cannot.
+ * The work is in attribute-run.ts.
+ */
+import { runAttribute, usage, UsageError } from './attribute-run';
+
+try {
+	console.log(JSON.stringify(await runAttribute(process.argv.slice(2))));
+} catch (e) {
+	if (e instanceof UsageError) {
+		console.error(`attribute: ${e.message}\n${usage}`);
+		process.exit(2);
+	}
+	console.error(`attribute: ${(e as Error).message}`);
+	process.exit(1);
+}
