@@ -4,7 +4,7 @@
 // every record reads back, the labels rewritten in the upgrade itself (read raw afterwards, not
 // through db.ts's read-time fallback). A future version bump adds its own case here.
 import { expect, it } from 'vitest';
-import { getLabel, getVector, labelsFor, latestCorpusRun, listTrainRuns, presetsFor, db } from '../../src/lib/engine/store/db';
+import { getLabel, getTrainRun, getVector, labelsFor, latestCorpusRun, listTrainRuns, presetsFor, db } from '../../src/lib/engine/store/db';
 
 const req = <T>(r: IDBRequest<T>) =>
 	new Promise<T>((ok, fail) => {
@@ -40,6 +40,42 @@ const vector = {
 	negative: ['sad'],
 	createdAt: '2026-11-21T00:00:00.000Z'
 };
+/** A TopK run's checkpoint as version 3's trainer saved it (d_in 2, width 3, after 4 steps; no phase, no corpus). */
+const f32 = (n: number) => Float32Array.from({ length: n }, (_, i) => i / 8);
+const trainRun = {
+	id: 'run-old',
+	cfg: {
+		name: 'SAE blocks.1.hook_resid_pre',
+		model: 'stories260K',
+		hook: 'blocks.1.hook_resid_pre',
+		arch: 'topk',
+		width: 3,
+		k: 1,
+		auxCoeff: 0.03125,
+		l1: 5,
+		tokens: 640,
+		batch: 64,
+		lr: 0.004,
+		stories: 4,
+		storyTokens: 40,
+		seed: 1,
+		checkpointEvery: 2
+	},
+	dIn: 2,
+	status: 'paused',
+	step: 4,
+	steps: 10,
+	params: { wEnc: f32(6), bEnc: f32(3), wDec: f32(6), bDec: f32(2) },
+	adam: { t: 4, m: [f32(6), f32(3), f32(6), f32(2)], v: [f32(6), f32(3), f32(6), f32(2)] },
+	history: [{ step: 2, tokens: 128, mse: 0.5, nmse: 0.4, explainedVariance: 0.6, l0: 1, dead: 0, aux: 0.1 }],
+	ce: [],
+	fires: new Float64Array(3),
+	sampled: 64,
+	sinceFired: new Uint32Array(3),
+	scale: 1.25,
+	updatedAt: '2026-11-22T00:00:00.000Z',
+	createdAt: '2026-11-22T00:00:00.000Z'
+};
 const preset = { model: 'stories260K', name: 'cheerful', steer: 'vk3x9q2:add:4', sae: null, createdAt: '2026-11-21T00:00:00.000Z' };
 
 it('a version-3 database is upgraded to today’s schema with every record kept', async () => {
@@ -56,7 +92,8 @@ it('a version-3 database is upgraded to today’s schema with every record kept'
 		}
 		if (oldVersion < 3) d.createObjectStore('trainRuns', { keyPath: 'id' });
 	});
-	const tx = old.transaction(['corpusRuns', 'labels', 'vectors', 'presets'], 'readwrite');
+	const tx = old.transaction(['corpusRuns', 'labels', 'vectors', 'presets', 'trainRuns'], 'readwrite');
+	tx.objectStore('trainRuns').put(trainRun);
 	tx.objectStore('labels').put(v3Label);
 	tx.objectStore('labels').put(v3OwnLabel);
 	tx.objectStore('corpusRuns').put(corpusRun);
@@ -75,7 +112,9 @@ it('a version-3 database is upgraded to today’s schema with every record kept'
 	expect(await latestCorpusRun('stories260K', 'hub:x/y')).toEqual(corpusRun);
 	expect(await getVector('k3x9q2')).toEqual(vector);
 	expect(await presetsFor('stories260K')).toEqual([preset]);
-	expect(await listTrainRuns()).toEqual([]);
+	// The checkpoint passes the check every read makes (store/checkpoint-record.ts) and resumes as it was saved.
+	expect(await getTrainRun('run-old')).toEqual(trainRun);
+	expect((await listTrainRuns()).map((r) => r.id)).toEqual(['run-old']);
 
 	// The upgrade rewrote the stored labels themselves.
 	(await db()).close();

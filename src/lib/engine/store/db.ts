@@ -9,6 +9,7 @@ import type { FeatureStats } from '../sae/corpus-stats';
 import type { SteeringVector } from '../steer/vectors';
 import type { TrainCheckpoint } from '../train/training-run';
 import type { ParsedExplanation } from '../sae/labels';
+import { checkpointFromDb } from './checkpoint-record';
 
 export interface CorpusRun {
 	key: string; // `${model}|${sae}|${corpus}`
@@ -136,12 +137,22 @@ export async function saveTrainRun(cp: TrainCheckpoint) {
 	await (await db()).put('trainRuns', cp);
 }
 
+/** A run's last checkpoint, checked before use (checkpoint-record.ts): a damaged record is refused with what is wrong. */
 export async function getTrainRun(id: string): Promise<TrainCheckpoint | undefined> {
-	return (await db()).get('trainRuns', id);
+	const record: unknown = await (await db()).get('trainRuns', id);
+	return record === undefined ? undefined : checkpointFromDb(record, id);
 }
 
+/** The runs whose checkpoints are sound, newest first; a damaged one is left out of the list (and said so in the console). */
 export async function listTrainRuns(): Promise<TrainCheckpoint[]> {
-	return (await (await db()).getAll('trainRuns')).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+	const sound: TrainCheckpoint[] = [];
+	for (const record of (await (await db()).getAll('trainRuns')) as unknown[])
+		try {
+			sound.push(checkpointFromDb(record));
+		} catch (e) {
+			console.warn(e instanceof Error ? e.message : e);
+		}
+	return sound.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
 }
 
 export async function deleteTrainRun(id: string) {
