@@ -18,7 +18,7 @@ import { randomTranscoders } from '../lib/engine/attribution/random-transcoders'
 
 export const usage =
 	'usage: npm run attribute -- --prompt TEXT --model stories260K.bin --tokenizer tok512.bin --out graph.json ' +
-	'[--transcoders random:SEED[:WIDTH]] [--prune] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-logits 10] [--logit-prob 0.95] [--batch 64] [--slug NAME]';
+	'[--transcoders random:SEED[:WIDTH]] [--max-feature-nodes M] [--prune] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-logits 10] [--logit-prob 0.95] [--batch 64] [--slug NAME]';
 
 export class UsageError extends Error {}
 
@@ -33,6 +33,7 @@ const valued = [
 	'--max-logits',
 	'--logit-prob',
 	'--batch',
+	'--max-feature-nodes',
 	'--slug'
 ];
 const flags = ['--prune'];
@@ -41,6 +42,7 @@ export interface AttributeSummary {
 	out: string;
 	tokens: number;
 	features: number;
+	active: number;
 	logits: number;
 	nodes: number;
 	links: number;
@@ -84,7 +86,8 @@ function parse(args: string[]) {
 		edgeThreshold: num('--edge-threshold', 0.98, frac, 'a number in [0, 1]'),
 		maxNLogits: num('--max-logits', 10, posInt, 'a positive integer'),
 		desiredLogitProb: num('--logit-prob', 0.95, frac, 'a number in [0, 1]'),
-		batchSize: num('--batch', 64, posInt, 'a positive integer')
+		batchSize: num('--batch', 64, posInt, 'a positive integer'),
+		maxFeatureNodes: o.has('--max-feature-nodes') ? num('--max-feature-nodes', 0, posInt, 'a positive integer') : undefined
 	};
 }
 
@@ -103,7 +106,8 @@ export async function runAttribute(args: string[]): Promise<AttributeSummary> {
 	const { graph } = await attribute(weights, tokens, transcoders, {
 		maxNLogits: a.maxNLogits,
 		desiredLogitProb: a.desiredLogitProb,
-		batchSize: a.batchSize
+		batchSize: a.batchSize,
+		maxFeatureNodes: a.maxFeatureNodes
 	});
 	const prune = a.prune
 		? { ...pruneGraph(graph, a.nodeThreshold, a.edgeThreshold), nodeThreshold: a.nodeThreshold, edgeThreshold: a.edgeThreshold }
@@ -119,13 +123,15 @@ export async function runAttribute(args: string[]): Promise<AttributeSummary> {
 	(json.metadata as Record<string, unknown>).generation_settings = {
 		max_n_logits: a.maxNLogits,
 		desired_logit_prob: a.desiredLogitProb,
-		batch_size: a.batchSize
+		batch_size: a.batchSize,
+		max_feature_nodes: graph.features.length
 	};
 	writeFileSync(a.out, JSON.stringify(json));
 	return {
 		out: a.out,
 		tokens: tokens.length,
 		features: graph.features.length,
+		active: graph.nActive,
 		logits: graph.logits.length,
 		nodes: file.nodes.length,
 		links: file.links.length,

@@ -142,6 +142,19 @@ describe('attribution graph files (Neuronpedia graph JSON) and pruning', async (
 		expect(fromNeuronpedia(json)).toEqual(file);
 	});
 
+	it('carries `dropped` on the targets of a graph limited to its most influential features, and re-imports it', async () => {
+		const limited = (await attribute(weights, tokens, randomTranscoders(weights.config, 11), { batchSize: 16, maxFeatureNodes: 40 })).graph;
+		const file = toGraphFile(limited, { slug: 'top40', scan: 'stories260K', prompt, decode });
+		const json = JSON.parse(JSON.stringify(toNeuronpedia(file)));
+		expect(validateGraphJson(json)).toEqual([]);
+		const incoming = new Map<string, number>();
+		for (const l of json.links) incoming.set(l.target, (incoming.get(l.target) ?? 0) + l.weight);
+		for (const n of json.nodes)
+			if (n.feature_type === 'cross layer transcoder' || n.feature_type === 'logit')
+				expect(Math.abs((incoming.get(n.node_id) ?? 0) + n.bias + n.dropped - n.input)).toBeLessThan(1e-4 * Math.max(1, Math.abs(n.input)));
+		expect(fromNeuronpedia(json)).toEqual(file);
+	});
+
 	it('opens a graph as circuit-tracer writes it (no input/bias, 0_L_P error ids, offset feature numbers)', () => {
 		const ct = {
 			metadata: {

@@ -141,4 +141,48 @@ describe('attribution graph on stories260K with seeded random transcoders', asyn
 		);
 		expect(worst).toBeLessThan(1e-5 * Math.max(1, largest));
 	});
+
+	it('keeps only the most influential features when asked (maxFeatureNodes), their edges unchanged, the rest reported as dropped', async () => {
+		// One ranking from the logit rows alone (batch 8, one batch per ranking, 8 features):
+		// circuit-tracer's partial influence of feature f is Σ_k p_k |A[k, f]| / Σ_j |A[k, j]|.
+		const score = features.map((_, f) =>
+			graph.logits.reduce((acc, lg, k) => {
+				const row = edges.subarray((N + k) * nSources, (N + k + 1) * nSources);
+				const sum = row.reduce((a, v) => a + Math.abs(v), 0);
+				return acc + (lg.prob * Math.abs(row[f])) / sum;
+			}, 0)
+		);
+		const top = score
+			.map((v, i) => [v, i])
+			.sort((a, b) => b[0] - a[0] || a[1] - b[1])
+			.slice(0, 8)
+			.map(([, i]) => i)
+			.sort((a, b) => a - b);
+		const key = (f: { layer: number; pos: number; feature: number }) => `${f.layer}/${f.pos}/${f.feature}`;
+		const indexOf = (f: { layer: number; pos: number; feature: number }) => features.findIndex((g) => key(g) === key(f));
+		const small = (await attribute(weights, tokens, transcoders, { batchSize: 8, updateInterval: 1, maxFeatureNodes: 8 })).graph;
+		expect(small.nActive).toBe(N);
+		expect(small.features.map(indexOf)).toEqual(top);
+		// Larger: several rankings. Every kept edge is the full graph's; completeness holds with `dropped`.
+		const mid = (await attribute(weights, tokens, transcoders, { batchSize: 8, updateInterval: 2, maxFeatureNodes: 60 })).graph;
+		expect(mid.features.length).toBe(60);
+		expect(mid.nSources).toBe(60 + graph.nLayers * P + P);
+		const keptIdx = mid.features.map(indexOf);
+		const fullRow = (t: number) => (t < 60 ? keptIdx[t] : N + (t - 60));
+		const fullCol = (s: number) => (s < 60 ? keptIdx[s] : N + (s - 60));
+		let worstEdge = 0;
+		let worstSum = 0;
+		for (let t = 0; t < mid.nTargets; t++) {
+			let s = mid.bias[t] + mid.dropped[t];
+			for (let j = 0; j < mid.nSources; j++) {
+				s += mid.edges[t * mid.nSources + j];
+				worstEdge = Math.max(worstEdge, Math.abs(mid.edges[t * mid.nSources + j] - edges[fullRow(t) * nSources + fullCol(j)]));
+			}
+			worstSum = Math.max(worstSum, Math.abs(s - mid.input[t]) / Math.max(1, Math.abs(mid.input[t])));
+			expect(mid.input[t]).toBe(graph.input[fullRow(t)]);
+		}
+		expect(worstEdge).toBe(0);
+		expect(worstSum).toBeLessThan(1e-4);
+		expect(mid.dropped.some((d) => d !== 0)).toBe(true);
+	});
 });

@@ -28,18 +28,28 @@ import type { SalientLogit } from './salient-logits';
 import type { Transcoder } from './transcoder';
 
 export interface EdgeRows {
-	/** [nTargets × nSources], row = target (features, then logits), column = source (features, errors, tokens). */
+	/** [nTargets × nSources], row = target (kept features, then logits), column = source (kept features, errors, tokens). */
 	edges: Float32Array;
 	/** The constant term of each target's input: b_enc (features) plus every b_dec's direct effect. */
 	bias: Float64Array;
+	/** Per target: the summed direct effect of the active features not kept as nodes (0 when all are kept). */
+	dropped: Float64Array;
+	/** Indices into the active-feature list of the features kept as nodes, ascending. */
+	kept: Int32Array;
 	nSources: number;
 	nTargets: number;
 }
 
 export interface EdgeOptions {
 	batchSize?: number;
+	/** Compute rows for at most this many features, picked by estimated influence (circuit-tracer's max_feature_nodes). */
+	maxFeatureNodes?: number;
+	/** Batches between re-rankings when `maxFeatureNodes` picks features (circuit-tracer's update_interval, 4). */
+	updateInterval?: number;
 	onProgress?: (done: number, total: number) => void;
 }
+
+type Target = { node: number; layer: number; pos: number; inject: Injection['vector'] };
 
 export async function computeEdges<G>(
 	ctx: LinearContext,
@@ -51,36 +61,45 @@ export async function computeEdges<G>(
 ): Promise<EdgeRows> {
 	const { nPos: P, dim, nLayers: L } = ctx;
 	const N = features.length;
-	const nSources = N + L * P + P;
-	const nTargets = N + logits.length;
-	const edges = new Float32Array(nTargets * nSources);
-	const bias = new Float64Array(nTargets);
+	const K = logits.length;
+	const M = Math.min(N, Math.max(0, opts.maxFeatureNodes ?? N));
+	const nSrc = N + L * P + P; // columns while computing: every active feature
+	const slots = M + K;
+	const rows = new Float32Array(slots * nSrc);
+	const rowBias = new Float64Array(slots);
+	const slotNode = new Int32Array(slots).fill(-1); // node index (circuit-tracer order) of each filled row
 	const batchSize = Math.max(1, opts.batchSize ?? 64);
 	// Features are listed layer by layer, so layer l's feature sources are one contiguous range.
 	const featureStart = new Int32Array(L + 1);
 	for (const f of features) featureStart[f.layer + 1]++;
 	for (let l = 0; l < L; l++) featureStart[l + 1] += featureStart[l];
 
-	// Targets from the top of the network down, so a batch spans few layers.
-	type Target = { row: number; layer: number; inject: Injection['vector']; pos: number };
-	const targets: Target[] = logits.map((lg, k) => ({
-		row: N + k,
+	const logitTarget = (k: number): Target => ({
+		node: nSrc + k,
 		layer: L,
 		pos: P - 1,
-		inject: Float64Array.from(lg.vector, (v, i) => v * ctx.finalScale[i])
-	}));
-	for (let i = N - 1; i >= 0; i--) {
+		inject: Float64Array.from(logits[k].vector, (v, i) => v * ctx.finalScale[i])
+	});
+	const featureTarget = (i: number): Target => {
 		const f = features[i];
 		const t = transcoders[f.layer];
 		const scale = ctx.layers[f.layer].ffnScale;
 		const v = new Float64Array(dim);
 		for (let d = 0; d < dim; d++) v[d] = scale[f.pos * dim + d] * t.wEnc[d * t.dSae + f.feature];
-		targets.push({ row: i, layer: f.layer, pos: f.pos, inject: v });
-	}
+		return { node: i, layer: f.layer, pos: f.pos, inject: v };
+	};
 
-	for (let start = 0; start < targets.length; start += batchSize) {
-		const batch = targets.slice(start, start + batchSize);
+	let filled = 0;
+	const total = slots;
+	// Which row of `rows` each target fills: with every feature kept, its place in the graph
+	// (features by index, then logits), so no copy is needed; else the order of visiting.
+	const slotFor = (t: Target) => (M === N ? (t.node < N ? t.node : N + (t.node - nSrc)) : filled++);
+	/** One backward pass for a batch of targets. */
+	const runBatch = async (batch: Target[]) => {
 		const B = batch.length;
+		const slot = batch.map(slotFor);
+		if (M === N) filled += B;
+		batch.forEach((t, b) => (slotNode[slot[b]] = t.node));
 		const g = await backend.zeros(B);
 		const injectAt = (layer: number) => batch.flatMap((t, b) => (t.layer === layer ? [{ b, pos: t.pos, vector: t.inject }] : []));
 		let started = false;
@@ -110,16 +129,117 @@ export async function computeEdges<G>(
 			const src = ctx.layers[l].sources;
 			const n = src.pos.length;
 			for (let b = 0; b < B; b++) {
-				const row = batch[b].row * nSources;
-				for (let s = 0; s < src.nFeatures; s++) edges[row + featureStart[l] + s] = out[b * n + s];
-				for (let p = 0; p < P; p++) edges[row + N + l * P + p] = out[b * n + src.nFeatures + p];
-				for (let p = 0; p < P; p++) bias[batch[b].row] += out[b * n + src.nFeatures + P + p];
+				const row = slot[b] * nSrc;
+				for (let s = 0; s < src.nFeatures; s++) rows[row + featureStart[l] + s] = out[b * n + s];
+				for (let p = 0; p < P; p++) rows[row + N + l * P + p] = out[b * n + src.nFeatures + p];
+				for (let p = 0; p < P; p++) rowBias[slot[b]] += out[b * n + src.nFeatures + P + p];
 			}
 		}
 		const tok = outs[0];
-		for (let b = 0; b < B; b++) for (let p = 0; p < P; p++) edges[batch[b].row * nSources + N + L * P + p] = tok[b * P + p];
-		opts.onProgress?.(Math.min(start + B, targets.length), targets.length);
+		for (let b = 0; b < B; b++) for (let p = 0; p < P; p++) rows[slot[b] * nSrc + N + L * P + p] = tok[b * P + p];
+		opts.onProgress?.(filled, total);
+	};
+	const inBatches = async (ts: Target[]) => {
+		for (let i = 0; i < ts.length; i += batchSize) await runBatch(ts.slice(i, i + batchSize));
+	};
+
+	const visited = new Uint8Array(N);
+	if (M === N) {
+		// Every feature: from the top of the network down, so a batch spans few layers.
+		const all = [...logits.map((_, k) => logitTarget(k))];
+		for (let i = N - 1; i >= 0; i--) all.push(featureTarget(i));
+		await inBatches(all);
+		visited.fill(1);
+	} else {
+		await inBatches(logits.map((_, k) => logitTarget(k)));
+		const interval = Math.max(1, opts.updateInterval ?? 4);
+		let nVisited = 0;
+		while (nVisited < M) {
+			const inf = partialInfluence(rows, slotNode, filled, nSrc, K, logits);
+			const pending: number[] = [];
+			for (let i = 0; i < N; i++) if (!visited[i]) pending.push(i);
+			pending.sort((a, b) => inf[b] - inf[a] || a - b);
+			const queue = pending.slice(0, Math.min(interval * batchSize, M - nVisited));
+			for (const i of queue) visited[i] = 1;
+			nVisited += queue.length;
+			await inBatches(queue.map(featureTarget));
+		}
 	}
-	for (let i = 0; i < N; i++) bias[i] += transcoders[features[i].layer].bEnc[features[i].feature];
-	return { edges, bias, nSources, nTargets };
+
+	// Rows in graph order (kept features ascending, then logits), columns over the kept features only.
+	const kept = Int32Array.from({ length: N }, (_, i) => i).filter((i) => visited[i]);
+	const col = new Int32Array(N).fill(-1);
+	kept.forEach((i, c) => (col[i] = c));
+	const nSources = M + L * P + P;
+	const nTargets = M + K;
+	const slotOf = new Int32Array(nSrc + K).fill(-1);
+	for (let s = 0; s < filled; s++) slotOf[slotNode[s]] = s;
+	const edges = M === N ? rows : new Float32Array(nTargets * nSources);
+	const bias = new Float64Array(nTargets);
+	const dropped = new Float64Array(nTargets);
+	for (let r = 0; r < nTargets; r++) {
+		const isFeature = r < M;
+		const s = slotOf[isFeature ? kept[r] : nSrc + (r - M)];
+		bias[r] = rowBias[s] + (isFeature ? transcoders[features[kept[r]].layer].bEnc[features[kept[r]].feature] : 0);
+		if (M === N) {
+			if (s !== r) throw new Error(`attribution: row ${r} landed in slot ${s}`);
+			continue;
+		}
+		const src = s * nSrc;
+		const dst = r * nSources;
+		let d = 0;
+		for (let i = 0; i < N; i++) {
+			const v = rows[src + i];
+			if (col[i] >= 0) edges[dst + col[i]] = v;
+			else d += v;
+		}
+		dropped[r] = d;
+		edges.set(rows.subarray(src + N, src + nSrc), dst + M);
+	}
+	return { edges, bias, dropped, kept, nSources, nTargets };
+}
+
+/**
+ * circuit-tracer's compute_partial_influences: the logits' probabilities pushed back through the
+ * rows computed so far (|row| normalised to sum 1), summed over path lengths. Unvisited features
+ * receive influence but pass none on (they have no row yet).
+ */
+function partialInfluence(
+	rows: Float32Array,
+	slotNode: Int32Array,
+	filled: number,
+	nSrc: number,
+	K: number,
+	logits: SalientLogit[]
+): Float64Array {
+	const n = nSrc + K;
+	const norm = new Float64Array(filled * nSrc);
+	for (let s = 0; s < filled; s++) {
+		let sum = 0;
+		for (let j = 0; j < nSrc; j++) sum += Math.abs(rows[s * nSrc + j]);
+		const inv = 1 / Math.max(sum, 1e-8);
+		for (let j = 0; j < nSrc; j++) norm[s * nSrc + j] = Math.abs(rows[s * nSrc + j]) * inv;
+	}
+	let prod = new Float64Array(n);
+	logits.forEach((l, k) => (prod[nSrc + k] = l.prob));
+	const influence = new Float64Array(n);
+	for (let iter = 0; iter < 1024; iter++) {
+		const next = new Float64Array(n);
+		let any = false;
+		for (let s = 0; s < filled; s++) {
+			const c = prod[slotNode[s]];
+			if (c === 0) continue;
+			for (let j = 0; j < nSrc; j++) {
+				const a = norm[s * nSrc + j];
+				if (a) {
+					next[j] += c * a;
+					any = true;
+				}
+			}
+		}
+		if (!any) return influence;
+		for (let i = 0; i < n; i++) influence[i] += next[i];
+		prod = next;
+	}
+	throw new Error('attribution: influence did not converge (the graph has a cycle)');
 }

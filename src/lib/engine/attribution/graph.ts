@@ -33,11 +33,18 @@ export interface AttributionGraph {
 	/** Per target: the sum its incoming edges reach (pre-activation / demeaned logit) and its constant term. */
 	input: Float64Array;
 	bias: Float64Array;
+	/**
+	 * Per target: what active features left out of the graph (`maxFeatureNodes`) add to its input;
+	 * all zero when every active feature is a node. input = Σ edges + bias + dropped.
+	 */
+	dropped: Float64Array;
+	/** Active features found on the prompt, kept as nodes or not. */
+	nActive: number;
 	nSources: number;
 	nTargets: number;
 	/** |error[l, p]|, [L · P], for the view (an error node's size) and for reading how much the transcoders miss. */
 	errorNorm: Float64Array;
-	settings: { maxNLogits: number; desiredLogitProb: number; batchSize: number };
+	settings: { maxNLogits: number; desiredLogitProb: number; batchSize: number; maxFeatureNodes: number };
 }
 
 export interface AttributeOptions extends EdgeOptions {
@@ -69,10 +76,16 @@ export async function attribute(
 	const V = w.config.vocabSize;
 	const logits = salientLogits(fwd.logits.subarray((P - 1) * V, P * V), w.classifier, dim, maxNLogits, desiredLogitProb);
 	const backend = await (opts.backend ?? cpuBackend)(ctx);
-	const rows = await computeEdges(ctx, backend, rep.features, logits, rep.transcoders, { batchSize, onProgress: opts.onProgress });
+	const rows = await computeEdges(ctx, backend, rep.features, logits, rep.transcoders, {
+		batchSize,
+		maxFeatureNodes: opts.maxFeatureNodes,
+		updateInterval: opts.updateInterval,
+		onProgress: opts.onProgress
+	});
+	const features = Array.from(rows.kept, (i) => rep.features[i]);
 	const input = new Float64Array(rows.nTargets);
-	rep.features.forEach((f, i) => (input[i] = f.preActivation));
-	logits.forEach((lg, k) => (input[rep.features.length + k] = lg.demeanedLogit));
+	features.forEach((f, i) => (input[i] = f.preActivation));
+	logits.forEach((lg, k) => (input[features.length + k] = lg.demeanedLogit));
 	const errorNorm = new Float64Array(L * P);
 	for (let l = 0; l < L; l++)
 		for (let p = 0; p < P; p++) {
@@ -85,15 +98,17 @@ export async function attribute(
 			tokens: [...tokens],
 			nLayers: L,
 			nPos: P,
-			features: rep.features,
+			features,
+			nActive: rep.features.length,
 			logits: logits.map(({ token, prob }) => ({ token, prob })),
 			edges: rows.edges,
 			input,
 			bias: rows.bias,
+			dropped: rows.dropped,
 			nSources: rows.nSources,
 			nTargets: rows.nTargets,
 			errorNorm,
-			settings: { maxNLogits, desiredLogitProb, batchSize }
+			settings: { maxNLogits, desiredLogitProb, batchSize, maxFeatureNodes: features.length }
 		},
 		forward: fwd,
 		context: ctx

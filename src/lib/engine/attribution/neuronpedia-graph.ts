@@ -12,6 +12,8 @@
  * `input`, what the node's incoming edges add up to (a feature's pre-activation, a logit node's
  * demeaned logit; 0 for embeddings and errors, which have none), and `bias`, the constant term, so
  * that on an unpruned graph input = Σ incoming weights + bias can be checked from the file alone.
+ * A graph limited to its most influential features (maxFeatureNodes) adds `dropped` on targets: what
+ * the features left out contributed, so that input = Σ weights + bias + dropped.
  */
 import { LoupeError } from '../errors';
 import type { AttributionGraph } from './graph';
@@ -32,6 +34,8 @@ export interface GraphFileNode {
 	/** Absent in files written by other tools. */
 	input?: number;
 	bias?: number;
+	/** What active features left out of the graph (maxFeatureNodes) added to the input; only where some were. */
+	dropped?: number;
 	/** Logits only. */
 	prob?: number;
 	clerp: string;
@@ -67,6 +71,8 @@ export function toGraphFile(g: AttributionGraph, o: GraphFileOptions): GraphFile
 	const P = g.nPos;
 	const all: GraphFileNode[] = [];
 	const inf = (i: number) => (o.prune ? o.prune.cumulativeScores[i] : null);
+	const limited = g.dropped.some((d) => d !== 0);
+	const drop = (row: number) => (limited ? { dropped: g.dropped[row] } : {});
 	g.features.forEach((f, i) =>
 		all.push({
 			kind: 'feature',
@@ -77,6 +83,7 @@ export function toGraphFile(g: AttributionGraph, o: GraphFileOptions): GraphFile
 			influence: inf(i),
 			input: g.input[i],
 			bias: g.bias[i],
+			...drop(i),
 			clerp: ''
 		})
 	);
@@ -115,6 +122,7 @@ export function toGraphFile(g: AttributionGraph, o: GraphFileOptions): GraphFile
 			influence: inf(g.nSources + k),
 			input: g.input[N + k],
 			bias: g.bias[N + k],
+			...drop(N + k),
 			prob: lg.prob,
 			clerp: `Output "${o.decode(lg.token)}" (p=${lg.prob.toFixed(3)})`
 		})
@@ -199,7 +207,8 @@ export function toNeuronpedia(f: GraphFile): Record<string, unknown> {
 			activation: n.activation,
 			...(n.kind === 'logit' ? { token_prob: n.prob, is_target_logit: i === firstLogit } : {}),
 			...(n.input !== undefined ? { input: n.input } : {}),
-			...(n.bias !== undefined ? { bias: n.bias } : {})
+			...(n.bias !== undefined ? { bias: n.bias } : {}),
+			...(n.dropped !== undefined ? { dropped: n.dropped } : {})
 		})),
 		links: f.links.map((l) => ({ source: ids[l.source].node_id, target: ids[l.target].node_id, weight: l.weight }))
 	};
@@ -244,7 +253,8 @@ export function fromNeuronpedia(json: unknown): GraphFile {
 			influence: (raw.influence as number | null | undefined) ?? null,
 			clerp: raw.clerp as string,
 			...(num('input') !== undefined ? { input: num('input') } : {}),
-			...(num('bias') !== undefined ? { bias: num('bias') } : {})
+			...(num('bias') !== undefined ? { bias: num('bias') } : {}),
+			...(num('dropped') !== undefined ? { dropped: num('dropped') } : {})
 		};
 		const m = /^(\d+)_(\d+)_(\d+)$/.exec(id);
 		if (type === 'embedding') {
