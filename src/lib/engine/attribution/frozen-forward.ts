@@ -35,14 +35,14 @@ export interface FrozenForward {
 	logits: Float64Array;
 }
 
-function rmsScale(x: Float64Array, off: number, dim: number, eps: number): number {
+export function rmsScale(x: Float64Array, off: number, dim: number, eps: number): number {
 	let ss = 0;
 	for (let j = 0; j < dim; j++) ss += x[off + j] * x[off + j];
 	return 1 / Math.sqrt(ss / dim + eps);
 }
 
 /** out[r, i] = Σ_j w[i, j] x[r, j] for each of `rows` rows; w is [d, n] (out, in) as llama2.c stores it. */
-function matmulRows(x: Float64Array, w: Float32Array, rows: number, n: number, d: number): Float64Array {
+export function matmulRows(x: Float64Array, w: Float32Array, rows: number, n: number, d: number): Float64Array {
 	const out = new Float64Array(rows * d);
 	for (let r = 0; r < rows; r++)
 		for (let i = 0; i < d; i++) {
