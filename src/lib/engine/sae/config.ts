@@ -23,10 +23,19 @@ export interface SaeConfig {
 	dIn: number;
 	dSae: number;
 	hookName: string; // TransformerLens name: blocks.L.hook_resid_pre/post, hook_attn_out, hook_mlp_in, hook_mlp_out
+	/**
+	 * Transcoders only (sae/transcoder.ts): the hook they write, d_out wide, e.g. blocks.L.hook_mlp_out
+	 * for one that reads blocks.L.hook_mlp_in. Absent: an SAE, which writes back where it reads.
+	 */
+	hookNameOut?: string;
+	dOut?: number; // transcoders: the width of what they write (d_in for an SAE)
+	/** Transcoders: out += x · W_skipᵀ (SAELens's skip_transcoder, Gemma Scope 2's affine transcoders). */
+	skip?: boolean;
 	k?: number; // TopK: active features per token
 	applyBDecToInput: boolean; // encode (x - b_dec) rather than x
 	normalizeActivations: SaeNormalization;
 	normScale?: number; // for expected_average_only_in
+	normScaleOut?: number; // transcoders trained in Loupe: the target's scale (the input's is normScale)
 	/**
 	 * Subtract each token's mean over d_model before encoding. Needed where the SAE was trained on a
 	 * residual with centred writing weights (TransformerLens's default for LayerNorm models such as
@@ -49,15 +58,27 @@ export interface SaeConfig {
 
 export interface SaeWeights {
 	wEnc: Float32Array; // [dIn, dSae]
-	wDec: Float32Array; // [dSae, dIn]
+	wDec: Float32Array; // [dSae, dOut] (dOut = dIn for an SAE)
 	bEnc: Float32Array; // [dSae]
-	bDec: Float32Array; // [dIn]
+	bDec: Float32Array; // [dOut]
 	threshold?: Float32Array; // [dSae], JumpReLU
+	/** Transcoders with a skip connection: [dOut, dIn], SAELens's W_skip (out += x · W_skipᵀ). */
+	wSkip?: Float32Array;
 }
+
+/** A transcoder reads one hook and writes another (hookNameOut); an SAE writes back where it reads. */
+export const isTranscoder = (c: SaeConfig): c is SaeConfig & { hookNameOut: string; dOut: number } => c.hookNameOut !== undefined;
+
+/** The width of what the SAE or transcoder writes. */
+export const dOutOf = (c: SaeConfig) => c.dOut ?? c.dIn;
 
 /** What preprocessing an SAE applies, in words for its card. */
 export function describePreprocessing(c: SaeConfig): string[] {
 	const out: string[] = [];
+	if (isTranscoder(c))
+		out.push(
+			`a transcoder: reads ${c.hookName} (d_in ${c.dIn}) and predicts ${c.hookNameOut} (d_out ${c.dOut})${c.skip ? ', plus a linear skip connection x · W_skipᵀ' : ''}`
+		);
 	if (c.centerInput) out.push('mean-centres each token over d_model (trained with centred writing weights)');
 	if (c.normalizeActivations === 'layer_norm') out.push('layer-normalises each token (undone after decoding)');
 	if (c.normalizeActivations === 'constant_norm_rescale') out.push(`rescales each token to norm √${c.dIn} (undone after decoding)`);

@@ -3,14 +3,15 @@
  *   cfg.json + *.safetensors         → SAELens (+ sparsity.safetensors, activation_scaler.json when there)
  *   params.npz                       → Gemma Scope
  *   params.safetensors (+config.json) → Gemma Scope 2
- * and refuses, saying why, an SAE at a hook Loupe cannot attach to.
+ * and refuses, saying why, an SAE at a hook Loupe cannot attach to. Transcoders come through the same
+ * readers (cfg.hookNameOut set; sae/transcoder.ts): both of their hooks must be ones Loupe cuts at.
  */
 import { LoupeError } from '../errors';
 import type { SaeConfig, SaeWeights } from './config';
 import { readSaeLens } from './formats/saelens';
 import { readGemmaScope2, readGemmaScopeNpz } from './formats/gemma-scope';
 import { readSparsity } from './formats/sparsity';
-import { assertSupportedSaeHook } from './hook-support';
+import { assertSupportedSaeHook, isSupportedSaeHook } from './hook-support';
 
 export interface SaeFile {
 	name: string; // file name, or a path inside a release (its layer may be in it)
@@ -62,6 +63,12 @@ export function readSaeFiles(files: SaeFile[], opts: ReadSaeOptions = {}): ReadS
 		);
 	if (opts.hookName) out.cfg.hookName = opts.hookName;
 	assertSupportedSaeHook(out.cfg.hookName);
+	if (out.cfg.hookNameOut !== undefined && !isSupportedSaeHook(out.cfg.hookNameOut))
+		throw new LoupeError(
+			'sae-mismatch',
+			`This transcoder writes "${out.cfg.hookNameOut}"; Loupe cannot hook there yet.`,
+			'Loupe runs transcoders that write blocks.L.hook_mlp_out (or another of hook_resid_pre/post, hook_attn_out, hook_mlp_in): pick one of those.'
+		);
 	return out;
 }
 

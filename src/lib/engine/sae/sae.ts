@@ -6,8 +6,11 @@
  *   pre = (x' - [b_dec if applyBDecToInput]) · W_enc + b_enc
  *   acts = activation(pre)                          (ReLU | JumpReLU | TopK)
  *   x̂  = denormalise(acts · W_dec + b_dec)
+ *
+ * A transcoder (sae/transcoder.ts) is the same encoder with a decoder d_out wide; what it adds (the
+ * skip connection, no denormalising of an output that is not its input) lives there.
  */
-import type { SaeArchitecture, SaeConfig, SaeWeights } from './config';
+import { dOutOf, type SaeArchitecture, type SaeConfig, type SaeWeights } from './config';
 
 export abstract class Sae {
 	constructor(
@@ -94,9 +97,10 @@ export abstract class Sae {
 		return acts;
 	}
 
-	/** Reconstruction [tokens, dIn] in the residual's own space (normalisation undone). */
+	/** Reconstruction [tokens, dOut] in the residual's own space (normalisation undone). */
 	decode(acts: Float32Array, tokens: number, undo?: { mean: Float32Array; scale: Float32Array }): Float32Array {
-		const { dIn, dSae } = this.cfg;
+		const { dSae } = this.cfg;
+		const dIn = dOutOf(this.cfg); // a transcoder's decoder rows are d_out wide
 		const { wDec, bDec } = this.w;
 		const out = new Float32Array(tokens * dIn);
 		for (let t = 0; t < tokens; t++) {

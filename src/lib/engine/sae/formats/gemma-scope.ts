@@ -10,12 +10,19 @@
  *    output), mlp_out… → hook_mlp_out, transcoder… → hook_mlp_in → hook_mlp_out (a transcoder);
  *  - failing those, Gemma Scope 2's config.json hf_hook_point_in (model.layers.L.output,
  *    .post_feedforward_layernorm.output, .self_attn.o_proj.input), or the caller.
+ * Gemma Scope 2 transcoders (config.json type "transcoder", folders transcoder/ and transcoder_all/)
+ * read the pre_feedforward_layernorm output (Loupe's blocks.L.hook_mlp_in) and write the
+ * post_feedforward_layernorm output (blocks.L.hook_mlp_out, hf_hook_point_out): w_dec is
+ * [d_sae, d_out], and the affine ones (affine_connection) add x · affine_skip_connection, a
+ * [d_in, d_out] matrix, kept as W_skip = its transpose (sae/transcoder.ts). Cross-layer
+ * transcoders (clt/) are refused.
  */
 import { LoupeError } from '../../errors';
 import type { SaeConfig, SaeWeights } from '../config';
 import { readNpz } from './npz';
 import { readSafetensors } from './safetensors';
-import { takeWeights } from './weights';
+import { takeMatrix, takeWeights } from './weights';
+import { checkTranscoderConfig } from '../transcoder';
 import type { NamedTensor } from './tensors';
 
 export interface GemmaScopeOptions {
@@ -141,12 +148,6 @@ export function readGemmaScope2(
 			);
 		config = parsed as Record<string, unknown>;
 	}
-	if (config.type === 'transcoder' || config.affine_connection === true)
-		throw new LoupeError(
-			'not-an-sae',
-			`${file} is a Gemma Scope 2 transcoder (it reads the MLP input and predicts the MLP output); Loupe runs SAEs only.`,
-			'Choose an SAE folder (resid_post, mlp_out) of the release.'
-		);
 	const tensors = readSafetensors(buf, file);
 	const path = opts.path ?? '';
 	const hook =
@@ -157,9 +158,66 @@ export function readGemmaScope2(
 		hookFromGemmaScope2Config(config) ??
 		hookFromGemmaScopePath(path, opts.repo);
 	const modelName = opts.modelName ?? (typeof config.model_name === 'string' ? config.model_name : undefined);
+	const transcoder =
+		config.type === 'transcoder' ||
+		config.affine_connection === true ||
+		tensors.has('affine_skip_connection') ||
+		(!configText && /(^|\/)transcoder/.test(path));
+	if (/(^|\/)clt/.test(path) || config.type === 'clt' || (tensors.get('w_dec')?.shape.length ?? 2) > 2)
+		throw new LoupeError(
+			'not-an-sae',
+			`${file} is a Gemma Scope 2 cross-layer transcoder (its decoder writes to every later layer); Loupe runs single-layer transcoders.`,
+			'Choose a transcoder/ or transcoder_all/ folder of the release.'
+		);
 	const cfg = jumpReluConfig(tensors, 'w_enc', hook, file, 'Gemma Scope 2', modelName);
-	return {
-		cfg,
-		weights: takeWeights(tensors, cfg, file, { wEnc: 'w_enc', wDec: 'w_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' })
+	if (!transcoder)
+		return {
+			cfg,
+			weights: takeWeights(tensors, cfg, file, { wEnc: 'w_enc', wDec: 'w_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' })
+		};
+	const dec = tensors.get('w_dec');
+	if (!dec || dec.shape.length !== 2)
+		throw new LoupeError(
+			'not-an-sae',
+			`${file} has no 2-D "w_dec" tensor, so it is not a Gemma Scope 2 transcoder.`,
+			'Choose its params.safetensors.'
+		);
+	const layer = /^blocks\.(\d+)\./.exec(cfg.hookName)?.[1];
+	const hookOut =
+		hookFromGemmaScope2Config({ hf_hook_point_in: config.hf_hook_point_out }) ??
+		(layer !== undefined ? `blocks.${layer}.hook_mlp_out` : undefined);
+	if (!hookOut)
+		throw new LoupeError(
+			'not-an-sae',
+			`${file} is a transcoder, but neither its config.json (hf_hook_point_out) nor its path says which hook it writes.`,
+			'Keep its config.json beside it, or load it from its folder in the release (transcoder/layer_L_…).'
+		);
+	const tc: SaeConfig = {
+		...cfg,
+		hookNameOut: hookOut,
+		dOut: dec.shape[1],
+		name: `${modelName ?? 'Gemma Scope 2'} transcoder ${cfg.hookName} → ${hookOut} ${cfg.dSae}`
 	};
+	checkTranscoderConfig(tc, file);
+	const weights = takeWeights(tensors, tc, file, { wEnc: 'w_enc', wDec: 'w_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' });
+	// affine_skip_connection [d_in, d_out] (out += x · A): W_skip [d_out, d_in] is its transpose.
+	const wSkip = takeMatrix(
+		tensors,
+		'affine_skip_connection',
+		file,
+		[tc.dOut!, tc.dIn],
+		'an affine skip connection from d_in to d_out',
+		true
+	);
+	if (config.affine_connection === true && !wSkip)
+		throw new LoupeError(
+			'not-an-sae',
+			`${file}: config.json says affine_connection, but the file has no affine_skip_connection tensor.`,
+			'Download both files of the folder again.'
+		);
+	if (wSkip) {
+		weights.wSkip = wSkip;
+		tc.skip = true;
+	}
+	return { cfg: tc, weights };
 }

@@ -13,10 +13,17 @@
  * with threshold = topk_threshold (batchtopk_sae.py process_state_dict_for_saving_inference) and
  * SAE.load_from_disk refuses "batchtopk"; Loupe converts a checkpoint that carries topk_threshold as
  * save_inference_model would, and refuses one that does not.
+ * Transcoders (sae_lens/saes/transcoder.py): transcoder (ReLU), skip_transcoder (ReLU + W_skip),
+ * jumprelu_transcoder; `d_out` (TranscoderConfig's default 768 where absent) and
+ * `metadata.hook_name_out`. SAELens's own transcoder loaders name the MLP input
+ * blocks.L.ln2.hook_normalized (Gemma Scope) or blocks.L.mlp.hook_in (mwhanna); both are read as
+ * Loupe's blocks.L.hook_mlp_in (the normalised MLP input). Loupe also writes and reads back two
+ * architectures SAELens lacks, for what it trains: topk_transcoder (k) and jumprelu_skip_transcoder.
  */
 import { LoupeError } from '../../errors';
 import type { SaeArchitecture, SaeConfig, SaeNormalization } from '../config';
 import { assertSupportedSaeHook } from '../hook-support';
+import { checkTranscoderConfig } from '../transcoder';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -116,8 +123,32 @@ export interface SaeLensReading {
 
 const NORMS: SaeNormalization[] = ['none', 'layer_norm', 'constant_norm_rescale', 'expected_average_only_in'];
 
-function architectureOf(d: Json, name: string): { arch: SaeArchitecture; batchTopK: boolean } {
+/** Transcoder architectures: the activation and whether W_skip is part of the forward. */
+const TRANSCODERS: Record<string, { arch: SaeArchitecture; skip: boolean }> = {
+	transcoder: { arch: 'relu', skip: false },
+	skip_transcoder: { arch: 'relu', skip: true },
+	jumprelu_transcoder: { arch: 'jumprelu', skip: false },
+	jumprelu_skip_transcoder: { arch: 'jumprelu', skip: true }, // Loupe's: SAELens has no JumpReLU with W_skip yet
+	topk_transcoder: { arch: 'topk', skip: false }, // Loupe's: SAELens has no TopK transcoder yet
+	topk_skip_transcoder: { arch: 'topk', skip: true }
+};
+
+/** SAELens's names for the MLP input, read as Loupe's hook_mlp_in (the normalised MLP input). */
+function transcoderInputHook(hook: string): { hook: string; note?: string } {
+	const m = /^blocks\.(\d+)\.(ln2\.hook_normalized|mlp\.hook_in)$/.exec(hook);
+	if (!m) return { hook };
+	return {
+		hook: `blocks.${m[1]}.hook_mlp_in`,
+		note: `reads ${hook}, which is Loupe's blocks.${m[1]}.hook_mlp_in (the normalised MLP input)`
+	};
+}
+
+function architectureOf(d: Json, name: string): { arch: SaeArchitecture; batchTopK: boolean; transcoder?: { skip: boolean } } {
 	const arch = typeof d.architecture === 'string' ? d.architecture : show(d.architecture);
+	if (Object.hasOwn(TRANSCODERS, arch)) {
+		const t = TRANSCODERS[arch];
+		return { arch: t.arch, batchTopK: false, transcoder: { skip: t.skip } };
+	}
 	if (arch === 'standard') {
 		// StandardSAE is ReLU whatever activation_fn says; a pre-6 TopK cfg without activation_fn_kwargs.k
 		// would load in SAELens as ReLU, which cannot be what its author meant.
@@ -133,10 +164,8 @@ function architectureOf(d: Json, name: string): { arch: SaeArchitecture; batchTo
 	if (arch === 'batchtopk') return { arch: 'jumprelu', batchTopK: true };
 	throw new LoupeError(
 		'not-an-sae',
-		`${name} describes an SAE of architecture ${show(d.architecture)}; Loupe runs SAELens's standard (ReLU), topk and jumprelu SAEs (and BatchTopK checkpoints, as SAELens saves them for inference: JumpReLU).`,
-		arch.includes('transcoder')
-			? 'Transcoders read one hook and write another; Loupe runs SAEs only. Choose an SAE.'
-			: 'Choose a ReLU (standard), JumpReLU or TopK SAE.'
+		`${name} describes an SAE of architecture ${show(d.architecture)}; Loupe runs SAELens's standard (ReLU), topk and jumprelu SAEs (and BatchTopK checkpoints, as SAELens saves them for inference: JumpReLU), and its transcoder, skip_transcoder and jumprelu_transcoder.`,
+		'Choose a ReLU (standard), JumpReLU or TopK SAE, or one of those transcoders.'
 	);
 }
 
@@ -174,7 +203,7 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 			`${name} does not say which hook the SAE reads or its sizes (metadata.hook_name, d_in, d_sae).`,
 			'Choose the cfg.json of an SAELens SAE.'
 		);
-	const { arch, batchTopK } = architectureOf(d, name);
+	const { arch, batchTopK, transcoder } = architectureOf(d, name);
 	const norm = d.normalize_activations ?? 'none';
 	if (!NORMS.includes(norm))
 		throw new LoupeError(
@@ -243,7 +272,28 @@ export function readSaeLensConfig(cfgText: string, name = 'cfg.json', overrides:
 		dtype: stringOr(d.dtype) ?? 'float32',
 		name: stringOr(meta.neuronpedia_id, d.neuronpedia_id) ?? `${modelName ?? 'model'} ${hookName}`
 	};
-	return { cfg, rescaleActsByDecoderNorm: rescale, batchTopK };
+	if (transcoder) {
+		const rawOut = meta.hook_name_out ?? d.hook_name_out;
+		if (typeof rawOut !== 'string')
+			throw new LoupeError(
+				'not-an-sae',
+				`${name} is a transcoder (architecture ${show(d.architecture)}) but does not say which hook it writes (metadata.hook_name_out).`,
+				'Add "hook_name_out" (e.g. "blocks.5.hook_mlp_out") to its metadata.'
+			);
+		const input = transcoderInputHook(hookName);
+		if (input.note) conversions.push(input.note);
+		const dOut = d.d_out == null ? 768 : sizeOf(d.d_out);
+		if (d.d_out == null) conversions.push("d_out is not in cfg.json: SAELens's default, 768");
+		Object.assign(cfg, {
+			hookName: input.hook,
+			hookNameOut: rawOut,
+			dOut,
+			skip: transcoder.skip,
+			name: stringOr(meta.neuronpedia_id, d.neuronpedia_id) ?? `${modelName ?? 'model'} transcoder ${input.hook} → ${rawOut}`
+		});
+		checkTranscoderConfig(cfg, name);
+	}
+	return { cfg, rescaleActsByDecoderNorm: rescale && !transcoder, batchTopK };
 }
 
 /** Loupe's config from cfg.json text, by SAELens's rules (see readSaeLensConfig). */

@@ -8,13 +8,15 @@
  *    W_dec/n), which is what Loupe's kernels run;
  *  - BatchTopK checkpoints: as save_inference_model writes them (batchtopk_sae.py): norms folded as
  *    above, then a JumpReLU whose threshold is topk_threshold for every latent.
+ * Transcoders (architecture transcoder / skip_transcoder / jumprelu_transcoder): W_dec [d_sae, d_out],
+ * b_dec [d_out], and for skip_transcoder W_skip [d_out, d_in] (sae/transcoder.ts has the forward).
  * Writes what SAELens 6's SAE.save_model writes (SAEConfig.to_dict: the dataclass fields, `metadata`
  * with sae_lens_version, `architecture`), so an SAE made here loads in SAELens with its hook.
  */
 import { LoupeError } from '../../errors';
-import type { SaeConfig, SaeWeights } from '../config';
+import { isTranscoder, type SaeConfig, type SaeWeights } from '../config';
 import { readSafetensors, writeSafetensors } from './safetensors';
-import { takeWeights } from './weights';
+import { takeMatrix, takeWeights } from './weights';
 import { readSaeLensConfig, SAELENS_FORMAT_VERSION } from './saelens-config';
 import type { NamedTensor } from './tensors';
 
@@ -37,11 +39,15 @@ export function foldDecoderNorms(w: SaeWeights, dIn: number, dSae: number): void
 	}
 }
 
-/** SAE.fold_activation_norm_scaling_factor: W_enc·s, W_dec/s, b_dec/s (thresholds act on pre and stay). */
-export function foldActivationScale(w: SaeWeights, s: number): void {
+/**
+ * SAE.fold_activation_norm_scaling_factor: W_enc·s, W_dec/s, b_dec/s (thresholds act on pre and stay).
+ * A transcoder trained on input × s and target × sOut: W_enc·s, W_dec/sOut, b_dec/sOut, W_skip·s/sOut.
+ */
+export function foldActivationScale(w: SaeWeights, s: number, sOut = s): void {
 	for (let i = 0; i < w.wEnc.length; i++) w.wEnc[i] *= s;
-	for (let i = 0; i < w.wDec.length; i++) w.wDec[i] /= s;
-	for (let i = 0; i < w.bDec.length; i++) w.bDec[i] /= s;
+	for (let i = 0; i < w.wDec.length; i++) w.wDec[i] /= sOut;
+	for (let i = 0; i < w.bDec.length; i++) w.bDec[i] /= sOut;
+	if (w.wSkip) for (let i = 0; i < w.wSkip.length; i++) w.wSkip[i] *= s / sOut;
 }
 
 export interface SaeLensReadOptions {
@@ -79,6 +85,28 @@ export function readSaeLens(
 		{ wEnc: 'W_enc', wDec: 'W_dec', bEnc: 'b_enc', bDec: 'b_dec', threshold: 'threshold' },
 		{ thresholdOptional: batchTopK }
 	);
+	if (isTranscoder(cfg)) {
+		const wSkip = takeMatrix(
+			tensors,
+			'W_skip',
+			names.weights,
+			[cfg.dOut, cfg.dIn],
+			`a skip connection from d_in ${cfg.dIn} to d_out ${cfg.dOut}`
+		);
+		if (cfg.skip && !wSkip)
+			throw new LoupeError(
+				'not-an-sae',
+				`${names.cfg} is a skip transcoder, but ${names.weights} has no W_skip tensor.`,
+				'Choose the weights file that belongs to this transcoder.'
+			);
+		if (!cfg.skip && wSkip)
+			throw new LoupeError(
+				'not-an-sae',
+				`${names.weights} has a W_skip tensor, but ${names.cfg} says architecture ${cfg.architecture === 'relu' ? '"transcoder"' : `"${cfg.architecture}_transcoder"`}, which SAELens runs without it.`,
+				'Set "architecture" to "skip_transcoder" in cfg.json if the skip connection belongs to the forward, or choose the matching weights.'
+			);
+		if (wSkip) w.wSkip = wSkip;
+	}
 	if (rescaleActsByDecoderNorm) {
 		foldDecoderNorms(w, cfg.dIn, cfg.dSae);
 		conversions.push('rescale_acts_by_decoder_norm: decoder norms folded into the encoder (the same activations SAELens computes)');
@@ -113,16 +141,23 @@ export function writeSaeLens(cfg: SaeConfig, w: SaeWeights, opts: SaeLensWriteOp
 	let norm = cfg.normalizeActivations;
 	if (norm === 'expected_average_only_in' && cfg.normScale !== undefined) {
 		// As SAELens does before saving a trained SAE (sae_trainer.py): fold the scale, normalize "none".
-		weights = { ...w, wEnc: w.wEnc.slice(), wDec: w.wDec.slice(), bDec: w.bDec.slice() };
-		foldActivationScale(weights, cfg.normScale);
+		weights = { ...w, wEnc: w.wEnc.slice(), wDec: w.wDec.slice(), bDec: w.bDec.slice(), wSkip: w.wSkip?.slice() };
+		foldActivationScale(weights, cfg.normScale, cfg.normScaleOut ?? cfg.normScale);
 		norm = 'none';
 	}
+	const tc = isTranscoder(cfg);
+	const architecture = tc
+		? `${cfg.architecture === 'relu' ? '' : `${cfg.architecture}_`}${cfg.skip ? 'skip_' : ''}transcoder`
+		: cfg.architecture === 'relu'
+			? 'standard'
+			: cfg.architecture;
 	const json: Json = {
 		d_in: cfg.dIn,
 		d_sae: cfg.dSae,
 		dtype: 'float32',
 		device: 'cpu',
-		apply_b_dec_to_input: cfg.applyBDecToInput,
+		...(tc ? { d_out: cfg.dOut } : {}),
+		apply_b_dec_to_input: tc ? false : cfg.applyBDecToInput,
 		normalize_activations: norm,
 		reshape_activations: 'none',
 		metadata: {
@@ -135,19 +170,21 @@ export function writeSaeLens(cfg: SaeConfig, w: SaeWeights, opts: SaeLensWriteOp
 			prepend_bos: cfg.prependBos ?? true,
 			model_from_pretrained_kwargs: { center_writing_weights: cfg.centerInput },
 			neuronpedia_id: cfg.neuronpediaId ?? null,
+			...(tc ? { hook_name_out: cfg.hookNameOut, hook_head_index_out: null } : {}),
 			...metadata
 		},
 		// TopKSAEConfig's own fields. Loupe's weights are the folded ones, so no rescaling.
 		...(cfg.architecture === 'topk' ? { k: cfg.k, rescale_acts_by_decoder_norm: false } : {}),
-		architecture: cfg.architecture === 'relu' ? 'standard' : cfg.architecture,
+		architecture,
 		...extra
 	};
 	const tensors: Record<string, { shape: number[]; data: Float32Array }> = {
 		W_enc: { shape: [cfg.dIn, cfg.dSae], data: weights.wEnc },
-		W_dec: { shape: [cfg.dSae, cfg.dIn], data: weights.wDec },
+		W_dec: { shape: [cfg.dSae, tc ? cfg.dOut : cfg.dIn], data: weights.wDec },
 		b_enc: { shape: [cfg.dSae], data: weights.bEnc },
-		b_dec: { shape: [cfg.dIn], data: weights.bDec }
+		b_dec: { shape: [tc ? cfg.dOut : cfg.dIn], data: weights.bDec }
 	};
+	if (tc && cfg.skip && weights.wSkip) tensors.W_skip = { shape: [cfg.dOut, cfg.dIn], data: weights.wSkip };
 	if (weights.threshold) tensors.threshold = { shape: [cfg.dSae], data: weights.threshold };
 	return { cfgJson: JSON.stringify(json, null, 2), safetensors: writeSafetensors(tensors) };
 }

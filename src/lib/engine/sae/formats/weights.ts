@@ -1,6 +1,10 @@
-/** Picks an SAE's weights out of a file's named tensors, checking every shape against the config. */
+/**
+ * Picks an SAE's (or a transcoder's) weights out of a file's named tensors, checking every shape
+ * against the config. A transcoder's decoder is d_out wide; its skip connection, where the format
+ * has one, is read by the format's reader (its orientation differs between formats).
+ */
 import { LoupeError } from '../../errors';
-import type { SaeConfig, SaeWeights } from '../config';
+import { dOutOf, type SaeConfig, type SaeWeights } from '../config';
 import type { NamedTensor } from './tensors';
 
 export function takeWeights(
@@ -11,6 +15,8 @@ export function takeWeights(
 	opts: { thresholdOptional?: boolean } = {}
 ): SaeWeights {
 	const { dIn, dSae } = cfg;
+	const dOut = dOutOf(cfg);
+	const sizes = `d_in ${dIn}${cfg.dOut !== undefined ? `, d_out ${dOut}` : ''} and d_sae ${dSae}`;
 	const take = (key: string, shape: number[], optional = false): Float32Array | undefined => {
 		const t = tensors.get(key);
 		if (!t) {
@@ -24,16 +30,16 @@ export function takeWeights(
 		if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
 			throw new LoupeError(
 				'not-an-sae',
-				`${file}: "${key}" has shape [${t.shape.join(', ')}], but d_in ${dIn} and d_sae ${dSae} need [${shape.join(', ')}].`,
+				`${file}: "${key}" has shape [${t.shape.join(', ')}], but ${sizes} need [${shape.join(', ')}].`,
 				'The weights do not match their config; choose the files of one SAE.'
 			);
 		return t.data;
 	};
 	const weights: SaeWeights = {
 		wEnc: take(keys.wEnc, [dIn, dSae])!,
-		wDec: take(keys.wDec, [dSae, dIn])!,
+		wDec: take(keys.wDec, [dSae, dOut])!,
 		bEnc: take(keys.bEnc, [dSae])!,
-		bDec: take(keys.bDec, [dIn])!,
+		bDec: take(keys.bDec, [dOut])!,
 		threshold: take(keys.threshold, [dSae], cfg.architecture !== 'jumprelu' || opts.thresholdOptional)
 	};
 	// SAELens's finetuning scaling factor multiplies activations before decoding: fold it into W_dec.
@@ -45,7 +51,32 @@ export function takeWeights(
 				`${file}: scaling_factor has ${scale.data.length} entries, expected ${dSae}.`,
 				'Choose the files of one SAE.'
 			);
-		for (let f = 0; f < dSae; f++) for (let i = 0; i < dIn; i++) weights.wDec[f * dIn + i] *= scale.data[f];
+		for (let f = 0; f < dSae; f++) for (let i = 0; i < dOut; i++) weights.wDec[f * dOut + i] *= scale.data[f];
 	}
 	return weights;
+}
+
+/** An optional [rows, cols] matrix, shape-checked; `transpose` turns [cols, rows] storage into [rows, cols]. */
+export function takeMatrix(
+	tensors: Map<string, NamedTensor>,
+	key: string,
+	file: string,
+	shape: [number, number],
+	what: string,
+	transpose = false
+): Float32Array | undefined {
+	const t = tensors.get(key);
+	if (!t) return undefined;
+	const stored = transpose ? [shape[1], shape[0]] : shape;
+	if (t.shape.length !== 2 || t.shape[0] !== stored[0] || t.shape[1] !== stored[1])
+		throw new LoupeError(
+			'not-an-sae',
+			`${file}: "${key}" has shape [${t.shape.join(', ')}], but ${what} needs [${stored.join(', ')}].`,
+			'The weights do not match their config; choose the files of one transcoder.'
+		);
+	if (!transpose) return t.data;
+	const [r, c] = shape;
+	const out = new Float32Array(r * c);
+	for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) out[i * c + j] = t.data[j * r + i];
+	return out;
 }
