@@ -65,7 +65,7 @@ test('GPT-2 from the catalogue: tree API, download with progress, surgery, greed
 
 test('an .onnx with its external-data weights opens from disk; without the weights file the message names it', async ({ page }) => {
 	const f = llamaExportFiles();
-	await openApp(page, { prompt: 't5 t77', temperature: 0, max_tokens: 6 });
+	await openApp(page, { prompt: 't5 t77', temperature: 0, max_tokens: 6, backend: 'webgpu' }); // the shader-f16 check is WebGPU's
 	await waitForModel(page);
 	await page.getByTestId('model-files').setInputFiles([f.graph, f.tokenizer, f.tokenizerConfig, f.config]);
 	await expect(page.getByText(/keeps its weights in "model\.onnx\.data", which was not chosen with it/)).toBeVisible();

@@ -71,7 +71,7 @@ test('a full disk: the model runs, and the page says it could not be saved', asy
 });
 
 test('a lost GPU device is reported and the engine restarts with the cached model', async ({ page }) => {
-	await openApp(page, { temperature: 0, max_tokens: 10 });
+	await openApp(page, { temperature: 0, max_tokens: 10, backend: 'webgpu' });
 	await waitForModel(page);
 	const worker = page.workers().find((w) => w.url().includes('worker'));
 	expect(worker, 'the engine worker').toBeTruthy();

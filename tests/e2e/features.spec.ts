@@ -5,7 +5,7 @@ import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 test.beforeAll(() => writeTestSaes());
 
 test('an SAELens SAE from the hub: the token strip lights up and a feature card opens', async ({ page }) => {
-	await openApp(page, { prompt: 'Lily saw a big dog' });
+	await openApp(page, { prompt: 'Lily saw a big dog', backend: 'webgpu' });
 	await waitForModel(page);
 	await page.getByTestId('sae-hub').fill(`${TEST_REPO}/token-detector`);
 	await page.getByTestId('sae-load').click();

@@ -43,8 +43,9 @@ test('without a WebGPU adapter the app says so, runs on wasm, and samples the sa
 	playwright
 }) => {
 	const settings = { temperature: 1, top_p: 0.9, max_tokens: 25, seed: 3, prompt: 'Lily' };
-	await openApp(page, settings);
+	await openApp(page, { ...settings, backend: 'webgpu' });
 	await waitForModel(page);
+	await expect(page.getByTestId('status-line')).toHaveAttribute('data-backend', 'webgpu');
 	const onGpu = await generateText(page);
 
 	const browser = await playwright.chromium.launch({

@@ -13,7 +13,8 @@ test('steering a feature whose top logit is X makes X more frequent than in the 
 		seed: 5,
 		max_tokens: 30,
 		sae: `${TEST_REPO}/last-layer`,
-		feature: 394
+		feature: 394,
+		backend: 'webgpu' // the WGSL steer kernel on ORT's GPU buffer is the point
 	});
 	await waitForModel(page);
 	const card = page.getByTestId('feature-card');

@@ -1,10 +1,12 @@
 /**
  * The view in the URL, so a link reproduces it (teachers share links). Plain parameter names:
  * hub, model, prompt, temperature, top_p, top_k, max_tokens, seed, freq_penalty, sae (owner/repo/folder
- * on the hub), feature, steer, chat (1: the chat template), classroom (1: large type for a projector).
+ * on the hub), feature, steer, chat (1: the chat template), classroom (1: large type for a projector),
+ * backend (auto | webgpu | wasm: where the model runs; auto lets the engine choose).
  */
 import { defaultHub, defaultModelId } from '$lib/engine/model/catalogue';
 import { defaultSampling, type SamplingSettings } from '$lib/engine/sample/sampler';
+import type { BackendPreference } from '$lib/engine/model/backend';
 
 export interface ViewState {
 	hub: string;
@@ -16,6 +18,7 @@ export interface ViewState {
 	steer: string; // see $lib/engine/steer/url.ts
 	chat: boolean;
 	classroom: boolean;
+	backend: BackendPreference;
 }
 
 const numberParams: [keyof SamplingSettings, string, number, number][] = [
@@ -44,7 +47,8 @@ export function readViewState(params: URLSearchParams): ViewState {
 		feature: /^\d+$/.test(params.get('feature') ?? '') ? Number(params.get('feature')) : null,
 		steer: params.get('steer') ?? '',
 		chat: params.get('chat') === '1',
-		classroom: params.get('classroom') === '1'
+		classroom: params.get('classroom') === '1',
+		backend: readBackend(params.get('backend'))
 	};
 }
 
@@ -60,5 +64,11 @@ export function writeViewState(s: ViewState): URLSearchParams {
 	if (s.steer) p.set('steer', s.steer);
 	if (s.chat) p.set('chat', '1');
 	if (s.classroom) p.set('classroom', '1');
+	if (s.backend && s.backend !== 'auto') p.set('backend', s.backend);
 	return p;
+}
+
+/** `backend=webgpu|wasm` as asked; anything else is 'auto'. */
+export function readBackend(raw: string | null): BackendPreference {
+	return raw === 'webgpu' || raw === 'wasm' ? raw : 'auto';
 }

@@ -7,6 +7,7 @@ import { LoupeError } from '../errors';
 import { readLlama2cCheckpoint } from './llama2c/checkpoint';
 import { Llama2cTokenizer } from './llama2c/tokenizer';
 import { buildLlamaOnnx } from './llama2c/to-onnx';
+import { chosenBackend } from './backend';
 import { boundaryName, everyHookName, type HookName } from './hooks';
 import { offeredHooks } from './onnx/cut-segments';
 import type { Llama2cModel, OnnxModel } from './catalogue';
@@ -189,7 +190,7 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 			(c.sharedClassifier ? 0 : c.vocabSize * c.dim),
 		lmHead: true,
 		tokenizer,
-		segment: (cuts) => buildLlamaOnnx(weights, cuts),
+		segment: (cuts) => buildLlamaOnnx(weights, cuts, { fused: chosenBackend() === 'webgpu' }),
 		hooks: everyHookName(c.nLayers),
 		unembedding: { classifier: weights.classifier, normWeight: weights.rmsFinal }
 	};
