@@ -1,9 +1,12 @@
 /**
- * The training loop: corpus → harvest into a GPU store → shuffled batches through the WGSL trainer,
- * with metrics streamed in small batches, CE loss recovered every quarter of the run, checkpoints to
- * IndexedDB every N steps and on pause, and resume from a checkpoint (the store is harvested again
- * from the same seeded corpus, the batch order is seeded per epoch, so a resumed run goes on as the
- * original would have). The engine (../index.ts) checks the model and hands this a TrainingHost.
+ * The training loop, phase by phase: the model writes the corpus (kept in the run from its first
+ * story), activations are harvested into a GPU store, and shuffled batches go through the WGSL
+ * trainer, with metrics streamed in small batches, CE loss recovered every quarter of the run and
+ * checkpoints to IndexedDB every N steps. Pause and Stop act in every phase (within a token, a
+ * context or a step) and save the run where it is; a resumed run goes on from there (the store is
+ * harvested again from the kept corpus, the batch order is seeded per epoch, so it goes on as the
+ * original would have). Each phase reports its progress, rate and ETA. The engine
+ * (trainer-service.ts) checks the model and hands this a TrainingHost.
  */
 import type { SegmentRunner } from '../model/runner';
 import { LoupeError } from '../errors';
@@ -11,6 +14,7 @@ import { SaeTrainer } from '../gpu/sae-trainer';
 import { seededRandom } from '../sample/prng';
 import { saveTrainRun } from '../store/db';
 import { CeEvaluator } from './ce-recovered';
+import { CE_AT, heldOutCount } from './estimate';
 import {
 	deadWindow,
 	harvest,
@@ -21,6 +25,7 @@ import {
 	summarizeRun,
 	trainedSae,
 	type MetricPoint,
+	type RunPhase,
 	type TrainCheckpoint,
 	type TrainConfig,
 	type TrainProgress,
@@ -28,27 +33,51 @@ import {
 	type TrainStatus
 } from './training-run';
 
-export interface CorpusRequest {
-	name: string;
-	text?: string;
-	stories: number;
-	storyTokens: number;
-	seed: number;
-}
-
-/** What the loop needs of the engine: the model cut at the hook, ORT's device, a corpus, and the flags. */
+/** What the loop needs of the engine: the model cut at the hook, ORT's device, the corpus, and the flags. */
 export interface TrainingHost {
 	runner: SegmentRunner;
 	device: GPUDevice;
 	/** The hook's canonical name (as the runner reports it). */
 	hook: string;
 	dModel: number;
-	corpus(spec: CorpusRequest, onProgress: (done: number, total: number) => void): Promise<number[][]>;
+	/** One story the model writes (BOS first), or null when Pause or Stop cut it short. */
+	story(seed: number, tokens: number): Promise<number[] | null>;
+	/** Pasted text as contexts (BOS first). */
+	text(text: string): Promise<number[][]>;
 	flags: { pause: boolean; stop: boolean };
 }
 
-/** CE loss recovered is measured at these fractions of the run. */
-const CE_AT = [0.25, 0.5, 0.75, 1];
+type Report = (p: Omit<TrainProgress, 'id' | 'tokensPerSecond' | 'etaSeconds' | 'points'> & Partial<TrainProgress>) => void;
+
+/** Rate and ETA of a phase from the work done in it so far (this session's only). */
+function pace(t0: number, doneHere: number, left: number, unitsHere: number) {
+	const s = Math.max((performance.now() - t0) / 1000, 1e-3);
+	return { tokensPerSecond: unitsHere / s, etaSeconds: doneHere ? (left * s) / doneHere : 0 };
+}
+
+/** Writes the stories still missing from `run.corpus` (or splits the text); false when halted. */
+async function writeCorpus(host: TrainingHost, c: TrainConfig, run: TrainCheckpoint, save: () => Promise<void>, report: Report) {
+	if (c.text !== undefined) {
+		run.corpus = await host.text(c.text);
+		return true;
+	}
+	const corpus = (run.corpus ??= []);
+	const t0 = performance.now();
+	let written = 0;
+	let tokens = 0;
+	report({ phase: 'writing', done: corpus.length, total: c.stories });
+	while (corpus.length < c.stories) {
+		if (host.flags.pause || host.flags.stop) return false;
+		const story = await host.story(c.seed + corpus.length, c.storyTokens);
+		if (!story) return false; // cut short mid-story: it is written again on resume (same seed)
+		corpus.push(story);
+		written++;
+		tokens += story.length - 1;
+		await save(); // a reload keeps what was written
+		report({ phase: 'writing', done: corpus.length, total: c.stories, ...pace(t0, written, c.stories - corpus.length, tokens) });
+	}
+	return true;
+}
 
 export async function trainSae(
 	host: TrainingHost,
@@ -58,67 +87,89 @@ export async function trainSae(
 ): Promise<TrainRunSummary> {
 	const { device, runner, hook } = host;
 	const shape = shapeOf(c, host.dModel);
+	const steps = Math.ceil(c.tokens / c.batch);
 	const id = resumed?.id ?? `run-${Date.now().toString(36)}`;
-	const report = (p: Omit<TrainProgress, 'id' | 'tokensPerSecond' | 'etaSeconds' | 'points'> & Partial<TrainProgress>) =>
-		onProgress({ id, tokensPerSecond: 0, etaSeconds: 0, points: [], ...p });
+	const report: Report = (p) => onProgress({ id, tokensPerSecond: 0, etaSeconds: 0, points: [], ...p });
+	const run = resumed ?? newCheckpoint(id, c, shape.d, steps, null);
+	const save = async (status: TrainStatus = run.status) => {
+		run.status = status;
+		run.updatedAt = new Date().toISOString();
+		await saveTrainRun(run).catch((e) => {
+			throw new LoupeError(
+				'storage-full',
+				`The run could not be saved (${e instanceof Error ? e.message : e}).`,
+				'Free space in the Storage panel; training goes on but cannot resume after a reload.'
+			);
+		});
+	};
+	/** Pause or Stop: the run is saved where it is and the call returns. */
+	const halt = async (at: RunPhase, done: number, total: number, points: MetricPoint[] = []) => {
+		const status = host.flags.stop ? 'stopped' : 'paused';
+		run.phase = at;
+		await save(status);
+		report({ phase: status, at, done, total, points });
+		return summarizeRun(run);
+	};
 	let store: GPUBuffer | null = null;
 	let trainer: SaeTrainer | null = null;
 	try {
-		const contexts = await host.corpus(
-			{ name: 'training corpus', text: c.text, stories: c.stories, storyTokens: c.storyTokens, seed: c.seed },
-			(done, total) => report({ phase: 'writing', done, total })
-		);
+		run.status = 'running';
+		if (!run.corpusDone) {
+			run.phase = 'writing';
+			await save('running'); // listed at once, as running
+			if (!(await writeCorpus(host, c, run, save, report))) return await halt('writing', run.corpus?.length ?? 0, c.stories);
+			run.corpusDone = true;
+		}
+		const contexts = run.corpus!;
 		if (contexts.length < 2)
 			throw new LoupeError('model-failed', 'The training corpus is too small.', 'Let the model write more stories, or paste more text.');
 		// A few contexts held out for CE loss recovered; the rest is harvested.
-		const heldOut = contexts.slice(-Math.min(4, Math.floor(contexts.length / 4) || 1));
+		const heldOut = contexts.slice(contexts.length - heldOutCount(contexts.length));
 		const trainContexts = contexts.slice(0, contexts.length - heldOut.length);
+		run.phase = run.params ? 'training' : 'harvesting';
+		await save('running');
+		const th = performance.now();
 		const h = await harvest(
 			device,
 			runner,
 			hook,
 			shape.d,
 			trainContexts,
-			(done, rows) => report({ phase: 'harvesting', done, total: trainContexts.length, tokensPerSecond: rows }),
-			() => host.flags.stop
+			(done, rows) =>
+				report({ phase: 'harvesting', done, total: trainContexts.length, ...pace(th, done, trainContexts.length - done, rows) }),
+			() => host.flags.pause || host.flags.stop
 		);
 		store = h.store;
+		if (h.halted)
+			return await halt(run.params ? 'training' : 'harvesting', run.params ? run.step : 0, run.params ? steps : trainContexts.length);
 		if (h.rows < c.batch)
 			throw new LoupeError(
 				'model-failed',
 				`The corpus gave ${h.rows} activations, fewer than one batch (${c.batch}).`,
 				'Use a larger corpus or a smaller batch.'
 			);
-		const steps = Math.ceil(c.tokens / c.batch);
-		trainer = await SaeTrainer.create(device, shape, c.batch, resumed?.params ?? initialParams(c, shape.d, new Float32Array(shape.d)));
+		const reuse = c.tokens / h.rows;
+		trainer = await SaeTrainer.create(device, shape, c.batch, run.params ?? initialParams(c, shape.d, new Float32Array(shape.d)));
 		trainer.setStore(store, h.rows);
 		trainer.setDeadAfter(deadWindow(c));
-		let run: TrainCheckpoint;
-		if (resumed) {
-			run = resumed;
+		if (run.params) {
 			trainer.setScale(run.scale ?? 1);
 			trainer.restoreState(run.adam);
 			if (run.sinceFired) trainer.setSinceFired(run.sinceFired);
 		} else {
-			const scale = await trainer.fitToStore();
-			run = newCheckpoint(id, c, shape.d, steps, await trainer.readParams());
-			run.scale = scale;
+			run.scale = await trainer.fitToStore();
+			run.params = await trainer.readParams();
 		}
-		run.status = 'running';
+		run.phase = 'training';
 		const t = trainer;
-		const checkpoint = async (status: TrainStatus) => {
+		const capture = async () => {
 			run.params = await t.readParams();
 			run.adam = await t.readState();
 			run.sinceFired = await t.readSinceFired();
-			run.status = status;
-			run.updatedAt = new Date().toISOString();
-			await saveTrainRun(run).catch((e) => {
-				throw new LoupeError(
-					'storage-full',
-					`The checkpoint could not be saved (${e instanceof Error ? e.message : e}).`,
-					'Free space in the Storage panel; training goes on but cannot resume after a reload.'
-				);
-			});
+		};
+		const checkpoint = async (status: TrainStatus) => {
+			await capture();
+			await save(status);
 		};
 		const ce = new CeEvaluator(runner, device, hook, heldOut);
 		const measureCe = async (step: number) => {
@@ -151,15 +202,17 @@ export async function trainSae(
 		};
 
 		const metricsEvery = Math.max(1, Math.floor(steps / 150));
+		// The clock starts once the GPU has finished the harvest and the set-up, so the rate (and the
+		// ETA) is training's alone, on a new run as on a resumed one.
+		await device.queue.onSubmittedWorkDone();
 		let t0 = performance.now();
 		let timedSteps = 0;
 		let pending: MetricPoint[] = [];
 		for (let step = run.step; step < steps; step++) {
 			if (host.flags.pause || host.flags.stop) {
 				run.step = step;
-				await checkpoint(host.flags.stop ? 'stopped' : 'paused');
-				report({ phase: host.flags.stop ? 'stopped' : 'paused', done: step, total: steps, points: pending });
-				return summarizeRun(run);
+				await capture();
+				return await halt('training', step, steps, pending);
 			}
 			trainer.step(batchRows(step), learningRate(c, step, steps));
 			timedSteps++;
@@ -194,7 +247,8 @@ export async function trainSae(
 					tokensPerSecond: tps,
 					etaSeconds: ((steps - step - 1) * c.batch) / tps,
 					points: pending,
-					ce: cePoint
+					ce: cePoint,
+					reuse
 				});
 				pending = [];
 			} else if ((step + 1) % 8 === 0) await device.queue.onSubmittedWorkDone();
@@ -206,7 +260,7 @@ export async function trainSae(
 		run.step = steps;
 		if (!run.ce.some((p) => p.step === steps)) await measureCe(steps);
 		await checkpoint('done');
-		report({ phase: 'done', done: steps, total: steps, points: pending, ce: run.ce.at(-1) });
+		report({ phase: 'done', done: steps, total: steps, points: pending, ce: run.ce.at(-1), reuse });
 		return summarizeRun(run);
 	} finally {
 		trainer?.destroy(true);

@@ -1,14 +1,28 @@
 /**
  * SAE training as the engine offers it: a run on the loaded model's activations (new, or resumed
- * from its IndexedDB checkpoint), Pause and Stop, the list of runs, and a trained SAE exported as
- * SAELens files or opened in the explorer. The loop itself is train/train-loop.ts.
+ * from its IndexedDB checkpoint), Pause and Stop (in every phase: they also cut short the story the
+ * model is writing), a short measurement of this machine for the page's estimate, the list of runs,
+ * and a trained SAE exported as SAELens files or opened in the explorer. The loop itself is
+ * train/train-loop.ts.
  */
 import { LoupeError } from '../errors';
 import type { ModelSession } from '../model/session';
 import { corpusContexts } from '../model/corpus-contexts';
 import type { SaeExplorer, SaeInfo } from '../sae/explorer';
-import { summarizeRun, toSaeLens, type TrainConfig, type TrainProgress, type TrainRunSummary } from './training-run';
+import {
+	initialParams,
+	shapeOf,
+	summarizeRun,
+	toSaeLens,
+	type TrainConfig,
+	type TrainProgress,
+	type TrainRunSummary
+} from './training-run';
 import { trainSae } from './train-loop';
+import type { CorpusSize, TrainRates } from './estimate';
+import { SaeTrainer } from '../gpu/sae-trainer';
+import { storageFrom } from '../gpu/buffers';
+import type { Loaded } from '../model/session';
 import { deleteTrainRun, getTrainRun, listTrainRuns } from '../store/db';
 
 export class TrainerService {
@@ -25,6 +39,127 @@ export class TrainerService {
 	 * the phases and, in small batches, the metrics.
 	 */
 	async train(cfg: TrainConfig, resumeId: string | null, onProgress: (p: TrainProgress) => void): Promise<TrainRunSummary> {
+		const m = this.trainable();
+		const cp = resumeId ? await getTrainRun(resumeId) : undefined;
+		if (resumeId && !cp) throw new LoupeError('not-found', 'That training run is not in this browser any more.', 'Start a new run.');
+		if (cp && cp.cfg.model !== m.info.id)
+			throw new LoupeError('model-failed', `That run trains on ${cp.cfg.model}, not ${m.info.id}.`, `Load ${cp.cfg.model} to resume it.`);
+		const c = cp?.cfg ?? { ...cfg, model: m.info.id };
+		checkSettings(c);
+		const hook = this.session.canonical(m, c.hook);
+		return this.session.locked(async () => {
+			this.flags = { pause: false, stop: false };
+			this.session.clearStop();
+			try {
+				await this.session.ensureCuts(m, [hook]);
+				return await trainSae(
+					{
+						runner: m.runner,
+						device: await this.session.gpuDevice(),
+						hook,
+						dModel: m.source.shape.dModel,
+						story: (seed, tokens) => this.story(m, seed, tokens),
+						text: (text) => corpusContexts(this.session, m, { name: 'training corpus', text }, () => {}),
+						flags: this.flags
+					},
+					c,
+					cp,
+					onProgress
+				);
+			} finally {
+				this.flags = { pause: false, stop: false };
+				this.session.clearStop();
+			}
+		});
+	}
+
+	/** One story of the corpus, or null when Pause or Stop (the session's stop) cut it short. */
+	private async story(m: Loaded, seed: number, tokens: number): Promise<number[] | null> {
+		try {
+			const [ids] = await corpusContexts(this.session, m, { name: 'training corpus', stories: 1, storyTokens: tokens, seed }, () => {});
+			return this.session.stopped ? null : ids;
+		} catch (e) {
+			if (e instanceof DOMException && e.name === 'AbortError') return null;
+			throw e;
+		}
+	}
+
+	/**
+	 * A short measurement of this machine for the page's estimate (estimate.ts): the model writes a
+	 * few tokens, runs one forward pass over a context as long as the run's, and the trainer takes a
+	 * few steps at the run's width and batch on random activations. A few seconds on SwiftShader.
+	 */
+	async measure(cfg: TrainConfig): Promise<TrainRates & { text: CorpusSize | null }> {
+		const m = this.trainable();
+		checkSettings(cfg);
+		const hook = this.session.canonical(m, cfg.hook);
+		return this.session.locked(async () => {
+			this.session.clearStop();
+			await this.session.ensureCuts(m, [hook]);
+			const device = await this.session.gpuDevice();
+			const now = () => performance.now() / 1000;
+			// Pasted text: its contexts (no writing). Stories: a first short one compiles the shaders, the second is timed.
+			const text =
+				cfg.text !== undefined ? await corpusContexts(this.session, m, { name: 'training corpus', text: cfg.text }, () => {}) : null;
+			let writeTokenSeconds = 0;
+			let sample = text?.[0] ?? [];
+			let t: number;
+			if (!text) {
+				await this.story(m, cfg.seed, 2);
+				const writeTokens = 6;
+				t = now();
+				sample = (await this.story(m, cfg.seed, writeTokens)) ?? [];
+				writeTokenSeconds = (now() - t) / Math.max(1, sample.length - 1);
+			}
+			// One forward pass over a context as long as the run's (a sample context repeated).
+			const longest = text ? Math.max(2, ...text.map((c) => c.length)) : cfg.storyTokens + 1;
+			const forwardTokens = Math.min(128, m.source.shape.maxSeqLen, longest);
+			const ids = Array.from({ length: forwardTokens }, (_, i) => sample[i % Math.max(1, sample.length)] ?? 1);
+			const forward = async () => {
+				m.runner.reset();
+				(await m.runner.forward(ids)).logits.dispose();
+				await device.queue.onSubmittedWorkDone();
+			};
+			await forward();
+			t = now();
+			await forward();
+			const forwardSeconds = now() - t;
+			// Trainer steps at the run's shape on random activations.
+			const shape = shapeOf(cfg, m.source.shape.dModel);
+			const rows = 2 * cfg.batch;
+			const store = storageFrom(
+				device,
+				Float32Array.from({ length: rows * shape.d }, (_, i) => Math.sin(i * 12.9898) % 1),
+				'train.measure'
+			);
+			const trainer = await SaeTrainer.create(device, shape, cfg.batch, initialParams(cfg, shape.d, new Float32Array(shape.d)));
+			try {
+				trainer.setStore(store, rows);
+				const batch = Uint32Array.from({ length: cfg.batch }, (_, i) => (i * 7) % rows);
+				trainer.step(batch, cfg.lr);
+				await device.queue.onSubmittedWorkDone();
+				const timed = 4;
+				t = now();
+				for (let i = 0; i < timed; i++) trainer.step(batch, cfg.lr);
+				await device.queue.onSubmittedWorkDone();
+				const stepSeconds = (now() - t) / timed;
+				return {
+					writeTokenSeconds,
+					forwardSeconds,
+					forwardTokens,
+					stepSeconds,
+					stepBatch: cfg.batch,
+					stepWidth: cfg.width,
+					text: text && { contexts: text.length, tokens: text.reduce((a, c) => a + c.length - 1, 0) }
+				};
+			} finally {
+				trainer.destroy();
+			}
+		});
+	}
+
+	/** The loaded model, if the trainer can read it (WebGPU, an fp32 residual). */
+	private trainable(): Loaded {
 		const m = this.session.requireModel();
 		if (m.runner.backend !== 'webgpu')
 			throw new LoupeError(
@@ -38,53 +173,18 @@ export class TrainerService {
 				`${m.info.name} computes its residual in ${m.source.dtype}; the trainer reads fp32.`,
 				'Open the fp32 export of this model.'
 			);
-		const cp = resumeId ? await getTrainRun(resumeId) : undefined;
-		if (resumeId && !cp) throw new LoupeError('not-found', 'That training run is not in this browser any more.', 'Start a new run.');
-		if (cp && cp.cfg.model !== m.info.id)
-			throw new LoupeError('model-failed', `That run trains on ${cp.cfg.model}, not ${m.info.id}.`, `Load ${cp.cfg.model} to resume it.`);
-		const c = cp?.cfg ?? { ...cfg, model: m.info.id };
-		if (!(
-			c.width >= 1 &&
-			c.batch >= 1 &&
-			c.tokens >= c.batch &&
-			(c.arch !== 'topk' || (c.k >= 1 && c.k <= c.width)) &&
-			(c.arch !== 'jumprelu' || c.bandwidth > 0)
-		))
-			throw new LoupeError(
-				'model-failed',
-				'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), k between 1 and the width, and the JumpReLU bandwidth positive.',
-				'Change the settings.'
-			);
-		const hook = this.session.canonical(m, c.hook);
-		return this.session.locked(async () => {
-			this.flags = { pause: false, stop: false };
-			try {
-				await this.session.ensureCuts(m, [hook]);
-				return await trainSae(
-					{
-						runner: m.runner,
-						device: await this.session.gpuDevice(),
-						hook,
-						dModel: m.source.shape.dModel,
-						corpus: (spec, onCorpus) => corpusContexts(this.session, m, spec, (p) => onCorpus(p.done, p.total)),
-						flags: this.flags
-					},
-					c,
-					cp,
-					onProgress
-				);
-			} finally {
-				this.flags = { pause: false, stop: false };
-			}
-		});
+		return m;
 	}
 
+	// Both also stop the session, so a story the model is writing ends at its next token.
 	pause() {
 		this.flags.pause = true;
+		this.session.stop();
 	}
 
 	stop() {
 		this.flags.stop = true;
+		this.session.stop();
 	}
 
 	async runs(): Promise<TrainRunSummary[]> {
@@ -121,4 +221,19 @@ export class TrainerService {
 		if (!cp) throw new LoupeError('not-found', 'That training run is not in this browser any more.', 'Train it again.');
 		return cp;
 	}
+}
+
+function checkSettings(c: TrainConfig) {
+	if (!(
+		c.width >= 1 &&
+		c.batch >= 1 &&
+		c.tokens >= c.batch &&
+		(c.arch !== 'topk' || (c.k >= 1 && c.k <= c.width)) &&
+		(c.arch !== 'jumprelu' || c.bandwidth > 0)
+	))
+		throw new LoupeError(
+			'model-failed',
+			'These settings cannot train: width, batch and tokens must be positive (tokens ≥ batch), k between 1 and the width, and the JumpReLU bandwidth positive.',
+			'Change the settings.'
+		);
 }

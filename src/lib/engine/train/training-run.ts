@@ -1,8 +1,9 @@
 /**
- * One SAE training run in the tab: harvest activations at a hook straight into a GPU buffer
- * (ORT's residual buffer → the store, a GPU-to-GPU copy), then train on shuffled batches with the
- * WGSL trainer, streaming metrics in small batches, checkpointing to IndexedDB every N steps and on
- * pause, and resuming from a checkpoint (the store is harvested again from the same seeded corpus).
+ * One SAE training run in the tab, its three phases (the model writes the corpus, activations are
+ * harvested at a hook straight into a GPU buffer — ORT's residual buffer → the store, a GPU-to-GPU
+ * copy — and the WGSL trainer trains on shuffled batches) and what IndexedDB keeps of it: the corpus
+ * from its first story on, then checkpoints every N steps and on pause, so a run resumes from any
+ * phase (the store is harvested again from the kept corpus).
  */
 import type { SegmentRunner } from '../model/runner';
 import { createStorage } from '../gpu/buffers';
@@ -11,6 +12,7 @@ import { seededRandom } from '../sample/prng';
 import type { SaeConfig, SaeWeights } from '../sae/config';
 import { writeSaeLens } from '../sae/formats/saelens';
 import { logSparsityOf, writeSparsity } from '../sae/formats/sparsity';
+import { LoupeError } from '../errors';
 
 export interface TrainConfig {
 	name: string;
@@ -55,11 +57,13 @@ export const defaultTrainConfig = (model: string, hook: string): TrainConfig => 
 	l0: 0.1,
 	bandwidth: 0.1,
 	threshold: 1,
-	tokens: 60_000,
+	// Sized to finish in a few minutes on a laptop GPU: writing the corpus (one token at a time) is
+	// the slow part, so 32 stories of 100 tokens, each activation reused ~14 times over 40k tokens.
+	tokens: 40_000,
 	batch: 256,
 	lr: 4e-3,
-	stories: 64,
-	storyTokens: 120,
+	stories: 32,
+	storyTokens: 100,
 	seed: 1,
 	checkpointEvery: 50
 });
@@ -84,15 +88,27 @@ export interface CeRecovered {
 
 export type TrainStatus = 'running' | 'paused' | 'stopped' | 'done';
 
+/** The phases of a run, in order; Pause and Stop act in each. */
+export type RunPhase = 'writing' | 'harvesting' | 'training';
+
 /** What IndexedDB keeps of a run: enough to resume it, list it, open it and export it. */
 export interface TrainCheckpoint {
 	id: string;
 	cfg: TrainConfig;
 	dIn: number;
 	status: TrainStatus;
+	/** Where the run is (absent in runs saved before phases were kept: those were training). */
+	phase?: RunPhase;
+	/**
+	 * The corpus as contexts (BOS first), kept from the first story on: a run paused while the model
+	 * writes goes on from the next story, and a resumed run reads the corpus it started with.
+	 */
+	corpus?: number[][];
+	corpusDone?: boolean;
 	step: number;
 	steps: number;
-	params: SaeParams;
+	/** null until training starts (a run paused while the model writes has no SAE yet). */
+	params: SaeParams | null;
 	adam: { t: number; m: Float32Array[]; v: Float32Array[] };
 	history: MetricPoint[];
 	ce: (CeRecovered & { step: number })[]; // measured every quarter of the run
@@ -105,12 +121,19 @@ export interface TrainCheckpoint {
 }
 
 export interface TrainProgress {
-	phase: 'writing' | 'harvesting' | 'training' | 'paused' | 'stopped' | 'done';
+	phase: RunPhase | 'paused' | 'stopped' | 'done';
+	/** Paused or stopped: the phase it was in. */
+	at?: RunPhase;
 	id: string;
+	/** Stories written, contexts harvested or steps trained, of `total`. */
 	done: number;
 	total: number;
+	/** Tokens the model wrote, activations harvested or tokens trained on, per second in this phase. */
 	tokensPerSecond: number;
+	/** Seconds left in this phase (0 when not yet known). */
 	etaSeconds: number;
+	/** Training tokens over harvested activations: how many times each activation is used. */
+	reuse?: number;
 	points: MetricPoint[]; // new since the last report
 	ce?: CeRecovered & { step: number };
 }
@@ -120,6 +143,10 @@ export interface TrainRunSummary {
 	name: string;
 	cfg: TrainConfig;
 	status: TrainStatus;
+	phase: RunPhase;
+	/** Contexts of the corpus written so far (stories), and whether an SAE exists to open or export. */
+	corpusContexts: number;
+	trained: boolean;
 	step: number;
 	steps: number;
 	last: MetricPoint | null;
@@ -136,6 +163,9 @@ export function summarizeRun(cp: TrainCheckpoint): TrainRunSummary {
 		name: cp.cfg.name,
 		cfg: cp.cfg,
 		status: cp.status,
+		phase: cp.phase ?? 'training',
+		corpusContexts: cp.corpus?.length ?? 0,
+		trained: cp.params !== null,
 		step: cp.step,
 		steps: cp.steps,
 		last: cp.history.at(-1) ?? null,
@@ -173,12 +203,12 @@ export async function harvest(
 	contexts: number[][],
 	onProgress: (done: number, rows: number) => void,
 	shouldStop: () => boolean
-): Promise<{ store: GPUBuffer; rows: number }> {
+): Promise<{ store: GPUBuffer; rows: number; halted: boolean }> {
 	const total = contexts.reduce((a, c) => a + c.length - 1, 0);
 	const store = createStorage(device, total * dIn * 4, 'train.store');
 	let rows = 0;
 	for (const [i, ids] of contexts.entries()) {
-		if (shouldStop()) break;
+		if (shouldStop()) return { store, rows, halted: true };
 		runner.reset();
 		const { logits } = await runner.forward(ids, (name, residual, n) => {
 			if (name !== hook || n < 2) return;
@@ -189,9 +219,11 @@ export async function harvest(
 			rows += n - 1;
 		});
 		logits.dispose();
+		// ORT returns before the GPU is done: wait, so progress and its ETA are the real work's.
+		await device.queue.onSubmittedWorkDone();
 		onProgress(i + 1, rows);
 	}
-	return { store, rows };
+	return { store, rows, halted: false };
 }
 
 export function shapeOf(cfg: TrainConfig, dIn: number): TrainShape {
@@ -209,13 +241,14 @@ export function shapeOf(cfg: TrainConfig, dIn: number): TrainShape {
 	};
 }
 
-export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: number, params: SaeParams): TrainCheckpoint {
+export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: number, params: SaeParams | null): TrainCheckpoint {
 	const now = new Date().toISOString();
 	return {
 		id,
 		cfg,
 		dIn,
 		status: 'running',
+		phase: params ? 'training' : 'writing',
 		step: 0,
 		steps,
 		params,
@@ -255,6 +288,12 @@ export function foldScale(p: SaeParams, s: number): SaeWeights {
 
 /** The trained SAE as Loupe's SAE config and weights for raw activations (the training scale folded in). */
 export function trainedSae(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeWeights } {
+	if (!cp.params)
+		throw new LoupeError(
+			'not-found',
+			`"${cp.cfg.name}" has no SAE yet: it was paused or stopped before training began.`,
+			'Resume it: it goes on from where it was.'
+		);
 	const cfg: SaeConfig = {
 		architecture: cp.cfg.arch,
 		dIn: cp.dIn,
