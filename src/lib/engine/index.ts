@@ -38,6 +38,7 @@ import type { RankedItem } from './sae/features';
 import type { ReconMetrics } from './sae/reconstruction';
 import type { BenchLine } from './bench/bench-line';
 import type { TrainConfig, TrainProgress, TrainRunSummary } from './train/training-run';
+import type { TrainRates, CorpusSize } from './train/estimate';
 import type { FeatureLabel, SteeringPreset } from './store/db';
 import type { CachedFile, DownloadProgress } from './store/model-cache';
 
@@ -237,6 +238,11 @@ export class Engine {
 
 	stopTraining() {
 		this.trainer.stop();
+	}
+
+	/** A short measurement of this machine for the train page's estimate (train/estimate.ts). */
+	measureTraining(cfg: TrainConfig): Promise<Result<TrainRates & { text: CorpusSize | null }>> {
+		return attempt(() => this.trainer.measure(cfg));
 	}
 
 	trainingRuns(): Promise<TrainRunSummary[]> {
