@@ -18,12 +18,31 @@ const hubOrigins = [
 	...(process.env.LOUPE_HUB_ORIGINS ?? '').split(/\s+/).filter(Boolean)
 ];
 
+/**
+ * Where the site lives on its host. The default build runs under any path (SvelteKit's relative
+ * paths: the page finds its base from its own address, the engine and the service worker from
+ * theirs), so a project page such as https://example.org/loupe/ needs nothing. LOUPE_BASE_PATH=/loupe
+ * fixes the base at build time instead (SvelteKit's `paths.base`: absolute URLs), for hosts that
+ * rewrite paths or serve the pages from elsewhere.
+ */
+const basePath = (process.env.LOUPE_BASE_PATH ?? '').replace(/\/+$/, '');
+if (basePath && !/^\/[\w.~-]+(\/[\w.~-]+)*$/.test(basePath))
+	throw new Error(
+		`LOUPE_BASE_PATH must be a path such as /loupe (a leading slash, no trailing one, letters, digits, . _ ~ -); got "${process.env.LOUPE_BASE_PATH}".`
+	);
+
+const buildDir = process.env.LOUPE_BUILD_DIR ?? 'build';
+
 /** @type {import('@sveltejs/kit').Config} */
 export default {
 	preprocess: vitePreprocess(),
 	kit: {
 		// A folder of static files any host can serve; the one page is prerendered.
-		adapter: adapter({ pages: 'build', assets: 'build', fallback: undefined, strict: true }),
+		// LOUPE_BUILD_DIR and LOUPE_KIT_DIR let a script build a second copy (npm run make-defaults, a
+		// sub-path build) without touching build/ and .svelte-kit/.
+		adapter: adapter({ pages: buildDir, assets: buildDir, fallback: undefined, strict: true }),
+		outDir: process.env.LOUPE_KIT_DIR ?? '.svelte-kit',
+		paths: { base: basePath, relative: true },
 		serviceWorker: { register: true },
 		// Prerendered pages get the policy as a <meta http-equiv> tag, with hashes for SvelteKit's own
 		// inline boot script ('auto'): no 'unsafe-inline' or 'unsafe-eval' for scripts.

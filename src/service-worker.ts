@@ -4,8 +4,12 @@
 /// <reference lib="webworker" />
 /**
  * The offline shell: precaches the built app (JS, CSS, onnxruntime-web's wasm) and the static
- * files, so after one visit the page opens with no network. Model files are cached separately by
- * the engine (store/model-cache.ts) and are not touched here.
+ * files, among them what the app ships for its default model (static/bundled/: stories260K and its
+ * SAEs, statistics and labels), so after one visit the page, the default model and its microscope
+ * open with no network. Models from a hub are cached separately by the engine
+ * (store/model-cache.ts) and are not touched here. Every path is under the worker's own folder
+ * ($service-worker's lists carry the base it finds from its location), so the same build works
+ * under any sub-path, and its scope is that folder.
  */
 import { build, files, prerendered, version } from '$service-worker';
 

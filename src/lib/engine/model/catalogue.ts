@@ -33,6 +33,12 @@ interface CatalogueBase {
 	license: string;
 	/** SAE releases that fit this model (see sae/catalogue.ts). */
 	saeReleases: string[];
+	/**
+	 * The app ships this model's files under static/bundled/ in the Hub's layout
+	 * ({repo}/resolve/{revision}/{path}, byte-identical to the Hub's), so it opens from the app's
+	 * own origin with no network: always for the default hub, and when a named hub is unreachable.
+	 */
+	bundled?: boolean;
 }
 
 export interface Llama2cModel extends CatalogueBase {
@@ -67,14 +73,16 @@ export const catalogue: CatalogueModel[] = [
 	{
 		id: 'stories260K',
 		name: 'stories260K',
-		description: 'A 260K-parameter Llama trained on TinyStories (llama2.c). 1 MB: loads in a second anywhere.',
+		description:
+			'A 260K-parameter Llama trained on TinyStories (llama2.c). 1 MB, ships with Loupe (works offline), with an SAE at every residual hook.',
 		format: 'llama2c',
 		repo: 'karpathy/tinyllamas',
 		revision: 'main',
 		files: { checkpoint: 'stories260K/stories260K.bin', tokenizer: 'stories260K/tok512.bin' },
 		bytes: 1_056_540 + 6_227,
 		license: 'MIT',
-		saeReleases: []
+		saeReleases: ['loupe-stories260K-res'],
+		bundled: true
 	},
 	{
 		id: 'stories15M',
