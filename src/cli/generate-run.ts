@@ -3,7 +3,9 @@
  * it in-process): open an exported decoder from disk the way the app opens one (`openExportGraph`:
  * surgery, external data by the names the graph gives, checked against its offsets), cut it at
  * the hooks asked for, and generate from token ids with the app's runner and sampler on
- * onnxruntime-web's wasm EP.
+ * onnxruntime-web's wasm EP. Weights are read as onnxruntime asks for each tensor (WeightFiles
+ * over the files on disk), so a model is never in memory beside onnxruntime's copy of it; a model
+ * too large for the wasm heap is refused before anything is read.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -12,6 +14,7 @@ import { openExportGraph } from '../lib/engine/model/hf/exported-model';
 import { SegmentRunner } from '../lib/engine/model/runner';
 import { generateIds, type StopReason } from '../lib/engine/model/generate';
 import { LoupeError } from '../lib/engine/errors';
+import { nodeWeightFile } from './node-weight-file';
 import type { SamplingSettings } from '../lib/engine/sample/sampler';
 
 export const usage =
@@ -92,8 +95,9 @@ export async function runGenerate(args: string[]): Promise<GenerateOutput> {
 	const dir = dirname(file);
 	const configPath = join(dir, 'config.json');
 	const config = existsSync(configPath) ? JSON.parse(readFileSync(configPath, 'utf8')) : {};
+	const graph = readFileSync(file);
 	const opened = await openExportGraph(
-		new Uint8Array(readFileSync(file)),
+		new Uint8Array(graph.buffer, graph.byteOffset, graph.byteLength),
 		a.file,
 		async (path) => {
 			const full = join(dir, path);
@@ -103,9 +107,11 @@ export async function runGenerate(args: string[]): Promise<GenerateOutput> {
 					`The graph keeps its weights in "${path}", which is not beside it (looked for ${full}).`,
 					`Put ${path} next to the .onnx file.`
 				);
-			return new Uint8Array(readFileSync(full));
+			return nodeWeightFile(full, path);
 		},
-		config
+		config,
+		// Weights inside the graph are read from the file too: the parsed bytes go once it is open.
+		{ backend: 'wasm', graphWeights: nodeWeightFile(file, a.file) }
 	);
 	const { vocabSize } = opened.shape;
 	const bad = a.ids.find((id) => id >= vocabSize);

@@ -153,7 +153,7 @@ describe('models too large for the page', () => {
 			return new Uint8Array(0);
 		}).catch((e) => e);
 		expect(fetched).toBe(0);
-		expect(err.code).toBe('unsupported-checkpoint');
+		expect(err.code).toBe('too-large');
 		expect(err.message).toMatch(/model\.onnx_data is 5\.00 GiB \(5369\d+ bytes\).*at most 4\.00 GiB/);
 		expect(err.action).toMatch(/smaller model|quantized/);
 	});

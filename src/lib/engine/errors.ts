@@ -9,6 +9,8 @@ export type LoupeErrorCode =
 	| 'truncated'
 	| 'not-a-checkpoint'
 	| 'unsupported-checkpoint'
+	/** A model larger than this page can hold (a file past onnxruntime-web's 32-bit offsets, weights past the wasm heap). */
+	| 'too-large'
 	| 'not-a-tokenizer'
 	| 'tokenizer-mismatch'
 	| 'storage-full'

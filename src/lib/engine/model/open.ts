@@ -2,6 +2,12 @@
  * Opening a model, whichever way it comes: a catalogue entry from the hub (a llama2.c checkpoint, or
  * an exported ONNX decoder in the variant this adapter can run), or files the user picked. What it
  * yields is a ModelSource, everything the session needs of a model; the session starts the runner.
+ *
+ * Memory: an export's weights are never held whole in the worker. The files stay where they are
+ * (the Cache API's entry, the File the user picked: Blobs, not read) and are handed to onnxruntime
+ * as WeightFiles that read one tensor's range at a time (`readWeights`, for each cut's sessions);
+ * the session drops them once the sessions exist. The unembedding (an SAE's feature logits) is
+ * read only when asked for (`loadUnembedding`).
  */
 import { LoupeError } from '../errors';
 import { readLlama2cCheckpoint } from './llama2c/checkpoint';
@@ -16,9 +22,33 @@ import type { DecoderShape, SegmentedModel } from './segments';
 import type { TextTokenizer } from './generate';
 import type { HookManifest } from './onnx/hook-manifest';
 import { choosePrecision, hubTreeUrl, openExport, parseHubTree, type Precision } from './hf/exported-model';
-import { findUnembedding } from './onnx/unembedding';
+import { findUnembedding, unembeddingWeight } from './onnx/unembedding';
+import { blobWeights, canReadBlobsInPlace } from './onnx/weight-file';
+import { GRAPH_WEIGHTS } from './onnx/inline-as-external';
+import { refuseDownloadThatCannotFit } from './onnx/size-limits';
 import { distinctParameterCount } from './parameter-count';
-import { deleteCachedFile, fetchModelFile, hubFileUrl, type DownloadProgress, type FetchedFile } from '../store/model-cache';
+import {
+	deleteCachedFile,
+	fetchModelBlob,
+	fetchModelFile,
+	hubFileUrl,
+	type DownloadProgress,
+	type FetchedFile
+} from '../store/model-cache';
+
+export interface Unembedding {
+	classifier: Float32Array;
+	normWeight: Float32Array | null;
+}
+
+/** Weight files as onnxruntime's `externalData` takes them. */
+export type WeightFiles = { path: string; data: Uint8Array }[];
+
+/** Where the engine runs a model: on 'wasm' a model too large for onnxruntime's heap is refused before it is downloaded. */
+type Backend = 'webgpu' | 'wasm';
+
+/** What the status line needs of each fetched file (from the cache, and any warning about storing it). */
+export type FetchedInfo = Pick<FetchedFile, 'fromCache' | 'cacheWarning'>;
 
 /** What the engine needs of a model, whichever way it was opened. */
 export interface ModelSource {
@@ -43,8 +73,19 @@ export interface ModelSource {
 	segment(cuts: (number | HookName)[]): SegmentedModel;
 	/** Every hook a cut can be asked for, in TransformerLens order (what the hook pickers list). */
 	hooks: HookName[];
-	/** W_U as [vocab, d_model] and the final norm's scale, for feature logits; null where not found. */
-	unembedding: { classifier: Float32Array; normWeight: Float32Array | null } | null;
+	/**
+	 * The weight files a cut's sessions read (onnxruntime's `externalData`), read again for each cut
+	 * from where they live (WeightFiles that read a range at a time where the engine runs in a
+	 * worker; the whole file in a page's main thread). The session hands them to the runner and drops
+	 * them once its sessions exist. Absent where the segments carry their weights (llama2.c).
+	 */
+	readWeights?: () => Promise<WeightFiles>;
+	/** Whether the graph has an unembedding to read (known from its structure at open). */
+	hasUnembedding: boolean;
+	/** W_U as [vocab, d_model] and the final norm's scale, for feature logits; read when first asked for (an SAE), then kept; null where not found. */
+	loadUnembedding(): Promise<Unembedding | null>;
+	/** What `loadUnembedding` answered, null before it was asked (llama2.c: always there). */
+	readonly unembedding: Unembedding | null;
 	manifest?: (model: SegmentedModel) => HookManifest;
 	precision?: Precision;
 }
@@ -55,7 +96,7 @@ export interface ModelSource {
  */
 export interface OpenedModel {
 	build: () => ModelSource;
-	files: FetchedFile[];
+	files: FetchedInfo[];
 	onFail?: (e: unknown) => Promise<void>;
 }
 
@@ -85,12 +126,17 @@ export async function openExportFromHub(
 	entry: OnnxModel,
 	hub: string,
 	shaderF16: boolean,
-	onProgress: (p: DownloadProgress) => void
+	onProgress: (p: DownloadProgress) => void,
+	backend?: Backend
 ): Promise<OpenedModel> {
 	const url = (path: string) => hubFileUrl(hub, entry.repo, entry.revision, path);
 	const tree = await fetchModelFile(hubTreeUrl(hub, entry.repo, entry.revision, entry.onnxFolder), onProgress);
 	const files = parseHubTree(JSON.parse(new TextDecoder().decode(tree.buffer)));
 	const precision = choosePrecision(entry, files, shaderF16);
+	// Before any byte of the model: the graph, and its weights files (by the exporters' names for them, model.onnx_data…).
+	const sidecarBytes = files.filter((f) => f.path.split('/').pop()!.startsWith(precision.file)).reduce((a, f) => a + f.size, 0);
+	refuseDownloadThatCannotFit(precision.file, precision.bytes, backend, Math.max(sidecarBytes, precision.bytes));
+	for (const f of files) if (f.path.split('/').pop()!.startsWith(`${precision.file}_data`)) refuseDownloadThatCannotFit(f.path, f.size);
 	const graphUrl = url(`${entry.onnxFolder}/${precision.file}`);
 	const json = async (path: string, optional = false) => {
 		try {
@@ -101,33 +147,68 @@ export async function openExportFromHub(
 		}
 	};
 	const [graph, tokenizerJson, tokenizerConfig, config] = await Promise.all([
-		fetchModelFile(graphUrl, onProgress),
+		fetchModelBlob(graphUrl, onProgress),
 		json('tokenizer.json'),
 		json('tokenizer_config.json', true),
 		json('config.json', true)
 	]);
-	const fetched: FetchedFile[] = [graph];
-	const opened = await openExport(
-		graph.buffer,
+	const fetched: FetchedInfo[] = [graph];
+	const blobs = new Map<string, Blob>([[GRAPH_WEIGHTS, graph.blob]]);
+	const opened = await openExportFromBlobs(
+		graph.blob,
 		precision.file,
 		async (path) => {
-			const f = await fetchModelFile(url(`${entry.onnxFolder}/${path}`), onProgress);
+			const f = await fetchModelBlob(url(`${entry.onnxFolder}/${path}`), onProgress);
 			fetched.push(f);
-			return f.buffer;
+			return f.blob;
 		},
+		blobs,
 		tokenizerJson,
 		tokenizerConfig,
-		config
+		config,
+		backend
 	).catch(async (e) => {
 		if (e instanceof LoupeError && e.code === 'not-a-checkpoint') await deleteCachedFile(graphUrl);
 		throw e;
 	});
-	const source = exportSource(opened, { ...precision });
+	const source = exportSource(opened, blobs, { ...precision });
 	return { build: () => source, files: fetched };
 }
 
+/**
+ * Opens an export whose files are Blobs (the cache's entries, picked Files): the graph is read
+ * whole to parse it (then let go), the weights files are not read at all, only handed on as
+ * WeightFiles; `blobs` collects each weights file's Blob by the path onnxruntime knows it by.
+ */
+async function openExportFromBlobs(
+	graph: Blob,
+	graphName: string,
+	sidecar: (path: string) => Promise<Blob>,
+	blobs: Map<string, Blob>,
+	tokenizerJson: Record<string, unknown>,
+	tokenizerConfig: Record<string, unknown>,
+	config: Record<string, unknown>,
+	backend?: Backend
+) {
+	return openExport(
+		await graph.arrayBuffer(),
+		graphName,
+		async (path) => {
+			const blob = await sidecar(path);
+			blobs.set(path, blob);
+			return blobWeights(blob, path);
+		},
+		tokenizerJson,
+		tokenizerConfig,
+		config,
+		// Where blobs can be read in place, the weights inside the graph are read from its Blob too,
+		// so the parsed bytes go once the graph is open; elsewhere those bytes are the one copy.
+		{ backend, graphWeights: canReadBlobsInPlace() ? await blobWeights(graph, graphName) : undefined }
+	);
+}
+
 /** A model the user picked from disk: llama2.c files, or an .onnx with its tokenizer files. */
-export async function openFiles(picked: File[]): Promise<OpenedModel & { id: string }> {
+export async function openFiles(picked: File[], backend?: Backend): Promise<OpenedModel & { id: string }> {
 	const byName = new Map(picked.map((f) => [f.name, f]));
 	const onnxFile = picked.find((f) => f.name.endsWith('.onnx'));
 	if (onnxFile) {
@@ -141,8 +222,9 @@ export async function openFiles(picked: File[]): Promise<OpenedModel & { id: str
 				);
 			return f ? JSON.parse(await f.text()) : {};
 		};
-		const opened = await openExport(
-			await onnxFile.arrayBuffer(),
+		const blobs = new Map<string, Blob>([[GRAPH_WEIGHTS, onnxFile]]);
+		const opened = await openExportFromBlobs(
+			onnxFile,
 			onnxFile.name,
 			async (path) => {
 				const f = byName.get(path.split('/').pop()!);
@@ -152,13 +234,15 @@ export async function openFiles(picked: File[]): Promise<OpenedModel & { id: str
 						`${onnxFile.name} keeps its weights in "${path}", which was not chosen with it.`,
 						`Choose ${path} together with the .onnx file.`
 					);
-				return f.arrayBuffer();
+				return f;
 			},
+			blobs,
 			await text('tokenizer.json', true),
 			await text('tokenizer_config.json', false),
-			await text('config.json', false)
+			await text('config.json', false),
+			backend
 		);
-		const source = exportSource(opened);
+		const source = exportSource(opened, blobs);
 		return { build: () => source, files: [], id: `file:${onnxFile.name}` };
 	}
 	if (picked.length !== 2)
@@ -192,13 +276,32 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 		tokenizer,
 		segment: (cuts) => buildLlamaOnnx(weights, cuts, { fused: chosenBackend() === 'webgpu' }),
 		hooks: everyHookName(c.nLayers),
-		unembedding: { classifier: weights.classifier, normWeight: weights.rmsFinal }
+		hasUnembedding: true,
+		// The checkpoint is in memory anyway (the builder reads it for every cut): its head costs nothing more.
+		unembedding: { classifier: weights.classifier, normWeight: weights.rmsFinal },
+		loadUnembedding: async () => ({ classifier: weights.classifier, normWeight: weights.rmsFinal })
 	};
 }
 
-/** An exported decoder after surgery. */
-function exportSource(opened: Awaited<ReturnType<typeof openExport>>, precision?: Precision): ModelSource {
+/**
+ * An exported decoder after surgery. `blobs` are its weights files where they live, by the path
+ * onnxruntime knows each by (`GRAPH_WEIGHTS`: the graph file itself), to be read again for each cut.
+ */
+function exportSource(opened: Awaited<ReturnType<typeof openExport>>, blobs: Map<string, Blob>, precision?: Precision): ModelSource {
 	const { trace, graph, io } = opened.decoder;
+	const paths = opened.externalData.map((f) => f.path);
+	// The first cut takes the files read at open (nothing is read twice at load); later ones read them again.
+	let first = true;
+	const readWeights = async (): Promise<WeightFiles> => {
+		if (first) {
+			first = false;
+			const files = opened.externalData;
+			opened.dropWeights();
+			return files;
+		}
+		return Promise.all(paths.map(async (path) => ({ path, data: await blobWeights(blobs.get(path)!, path) })));
+	};
+	let unembedding: Unembedding | null = null;
 	return {
 		format: 'onnx',
 		architecture: trace.architecture,
@@ -215,7 +318,21 @@ function exportSource(opened: Awaited<ReturnType<typeof openExport>>, precision?
 			return { ...model, cutHooks: model.cutHooks ?? model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : [])) };
 		},
 		hooks: offeredHooks(trace),
-		unembedding: findUnembedding(opened.decoder, opened.externalData),
+		readWeights,
+		hasUnembedding: unembeddingWeight(opened.decoder) !== null,
+		get unembedding() {
+			return unembedding;
+		},
+		loadUnembedding: async () => {
+			if (unembedding || !unembeddingWeight(opened.decoder)) return unembedding;
+			const files = first ? opened.externalData : await readWeights();
+			const found = findUnembedding(opened.decoder, files);
+			if (!found) return null;
+			// A view into a whole file (read at open, or in a page's main thread) would keep that file alive: copy W_U out.
+			const pinsFile = files.some((f) => f.data.buffer === found.classifier.buffer);
+			unembedding = { classifier: pinsFile ? found.classifier.slice() : found.classifier, normWeight: null };
+			return unembedding;
+		},
 		manifest: opened.manifest,
 		precision
 	};

@@ -5,7 +5,8 @@
  * small. An initializer whose values are the embedding's, as they are or transposed, is a copy.
  */
 import type { GraphIndex, TensorProto } from './onnx/graph';
-import { initializerBytes, type ExternalFiles } from './onnx/initializer-bytes';
+import { initializerBytes, initializerRange, type ExternalFiles } from './onnx/initializer-bytes';
+import { WeightFile } from './onnx/weight-file';
 
 /** Elements compared per candidate copy: spread over the whole matrix, enough that an untied head never passes. */
 const SAMPLES = 4096;
@@ -56,6 +57,17 @@ interface Words {
 function words(t: TensorProto, externalData: ExternalFiles): Words | null {
 	const width = t.dataType === 1 ? 4 : t.dataType === 10 || t.dataType === 16 ? 2 : 0;
 	if (!width) return null;
+	// A file read on demand: each sample read alone (8 KiB of reads, not the whole matrix).
+	const range = initializerRange(t, externalData);
+	if (range?.file instanceof WeightFile) {
+		const { file, offset, length } = range;
+		if (length % width) return null;
+		const at = (j: number) => {
+			const b = file.subarray(offset + j * width, offset + (j + 1) * width);
+			return width === 4 ? b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24) : b[0] | (b[1] << 8);
+		};
+		return { length: length / width, at: (j) => at(j) >>> 0 };
+	}
 	const raw = initializerBytes(t, externalData);
 	if (!raw || raw.byteLength % width) return null;
 	const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);

@@ -16,8 +16,9 @@ import type { HookManifest } from './onnx/hook-manifest';
 import type { Precision } from './hf/exported-model';
 import { LogitsProcessor } from '../gpu/logits-process';
 import type { SamplingSettings } from '../sample/sampler';
-import { openExportFromHub, openFiles, openLlama2cFromHub, type ModelSource, type OpenedModel } from './open';
-import type { DownloadProgress, FetchedFile } from '../store/model-cache';
+import { openExportFromHub, openFiles, openLlama2cFromHub, type FetchedInfo, type ModelSource, type OpenedModel } from './open';
+import { weightReadFailure } from './onnx/weight-file';
+import type { DownloadProgress } from '../store/model-cache';
 import type { AttachedSae } from '../sae/explorer';
 
 export interface ModelInfo {
@@ -115,7 +116,7 @@ export class ModelSession {
 		const t0 = performance.now();
 		const opened =
 			entry.format === 'onnx'
-				? await openExportFromHub(entry, req.hub, (await this.init()).shaderF16, onProgress)
+				? await openExportFromHub(entry, req.hub, (await this.init()).shaderF16, onProgress, (await this.init()).backend)
 				: await openLlama2cFromHub(entry, req.hub, onProgress);
 		return this.open(opened, entry.id, entry.name, 'hub', req.hooks ?? [], t0);
 	}
@@ -123,7 +124,7 @@ export class ModelSession {
 	/** Loads a model the user picked from disk: llama2.c files, or an .onnx with its tokenizer files. */
 	async loadFromFiles(picked: File[], hooks: string[] = []): Promise<ModelInfo> {
 		const t0 = performance.now();
-		const opened = await openFiles(picked);
+		const opened = await openFiles(picked, (await this.init()).backend);
 		return this.open(opened, opened.id, opened.id.slice(5), 'files', hooks, t0);
 	}
 
@@ -145,7 +146,7 @@ export class ModelSession {
 		from: ModelInfo['source'],
 		hooks: string[],
 		t0: number,
-		files: FetchedFile[]
+		files: FetchedInfo[]
 	): Promise<ModelInfo> {
 		this.assertDevice();
 		const status = await this.init();
@@ -166,13 +167,13 @@ export class ModelSession {
 		}
 		let runner: SegmentRunner;
 		try {
-			runner = await SegmentRunner.create(ort, model, backend);
+			runner = await createRunner(source, model, backend);
 		} catch (e) {
 			if (backend !== 'webgpu') throw e;
 			// The GPU path failed (driver, limits): run on the CPU rather than not at all, and say so.
 			status.fallbackReason = `WebGPU could not run this model (${e instanceof Error ? e.message : e}); running on the CPU (WebAssembly) instead.`;
 			status.backend = backend = 'wasm';
-			runner = await SegmentRunner.create(ort, model, backend);
+			runner = await createRunner(source, model, backend);
 		}
 		let processor: LogitsProcessor | null = null;
 		if (backend === 'webgpu' && runner.logitsOnGpu && source.lmHead)
@@ -203,7 +204,7 @@ export class ModelSession {
 				message: NO_LM_HEAD,
 				action: 'Use hook points, SAEs and corpus runs of pasted text; open an export with its LM head to generate.'
 			});
-		else if (!source.unembedding)
+		else if (!source.hasUnembedding)
 			info.warnings.push({
 				code: 'model-failed',
 				message: 'Loupe could not find the unembedding matrix in this graph, so feature cards show no logit effects.',
@@ -289,12 +290,12 @@ export class ModelSession {
 		try {
 			await old.dispose();
 			try {
-				m.runner = await SegmentRunner.create(ort, model, old.backend);
+				m.runner = await createRunner(m.source, model, old.backend);
 			} catch (e) {
 				const why = e instanceof Error ? e.message : String(e);
 				const hooks = missing.join(', ');
 				try {
-					m.runner = await SegmentRunner.create(ort, old.model, old.backend);
+					m.runner = await createRunner(m.source, old.model, old.backend);
 				} catch {
 					this.unload();
 					throw new LoupeError(
@@ -389,6 +390,30 @@ function offeredHook(source: ModelSource, modelName: string, hook: HookName): Ho
 			`Pick another hook: this model offers ${source.hooks.length} (${source.hooks.slice(0, 3).join(', ')}, …).`
 		);
 	return name;
+}
+
+/**
+ * A runner for `model`, its weight files read for it (`source.readWeights`) and dropped from the
+ * model once the sessions exist: onnxruntime holds its own copy, so the worker keeps none, and the
+ * next cut reads them again. A weights file that could not be read again (a picked file moved or
+ * changed since) is named in the error; onnxruntime itself says only that loading failed.
+ */
+async function createRunner(source: ModelSource, model: SegmentedModel, backend: Backend): Promise<SegmentRunner> {
+	if (source.readWeights) model.externalData = await source.readWeights();
+	try {
+		return await SegmentRunner.create(ort, model, backend);
+	} catch (e) {
+		const failed = weightReadFailure(model.externalData);
+		if (failed)
+			throw new LoupeError(
+				'not-found',
+				`${failed.name} could not be read again (${failed.error instanceof Error ? failed.error.message : failed.error}): it was moved, changed or deleted since the model was opened.`,
+				'Open the model again (for your own files, pick them again).'
+			);
+		throw e;
+	} finally {
+		if (source.readWeights) delete model.externalData;
+	}
 }
 
 function cutNames(model: SegmentedModel): string[] {

@@ -1,6 +1,8 @@
 /**
  * Downloads of big immutable files (model weights, tokenizers) with progress, retries that resume
  * where the server allows ranges, and the Cache API so the second visit needs no network.
+ * `fetchModelFile` answers with the bytes; `fetchModelBlob` with a Blob that is not read (the
+ * Cache API's entry where it could be stored), for weights read a range at a time.
  */
 import { LoupeError } from '../errors';
 
@@ -42,6 +44,16 @@ async function openCache(): Promise<Cache | null> {
 	}
 }
 
+export interface FetchedBlob extends Omit<FetchedFile, 'buffer'> {
+	/** The file, unread: the cache's entry where it was stored (on disk in Chromium), else the download's parts. */
+	blob: Blob;
+}
+
+interface FetchOptions {
+	retries?: number;
+	backoffMs?: number;
+}
+
 /**
  * Returns the file at `url`, from the cache when it is there, else from the network.
  * `retries` network failures are retried with backoff, resuming with a Range request.
@@ -49,17 +61,32 @@ async function openCache(): Promise<Cache | null> {
 export async function fetchModelFile(
 	url: string,
 	onProgress: (p: DownloadProgress) => void,
-	{ retries = 4, backoffMs = 500 }: { retries?: number; backoffMs?: number } = {}
+	options: FetchOptions = {}
 ): Promise<FetchedFile> {
+	const { blob, ...rest } = await fetchBlob(url, onProgress, options, false);
+	return { buffer: await blob.arrayBuffer(), ...rest };
+}
+
+/** The same as a Blob: nothing of it is read into this thread's memory (weights are read a range at a time). */
+export function fetchModelBlob(url: string, onProgress: (p: DownloadProgress) => void, options: FetchOptions = {}): Promise<FetchedBlob> {
+	return fetchBlob(url, onProgress, options, true);
+}
+
+async function fetchBlob(
+	url: string,
+	onProgress: (p: DownloadProgress) => void,
+	{ retries = 4, backoffMs = 500 }: FetchOptions,
+	fromStore: boolean
+): Promise<FetchedBlob> {
 	const file = fileName(url);
 	const cache = await openCache();
 	const hit = await cache?.match(url);
 	if (hit) {
-		const buffer = await hit.arrayBuffer();
+		const blob = await hit.blob();
 		const expected = Number(hit.headers.get('content-length'));
-		if (!expected || expected === buffer.byteLength) {
-			onProgress({ url, file, loaded: buffer.byteLength, total: buffer.byteLength, fromCache: true, attempt: 0 });
-			return { buffer, fromCache: true };
+		if (!expected || expected === blob.size) {
+			onProgress({ url, file, loaded: blob.size, total: blob.size, fromCache: true, attempt: 0 });
+			return { blob, fromCache: true };
 		}
 		await cache!.delete(url); // a damaged entry: fetch it again
 	}
@@ -139,20 +166,23 @@ export async function fetchModelFile(
 			continue;
 		}
 		const blob = new Blob(chunks as BlobPart[]);
-		const buffer = await blob.arrayBuffer();
+		chunks.length = 0;
 		let cacheWarning: FetchedFile['cacheWarning'];
+		let stored: Blob | undefined;
 		if (cache) {
 			try {
 				await cache.put(
 					url,
 					new Response(blob, {
 						headers: {
-							'content-length': String(buffer.byteLength),
+							'content-length': String(blob.size),
 							'content-type': res.headers.get('content-type') ?? 'application/octet-stream',
 							'x-loupe-stored': new Date().toISOString()
 						}
 					})
 				);
+				// The stored entry, not the download's parts: those can then be freed.
+				if (fromStore) stored = await (await cache.match(url))?.blob();
 			} catch (e) {
 				if (!isQuotaError(e)) throw e;
 				cacheWarning = {
@@ -163,7 +193,7 @@ export async function fetchModelFile(
 				};
 			}
 		}
-		return { buffer, fromCache: false, cacheWarning };
+		return { blob: stored?.size === blob.size ? stored : blob, fromCache: false, cacheWarning };
 	}
 	throw lastError;
 }

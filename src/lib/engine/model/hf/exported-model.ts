@@ -7,6 +7,10 @@
  * functions that cut the model at any hook points. A model too large for the page is refused from
  * the graph's own sizes, before its sidecar files are fetched. `openExportGraph` is the part
  * without a tokenizer (`npm run generate` uses it).
+ *
+ * Memory: the files may be WeightFiles (read on demand, onnx/weight-file.ts), and the graph's own
+ * weights may be handed as one (`graphWeights`), so that after opening nothing here holds a
+ * model's bytes; `dropWeights` forgets the files, for an engine that hands them to each cut itself.
  */
 import { LoupeError } from '../../errors';
 import { TraceError } from '../onnx/trace-residual';
@@ -96,6 +100,11 @@ export interface OpenedGraph {
 	/** The graph cut at hooks by name, residual or inside a layer (attn_out, mlp_in, mlp_out). */
 	segmentAt(hooks: HookName[]): SegmentedModel;
 	manifest(model: SegmentedModel): HookManifest;
+	/**
+	 * Forgets the weight files: `externalData` is empty from here, and cuts come without them (the
+	 * caller hands each cut its files, re-read, when it builds sessions, and drops them after).
+	 */
+	dropWeights(): void;
 }
 
 export interface OpenedExport extends OpenedGraph {
@@ -109,6 +118,11 @@ export interface OpenGraphOptions {
 	backend?: 'webgpu' | 'wasm';
 	/** False keeps weights stored in the graph inline in every segment (the old way; for comparison). */
 	weightsInPlace?: boolean;
+	/**
+	 * The graph file's bytes as onnxruntime should read the weights stored inside it (a WeightFile
+	 * over the same file): the decoded `graph` bytes are then not kept once the graph is open.
+	 */
+	graphWeights?: Uint8Array;
 }
 
 /**
@@ -154,7 +168,16 @@ export async function openExportGraph(
 	if (options.weightsInPlace !== false && decoder.io.lmHead !== false)
 		decoder = { ...decoder, graph: gemmForTiedHead(decoder.graph, decoder.io.logits) };
 	const inPlace = options.weightsInPlace === false ? null : inlineWeightsAsExternal(decoder.graph, bytes);
-	if (inPlace) externalData.push(inPlace);
+	if (inPlace) {
+		if (options.graphWeights && options.graphWeights.byteLength !== bytes.byteLength)
+			throw new LoupeError(
+				'truncated',
+				`${graphName} is ${bytes.byteLength} bytes, but the copy to read its weights from is ${options.graphWeights.byteLength}: the file changed while it was opened.`,
+				'Open the model again.'
+			);
+		externalData.push({ path: inPlace.path, data: options.graphWeights ?? inPlace.data });
+	}
+	let files: { path: string; data: Uint8Array }[] | undefined = externalData;
 	const fromConfig = [config.max_position_embeddings, config.n_positions, config.n_ctx].find((x): x is number => typeof x === 'number');
 	const maxSeqLen = Math.min(fromConfig ?? decoder.io.maxSeqLen ?? 2048, decoder.io.maxSeqLen ?? Infinity);
 	const { trace } = decoder;
@@ -168,37 +191,43 @@ export async function openExportGraph(
 			trace,
 			[...new Set(cuts)].sort((a, b) => a - b)
 		),
-		externalData
+		externalData: files
 	});
 	const segmentAt = (hooks: HookName[]): SegmentedModel => ({
 		shape,
 		io: decoder.io,
 		cuts: boundariesOf(hooks.filter(isResidHook), trace.nLayers),
 		segments: cutExportedDecoder(decoder, hooks),
-		externalData
+		externalData: files
 	});
 	return {
 		decoder,
-		externalData,
+		get externalData() {
+			return files ?? [];
+		},
 		weights,
 		maxSeqLen,
 		shape,
 		segment,
 		segmentAt,
-		manifest: (model) => hookManifest(decoder, model.segments)
+		manifest: (model) => hookManifest(decoder, model.segments),
+		dropWeights: () => {
+			files = undefined;
+		}
 	};
 }
 
 /** Opens a graph file and its tokenizer (the app's path for Hub repos and local files). */
 export async function openExport(
-	graph: ArrayBuffer,
+	graph: ArrayBuffer | Uint8Array,
 	graphName: string,
-	fetchSidecar: (path: string) => Promise<ArrayBuffer>,
+	fetchSidecar: (path: string) => Promise<ArrayBuffer | Uint8Array>,
 	tokenizerJson: Json,
 	tokenizerConfig: Json,
 	config: Json,
 	options: OpenGraphOptions = {}
 ): Promise<OpenedExport> {
 	const opened = await openExportGraph(graph, graphName, fetchSidecar, config, options);
-	return { ...opened, tokenizer: new HubTokenizer(tokenizerJson, tokenizerConfig, config) };
+	// Not spread: `externalData` is a getter that `dropWeights` empties.
+	return Object.assign(opened, { tokenizer: new HubTokenizer(tokenizerJson, tokenizerConfig, config) });
 }

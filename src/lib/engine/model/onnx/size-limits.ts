@@ -56,24 +56,34 @@ export function refuseWhatCannotFit(graphName: string, graphBytes: number, w: We
 	for (const [path, bytes] of files)
 		if (bytes > MAX_FILE_BYTES)
 			throw new LoupeError(
-				'unsupported-checkpoint',
+				'too-large',
 				`${path} is ${size(bytes)} (${bytes} bytes), but onnxruntime-web reads a model's files with 32-bit offsets, so one file can be at most ${size(MAX_FILE_BYTES + 1)}: ${graphName} cannot run in a browser.`,
 				PICK_INSTEAD
 			);
 	if (backend === 'wasm' && w.total > WASM_WEIGHT_BUDGET)
 		throw new LoupeError(
-			'unsupported-checkpoint',
+			'too-large',
 			`${graphName} has ${size(w.total)} of weights (${w.total} bytes), but on the CPU (WebAssembly) onnxruntime keeps every weight in one heap of at most ${size(WASM_HEAP_BYTES)}, of which ${size(WASM_WEIGHT_BUDGET)} can hold weights (the rest is for activations, the KV cache and logits).`,
 			`${PICK_INSTEAD} On a GPU with WebGPU the weights need not fit in that heap.`
 		);
 }
 
-/** The same check for a download whose size the Hub's file list gives, before any byte of it is fetched. */
-export function refuseDownloadThatCannotFit(path: string, bytes: number) {
+/**
+ * The same checks for downloads whose sizes the Hub's file list gives, before any byte is fetched:
+ * each file against onnxruntime-web's 32-bit offsets, and (backend 'wasm') all of them together
+ * against the weights the wasm heap can hold (the files are the weights, give or take the graph).
+ */
+export function refuseDownloadThatCannotFit(path: string, bytes: number, backend?: 'webgpu' | 'wasm', allBytes = bytes) {
 	if (bytes > MAX_FILE_BYTES)
 		throw new LoupeError(
-			'unsupported-checkpoint',
-			`${path} is ${size(bytes)} (${bytes} bytes), but onnxruntime-web reads a model's files with 32-bit offsets, so one file can be at most ${size(MAX_FILE_BYTES + 1)}.`,
+			'too-large',
+			`${path} is ${size(bytes)} (${bytes} bytes), but onnxruntime-web reads a model's files with 32-bit offsets, so one file can be at most ${size(MAX_FILE_BYTES + 1)}. Nothing was downloaded.`,
 			PICK_INSTEAD
+		);
+	if (backend === 'wasm' && allBytes > WASM_WEIGHT_BUDGET)
+		throw new LoupeError(
+			'too-large',
+			`${path} and its weights files are ${size(allBytes)} (${allBytes} bytes), but on the CPU (WebAssembly) onnxruntime keeps every weight in one heap of at most ${size(WASM_HEAP_BYTES)}, of which ${size(WASM_WEIGHT_BUDGET)} can hold weights. Nothing was downloaded.`,
+			`${PICK_INSTEAD} On a GPU with WebGPU the weights need not fit in that heap.`
 		);
 }

@@ -19,7 +19,12 @@ import { initializerBytes, type ExternalFiles } from './initializer-bytes';
 
 type Files = ExternalFiles;
 
-export function findUnembedding(d: ExportedDecoder, externalData: Files): { classifier: Float32Array; normWeight: null } | null {
+/**
+ * Which initializer is W_U and whether it is stored [V, d] (`transposed`), from the graph's
+ * structure alone (nothing is read): null where the logits are not a product with an fp32/fp16
+ * initializer of V·d elements.
+ */
+export function unembeddingWeight(d: ExportedDecoder): { name: string; transposed: boolean } | null {
 	const g = d.graph;
 	const { vocabSize: V, dModel: D } = d.trace;
 	let writer = g.producer.get(d.io.logits)?.node;
@@ -27,12 +32,24 @@ export function findUnembedding(d: ExportedDecoder, externalData: Files): { clas
 	while (writer?.opType === 'Identity' || writer?.opType === 'Reshape') writer = g.producer.get(writer.input![0])?.node;
 	if (!writer || !(writer.opType === 'MatMul' || writer.opType === 'Gemm')) return null;
 	let name = writer.input![1];
-	let transposed = writer.opType === 'Gemm' && writer.attribute?.some((a) => a.name === 'transB' && Number(a.i) === 1);
+	let transposed = !!writer.attribute?.some((a) => a.name === 'transB' && Number(a.i) === 1) && writer.opType === 'Gemm';
 	const t = g.producer.get(name)?.node;
 	if (t?.opType === 'Transpose') {
 		name = t.input![0];
 		transposed = !transposed;
 	}
+	const init = g.initializers.get(name);
+	if (!init || !(init.dataType === 1 || init.dataType === 10)) return null;
+	if ((init.dims ?? []).map(Number).reduce((a, x) => a * x, 1) !== V * D) return null;
+	return { name, transposed };
+}
+
+export function findUnembedding(d: ExportedDecoder, externalData: Files): { classifier: Float32Array; normWeight: null } | null {
+	const g = d.graph;
+	const { vocabSize: V, dModel: D } = d.trace;
+	const w = unembeddingWeight(d);
+	if (!w) return null;
+	const { name, transposed } = w;
 	const init = g.initializers.get(name);
 	const head = init && rawOf(init, externalData);
 	if (!head || head.bytes.byteLength !== V * D * head.width) return null;
