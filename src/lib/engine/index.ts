@@ -25,7 +25,7 @@ import {
 import { Steering, type VectorSummary } from './steer/steering';
 import { TrainerService } from './train/trainer-service';
 import { Benchmarks } from './bench/benchmarks';
-import { deleteCached, listCache, storageEstimate } from './store/storage';
+import { deleteCached, listCache, storageEstimate, storedItems, type StoredItem } from './store/storage';
 import { parseNeuronpediaFeature } from './sae/neuronpedia';
 import { fromNeuronpediaFeature } from './sae/feature-pages';
 import type { EngineStatus } from './model/backend';
@@ -287,5 +287,10 @@ export class Engine {
 
 	storageEstimate(): Promise<{ usage: number; quota: number } | null> {
 		return storageEstimate();
+	}
+
+	/** Everything the site keeps (models, the app and its wasm, trained SAEs, IndexedDB records), with sizes. */
+	storedItems(): Promise<StoredItem[]> {
+		return storedItems();
 	}
 }

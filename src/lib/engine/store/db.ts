@@ -158,3 +158,8 @@ export async function listTrainRuns(): Promise<TrainCheckpoint[]> {
 export async function deleteTrainRun(id: string) {
 	await (await db()).delete('trainRuns', id);
 }
+
+/** Every record of a store, for the Storage panel's sizes. */
+export async function allRecords(store: 'corpusRuns' | 'labels' | 'vectors' | 'presets' | 'trainRuns'): Promise<unknown[]> {
+	return (await db()).getAll(store);
+}
