@@ -172,6 +172,16 @@ export class Engine {
 		return attempt(() => this.sae.setLabel(feature, description));
 	}
 
+	/** Feature f's activation at each token of the last analysed text (no model runs). */
+	async featureActivations(f: number): Promise<number[]> {
+		return this.sae.featureActivations(f);
+	}
+
+	/** The labels of these features (those that have one), for the ranked list. */
+	featureLabels(features: number[]): Promise<Result<Record<number, string>>> {
+		return attempt(() => this.sae.labelsOf(features));
+	}
+
 	searchLabels(query: string): Promise<Result<FeatureLabel[]>> {
 		return attempt(() => this.sae.searchLabels(query));
 	}

@@ -261,6 +261,20 @@ export class SaeExplorer {
 		return (await labelsFor(sae.key)).filter((l) => l.description.toLowerCase().includes(q)).slice(0, 50);
 	}
 
+	/** Feature f's activation at each token of the last analysed text (from the analysis: no model runs). */
+	featureActivations(f: number): number[] {
+		const sae = this.session.current?.sae;
+		return this.last && sae && this.last.sae === sae.session ? featureColumn(this.last.acts, f) : [];
+	}
+
+	/** The labels of these features, where they have one (the ranked list shows them beside the ids). */
+	async labelsOf(features: number[]): Promise<Record<number, string>> {
+		const sae = this.session.current?.sae;
+		if (!sae) return {};
+		const want = new Set(features);
+		return Object.fromEntries((await labelsFor(sae.key)).filter((l) => want.has(l.feature)).map((l) => [l.feature, l.description]));
+	}
+
 	/** The largest activation each feature reached in the corpus run (for strengths in those units). */
 	featureMaxActs(features: number[]): (number | null)[] {
 		const st = this.session.current?.sae?.run?.stats;
