@@ -18,6 +18,7 @@ export class SteerKernel {
 	private dirs: GPUBuffer | null = null;
 	private specs: GPUBuffer | null = null;
 	private uploaded: string = '';
+	private uploadedSpecs: string = '';
 
 	private constructor(
 		private device: GPUDevice,
@@ -28,13 +29,20 @@ export class SteerKernel {
 		return new SteerKernel(device, await computePipeline(device, shader, 'steer'));
 	}
 
-	/** Uploads directions and specs when the setup changed (a slider moved), else reuses them. */
+	/**
+	 * Uploads the directions when `key` changed, and the specs (mode, feature, strength) whenever they
+	 * differ from the last ones: a strength is not part of what the caller keys its directions by, and
+	 * a slider that moved must act (a contrast vector's strength was once ignored until reload).
+	 */
 	private upload(dirs: () => Float32Array, specs: SteerRow[], key: string) {
-		if (key === this.uploaded) return;
-		this.dirs?.destroy();
-		this.specs?.destroy();
 		const d = this.device;
-		this.dirs = storageFrom(d, dirs(), 'steer.dirs');
+		if (key !== this.uploaded || !this.dirs) {
+			this.dirs?.destroy();
+			this.dirs = storageFrom(d, dirs(), 'steer.dirs');
+			this.uploaded = key;
+		}
+		const specsKey = JSON.stringify(specs.map((s) => [s.mode, s.feature, s.value]));
+		if (specsKey === this.uploadedSpecs && this.specs) return;
 		const raw = new ArrayBuffer(Math.max(16, specs.length * 16));
 		const u = new Uint32Array(raw);
 		const f = new Float32Array(raw);
@@ -43,9 +51,12 @@ export class SteerKernel {
 			u[4 * j + 1] = s.feature;
 			f[4 * j + 2] = s.value;
 		});
-		this.specs = createStorage(d, raw.byteLength, 'steer.specs');
+		if (!this.specs || this.specs.size < raw.byteLength) {
+			this.specs?.destroy();
+			this.specs = createStorage(d, raw.byteLength, 'steer.specs');
+		}
 		d.queue.writeBuffer(this.specs, 0, raw);
-		this.uploaded = key;
+		this.uploadedSpecs = specsKey;
 	}
 
 	/**

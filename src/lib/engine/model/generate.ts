@@ -145,3 +145,98 @@ export async function generate(
 	});
 	return { ...r, text, promptTokens: promptIds.length };
 }
+
+export interface BatchOptions extends Omit<IdsOptions, 'onToken'> {
+	/** `row`: which sequence of the batch the token belongs to. */
+	onToken?: (row: number, token: number, index: number, tokensPerSecond: number) => void;
+}
+
+/**
+ * `batch` completions of the same prompt with the same settings, as one batch of sequences (one
+ * forward per step for all of them): each row samples with its own seeded PRNG and counts, as
+ * `generateIds` would alone, so row b's tokens are those of a run on its own (`onResidual` sees the
+ * whole batch and may treat rows differently: side by side steers row 1 only). A row that has
+ * ended keeps being fed its last token, unread, until every row has.
+ */
+export async function generateIdsBatch(
+	runner: SegmentRunner,
+	processor: LogitsProcessor | null,
+	promptIds: number[],
+	s: SamplingSettings,
+	batch: number,
+	o: BatchOptions = {}
+): Promise<IdsResult[]> {
+	const V = runner.model.shape.vocabSize;
+	if (!promptIds.length) throw new Error('The prompt has no tokens: give at least one token id (usually BOS).');
+	const room = runner.model.shape.maxSeqLen - promptIds.length;
+	if (room <= 0) throw new Error(`The prompt is ${promptIds.length} tokens; this model's context holds ${runner.model.shape.maxSeqLen}.`);
+	const stop = o.stopTokens ?? [];
+	const rows = Array.from({ length: batch }, () => ({
+		counts: new Uint32Array(V),
+		random: seededRandom(s.seed),
+		tokens: [] as number[],
+		stopReason: null as StopReason | null,
+		firstTokenMs: 0,
+		tDecode: 0,
+		tEnd: 0
+	}));
+	runner.reset(batch);
+	const t0 = performance.now();
+	let input = rows.map(() => promptIds);
+	const live = () => rows.filter((r) => !r.stopReason);
+	while (live().length) {
+		const now0 = performance.now();
+		for (const r of live()) {
+			if (o.shouldStop?.()) r.stopReason = 'stopped';
+			else if (r.tokens.length >= s.maxTokens) r.stopReason = 'max_tokens';
+			else if (r.tokens.length >= room) r.stopReason = 'context_full';
+			if (r.stopReason) r.tEnd = now0;
+		}
+		if (!live().length) break;
+		const { logits, rows: S } = await runner.forwardRows(input, o.onResidual);
+		const processed: (ProcessedLogits | null)[] = [];
+		try {
+			const p = { temperature: s.temperature, freqPenalty: s.freqPenalty };
+			const onGpu = !!processor && logits.location === 'gpu-buffer';
+			for (const [b, r] of rows.entries()) {
+				if (r.stopReason) {
+					processed.push(null);
+					continue;
+				}
+				const last = b * S + S - 1; // this sequence's last new position among all rows
+				processed.push(
+					onGpu
+						? await processor!.run(logits.gpuBuffer as GPUBuffer, batch * S, last, r.counts, p)
+						: logitsProcessReference(lastRowLogits(logits, last + 1, V), r.counts, p)
+				);
+			}
+		} finally {
+			logits.dispose();
+		}
+		const now = performance.now();
+		input = rows.map((r, b) => {
+			const pr = processed[b];
+			if (r.stopReason || !pr) return [r.tokens.at(-1) ?? promptIds.at(-1)!];
+			const next = sampleToken(pr, s, r.random);
+			if (stop.includes(next)) {
+				r.stopReason = 'end_of_text';
+				r.tEnd = now;
+				return [next];
+			}
+			r.tokens.push(next);
+			r.counts[next]++;
+			if (r.tokens.length === 1) {
+				r.firstTokenMs = now - t0;
+				r.tDecode = now;
+			}
+			o.onToken?.(b, next, r.tokens.length - 1, r.tokens.length > 1 ? ((r.tokens.length - 1) * 1000) / (now - r.tDecode) : 0);
+			return [next];
+		});
+	}
+	return rows.map((r) => ({
+		tokens: r.tokens,
+		stopReason: r.stopReason!,
+		tokensPerSecond: r.tokens.length > 1 ? ((r.tokens.length - 1) * 1000) / ((r.tEnd || performance.now()) - r.tDecode) : 0,
+		firstTokenMs: r.firstTokenMs
+	}));
+}

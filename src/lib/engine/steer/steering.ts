@@ -6,7 +6,8 @@
  */
 import { LoupeError } from '../errors';
 import { canonicalHook, type HookName } from '../model/hooks';
-import { generate, lastRowLogits, type GenerateResult, type TokenEvent } from '../model/generate';
+import * as ort from 'onnxruntime-web/webgpu';
+import { generate, generateIdsBatch, lastRowLogits, type GenerateResult, type TokenEvent } from '../model/generate';
 import type { ResidualHook } from '../model/runner';
 import type { Loaded, ModelSession } from '../model/session';
 import type { SamplingSettings } from '../sample/sampler';
@@ -54,6 +55,31 @@ export class Steering {
 				const v = await getVector(f.vector).catch(() => undefined);
 				if (v) this.vectorCache.set(v.id, v);
 			}
+	}
+
+	/**
+	 * A setup naming SAE features the loaded SAE does not have (a link written for a wider SAE, a
+	 * typo) is refused, naming the width, instead of being dropped in silence: a steered completion
+	 * that quietly is not steered is the worst kind of wrong answer.
+	 */
+	private refuseUnknownFeatures(m: Loaded) {
+		const named = this.setup.features.filter((f) => !f.vector && Number.isFinite(f.value));
+		if (!named.length) return;
+		const list = (fs: SteerFeature[]) => fs.map((f) => `#${f.feature}`).join(', ');
+		if (!m.sae)
+			throw new LoupeError(
+				'model-failed',
+				`The steering setup names SAE feature${named.length > 1 ? 's' : ''} ${list(named)}, but no SAE is loaded to take ${named.length > 1 ? 'them' : 'it'} from.`,
+				'Load the SAE the setup was made with, or remove those features (Reset).'
+			);
+		const width = m.sae.info.cfg.dSae;
+		const beyond = named.filter((f) => f.feature >= width);
+		if (beyond.length)
+			throw new LoupeError(
+				'model-failed',
+				`The steering setup names feature${beyond.length > 1 ? 's' : ''} ${list(beyond)}, beyond this SAE's width: it has ${width.toLocaleString('en')} features (#0–#${width - 1}).`,
+				`Remove ${beyond.length > 1 ? 'them' : 'it'} from the setup, or load the SAE the setup was made with.`
+			);
 	}
 
 	/** Where the current setup steers: SAE features at the SAE's hook, each vector at its own. */
@@ -117,14 +143,17 @@ export class Steering {
 	}
 
 	/**
-	 * The default and the steered completion of the same prompt with the same settings and seed,
-	 * one after the other; `onToken` hears which stream each token belongs to.
+	 * The default and the steered completion of the same prompt with the same settings and seed: as
+	 * one batch of two sequences where the graph takes a batch (steering applied to row 1 only), else
+	 * one after the other. Either way each stream is what a run of its own writes. `onToken` hears
+	 * which stream each token belongs to.
 	 */
 	async sideBySide(
 		prompt: string,
 		settings: SamplingSettings,
-		onToken: (stream: 'default' | 'steered', e: TokenEvent) => void
-	): Promise<{ default: GenerateResult; steered: GenerateResult }> {
+		onToken: (stream: 'default' | 'steered', e: TokenEvent) => void,
+		{ batched = true }: { batched?: boolean } = {}
+	): Promise<{ default: GenerateResult; steered: GenerateResult; batched: boolean }> {
 		const m = this.session.requireModel();
 		this.session.requireLmHead(m);
 		if (!m.sae && !this.setup.features.some((f) => f.vector))
@@ -133,14 +162,34 @@ export class Steering {
 				'Nothing to steer with yet.',
 				'Load an SAE and choose features, or make a contrast vector, first.'
 			);
+		this.refuseUnknownFeatures(m);
 		return this.session.locked(async () => {
 			this.session.clearStop();
-			const hook = await this.hook(m);
+			const hook = await this.hook(m); // may re-cut the model: ask the runner after it
 			const text = this.session.promptText(m, prompt);
 			const stopped = () => this.session.stopped;
-			const base = await generate(m.runner, m.tokenizer, m.processor, text, settings, (e) => onToken('default', e), stopped);
-			const steered = await generate(m.runner, m.tokenizer, m.processor, text, settings, (e) => onToken('steered', e), stopped, hook);
-			return { default: base, steered };
+			if (!batched || !m.runner.batchable) {
+				const base = await generate(m.runner, m.tokenizer, m.processor, text, settings, (e) => onToken('default', e), stopped);
+				const steered = await generate(m.runner, m.tokenizer, m.processor, text, settings, (e) => onToken('steered', e), stopped, hook);
+				return { default: base, steered, batched: false };
+			}
+			const promptIds = m.tokenizer.encode(text);
+			const streams = ['default', 'steered'] as const;
+			const decoders = streams.map(() => m.tokenizer.streamDecoder());
+			const texts = ['', ''];
+			for (const d of decoders) d.reset(promptIds[promptIds.length - 1]);
+			const results = await generateIdsBatch(m.runner, m.processor, promptIds, settings, 2, {
+				stopTokens: m.tokenizer.stopTokens,
+				shouldStop: stopped,
+				onResidual: hook && rowOnly(hook, 1, 2, m.source.shape.dModel, () => this.session.gpuDevice()),
+				onToken: (row, token, index, tokensPerSecond) => {
+					const piece = decoders[row].push(token);
+					texts[row] += piece;
+					onToken(streams[row], { token, text: piece, index, tokensPerSecond });
+				}
+			});
+			const out = results.map((r, i) => ({ ...r, text: texts[i], promptTokens: promptIds.length }));
+			return { default: out[0], steered: out[1], batched: true };
 		});
 	}
 
@@ -148,6 +197,7 @@ export class Steering {
 	async nextTokenTable(prompt: string, k = 10): Promise<{ default: Ranked; steered: Ranked }> {
 		const m = this.session.requireModel();
 		this.session.requireLmHead(m);
+		this.refuseUnknownFeatures(m);
 		return this.session.locked(async () => {
 			const ids = m.tokenizer.encode(prompt);
 			const V = m.source.shape.vocabSize;
@@ -277,4 +327,39 @@ export class Steering {
 		await savePreset(preset);
 		return preset;
 	}
+}
+
+/**
+ * A residual hook for one row of a batch: `hook` sees sequence `row` alone, as a [1, positions, d]
+ * tensor, and its edits land in that row only. On the GPU the row is copied out to a buffer of its
+ * own and back (the steering kernels bind a residual from offset 0); on the CPU it is a view of
+ * ORT's tensor, edited in place.
+ */
+export function rowOnly(hook: ResidualHook, row: number, batch: number, d: number, gpuDevice: () => Promise<GPUDevice>): ResidualHook {
+	return async (name, residual, rows) => {
+		const S = rows / batch;
+		const n = S * d;
+		if (residual.location !== 'gpu-buffer') {
+			const x = residual.data as Float32Array;
+			await hook(name, new ort.Tensor('float32', x.subarray(row * n, (row + 1) * n), [1, S, d]), S);
+			return;
+		}
+		const device = await gpuDevice();
+		const buf = residual.gpuBuffer as GPUBuffer;
+		const own = device.createBuffer({
+			size: n * 4,
+			usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+			label: 'steer.row'
+		});
+		const copy = (f: (e: GPUCommandEncoder) => void) => {
+			const e = device.createCommandEncoder({ label: 'steer.row-copy' });
+			f(e);
+			device.queue.submit([e.finish()]);
+		};
+		copy((e) => e.copyBufferToBuffer(buf, row * n * 4, own, 0, n * 4));
+		const t = ort.Tensor.fromGpuBuffer(own, { dataType: 'float32', dims: [1, S, d] });
+		await hook(name, t, S);
+		copy((e) => e.copyBufferToBuffer(own, 0, buf, row * n * 4, n * 4));
+		device.queue.onSubmittedWorkDone().then(() => own.destroy());
+	};
 }
