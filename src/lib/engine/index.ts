@@ -285,6 +285,11 @@ export class Engine {
 		return attempt(() => this.benchmarks.segmentation());
 	}
 
+	/** stories260K's fused graph over the plain one, and side by side batched over sequential (`hub`: where the checkpoint is). */
+	benchFused(small: boolean, hub: string): Promise<Result<BenchLine[]>> {
+		return attempt(() => this.benchmarks.fused(small, hub));
+	}
+
 	// Storage
 
 	listCache(): Promise<CachedFile[]> {
