@@ -8,6 +8,7 @@
 //   /truncated-hub/...   every file is cut to 60% and honestly labelled with the short length
 //   /html-hub/...        every file is an HTML error page with status 200 (a captive portal)
 //   /slow-hub/...        streams slowly (about 2 s a file) so progress can be seen
+//   /loupe/...           the built app again, under a sub-path (tests/e2e/offline-subpath.spec.ts)
 // Usage: node tests/serve.mjs [--port 4173] [--root build] [--hub DIR]
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -37,6 +38,7 @@ const types = {
 	'.txt': 'text/plain'
 };
 const flakyServed = new Set();
+const subPath = '/loupe';
 
 /** The policy svelte.config.js wrote into the built index.html's <meta> (null before a build). */
 let policy;
@@ -141,7 +143,13 @@ createServer((req, res) => {
 		}
 		return sendFile(req, res, path, { mode });
 	}
-	let path = safeJoin(root, url.pathname);
+	// The same build under a sub-path, as a project page (https://example.org/loupe/) serves it.
+	if (url.pathname === subPath) {
+		res.writeHead(301, { location: `${subPath}/${url.search}` });
+		return res.end();
+	}
+	const appPath = url.pathname.startsWith(`${subPath}/`) ? url.pathname.slice(subPath.length) : url.pathname;
+	let path = safeJoin(root, appPath);
 	if (path && existsSync(path) && statSync(path).isDirectory()) path = join(path, 'index.html');
 	if (path && !existsSync(path) && existsSync(`${path}.html`)) path = `${path}.html`; // prerendered pages: /bench → bench.html
 	if (!path || !existsSync(path)) {
