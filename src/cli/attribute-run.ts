@@ -11,9 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readLlama2cCheckpoint } from '../lib/engine/model/llama2c/checkpoint';
 import { Llama2cTokenizer } from '../lib/engine/model/llama2c/tokenizer';
-import { attribute } from '../lib/engine/attribution/graph';
-import { pruneGraph } from '../lib/engine/attribution/prune';
-import { toGraphFile, toNeuronpedia } from '../lib/engine/attribution/neuronpedia-graph';
+import { buildGraphJson } from '../lib/engine/attribution/graph-json';
 import { randomTranscoders } from '../lib/engine/attribution/random-transcoders';
 
 export const usage =
@@ -103,29 +101,17 @@ export async function runAttribute(args: string[]): Promise<AttributeSummary> {
 	const tokenizer = new Llama2cTokenizer(bytes(a.tokenizer), weights.config.vocabSize);
 	const tokens = tokenizer.encode(a.prompt);
 	const transcoders = randomTranscoders(weights.config, a.seed, a.width);
-	const { graph } = await attribute(weights, tokens, transcoders, {
+	const { graph, file, json } = await buildGraphJson(weights, tokens, transcoders, {
 		maxNLogits: a.maxNLogits,
 		desiredLogitProb: a.desiredLogitProb,
 		batchSize: a.batchSize,
-		maxFeatureNodes: a.maxFeatureNodes
-	});
-	const prune = a.prune
-		? { ...pruneGraph(graph, a.nodeThreshold, a.edgeThreshold), nodeThreshold: a.nodeThreshold, edgeThreshold: a.edgeThreshold }
-		: undefined;
-	const file = toGraphFile(graph, {
+		maxFeatureNodes: a.maxFeatureNodes,
 		slug: a.slug,
 		scan: basename(a.model).replace(/\.bin$/, ''),
 		prompt: a.prompt,
 		decode: (t) => tokenizer.decode([t]),
-		prune
+		prune: a.prune ? { nodeThreshold: a.nodeThreshold, edgeThreshold: a.edgeThreshold } : undefined
 	});
-	const json = toNeuronpedia(file);
-	(json.metadata as Record<string, unknown>).generation_settings = {
-		max_n_logits: a.maxNLogits,
-		desired_logit_prob: a.desiredLogitProb,
-		batch_size: a.batchSize,
-		max_feature_nodes: graph.features.length
-	};
 	writeFileSync(a.out, JSON.stringify(json));
 	return {
 		out: a.out,

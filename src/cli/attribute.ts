@@ -5,7 +5,12 @@
  * prints a one-line JSON summary. Exits 2 on bad arguments (with the usage), 1 when it cannot.
  * The work is in attribute-run.ts.
  */
-import { runAttribute, usage, UsageError } from './attribute-run';
+import { register } from 'node:module';
+
+// The engine's GPU backend carries its WGSL kernels as Vite `?raw` imports: teach Node to load them
+// before the engine is imported (hence the dynamic import), as generate.ts does.
+register('./raw-import.ts', import.meta.url);
+const { runAttribute, usage, UsageError } = await import('./attribute-run');
 
 try {
 	console.log(JSON.stringify(await runAttribute(process.argv.slice(2))));
