@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 // Benchmarks in headless Chromium, one JSON object per line. `ratio` is always "how many times
 // better than the peer" (>1 is better); the peer runs the same work on the same machine.
-//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation | --training]   (npm run bench builds first)
+//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation | --training | --fused]   (npm run bench builds first)
 //
 // generate_greedy:   tokens/s of greedy decoding of stories260K through the app, WebGPU (ORT WebGPU EP
 //                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
 // load_to_first_token: page load to the first generated token, warm cache, same two backends.
 // main_thread_long_tasks: long tasks (>50 ms) on the UI thread while loading and generating.
 // sae_encode_topk:   WGSL SAE encode + top-k against MatMul+Add+Relu+TopK in onnxruntime-web (/bench page).
+// generate_fused_vs_unfused, dispatches_per_token, side_by_side_batched: stories260K's speed levers
+//                    (/bench?fused=1): the fused graph over the plain one (tokens/s; GPU dispatches for
+//                    one token) and side by side as one batch of two over the two streams one after the other.
 // steering:          tokens/s of the steered completion with 0, 1 and 8 features over the unsteered one,
 //                    same model (cut at the SAE's hook), same page, same seed.
 import { chromium } from 'playwright-core';
@@ -23,6 +26,7 @@ const kernelsOnly = process.argv.includes('--kernels');
 const steeringOnly = process.argv.includes('--steering');
 const segmentationOnly = process.argv.includes('--segmentation');
 const trainingOnly = process.argv.includes('--training');
+const fusedOnly = process.argv.includes('--fused');
 const port = 4180;
 const base = `http://localhost:${port}`;
 const maxTokens = small ? 64 : 256;
@@ -56,7 +60,8 @@ async function measure(backend) {
 		});
 	});
 	const page = await context.newPage();
-	const url = `${base}/?hub=${encodeURIComponent(`${base}/hub`)}&temperature=0&max_tokens=${maxTokens}`;
+	// backend= as launched: auto would send the model to wasm on SwiftShader (a software adapter).
+	const url = `${base}/?hub=${encodeURIComponent(`${base}/hub`)}&temperature=0&max_tokens=${maxTokens}&backend=${backend}`;
 	const ready = () =>
 		page
 			.getByTestId('generate')
@@ -134,6 +139,9 @@ const kernelBenches = () => benchPage(small ? '?small=1' : '');
 /** SAE training tokens/s: the WGSL trainer against TensorFlow.js's WebGPU backend, same page and adapter. */
 const trainingBench = () => benchPage(`?training=1${small ? '&small=1' : ''}`, 'bench-training');
 
+/** stories260K's fused graph and batched side by side (the checkpoint from the mirrored hub). */
+const fusedBench = () => benchPage(`?fused=1&hub=${encodeURIComponent(`${base}/hub`)}${small ? '&small=1' : ''}`, 'bench-fused');
+
 /** The cost of hook points on an exported model (the mirrored GPT-2 stand-in): cut at 1 and 3 hooks vs uncut. */
 function segmentationBench() {
 	writeExportRepo();
@@ -141,11 +149,13 @@ function segmentationBench() {
 }
 
 try {
-	if (segmentationOnly) for (const line of await segmentationBench()) console.log(line);
+	if (fusedOnly) for (const line of await fusedBench()) console.log(line);
+	else if (segmentationOnly) for (const line of await segmentationBench()) console.log(line);
 	else if (trainingOnly) for (const line of await trainingBench()) console.log(line);
 	else if (!steeringOnly) for (const line of await kernelBenches()) console.log(line);
 	if (steeringOnly) await steeringBench();
-	else if (!kernelsOnly && !segmentationOnly && !trainingOnly) {
+	else if (!kernelsOnly && !segmentationOnly && !trainingOnly && !fusedOnly) {
+		for (const line of await fusedBench()) console.log(line);
 		for (const line of await trainingBench()) console.log(line);
 		await steeringBench();
 		for (const line of await segmentationBench()) console.log(line);
@@ -167,7 +177,8 @@ async function steeringBench() {
 			sae: `${TEST_REPO}/last-layer`,
 			temperature: '0',
 			max_tokens: String(tokens),
-			prompt: 'Once upon a time'
+			prompt: 'Once upon a time',
+			backend: 'webgpu' // the steer kernel's cost on the GPU (auto would pick wasm on SwiftShader)
 		});
 		if (steer) q.set('steer', steer);
 		await page.goto(`${base}/?${q}`);

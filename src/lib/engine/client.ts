@@ -9,11 +9,11 @@ export function startEngine(): { engine: EngineProxy; terminate: () => void } {
 	const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'loupe-engine' });
 	const engine = Comlink.wrap<Engine>(worker);
 	// Where the model runs (?backend=auto|webgpu|wasm, Settings): posted before the page's first
-	// call, so the worker has it when `init` chooses. The trainer page needs WebGPU wherever an adapter exists.
+	// call, so the worker has it when `init` chooses. The trainer and bench pages need WebGPU wherever an adapter exists.
 	const q = new URLSearchParams(location.search);
 	engine.setBackendPreference({
 		preference: (q.get('backend') ?? 'auto') as BackendPreference,
-		needsWebGpu: /\/train\/?$/.test(location.pathname)
+		needsWebGpu: /\/(train|bench)\/?$/.test(location.pathname)
 	});
 	return { engine, terminate: () => worker.terminate() };
 }

@@ -1,7 +1,7 @@
 /**
  * The benchmarks the engine runs on this device (the /bench page and `npm run bench`): the SAE
- * kernels against onnxruntime-web, training against TensorFlow.js, and the cost of hook points on
- * the loaded model. Each bench file measures; this one picks the shapes and checks for WebGPU.
+ * kernels against onnxruntime-web, training against TensorFlow.js, the cost of hook points on
+ * the loaded model, and the default model's speed levers (the fused graph, batched side by side). Each bench file measures; this one picks the shapes and checks for WebGPU.
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import { LoupeError } from '../errors';
@@ -10,6 +10,9 @@ import { benchSaeEncode } from './sae-encode';
 import type { BenchLine } from './bench-line';
 import { benchSaeTraining } from './sae-train';
 import { benchSegmentation } from './segmentation';
+import { benchFusedGenerate } from './fused-generate';
+import { benchSideBySide } from './side-by-side';
+import { readLlama2cCheckpoint } from '../model/llama2c/checkpoint';
 
 export class Benchmarks {
 	constructor(private session: ModelSession) {}
@@ -54,5 +57,27 @@ export class Benchmarks {
 			const { nLayers, dModel } = m.source.shape;
 			return benchSegmentation(ort, m.source.segment, nLayers, m.runner.backend, `${m.info.name} (${nLayers} layers, d_model ${dModel})`);
 		});
+	}
+
+	/**
+	 * stories260K's speed levers on this GPU: the fused graph over the plain one (tokens/s, and GPU
+	 * dispatches for one generated token) and side by side as one batch of two over two runs.
+	 * The checkpoint comes from the hub (or its mirror), as the app fetches it.
+	 */
+	async fused(small: boolean, hub: string): Promise<BenchLine[]> {
+		await this.requireWebGpu('The fused-graph benchmarks need');
+		const url = `${hub.replace(/\/+$/, '')}/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin`;
+		const res = await fetch(url);
+		if (!res.ok)
+			throw new LoupeError(
+				'not-found',
+				`stories260K.bin could not be fetched from ${url} (HTTP ${res.status}).`,
+				'Point ?hub= at a hub or mirror that has karpathy/tinyllamas.'
+			);
+		const weights = readLlama2cCheckpoint(await res.arrayBuffer(), 'stories260K.bin');
+		return this.session.locked(async () => [
+			...(await benchFusedGenerate(ort, weights, 'webgpu', { tokens: small ? 16 : 64, runs: small ? 3 : 5, attentions: ['ops', 'gqa'] })),
+			...(await benchSideBySide(ort, weights, 'webgpu', { tokens: small ? 16 : 48, runs: small ? 3 : 5 }))
+		]);
 	}
 }
