@@ -5,13 +5,17 @@
 //   loss = (1/B) Σ ‖err‖² + λ (1/B) Σ acts_bj ‖W_dec[j]‖   (λ = 0 for TopK)
 //        + AuxK (TopK): α·scale·(1/B) Σ ‖aux_err‖², aux_err = Σ_{dead j chosen} relu(pre) W_dec[j] + err
 //          (the error err = x̂ − x is a constant there: dead latents learn to explain what live ones miss)
+// Transcoders (tc = 1): each store row is [x (d) | y (m)], the input hook and the target hook
+// (blocks.L.hook_mlp_in, blocks.L.hook_mlp_out); pre = x W_enc + b_enc (no b_dec on the input),
+// err = acts W_dec + b_dec [+ x W_skipᵀ] − y, m wide. An SAE is m = d, stride = d, y = x.
 // Reference: src/lib/engine/train/reference.ts.
 
 struct P {
   B: u32, d: u32, n: u32, k: u32,
   l1: f32, arch: u32, store_rows: u32, aux_k: u32,     // arch: 0 ReLU, 1 TopK, 2 JumpReLU; aux_k: dead latents per row this step (0: AuxK off)
   aux_weight: f32, dead_after: u32, l0: f32, bandwidth: f32, // α·min(dead/k_aux, 1); dead: no firing for > dead_after tokens; JumpReLU λ, ε
-  scale: f32, _a: u32, _b: u32, _c: u32,              // the store is read times `scale` (E‖x‖² = d_in)
+  scale: f32, m: u32, stride: u32, y_off: u32,         // x is read times `scale` (E‖x‖² = d_in); m = d_out; a store row is `stride` wide, y at y_off
+  scale_out: f32, tc: u32, skip: u32, _d: u32,        // y is read times scale_out; tc: a transcoder; skip: W_skip in the forward
 }
 
 @group(0) @binding(0) var<storage, read> store: array<f32>;      // [rows, d] harvested activations
@@ -26,6 +30,7 @@ struct P {
 @group(0) @binding(9) var<storage, read_write> norms: array<f32>; // [n] decoder row norms
 @group(0) @binding(10) var<uniform> p: P;
 @group(0) @binding(11) var<storage, read_write> log_threshold: array<f32>; // [n] JumpReLU: log θ
+@group(0) @binding(12) var<storage, read_write> w_skip: array<f32>; // [m, d] transcoders with a skip connection
 
 @group(1) @binding(0) var<storage, read_write> g_w_enc: array<f32>;
 @group(1) @binding(1) var<storage, read_write> g_b_enc: array<f32>;
@@ -42,8 +47,12 @@ struct P {
 @group(1) @binding(12) var<storage, read_write> live: array<u32>;     // the rows each latent is live in, by latent
 @group(1) @binding(13) var<storage, read_write> g_log_threshold: array<f32>; // [n]
 @group(1) @binding(14) var<storage, read_write> dthr: array<f32>;    // [B, n] JumpReLU: each entry's ∂loss/∂θ (straight-through)
+@group(1) @binding(15) var<storage, read_write> g_w_skip: array<f32>; // [m, d]
 
-fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.d + i] * p.scale; }
+fn x(b: u32, i: u32) -> f32 { return store[rows[b] * p.stride + i] * p.scale; }
+fn y(b: u32, i: u32) -> f32 { return store[rows[b] * p.stride + p.y_off + i] * p.scale_out; }
+// What is subtracted from the input: an SAE's b_dec; nothing for a transcoder (its b_dec is m wide).
+fn centre(i: u32) -> f32 { if (p.tc == 1u) { return 0.0; } return b_dec[i]; }
 
 // Dispatch (ceil(n/256), ceil(B/4)): pre[b0..b0+3, j0..j0+3], a 4×4 tile per thread, so each value
 // loaded from the batch or from W_enc serves four multiply-adds.
@@ -52,7 +61,7 @@ fn encode(@builtin(global_invocation_id) g: vec3u) {
   let j0 = g.x * 4u; let b0 = g.y * 4u;
   if (j0 >= p.n || b0 >= p.B) { return; }
   var base = vec4u(0u);
-  for (var r = 0u; r < 4u; r++) { base[r] = rows[min(b0 + r, p.B - 1u)] * p.d; }
+  for (var r = 0u; r < 4u; r++) { base[r] = rows[min(b0 + r, p.B - 1u)] * p.stride; }
   var bias = vec4f(0.0);
   for (var c = 0u; c < 4u; c++) { if (j0 + c < p.n) { bias[c] = b_enc[j0 + c]; } }
   var acc: array<vec4f, 4>; // acc[r]: latents j0..j0+3 of row b0+r
@@ -63,7 +72,7 @@ fn encode(@builtin(global_invocation_id) g: vec3u) {
     let wi = i * p.n + j0;
     if (full) { w = vec4f(w_enc[wi], w_enc[wi + 1u], w_enc[wi + 2u], w_enc[wi + 3u]); }
     else { for (var c = 0u; c < 4u; c++) { if (j0 + c < p.n) { w[c] = w_enc[wi + c]; } } }
-    let c0 = b_dec[i];
+    let c0 = centre(i);
     for (var r = 0u; r < 4u; r++) { acc[r] += (store[base[r] + i] * p.scale - c0) * w; }
   }
   for (var r = 0u; r < 4u; r++) {
@@ -188,17 +197,17 @@ fn activate_aux(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_inde
   select_top(wg.x, t, p.aux_k, true);
 }
 
-// Dispatch (ceil(d/64), B), after decode: aux_err[b, i] = Σ_r aux_acts W_dec[aux_sel] + err (no b_dec).
+// Dispatch (ceil(m/64), B), after decode: aux_err[b, i] = Σ_r aux_acts W_dec[aux_sel] + err (no b_dec).
 @compute @workgroup_size(64)
 fn decode_aux(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x; let b = g.y;
-  if (i >= p.d || b >= p.B) { return; }
-  var a = err[b * p.d + i];
+  if (i >= p.m || b >= p.B) { return; }
+  var a = err[b * p.m + i];
   for (var r = 0u; r < p.aux_k; r++) {
     let j = aux_sel[b * p.aux_k + r];
-    if (j != NONE) { a += aux_acts[b * p.n + j] * w_dec[j * p.d + i]; }
+    if (j != NONE) { a += aux_acts[b * p.n + j] * w_dec[j * p.m + i]; }
   }
-  aux_err[b * p.d + i] = a;
+  aux_err[b * p.m + i] = a;
 }
 
 // Dispatch (ceil(aux_k/64), B), after grad_pre: the AuxK gradient into the chosen dead latents'
@@ -211,28 +220,30 @@ fn grad_pre_aux(@builtin(global_invocation_id) g: vec3u) {
   let j = aux_sel[b * p.aux_k + r];
   if (j == NONE || aux_acts[b * p.n + j] <= 0.0) { return; }
   var a = 0.0;
-  for (var i = 0u; i < p.d; i++) { a += aux_err[b * p.d + i] * w_dec[j * p.d + i]; }
+  for (var i = 0u; i < p.m; i++) { a += aux_err[b * p.m + i] * w_dec[j * p.m + i]; }
   dpre[b * p.n + j] += a * 2.0 * p.aux_weight / f32(p.B);
 }
 
-// Dispatch (ceil(d/64), B): err[b, i] = x̂ − x. TopK reads only the k chosen rows of W_dec.
+// Dispatch (ceil(m/64), B): err[b, i] = x̂ − x (a transcoder: ŷ − y, with x W_skipᵀ where it has
+// one). TopK reads only the k chosen rows of W_dec.
 @compute @workgroup_size(64)
 fn decode(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x; let b = g.y;
-  if (i >= p.d || b >= p.B) { return; }
+  if (i >= p.m || b >= p.B) { return; }
   var a = b_dec[i];
   if (p.arch == 1u) {
     for (var r = 0u; r < p.k; r++) {
       let j = sel[b * p.k + r];
-      if (j < p.n) { a += acts[b * p.n + j] * w_dec[j * p.d + i]; }
+      if (j < p.n) { a += acts[b * p.n + j] * w_dec[j * p.m + i]; }
     }
   } else {
     for (var j = 0u; j < p.n; j++) {
       let s = acts[b * p.n + j];
-      if (s != 0.0) { a += s * w_dec[j * p.d + i]; }
+      if (s != 0.0) { a += s * w_dec[j * p.m + i]; }
     }
   }
-  err[b * p.d + i] = a - x(b, i);
+  if (p.skip == 1u) { for (var k = 0u; k < p.d; k++) { a += w_skip[i * p.d + k] * x(b, k); } }
+  err[b * p.m + i] = a - y(b, i);
 }
 
 // Dispatch (ceil(n/64)): ‖W_dec[j]‖.
@@ -241,7 +252,7 @@ fn decoder_norms(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
   if (j >= p.n) { return; }
   var a = 0.0;
-  for (var i = 0u; i < p.d; i++) { let w = w_dec[j * p.d + i]; a += w * w; }
+  for (var i = 0u; i < p.m; i++) { let w = w_dec[j * p.m + i]; a += w * w; }
   norms[j] = sqrt(a);
 }
 
@@ -256,7 +267,7 @@ fn grad_pre(@builtin(global_invocation_id) g: vec3u) {
   if (p.arch == 2u) { th = exp(log_threshold[j]); window = abs(pre[b * p.n + j] - th) < 0.5 * p.bandwidth; }
   var dacts = 0.0;
   if (fires || window) {
-    for (var i = 0u; i < p.d; i++) { dacts += err[b * p.d + i] * w_dec[j * p.d + i]; }
+    for (var i = 0u; i < p.m; i++) { dacts += err[b * p.m + i] * w_dec[j * p.m + i]; }
     dacts *= 2.0 / f32(p.B);
   }
   dpre[b * p.n + j] = select(0.0, dacts + p.l1 / f32(p.B) * norms[j], fires);
@@ -337,36 +348,36 @@ fn fill_live(@builtin(global_invocation_id) g: vec3u) {
   }
 }
 
-// Dispatch (ceil(d/64), n), ReLU: ∂loss/∂W_dec[j, i] = (2/B) Σ_b acts err + (λ/B) Σ_b acts · W_dec[j,i]/‖W_dec[j]‖.
+// Dispatch (ceil(m/64), n), ReLU: ∂loss/∂W_dec[j, i] = (2/B) Σ_b acts err + (λ/B) Σ_b acts · W_dec[j,i]/‖W_dec[j]‖.
 @compute @workgroup_size(64)
 fn grad_w_dec(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x; let j = g.y;
-  if (i >= p.d || j >= p.n) { return; }
+  if (i >= p.m || j >= p.n) { return; }
   var a = 0.0; var s = 0.0;
   for (var e = offsets[j]; e < offsets[j + 1u]; e++) {
     let b = live[e];
     let v = acts[b * p.n + j];
-    a += v * err[b * p.d + i]; s += v;
+    a += v * err[b * p.m + i]; s += v;
   }
   var out = a * 2.0 / f32(p.B);
-  if (p.l1 > 0.0 && norms[j] > 0.0) { out += p.l1 / f32(p.B) * s * w_dec[j * p.d + i] / norms[j]; }
-  g_w_dec[j * p.d + i] = out;
+  if (p.l1 > 0.0 && norms[j] > 0.0) { out += p.l1 / f32(p.B) * s * w_dec[j * p.m + i] / norms[j]; }
+  g_w_dec[j * p.m + i] = out;
 }
 
-// Dispatch (ceil(d/64), n), TopK: ∂loss/∂W_dec[j, i] = (2/B) (Σ_b acts err + α·scale Σ_b aux_acts aux_err).
+// Dispatch (ceil(m/64), n), TopK: ∂loss/∂W_dec[j, i] = (2/B) (Σ_b acts err + α·scale Σ_b aux_acts aux_err).
 // A separate entry point from ReLU's: one kernel for both would bind 9 storage buffers (the limit is 8).
 @compute @workgroup_size(64)
 fn grad_w_dec_topk(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x; let j = g.y;
-  if (i >= p.d || j >= p.n) { return; }
+  if (i >= p.m || j >= p.n) { return; }
   var a = 0.0; var a_aux = 0.0;
   for (var e = offsets[j]; e < offsets[j + 1u]; e++) {
     let entry = live[e];
     let b = entry & ~AUX;
-    if ((entry & AUX) == 0u) { a += acts[b * p.n + j] * err[b * p.d + i]; }
-    else { a_aux += aux_acts[b * p.n + j] * aux_err[b * p.d + i]; }
+    if ((entry & AUX) == 0u) { a += acts[b * p.n + j] * err[b * p.m + i]; }
+    else { a_aux += aux_acts[b * p.n + j] * aux_err[b * p.m + i]; }
   }
-  g_w_dec[j * p.d + i] = (a + p.aux_weight * a_aux) * 2.0 / f32(p.B);
+  g_w_dec[j * p.m + i] = (a + p.aux_weight * a_aux) * 2.0 / f32(p.B);
 }
 
 // Dispatch (ceil(n/64), d): ∂loss/∂W_enc[i, j] = Σ_b (x − b_dec)_bi dpre_bj over j's live rows.
@@ -375,7 +386,7 @@ fn grad_w_enc(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x; let i = g.y;
   if (j >= p.n || i >= p.d) { return; }
   var a = 0.0;
-  let c = b_dec[i];
+  let c = centre(i);
   for (var e = offsets[j]; e < offsets[j + 1u]; e++) {
     let b = live[e] & ~AUX;
     a += (x(b, i) - c) * dpre[b * p.n + j];
@@ -383,16 +394,27 @@ fn grad_w_enc(@builtin(global_invocation_id) g: vec3u) {
   g_w_enc[i * p.n + j] = a;
 }
 
-// Dispatch (ceil(d/64)), after grad_b_enc: ∂loss/∂b_dec[i] = (2/B) Σ_b err − Σ_j g_b_enc[j] W_enc[i, j].
+// Dispatch (ceil(m/64)), after grad_b_enc: ∂loss/∂b_dec[i] = (2/B) Σ_b err − Σ_j g_b_enc[j] W_enc[i, j]
+// (the second term: an SAE only, whose input is x − b_dec).
 @compute @workgroup_size(64)
 fn grad_b_dec(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
-  if (i >= p.d) { return; }
+  if (i >= p.m) { return; }
   var a = 0.0;
-  for (var b = 0u; b < p.B; b++) { a += err[b * p.d + i]; }
+  for (var b = 0u; b < p.B; b++) { a += err[b * p.m + i]; }
   a = a * 2.0 / f32(p.B);
-  for (var j = 0u; j < p.n; j++) { a -= g_b_enc[j] * w_enc[i * p.n + j]; }
+  if (p.tc == 0u) { for (var j = 0u; j < p.n; j++) { a -= g_b_enc[j] * w_enc[i * p.n + j]; } }
   g_b_dec[i] = a;
+}
+
+// Dispatch (ceil(d/64), m), transcoders with a skip connection: ∂loss/∂W_skip[o, k] = (2/B) Σ_b err[b, o] x[b, k].
+@compute @workgroup_size(64)
+fn grad_w_skip(@builtin(global_invocation_id) g: vec3u) {
+  let k = g.x; let o = g.y;
+  if (k >= p.d || o >= p.m) { return; }
+  var a = 0.0;
+  for (var b = 0u; b < p.B; b++) { a += err[b * p.m + o] * x(b, k); }
+  g_w_skip[o * p.d + k] = a * 2.0 / f32(p.B);
 }
 
 // Dispatch (ceil(n/64)), after an Adam step on W_dec (TopK): rows back to unit norm.
@@ -401,33 +423,34 @@ fn normalize_rows(@builtin(global_invocation_id) g: vec3u) {
   let j = g.x;
   if (j >= p.n) { return; }
   var a = 0.0;
-  for (var i = 0u; i < p.d; i++) { let w = w_dec[j * p.d + i]; a += w * w; }
+  for (var i = 0u; i < p.m; i++) { let w = w_dec[j * p.m + i]; a += w * w; }
   let s = select(1.0, 1.0 / sqrt(a), a > 0.0);
-  for (var i = 0u; i < p.d; i++) { w_dec[j * p.d + i] *= s; }
+  for (var i = 0u; i < p.m; i++) { w_dec[j * p.m + i] *= s; }
 }
 
-// Dispatch (ceil(d/64)): per dimension, Σx and Σx² over the whole store, unscaled, into stats[0..2d)
-// (for a new run's scale, E‖x‖² = d_in, and b_dec's initialisation, the mean).
+// Dispatch (ceil(stride/64)): per column of a store row (a transcoder's: x then y), Σ and Σ² over the
+// whole store, unscaled, into stats[0..2·stride) (for a new run's scales, E‖x‖² = d_in (and
+// E‖y‖² = d_out), and b_dec's initialisation, the mean of what is decoded).
 @compute @workgroup_size(64)
 fn store_sums(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
-  if (i >= p.d) { return; }
+  if (i >= p.stride) { return; }
   var s1 = 0.0; var s2 = 0.0;
-  for (var r = 0u; r < p.store_rows; r++) { let v = store[r * p.d + i]; s1 += v; s2 += v * v; }
-  stats[i] = s1; stats[p.d + i] = s2;
+  for (var r = 0u; r < p.store_rows; r++) { let v = store[r * p.stride + i]; s1 += v; s2 += v * v; }
+  stats[i] = s1; stats[p.stride + i] = s2;
 }
 
-// Dispatch (ceil(d/64)), after decode: per dimension, the batch's Σx, Σx² and Σerr² (for MSE and
-// explained variance without reading the batch back).
+// Dispatch (ceil(m/64)), after decode: per dimension of the target, the batch's Σy, Σy² and Σerr² (for
+// MSE and explained variance without reading the batch back).
 @compute @workgroup_size(64)
 fn batch_stats(@builtin(global_invocation_id) g: vec3u) {
   let i = g.x;
-  if (i >= p.d) { return; }
+  if (i >= p.m) { return; }
   var s1 = 0.0; var s2 = 0.0; var se = 0.0; var sa = 0.0;
   for (var b = 0u; b < p.B; b++) {
-    let v = x(b, i); let e = err[b * p.d + i];
+    let v = y(b, i); let e = err[b * p.m + i];
     s1 += v; s2 += v * v; se += e * e;
-    if (p.aux_k > 0u) { let ea = aux_err[b * p.d + i]; sa += ea * ea; }
+    if (p.aux_k > 0u) { let ea = aux_err[b * p.m + i]; sa += ea * ea; }
   }
-  stats[i] = s1; stats[p.d + i] = s2; stats[2u * p.d + i] = se; stats[3u * p.d + i] = sa;
+  stats[i] = s1; stats[p.m + i] = s2; stats[2u * p.m + i] = se; stats[3u * p.m + i] = sa;
 }

@@ -3,16 +3,33 @@
  * buffer, each step gathers a shuffled batch of rows from it, runs forward and backward as dense
  * kernels, and applies Adam; TopK SAEs renormalise decoder rows after each step. Parameters,
  * gradients and Adam moments never leave the GPU; metrics are small read-backs.
+ * Transcoders (shape.dOut set): each store row is the input hook's vector then the target hook's,
+ * [d_in + d_out] (e.g. blocks.L.hook_mlp_in | blocks.L.hook_mlp_out, paired per token); the two are
+ * scaled apart (each to E‖·‖² = its width), and a skip connection W_skip is one more parameter.
  * Reference: ../train/reference.ts.
  */
 import trainShader from '../../../../shaders/sae_train.wgsl?raw';
 import adamShader from '../../../../shaders/adam.wgsl?raw';
 import { computePipeline, createStorage, packUniform, readBuffer, storageFrom, uniformBuffer } from './buffers';
-import { ADAM, auxTerms, type SaeParams, type TrainShape } from '../train/reference';
+import { ADAM, auxTerms, isTranscoderShape, outWidth, type SaeParams, type TrainShape } from '../train/reference';
 
 // Which bindings each entry point reads or writes ([group, binding]); with layout 'auto' a pipeline
 // keeps only those, so each stays within 8 storage buffers.
-const GROUP0 = ['store', 'rows', 'w_enc', 'b_enc', 'w_dec', 'b_dec', 'pre', 'acts', 'err', 'norms', 'p', 'log_threshold'] as const;
+const GROUP0 = [
+	'store',
+	'rows',
+	'w_enc',
+	'b_enc',
+	'w_dec',
+	'b_dec',
+	'pre',
+	'acts',
+	'err',
+	'norms',
+	'p',
+	'log_threshold',
+	'w_skip'
+] as const;
 const GROUP1 = [
 	'g_w_enc',
 	'g_b_enc',
@@ -28,14 +45,15 @@ const GROUP1 = [
 	'offsets',
 	'live',
 	'g_log_threshold',
-	'dthr'
+	'dthr',
+	'g_w_skip'
 ] as const;
 type Name = (typeof GROUP0)[number] | (typeof GROUP1)[number];
 const USES: Record<string, Name[]> = {
 	encode: ['store', 'rows', 'w_enc', 'b_enc', 'b_dec', 'pre', 'p'],
 	activate: ['pre', 'acts', 'p', 'sel', 'since_fired', 'aux_sel', 'aux_acts', 'log_threshold'],
 	activate_aux: ['pre', 'acts', 'p', 'sel', 'since_fired', 'aux_sel', 'aux_acts'],
-	decode: ['store', 'rows', 'w_dec', 'b_dec', 'acts', 'err', 'p', 'sel'],
+	decode: ['store', 'rows', 'w_dec', 'b_dec', 'acts', 'err', 'p', 'sel', 'w_skip'],
 	decode_aux: ['w_dec', 'err', 'p', 'aux_sel', 'aux_acts', 'aux_err'],
 	decoder_norms: ['w_dec', 'norms', 'p'],
 	grad_pre: ['pre', 'acts', 'err', 'w_dec', 'norms', 'p', 'dpre', 'log_threshold', 'dthr'],
@@ -48,6 +66,7 @@ const USES: Record<string, Name[]> = {
 	grad_w_dec_topk: ['acts', 'err', 'p', 'g_w_dec', 'aux_acts', 'aux_err', 'offsets', 'live'],
 	grad_w_enc: ['store', 'rows', 'b_dec', 'p', 'dpre', 'g_w_enc', 'offsets', 'live'],
 	grad_b_dec: ['err', 'w_enc', 'p', 'g_b_enc', 'g_b_dec'],
+	grad_w_skip: ['store', 'rows', 'err', 'p', 'g_w_skip'],
 	normalize_rows: ['w_dec', 'p'],
 	store_sums: ['store', 'p', 'stats'],
 	batch_stats: ['store', 'rows', 'err', 'p', 'stats', 'aux_err']
@@ -77,8 +96,9 @@ export class SaeTrainer {
 	private aux = { k: 0, weight: 0 };
 	/** A latent is dead after firing in none of this many tokens. */
 	private deadAfter = 10_000_000;
-	/** The store is read times this (see fitToStore). */
+	/** The store is read times this (see fitToStore); a transcoder's target times scaleOut. */
 	private scale = 1;
+	private scaleOut = 1;
 
 	private constructor(
 		private device: GPUDevice,
@@ -89,10 +109,11 @@ export class SaeTrainer {
 		params: SaeParams
 	) {
 		const { d, n } = shape;
+		const m = outWidth(shape);
 		const B = batch;
 		const f = (len: number, label: string) => createStorage(device, len * 4, `train.${label}`);
 		this.buffers = {
-			store: f(d, 'store'),
+			store: f(this.stride, 'store'),
 			rows: f(B, 'rows'),
 			w_enc: storageFrom(device, params.wEnc, 'train.w_enc'),
 			b_enc: storageFrom(device, params.bEnc, 'train.b_enc'),
@@ -100,26 +121,28 @@ export class SaeTrainer {
 			b_dec: storageFrom(device, params.bDec, 'train.b_dec'),
 			pre: f(B * n, 'pre'),
 			acts: f(B * n, 'acts'),
-			err: f(B * d, 'err'),
+			err: f(B * m, 'err'),
 			norms: f(n, 'norms'),
 			p: uniformBuffer(device, this.uniformWords(0)),
 			g_w_enc: f(d * n, 'g_w_enc'),
 			g_b_enc: f(n, 'g_b_enc'),
-			g_w_dec: f(n * d, 'g_w_dec'),
-			g_b_dec: f(d, 'g_b_dec'),
+			g_w_dec: f(n * m, 'g_w_dec'),
+			g_b_dec: f(m, 'g_b_dec'),
 			dpre: f(B * n, 'dpre'),
-			stats: f(4 * d, 'stats'),
+			stats: f(Math.max(4 * m, 2 * this.stride), 'stats'),
 			sel: f(B * Math.max(1, shape.k), 'sel'),
 			since_fired: f(n, 'since_fired'),
 			aux_sel: f(B * Math.max(1, this.auxKMax), 'aux_sel'),
 			aux_acts: f(this.auxKMax ? B * n : 1, 'aux_acts'),
-			aux_err: f(this.auxKMax ? B * d : 1, 'aux_err'),
+			aux_err: f(this.auxKMax ? B * m : 1, 'aux_err'),
 			offsets: f(n + 1, 'offsets'),
 			// Live (row, latent) pairs at most: k + k_aux per row for TopK, every latent for ReLU.
 			live: f(B * (shape.arch === 'topk' ? shape.k + this.auxKMax : n), 'live'),
 			log_threshold: params.logThreshold ? storageFrom(device, params.logThreshold, 'train.log_threshold') : f(1, 'log_threshold'),
 			g_log_threshold: f(this.jump ? n : 1, 'g_log_threshold'),
-			dthr: f(this.jump ? B * n : 1, 'dthr')
+			dthr: f(this.jump ? B * n : 1, 'dthr'),
+			w_skip: params.wSkip ? storageFrom(device, params.wSkip, 'train.w_skip') : f(1, 'w_skip'),
+			g_w_skip: f(this.skip ? m * d : 1, 'g_w_skip')
 		};
 		this.moments = this.paramLengths.map((len, i) => ({ m: f(len, `adam.m${i}`), v: f(len, `adam.v${i}`) }));
 	}
@@ -135,21 +158,39 @@ export class SaeTrainer {
 		return this.shape.arch === 'jumprelu';
 	}
 
-	/** The parameters Adam steps, in order: W_enc, b_enc, W_dec, b_dec (and JumpReLU's log θ). */
-	private get paramLengths(): number[] {
-		const { d, n } = this.shape;
-		return this.jump ? [d * n, n, n * d, d, n] : [d * n, n, n * d, d];
+	/** A transcoder with a skip connection (W_skip is a parameter). */
+	private get skip(): boolean {
+		return isTranscoderShape(this.shape) && Boolean(this.shape.skip);
 	}
 
-	/** The parameters' buffers and their gradients', in paramLengths' order. */
+	/** The width of a store row: d (an SAE), d + d_out (a transcoder: input, then target). */
+	get stride(): number {
+		return isTranscoderShape(this.shape) ? this.shape.d + outWidth(this.shape) : this.shape.d;
+	}
+
+	/** The parameters Adam steps, in order: W_enc, b_enc, W_dec, b_dec (then JumpReLU's log θ, then W_skip). */
+	private get paramKeys(): ('wEnc' | 'bEnc' | 'wDec' | 'bDec' | 'logThreshold' | 'wSkip')[] {
+		return ['wEnc', 'bEnc', 'wDec', 'bDec', ...(this.jump ? (['logThreshold'] as const) : []), ...(this.skip ? (['wSkip'] as const) : [])];
+	}
+
+	private get paramLengths(): number[] {
+		const { d, n } = this.shape;
+		const m = outWidth(this.shape);
+		const len = { wEnc: d * n, bEnc: n, wDec: n * m, bDec: m, logThreshold: n, wSkip: m * d };
+		return this.paramKeys.map((k) => len[k]);
+	}
+
+	/** The parameters' buffers and their gradients', in paramKeys' order. */
 	private get parameterBuffers(): GPUBuffer[] {
 		const b = this.buffers;
-		return [b.w_enc, b.b_enc, b.w_dec, b.b_dec, b.log_threshold].slice(0, this.paramLengths.length);
+		const buf = { wEnc: b.w_enc, bEnc: b.b_enc, wDec: b.w_dec, bDec: b.b_dec, logThreshold: b.log_threshold, wSkip: b.w_skip };
+		return this.paramKeys.map((k) => buf[k]);
 	}
 
 	private get gradientBuffers(): GPUBuffer[] {
 		const b = this.buffers;
-		return [b.g_w_enc, b.g_b_enc, b.g_w_dec, b.g_b_dec, b.g_log_threshold].slice(0, this.paramLengths.length);
+		const buf = { wEnc: b.g_w_enc, bEnc: b.g_b_enc, wDec: b.g_w_dec, bDec: b.g_b_dec, logThreshold: b.g_log_threshold, wSkip: b.g_w_skip };
+		return this.paramKeys.map((k) => buf[k]);
 	}
 
 	/** k_aux at most: the shape's, TopK only. */
@@ -173,8 +214,12 @@ export class SaeTrainer {
 			{ f32: this.jump ? (s.l0 ?? 0) : 0 },
 			{ f32: this.jump ? (s.bandwidth ?? 1e-3) : 0 },
 			{ f32: this.scale },
-			0,
-			0,
+			outWidth(s),
+			this.stride,
+			isTranscoderShape(s) ? s.d : 0,
+			{ f32: isTranscoderShape(s) ? this.scaleOut : this.scale },
+			isTranscoderShape(s) ? 1 : 0,
+			this.skip ? 1 : 0,
 			0
 		];
 	}
@@ -183,7 +228,7 @@ export class SaeTrainer {
 		this.device.queue.writeBuffer(this.buffers.p, 0, packUniform(this.uniformWords(this.storeRows)));
 	}
 
-	/** The activation store: a GPU buffer of [rows, d] fp32 (harvested at a hook, or uploaded). */
+	/** The activation store: a GPU buffer of [rows, stride] fp32 (harvested at a hook, or uploaded; a transcoder's rows are x | y). */
 	setStore(store: GPUBuffer, rows: number) {
 		this.buffers.store = store;
 		this.storeRows = rows;
@@ -191,10 +236,16 @@ export class SaeTrainer {
 		this.bindGroups.clear();
 	}
 
-	/** The store is read times `scale` (1: as it is). */
-	setScale(scale: number) {
+	/** The store is read times `scale` (1: as it is); a transcoder's target times `scaleOut`. */
+	setScale(scale: number, scaleOut = scale) {
 		this.scale = scale;
+		this.scaleOut = scaleOut;
 		this.writeUniforms();
+	}
+
+	/** The scales the store is read with: input, and a transcoder's target (an SAE's is the input's). */
+	get scales(): { in: number; out: number } {
+		return { in: this.scale, out: isTranscoderShape(this.shape) ? this.scaleOut : this.scale };
 	}
 
 	/**
@@ -205,20 +256,28 @@ export class SaeTrainer {
 	 */
 	async fitToStore(): Promise<number> {
 		const { d } = this.shape;
+		const stride = this.stride;
 		const enc = this.device.createCommandEncoder({ label: 'store sums' });
 		const pass = enc.beginComputePass();
-		this.dispatch(pass, 'store_sums', Math.ceil(d / 64));
+		this.dispatch(pass, 'store_sums', Math.ceil(stride / 64));
 		pass.end();
 		this.device.queue.submit([enc.finish()]);
-		const sums = new Float32Array(await readBuffer(this.device, this.buffers.stats, 2 * d * 4));
+		const sums = new Float32Array(await readBuffer(this.device, this.buffers.stats, 2 * stride * 4));
 		const rows = Math.max(1, this.storeRows);
-		const meanSq = sums.subarray(d).reduce((a, x) => a + x, 0) / rows;
-		const scale = meanSq > 0 ? Math.sqrt(d / meanSq) : 1;
-		this.setScale(scale);
+		// Columns [from, to) of a store row: the scale that brings them to E‖·‖² = their width.
+		const scaleOf = (from: number, to: number) => {
+			const meanSq = sums.subarray(stride + from, stride + to).reduce((a, x) => a + x, 0) / rows;
+			return meanSq > 0 ? Math.sqrt((to - from) / meanSq) : 1;
+		};
+		const scale = scaleOf(0, d);
+		// b_dec ← the mean of what is decoded: the input (an SAE), the target (a transcoder).
+		const [from, to] = isTranscoderShape(this.shape) ? [d, stride] : [0, d];
+		const scaleOut = isTranscoderShape(this.shape) ? scaleOf(from, to) : scale;
+		this.setScale(scale, scaleOut);
 		this.device.queue.writeBuffer(
 			this.buffers.b_dec,
 			0,
-			sums.subarray(0, d).map((x) => (x / rows) * scale)
+			sums.subarray(from, to).map((x) => (x / rows) * scaleOut)
 		);
 		return scale;
 	}
@@ -274,6 +333,7 @@ export class SaeTrainer {
 	/** Forward and backward on the batch `rows` (indices into the store): gradients in the g_* buffers. */
 	gradients(rows: Uint32Array) {
 		const { d, n } = this.shape;
+		const m = outWidth(this.shape);
 		const B = this.batch;
 		this.device.queue.writeBuffer(this.buffers.rows, 0, rows as Uint32Array<ArrayBuffer>);
 		const enc = this.device.createCommandEncoder({ label: 'sae-train step' });
@@ -281,10 +341,10 @@ export class SaeTrainer {
 		const c = (x: number) => Math.ceil(x / 64);
 		this.dispatch(pass, 'encode', Math.ceil(n / 256), Math.ceil(B / 4));
 		this.dispatch(pass, 'activate', B);
-		this.dispatch(pass, 'decode', c(d), B);
+		this.dispatch(pass, 'decode', c(m), B);
 		if (this.aux.k) {
 			this.dispatch(pass, 'activate_aux', B);
-			this.dispatch(pass, 'decode_aux', c(d), B);
+			this.dispatch(pass, 'decode_aux', c(m), B);
 		}
 		this.dispatch(pass, 'decoder_norms', c(n));
 		this.dispatch(pass, 'grad_pre', c(n), B);
@@ -294,10 +354,11 @@ export class SaeTrainer {
 		this.dispatch(pass, 'grad_b_enc', c(n));
 		this.dispatch(pass, 'scan_offsets', 1);
 		this.dispatch(pass, 'fill_live', c(n));
-		this.dispatch(pass, this.shape.arch === 'topk' ? 'grad_w_dec_topk' : 'grad_w_dec', c(d), n);
+		this.dispatch(pass, this.shape.arch === 'topk' ? 'grad_w_dec_topk' : 'grad_w_dec', c(m), n);
 		this.dispatch(pass, 'grad_w_enc', c(n), d);
-		this.dispatch(pass, 'grad_b_dec', c(d));
-		this.dispatch(pass, 'batch_stats', c(d));
+		this.dispatch(pass, 'grad_b_dec', c(m));
+		if (this.skip) this.dispatch(pass, 'grad_w_skip', c(d), m);
+		this.dispatch(pass, 'batch_stats', c(m));
 		pass.end();
 		this.device.queue.submit([enc.finish()]);
 	}
@@ -355,7 +416,8 @@ export class SaeTrainer {
 	 * the model). Also refreshes AuxK's dead count from the GPU's clock, for the steps that follow.
 	 */
 	async metrics(): Promise<StepMetrics> {
-		const { d, n } = this.shape;
+		const { n } = this.shape;
+		const d = outWidth(this.shape); // the stats are over what is decoded (a transcoder's target)
 		const B = this.batch;
 		const [stats, acts, sinceFired] = await Promise.all([
 			readBuffer(this.device, this.buffers.stats, 4 * d * 4).then((b) => new Float32Array(b)),
@@ -383,7 +445,7 @@ export class SaeTrainer {
 				}
 		// MSE in the model's units (the trainer works on activations times `scale`).
 		return {
-			mse: sse / B / this.scale ** 2,
+			mse: sse / B / this.scales.out ** 2,
 			explainedVariance: sst > 0 ? 1 - sse / sst : 0,
 			l0: active / B,
 			aux: (weight * saux) / B,
@@ -406,10 +468,12 @@ export class SaeTrainer {
 		return readBuffer(this.device, buf, len * 4).then((b) => new Float32Array(b));
 	}
 
-	/** W_enc, b_enc, W_dec, b_dec (and JumpReLU's log θ) read from these buffers, in that order. */
+	/** W_enc, b_enc, W_dec, b_dec (and JumpReLU's log θ, a transcoder's W_skip) read from these buffers, in paramKeys' order. */
 	private async readParamSet(bufs: GPUBuffer[]): Promise<SaeParams> {
-		const [wEnc, bEnc, wDec, bDec, logThreshold] = await Promise.all(this.paramLengths.map((len, i) => this.readFloats(bufs[i], len)));
-		return logThreshold ? { wEnc, bEnc, wDec, bDec, logThreshold } : { wEnc, bEnc, wDec, bDec };
+		const data = await Promise.all(this.paramLengths.map((len, i) => this.readFloats(bufs[i], len)));
+		const out: Partial<SaeParams> = {};
+		this.paramKeys.forEach((k, i) => (out[k] = data[i]));
+		return out as SaeParams;
 	}
 
 	readParams(): Promise<SaeParams> {

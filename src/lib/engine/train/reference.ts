@@ -24,6 +24,12 @@
  *
  * The trainer sees activations multiplied by a fixed `scale` (so that E‖x‖² = d_in, SAELens's
  * "expected_average_only_in"); the reference takes x already scaled.
+ *
+ * Transcoders (shape.dOut set; sae/transcoder.ts has the forward): x [B, d] is the input hook
+ * (blocks.L.hook_mlp_in), the target y [B, m] another (blocks.L.hook_mlp_out), m = d_out:
+ *   pre  = x · W_enc + b_enc                        (no b_dec on the input: it is m wide)
+ *   ŷ    = acts · W_dec + b_dec [+ x · W_skipᵀ]       W_dec [n, m], b_dec [m], W_skip [m, d]
+ *   err  = ŷ − y, and every loss term above with err in place of x̂ − x (decoder norms over m).
  */
 export type TrainArch = 'topk' | 'relu' | 'jumprelu';
 
@@ -34,6 +40,8 @@ export interface SaeParams {
 	bDec: Float32Array;
 	/** JumpReLU: log θ per latent. */
 	logThreshold?: Float32Array;
+	/** Transcoders with a skip connection: W_skip [m, d] (ŷ += x · W_skipᵀ). */
+	wSkip?: Float32Array;
 }
 
 export interface TrainShape {
@@ -49,7 +57,15 @@ export interface TrainShape {
 	auxK?: number;
 	/** TopK: α, the AuxK loss coefficient (1/32 in the paper). */
 	auxCoeff?: number;
+	/** Transcoders: m, the target's width (blocks.L.hook_mlp_out); absent for an SAE (the target is x). */
+	dOut?: number;
+	/** Transcoders: learn a skip connection W_skip [m, d] beside the features. */
+	skip?: boolean;
 }
+
+/** The width of what the decoder writes: d for an SAE, d_out for a transcoder. */
+export const outWidth = (s: TrainShape) => s.dOut ?? s.d;
+export const isTranscoderShape = (s: TrainShape) => s.dOut !== undefined;
 
 /** Which latents count as dead this step (a latent is dead after firing in none of the last N tokens). */
 export type DeadMask = Uint8Array;
@@ -67,7 +83,7 @@ type Floats = Float32Array | Float64Array;
 export interface ForwardOut {
 	pre: Floats;
 	acts: Floats;
-	err: Floats; // x̂ − x
+	err: Floats; // x̂ − x (a transcoder: ŷ − y, [B, m])
 	mse: number; // (1/B) Σ ‖err‖²
 	l1: number; // the sparsity term: relu (1/B) Σ acts · ‖W_dec‖ · λ; jumprelu λ (1/B) Σ H(pre − θ); topk 0
 	/** AuxK: per row, the chosen dead latents and their activations, and aux_b − (x_b − x̂_b). */
@@ -80,9 +96,10 @@ export interface ForwardOut {
 
 export function decoderNorms(p: SaeParams, s: TrainShape): Float32Array {
 	const out = new Float32Array(s.n);
+	const m = outWidth(s);
 	for (let j = 0; j < s.n; j++) {
 		let a = 0;
-		for (let i = 0; i < s.d; i++) a += p.wDec[j * s.d + i] ** 2;
+		for (let i = 0; i < m; i++) a += p.wDec[j * m + i] ** 2;
 		out[j] = Math.sqrt(a);
 	}
 	return out;
@@ -92,6 +109,7 @@ export function decoderNorms(p: SaeParams, s: TrainShape): Float32Array {
  * `precise`: keep intermediates in float64 (for finite differences), else float32 as the GPU does.
  * `dead`: the dead latents (AuxK). `auxTarget`: the residual error x − x̂ the AuxK term aims at, to
  * hold it fixed when differencing numerically (autograd detaches it); by default this step's.
+ * `y`: a transcoder's target [B, m] (an SAE's is x).
  */
 export function forward(
 	p: SaeParams,
@@ -100,17 +118,22 @@ export function forward(
 	B: number,
 	precise = false,
 	dead?: DeadMask,
-	auxTarget?: Floats
+	auxTarget?: Floats,
+	y?: Float32Array
 ): ForwardOut {
 	const { d, n } = s;
+	const m = outWidth(s);
+	const tc = isTranscoderShape(s);
+	if (tc && !y) throw new Error('a transcoder step needs its target y [B, d_out]');
+	const target = tc ? y! : x;
 	const A = precise ? Float64Array : Float32Array;
 	const pre = new A(B * n);
 	const acts = new A(B * n);
-	const err = new A(B * d);
+	const err = new A(B * m);
 	for (let b = 0; b < B; b++) {
 		for (let j = 0; j < n; j++) {
 			let a = p.bEnc[j];
-			for (let i = 0; i < d; i++) a += (x[b * d + i] - p.bDec[i]) * p.wEnc[i * n + j];
+			for (let i = 0; i < d; i++) a += (x[b * d + i] - (tc ? 0 : p.bDec[i])) * p.wEnc[i * n + j];
 			pre[b * n + j] = a;
 		}
 		const row = pre.subarray(b * n, (b + 1) * n);
@@ -126,11 +149,12 @@ export function forward(
 	}
 	let mse = 0;
 	for (let b = 0; b < B; b++)
-		for (let i = 0; i < d; i++) {
+		for (let i = 0; i < m; i++) {
 			let a = p.bDec[i];
-			for (let j = 0; j < n; j++) a += acts[b * n + j] * p.wDec[j * d + i];
-			const e = a - x[b * d + i];
-			err[b * d + i] = e;
+			for (let j = 0; j < n; j++) a += acts[b * n + j] * p.wDec[j * m + i];
+			if (p.wSkip) for (let k = 0; k < d; k++) a += x[b * d + k] * p.wSkip[i * d + k];
+			const e = a - target[b * m + i];
+			err[b * m + i] = e;
 			mse += e * e;
 		}
 	mse /= B;
@@ -147,7 +171,7 @@ export function forward(
 	const { k: kAux, weight } = auxTerms(s, countDead(dead));
 	const auxSel: Int32Array[] = [];
 	const auxActs: Floats[] = [];
-	const auxErr = new A(B * d);
+	const auxErr = new A(B * m);
 	let aux = 0;
 	if (kAux > 0) {
 		for (let b = 0; b < B; b++) {
@@ -156,10 +180,10 @@ export function forward(
 			const chosen = eligible.sort((u, v) => row[v] - row[u] || u - v).slice(0, kAux);
 			auxSel.push(Int32Array.from(chosen));
 			auxActs.push(A.from(chosen.map((j) => Math.max(0, row[j]))));
-			for (let i = 0; i < d; i++) {
-				let a = -(auxTarget ? auxTarget[b * d + i] : -err[b * d + i]); // aux − target, target = x − x̂ = −err
-				chosen.forEach((j, r) => (a += auxActs[b][r] * p.wDec[j * d + i]));
-				auxErr[b * d + i] = a;
+			for (let i = 0; i < m; i++) {
+				let a = -(auxTarget ? auxTarget[b * m + i] : -err[b * m + i]); // aux − target, target = x − x̂ = −err
+				chosen.forEach((j, r) => (a += auxActs[b][r] * p.wDec[j * m + i]));
+				auxErr[b * m + i] = a;
 				aux += a * a;
 			}
 		}
@@ -171,34 +195,36 @@ export function forward(
 /** Gradients of `loss` (TopK's selection and ReLU's gate held fixed, as autograd does; AuxK's target detached). */
 export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number, f: ForwardOut, dead?: DeadMask): SaeParams {
 	const { d, n } = s;
+	const m = outWidth(s);
+	const tc = isTranscoderShape(s);
 	const { weight } = auxTerms(s, countDead(dead));
 	const norms = s.arch === 'relu' ? decoderNorms(p, s) : null;
 	const g: SaeParams = {
 		wEnc: new Float32Array(d * n),
 		bEnc: new Float32Array(n),
-		wDec: new Float32Array(n * d),
-		bDec: new Float32Array(d)
+		wDec: new Float32Array(n * m),
+		bDec: new Float32Array(m)
 	};
 	const dpre = new Float32Array(B * n);
 	for (let b = 0; b < B; b++)
 		for (let j = 0; j < n; j++) {
 			if (f.acts[b * n + j] <= 0) continue; // gate: not selected or not positive
 			let a = 0;
-			for (let i = 0; i < d; i++) a += (2 / B) * f.err[b * d + i] * p.wDec[j * d + i];
+			for (let i = 0; i < m; i++) a += (2 / B) * f.err[b * m + i] * p.wDec[j * m + i];
 			if (norms) a += (s.l1 / B) * norms[j];
 			dpre[b * n + j] = a;
 		}
 	// AuxK: ∂/∂aux_b = (2αs/B) auxErr_b; to the chosen dead latents' pre-activations and decoder rows.
-	const auxDec = new Float64Array(n * d);
+	const auxDec = new Float64Array(n * m);
 	f.auxSel.forEach((sel, b) =>
 		sel.forEach((j, r) => {
 			const act = f.auxActs[b][r];
 			if (act <= 0) return;
 			let a = 0;
-			for (let i = 0; i < d; i++) {
-				const gi = ((2 * weight) / B) * f.auxErr[b * d + i];
-				a += gi * p.wDec[j * d + i];
-				auxDec[j * d + i] += act * gi;
+			for (let i = 0; i < m; i++) {
+				const gi = ((2 * weight) / B) * f.auxErr[b * m + i];
+				a += gi * p.wDec[j * m + i];
+				auxDec[j * m + i] += act * gi;
 			}
 			dpre[b * n + j] += a;
 		})
@@ -213,28 +239,28 @@ export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number
 			for (let b = 0; b < B; b++) {
 				if (Math.abs(f.pre[b * n + j] - th) >= eps / 2) continue;
 				let dacts = 0;
-				for (let i = 0; i < d; i++) dacts += (2 / B) * f.err[b * d + i] * p.wDec[j * d + i];
+				for (let i = 0; i < m; i++) dacts += (2 / B) * f.err[b * m + i] * p.wDec[j * m + i];
 				gth += (-th / eps) * dacts - (s.l0 ?? 0) / (B * eps);
 			}
 			g.logThreshold[j] = th * gth; // ∂/∂log θ = θ ∂/∂θ
 		}
 	}
 	for (let j = 0; j < n; j++)
-		for (let i = 0; i < d; i++) {
+		for (let i = 0; i < m; i++) {
 			let a = 0;
-			for (let b = 0; b < B; b++) a += f.acts[b * n + j] * f.err[b * d + i];
+			for (let b = 0; b < B; b++) a += f.acts[b * n + j] * f.err[b * m + i];
 			a *= 2 / B;
 			if (norms && norms[j] > 0) {
 				let s1 = 0;
 				for (let b = 0; b < B; b++) s1 += f.acts[b * n + j];
-				a += ((s.l1 / B) * s1 * p.wDec[j * d + i]) / norms[j];
+				a += ((s.l1 / B) * s1 * p.wDec[j * m + i]) / norms[j];
 			}
-			g.wDec[j * d + i] = a + auxDec[j * d + i];
+			g.wDec[j * m + i] = a + auxDec[j * m + i];
 		}
 	for (let i = 0; i < d; i++)
 		for (let j = 0; j < n; j++) {
 			let a = 0;
-			for (let b = 0; b < B; b++) a += (x[b * d + i] - p.bDec[i]) * dpre[b * n + j];
+			for (let b = 0; b < B; b++) a += (x[b * d + i] - (tc ? 0 : p.bDec[i])) * dpre[b * n + j];
 			g.wEnc[i * n + j] = a;
 		}
 	for (let j = 0; j < n; j++) {
@@ -242,15 +268,27 @@ export function backward(p: SaeParams, s: TrainShape, x: Float32Array, B: number
 		for (let b = 0; b < B; b++) a += dpre[b * n + j];
 		g.bEnc[j] = a;
 	}
-	for (let i = 0; i < d; i++) {
+	for (let i = 0; i < m; i++) {
 		let a = 0;
-		for (let b = 0; b < B; b++) a += (2 / B) * f.err[b * d + i];
-		for (let j = 0; j < n; j++) {
-			let s2 = 0;
-			for (let b = 0; b < B; b++) s2 += dpre[b * n + j];
-			a -= s2 * p.wEnc[i * n + j];
-		}
+		for (let b = 0; b < B; b++) a += (2 / B) * f.err[b * m + i];
+		// An SAE's b_dec is also subtracted from its input; a transcoder's is not.
+		if (!tc)
+			for (let j = 0; j < n; j++) {
+				let s2 = 0;
+				for (let b = 0; b < B; b++) s2 += dpre[b * n + j];
+				a -= s2 * p.wEnc[i * n + j];
+			}
 		g.bDec[i] = a;
+	}
+	if (p.wSkip) {
+		// ∂loss/∂W_skip[o, k] = (2/B) Σ_b err[b, o] x[b, k]
+		g.wSkip = new Float32Array(m * d);
+		for (let o = 0; o < m; o++)
+			for (let k = 0; k < d; k++) {
+				let a = 0;
+				for (let b = 0; b < B; b++) a += f.err[b * m + o] * x[b * d + k];
+				g.wSkip[o * d + k] = (2 / B) * a;
+			}
 	}
 	return g;
 }
@@ -268,7 +306,7 @@ export function adamStep(p: SaeParams, g: SaeParams, st: AdamState, lr: number) 
 	st.t++;
 	const c1 = 1 - ADAM.beta1 ** st.t;
 	const c2 = 1 - ADAM.beta2 ** st.t;
-	for (const key of ['wEnc', 'bEnc', 'wDec', 'bDec', 'logThreshold'] as const) {
+	for (const key of ['wEnc', 'bEnc', 'wDec', 'bDec', 'logThreshold', 'wSkip'] as const) {
 		const w = p[key],
 			gr = g[key],
 			m = st.m[key],
@@ -285,7 +323,8 @@ export function adamStep(p: SaeParams, g: SaeParams, st: AdamState, lr: number) 
 /** TopK and JumpReLU SAEs keep decoder rows at unit norm (the scale lives in the activations). */
 export function normalizeDecoderRows(p: SaeParams, s: TrainShape) {
 	const norms = decoderNorms(p, s);
-	for (let j = 0; j < s.n; j++) for (let i = 0; i < s.d; i++) p.wDec[j * s.d + i] /= norms[j] || 1;
+	const m = outWidth(s);
+	for (let j = 0; j < s.n; j++) for (let i = 0; i < m; i++) p.wDec[j * m + i] /= norms[j] || 1;
 }
 
 /** JumpReLU's initial threshold (SAELens's default, for activations scaled to E‖x‖² = d_in). */
@@ -293,26 +332,35 @@ export const JUMPRELU_INIT_THRESHOLD = 0.001;
 
 /**
  * Initialisation as in the literature: W_dec rows random unit vectors, W_enc = W_decᵀ, b_enc = 0,
- * b_dec = data mean; JumpReLU thresholds at JUMPRELU_INIT_THRESHOLD.
+ * b_dec = data mean (a transcoder: the target's mean); JumpReLU thresholds at JUMPRELU_INIT_THRESHOLD.
+ * A transcoder whose d_out differs from d_in gets W_enc columns of their own (random unit vectors);
+ * its W_skip starts at 0, as SAELens's SkipTranscoder.
  */
 export function initParams(s: TrainShape, random: () => number, dataMean: Float32Array): SaeParams {
 	const { d, n } = s;
-	const wDec = new Float32Array(n * d);
-	for (let j = 0; j < n; j++) {
-		let norm = 0;
-		for (let i = 0; i < d; i++) {
-			// Box–Muller normal
-			const u = Math.max(1e-12, random());
-			const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
-			wDec[j * d + i] = z;
-			norm += z * z;
+	const m = outWidth(s);
+	const unitRows = (rows: number, width: number) => {
+		const w = new Float32Array(rows * width);
+		for (let j = 0; j < rows; j++) {
+			let norm = 0;
+			for (let i = 0; i < width; i++) {
+				// Box–Muller normal
+				const u = Math.max(1e-12, random());
+				const z = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+				w[j * width + i] = z;
+				norm += z * z;
+			}
+			norm = Math.sqrt(norm);
+			for (let i = 0; i < width; i++) w[j * width + i] /= norm;
 		}
-		norm = Math.sqrt(norm);
-		for (let i = 0; i < d; i++) wDec[j * d + i] /= norm;
-	}
+		return w;
+	};
+	const wDec = unitRows(n, m);
+	const encRows = m === d ? wDec : unitRows(n, d);
 	const wEnc = new Float32Array(d * n);
-	for (let j = 0; j < n; j++) for (let i = 0; i < d; i++) wEnc[i * n + j] = wDec[j * d + i];
+	for (let j = 0; j < n; j++) for (let i = 0; i < d; i++) wEnc[i * n + j] = encRows[j * d + i];
 	const out: SaeParams = { wEnc, bEnc: new Float32Array(n), wDec, bDec: Float32Array.from(dataMean) };
 	if (s.arch === 'jumprelu') out.logThreshold = new Float32Array(n).fill(Math.log(JUMPRELU_INIT_THRESHOLD));
+	if (isTranscoderShape(s) && s.skip) out.wSkip = new Float32Array(m * d);
 	return out;
 }
