@@ -3,6 +3,8 @@ import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkp
 import { attentionMixBackward, contractSources, matTransposeRows } from '../../src/lib/engine/attribution/backward-ops';
 import { AttrRecorder, attrPipelines, gpuBackend } from '../../src/lib/engine/attribution/gpu-backend';
 import { attribute } from '../../src/lib/engine/attribution/graph';
+import { buildGraphJson } from '../../src/lib/engine/attribution/graph-json';
+import { validateGraphJson } from '../../src/lib/engine/attribution/graph-schema';
 import { createStorage, readBuffer, storageFrom } from '../../src/lib/engine/gpu/buffers';
 import { randomTranscoders } from '../attribution-reference';
 import { maxAbs, maxAbsDiff } from '../numeric';
@@ -146,5 +148,17 @@ describe('the attribution on the GPU', () => {
 		expect(diff).toBeLessThan(1e-4 * scale);
 		expect(maxAbsDiff(gpu.bias, cpu.bias)).toBeLessThan(1e-4 * Math.max(1, maxAbs(cpu.bias)));
 		expect(complete).toBeLessThan(1e-4);
+		// The app's and the CLI's path to a file, on the device: the same graph, schema-valid.
+		const { graph, json } = await buildGraphJson(weights, tokens, tcs, {
+			batchSize: 16,
+			device,
+			slug: 't',
+			scan: 'stories260K',
+			prompt: '',
+			decode: String
+		});
+		expect(validateGraphJson(json)).toEqual([]);
+		expect(maxAbsDiff(graph.edges, gpu.edges)).toBe(0);
+		expect((json.links as unknown[]).length).toBe(gpu.edges.filter((e) => e !== 0).length);
 	});
 });
