@@ -3,6 +3,9 @@
  * files), by its SAELens release and SAE id, from files the user picked, or from a trained run's
  * SAELens files. Attaching checks the SAE fits the model, cuts the model at its hook and builds
  * the SAE's GPU session; the explorer (explorer.ts) works with what is attached.
+ * A transcoder (cfg.hookNameOut) attaches the same way: its features are encoded from its input hook
+ * (blocks.L.hook_mlp_in), and the model is cut at its output hook too (blocks.L.hook_mlp_out), so
+ * its reconstruction can be measured against what the MLP wrote (sae/transcoder-recon.ts).
  */
 import { LoupeError } from '../errors';
 import type { ModelSession } from '../model/session';
@@ -10,7 +13,8 @@ import { readSaeFiles, type ReadSae, type SaeFile } from './load';
 import { readReleaseFiles, resolveSaeLensRelease } from './saelens-registry';
 import { checkSaeFitsModel } from './validate';
 import { SaeSession } from './session';
-import { describePreprocessing } from './config';
+import { describePreprocessing, isTranscoder } from './config';
+import type { SaeConfig } from './config';
 import { latestCorpusRun, type CorpusRun } from '../store/db';
 import { deleteCachedFile, fetchModelFile, hubFileUrl, type DownloadProgress } from '../store/model-cache';
 import type { CorpusSummary, SaeFromHub, SaeInfo } from './explorer';
@@ -114,6 +118,20 @@ export function attachSae(session: ModelSession, files: SaeFile[], source: strin
 	return attachRead(session, () => readSaeFiles(files, { hookName }), source);
 }
 
+/** A transcoder's output hook on this model, checked as its input is (a hook the model offers, d_model wide). */
+function transcoderOutputHook(
+	session: ModelSession,
+	m: ReturnType<ModelSession['requireModel']>,
+	cfg: SaeConfig & { hookNameOut: string; dOut: number }
+) {
+	const c = m.source.shape;
+	checkSaeFitsModel(
+		{ ...cfg, hookName: cfg.hookNameOut, dIn: cfg.dOut },
+		{ name: m.info.name, nLayers: c.nLayers, dModel: c.dModel, hooks: m.source.hooks }
+	);
+	return session.canonical(m, cfg.hookNameOut);
+}
+
 /** Attaches the SAE `read` gives, cutting the model at its hook (under the lock: not while it writes). */
 function attachRead(session: ModelSession, read: () => ReadSae, source: string): Promise<SaeInfo> {
 	return session.locked(async () => {
@@ -128,8 +146,9 @@ function attachRead(session: ModelSession, read: () => ReadSae, source: string):
 		const { cfg, weights, logSparsity } = read();
 		checkSaeFitsModel(cfg, { name: m.info.name, nLayers: c.nLayers, dModel: c.dModel, hooks: m.source.hooks });
 		const hook = session.canonical(m, cfg.hookName);
-		// The model must be cut at the SAE's hook so the residual can be read there.
-		await session.ensureCuts(m, [hook]);
+		const hookOut = isTranscoder(cfg) ? transcoderOutputHook(session, m, cfg) : null;
+		// The model must be cut at the SAE's hook so the residual can be read there (a transcoder's output hook too).
+		await session.ensureCuts(m, hookOut ? [hook, hookOut] : [hook]);
 		const device = m.runner.backend === 'webgpu' ? await session.gpuDevice() : null;
 		const unembed = { normWeight: null, ...(m.source.unembedding ?? { classifier: new Float32Array(c.vocabSize * c.dModel) }) };
 		const saeSession = await SaeSession.create(cfg, weights, device, { vocabSize: c.vocabSize, dModel: c.dModel, ...unembed });
