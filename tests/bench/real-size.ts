@@ -6,12 +6,14 @@
  * as `npm run generate` does) and measured: load time, peak memory, cutting at 1 and 3 hooks (the
  * old runner disposed first, as the engine does) and greedy tokens/s. One JSON object per line.
  *
- *   tsx tests/bench/real-size.ts [--model gpt2|gemma3] [--variant embedded|external] [--before]
+ *   tsx tests/bench/real-size.ts [--model gpt2|gemma3] [--variant embedded|external] [--whole] [--before]
  *                                [--tokens N] [--dir DIR]
  *
  * Each measurement runs in a fresh child process, so its peak RSS (getrusage's maxrss) is its own.
- * `--before` also measures the open path as it was (weights stored in the graph re-encoded into every
- * segment, `weightsInPlace: false`; the LM head copied and transposed), for the before/after figures.
+ * `--whole` also measures the path before weights were read on demand (whole files kept beside
+ * onnxruntime's copy; the unembedding found at open); `--before` that and the older one (weights
+ * stored in the graph re-encoded into every segment, `weightsInPlace: false`; the LM head copied and
+ * transposed), for the before/after figures.
  * Built models are kept in DIR (default: $TMPDIR/loupe-real-size) and reused. Memory figures:
  * `rss`, `arrayBuffers` (process.memoryUsage), `wasmHeap` (onnxruntime's WebAssembly.Memory, which
  * only grows), `peakRss` (the process's high-water mark) and `peakOverWeights`: (peak RSS − RSS
@@ -89,7 +91,17 @@ function unembeddingBefore(raw: Uint8Array, V: number, D: number, transposed: bo
 	return out;
 }
 
-async function measure(arch: Arch, variant: Variant, before: boolean) {
+/**
+ * 'after': the app's path now: the graph read whole to parse it, every weight (the sidecar, and
+ * the graph's own weights) handed to onnxruntime as a WeightFile that reads one tensor's range at a
+ * time, read again for each cut and dropped once the sessions exist; the unembedding read only
+ * when an SAE is attached (the last step). 'whole': the path before that (whole files kept beside
+ * onnxruntime's copy, the unembedding found at open). 'before': older still (weights re-encoded into
+ * every segment, the head copied and transposed).
+ */
+type Path = 'after' | 'whole' | 'before';
+
+async function measure(arch: Arch, variant: Variant, path: Path) {
 	watchWasmHeap();
 	const ort = await import('onnxruntime-web');
 	const { openExportGraph } = await import('../../src/lib/engine/model/hf/exported-model');
@@ -98,32 +110,47 @@ async function measure(arch: Arch, variant: Variant, before: boolean) {
 	const { SegmentRunner } = await import('../../src/lib/engine/model/runner');
 	const { generateIds } = await import('../../src/lib/engine/model/generate');
 	const { boundaryName } = await import('../../src/lib/engine/model/hooks');
+	const { nodeWeightFile } = await import('../../src/cli/node-weight-file');
 	ort.env.wasm.numThreads = 1;
 	ort.env.logLevel = 'error';
-	const tag = { bench: 'real_size', model: arch, variant, path: before ? 'before' : 'after' };
+	// For trying session options (e.g. '{"session":{"disable_prepacking":"1"}}'): every session gets them.
+	if (process.env.LOUPE_SESSION_EXTRA) {
+		const extra = JSON.parse(process.env.LOUPE_SESSION_EXTRA);
+		const create = ort.InferenceSession.create.bind(ort.InferenceSession);
+		(ort.InferenceSession as { create: unknown }).create = (b: Uint8Array, o: Record<string, unknown>) => create(b, { ...o, extra });
+	}
+	const lazy = path === 'after';
+	const tag = {
+		bench: 'real_size',
+		model: arch,
+		variant,
+		path,
+		...(process.env.LOUPE_SESSION_EXTRA ? { extra: process.env.LOUPE_SESSION_EXTRA } : {})
+	};
 	const base = memory();
 	const rss0 = process.memoryUsage().rss;
 	const out = folder(arch, variant);
 	const view = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 	const t0 = performance.now();
-	const graph = view(readFileSync(join(out, 'model.onnx')));
 	const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-	const opened = await openExportGraph(graph, 'model.onnx', async (p) => view(readFileSync(join(out, p))), config, {
+	const sidecar = async (p: string) => (lazy ? nodeWeightFile(join(out, p), p) : view(readFileSync(join(out, p))));
+	const opened = await openExportGraph(view(readFileSync(join(out, 'model.onnx'))), 'model.onnx', sidecar, config, {
 		backend: 'wasm',
-		weightsInPlace: !before
+		weightsInPlace: path !== 'before',
+		graphWeights: lazy ? nodeWeightFile(join(out, 'model.onnx')) : undefined
 	});
 	const weightBytes = opened.weights.total;
 	const tOpen = performance.now();
 	const { trace } = opened.decoder;
-	let unembedding: Float32Array | null;
-	if (before) {
+	let unembedding: Float32Array | null = null;
+	if (path === 'before') {
 		// What the old code did: copy the head's bytes, then transpose them into a second array.
 		const emb = opened.decoder.graph.initializers.get(trace.embedding)!;
 		const file = opened.externalData.find((f) => f.path === emb.externalData?.find((e) => e.key === 'location')?.value);
 		const offset = Number(emb.externalData?.find((e) => e.key === 'offset')?.value ?? 0);
 		const raw = file ? file.data.subarray(offset, offset + trace.vocabSize * trace.dModel * 4) : emb.rawData!;
 		unembedding = unembeddingBefore(raw, trace.vocabSize, trace.dModel, arch === 'gemma3');
-	} else unembedding = findUnembedding(opened.decoder, opened.externalData)?.classifier ?? null;
+	} else if (path === 'whole') unembedding = findUnembedding(opened.decoder, opened.externalData)?.classifier ?? null;
 	const tUnembed = performance.now();
 	const parameters = distinctParameterCount(opened.decoder.graph, trace.embedding, opened.externalData);
 	const tParams = performance.now();
@@ -140,6 +167,14 @@ async function measure(arch: Arch, variant: Variant, before: boolean) {
 		baseline: base,
 		...memory()
 	});
+	// The app's session: each cut gets its files read for it, and drops them once its sessions exist.
+	const files = opened.externalData;
+	const readWeights = () =>
+		files.map((f) => ({
+			path: f.path,
+			data: f.path === 'model.onnx_data' ? nodeWeightFile(join(out, f.path), f.path) : nodeWeightFile(join(out, 'model.onnx'))
+		}));
+	if (lazy) opened.dropWeights();
 
 	const ids = [1, 464, 2068, 7586, 21831, 18045, 625, 262].map((x) => x % trace.vocabSize);
 	const sampling = { maxTokens: tokens, temperature: 0, seed: 1, topK: 0, topP: 1, freqPenalty: 0 };
@@ -148,7 +183,9 @@ async function measure(arch: Arch, variant: Variant, before: boolean) {
 		const t = performance.now();
 		const model = opened.segmentAt(hooks);
 		const tCut = performance.now();
+		if (lazy) model.externalData = readWeights();
 		const runner = await SegmentRunner.create(ort, model, 'wasm');
+		if (lazy) delete model.externalData;
 		const tSessions = performance.now();
 		const m = memory();
 		try {
@@ -183,6 +220,19 @@ async function measure(arch: Arch, variant: Variant, before: boolean) {
 		[boundaryName(2, trace.nLayers), boundaryName(mid, trace.nLayers), `blocks.${trace.nLayers - 2}.hook_mlp_out`],
 		4
 	).catch(fail('cut_at_3'));
+	if (lazy) {
+		// An SAE attached: W_U read from the files for its feature logits, copied out of what was read.
+		const t = performance.now();
+		unembedding = findUnembedding(opened.decoder, readWeights())?.classifier ?? null;
+		line({
+			...tag,
+			step: 'sae_unembedding',
+			ms: Math.round(performance.now() - t),
+			unembeddingMB: unembedding ? mb(unembedding.byteLength) : 0,
+			...memory(),
+			peakOverWeights: +peak().toFixed(2)
+		});
+	}
 	line({
 		...tag,
 		step: 'end',
@@ -197,9 +247,9 @@ const child = opt('--child');
 if (child) {
 	// The engine's logits module imports its WGSL kernel Vite's way (`?raw`), as in src/cli/generate.ts.
 	register('../../src/cli/raw-import.ts', import.meta.url);
-	const [what, arch, variant, before] = child.split(':') as ['build' | 'measure', Arch, Variant, string];
+	const [what, arch, variant, path] = child.split(':') as ['build' | 'measure', Arch, Variant, Path];
 	if (what === 'build') await build(arch, variant);
-	else await measure(arch, variant, before === 'before');
+	else await measure(arch, variant, path);
 } else {
 	const archs: Arch[] = opt('--model') ? [opt('--model') as Arch] : ['gpt2', 'gemma3'];
 	const variants: Variant[] = opt('--variant') ? [opt('--variant') as Variant] : ['embedded', 'external'];
@@ -216,6 +266,7 @@ if (child) {
 		for (const variant of variants) {
 			if (!existsSync(join(folder(arch, variant), 'config.json'))) spawnChild(`build:${arch}:${variant}`);
 			if (args.includes('--before')) spawnChild(`measure:${arch}:${variant}:before`);
+			if (args.includes('--whole') || args.includes('--before')) spawnChild(`measure:${arch}:${variant}:whole`);
 			spawnChild(`measure:${arch}:${variant}:after`);
 		}
 }
