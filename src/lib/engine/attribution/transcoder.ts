@@ -5,7 +5,7 @@
  * or a test's seeded random weights.
  *
  *   pre  = x · W_enc + b_enc                       (W_enc [d_in, d_sae], as SAELens stores it)
- *   act  = ReLU(pre), or JumpReLU: pre where pre > threshold, else 0
+ *   act  = ReLU(pre), or JumpReLU: pre where pre > threshold, else 0, or TopK: the k largest ReLU(pre)
  *   out  = act · W_dec + b_dec + W_skip · x        (W_dec [d_sae, d_out]; W_skip [d_out, d_in])
  *
  * W_skip is (out, in) so that `out = x @ W_skip.T`, as SAELens's skip transcoder and circuit-tracer
@@ -23,6 +23,8 @@ export interface Transcoder {
 	wDec: Float32Array; // [dSae, dOut]
 	bDec: Float32Array; // [dOut]
 	threshold?: Float32Array; // [dSae]: JumpReLU when present, ReLU otherwise
+	/** TopK: only the k largest (positive) pre-activations stay, per position. */
+	k?: number;
 	wSkip?: Float32Array; // [dOut, dIn]: the affine skip connection
 	/** For the graph's metadata and the feature card: where these weights came from. */
 	name?: string;
@@ -67,6 +69,11 @@ export function activate(t: Transcoder, pre: Float64Array): Float64Array {
 	for (let f = 0; f < pre.length; f++) {
 		const th = t.threshold ? t.threshold[f] : 0;
 		act[f] = pre[f] > th && pre[f] > 0 ? pre[f] : 0;
+	}
+	if (t.k !== undefined && t.k < pre.length) {
+		// TopK: on a given prompt the kept set is fixed, so the attribution treats it like a mask.
+		const order = Array.from(act.keys()).sort((a, b) => act[b] - act[a] || a - b);
+		for (const f of order.slice(t.k)) act[f] = 0;
 	}
 	return act;
 }
