@@ -2,7 +2,7 @@
 // one run holds the lock, another is refused at once with a message naming the holder; a worker (as
 // the engine is) sees the same lock; once the run ends, the next one trains.
 import { expect, it } from 'vitest';
-import { trainingHolder, withTrainingLock } from '../../src/lib/engine/store/run-lock';
+import { takeTrainingLock, trainingHolder, withTrainingLock } from '../../src/lib/engine/store/run-lock';
 import { LoupeError } from '../../src/lib/engine/errors';
 
 const who = { name: 'SAE blocks.2.hook_resid_pre', model: 'stories260K', hook: 'blocks.2.hook_resid_pre', runId: null };
@@ -34,4 +34,12 @@ it('a second run is refused while the first holds the lock, naming it, and runs 
 it('a run that throws lets go of the lock', async () => {
 	await expect(withTrainingLock(who, async () => Promise.reject(new Error('GPU lost')))).rejects.toThrow('GPU lost');
 	expect(await trainingHolder()).toBeNull();
+});
+
+it('take-and-release: held until released, refused meanwhile', async () => {
+	const release = await takeTrainingLock(who);
+	await expect(takeTrainingLock({ ...who, name: 'other' })).rejects.toThrow(/Another tab of Loupe is training an SAE: “SAE blocks/);
+	release();
+	await expect.poll(() => trainingHolder()).toBeNull();
+	(await takeTrainingLock(who))();
 });

@@ -81,3 +81,15 @@ export async function withTrainingLock<T>(who: Omit<TrainingHolder, 'since'>, wo
 		'Wait until it finishes, or pause or stop it in its tab, then start here.'
 	);
 }
+
+/**
+ * The training lock as take-and-release, for code that already has its own try/finally: resolves
+ * with the release once held, or throws withTrainingLock's refusal when another tab trains.
+ */
+export function takeTrainingLock(who: Omit<TrainingHolder, 'since'>): Promise<() => void> {
+	return new Promise((held, refused) => {
+		let release!: () => void;
+		const done = new Promise<void>((r) => (release = r));
+		withTrainingLock(who, () => (held(release), done)).catch(refused);
+	});
+}

@@ -24,6 +24,7 @@ import { SaeTrainer } from '../gpu/sae-trainer';
 import { storageFrom } from '../gpu/buffers';
 import type { Loaded } from '../model/session';
 import { deleteTrainRun, getTrainRun, listTrainRuns } from '../store/db';
+import { takeTrainingLock } from '../store/run-lock';
 
 export class TrainerService {
 	private flags = { pause: false, stop: false };
@@ -50,6 +51,8 @@ export class TrainerService {
 		return this.session.locked(async () => {
 			this.flags = { pause: false, stop: false };
 			this.session.clearStop();
+			// One run trains at a time across tabs (Web Locks); another tab is refused with this run named.
+			const release = await takeTrainingLock({ name: c.name, model: c.model, hook, runId: resumeId });
 			try {
 				await this.session.ensureCuts(m, [hook]);
 				return await trainSae(
@@ -67,6 +70,7 @@ export class TrainerService {
 					onProgress
 				);
 			} finally {
+				release();
 				this.flags = { pause: false, stop: false };
 				this.session.clearStop();
 			}
