@@ -21,7 +21,12 @@ export default defineConfig({
 			},
 			// WGSL kernels on a real WebGPU device in headless Chromium, against their TS references.
 			{
-				optimizeDeps: { exclude: ['onnxruntime-web'] },
+				// TF.js (the attribution test's autograd peer) is pre-bundled up front: discovered mid-run, Vite
+				// reloads the page once and the test that imported it fails.
+				optimizeDeps: {
+					exclude: ['onnxruntime-web'],
+					include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-core/dist/register_all_gradients', '@tensorflow/tfjs-backend-webgpu']
+				},
 				server: { fs: { allow: [fileURLToPath(new URL('.', import.meta.url)), fixturesDir] } },
 				test: {
 					name: 'gpu',
