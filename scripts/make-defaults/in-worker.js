@@ -12,10 +12,21 @@ async ({ cfg, corpusName }) => {
 		if (!r.ok) throw new Error(r.error.message);
 		return r.value;
 	};
-	const run = must(await e.train(cfg, null, () => {}));
+	// When each phase began (seconds from the start), for the log: where the time goes.
+	const t0 = performance.now();
+	const phases = [];
+	const mark = (name) => phases.push([name, Math.round((performance.now() - t0) / 100) / 10]);
+	const run = must(
+		await e.train(cfg, null, (p) => {
+			if (phases[phases.length - 1]?.[0] !== p.phase) mark(p.phase);
+		})
+	);
+	mark('exporting');
 	const files = must(await e.exportTrainedSae(run.id));
 	must(await e.openTrainedSae(run.id));
+	mark('corpus run');
 	must(await e.runCorpus({ name: corpusName, text: cfg.text }, () => {}));
+	mark('end');
 	// The corpus run the explorer now holds (a private field of the engine, reachable from here).
 	const corpusRun = e.session.current.sae.run;
 	const st = corpusRun.stats;
@@ -26,6 +37,7 @@ async ({ cfg, corpusName }) => {
 		sparsity: b64(files.sparsity),
 		metrics: { explainedVariance: run.last.explainedVariance, l0: run.last.l0, dead: run.last.dead, ce: run.ce },
 		contexts: corpusRun.contexts,
+		phases,
 		stats: {
 			dSae: st.dSae,
 			tokens: st.tokens,

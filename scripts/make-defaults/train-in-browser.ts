@@ -25,6 +25,8 @@ export interface TrainedHook {
 	/** The corpus run of the trained SAE: the contexts (token ids) and its FeatureStats as plain arrays. */
 	contexts: number[][];
 	stats: Record<string, number | number[]>;
+	/** When each phase began, in seconds from the start of the hook's run. */
+	phases: [string, number][];
 }
 
 const fromBase64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
@@ -52,7 +54,8 @@ export async function trainHooks(
 	hooks: string[],
 	cfg: Omit<TrainConfig, 'hook' | 'name'>,
 	corpusName: string,
-	log: (s: string) => void
+	log: (s: string) => void,
+	onTrained: (t: TrainedHook) => void = () => {}
 ): Promise<TrainedHook[]> {
 	const { browser, worker } = await openEngine(appUrl);
 	const out: TrainedHook[] = [];
@@ -65,7 +68,10 @@ export async function trainHooks(
 			log(
 				`${hook}: done in ${seconds.toFixed(0)} s: explained variance ${r.metrics.explainedVariance.toFixed(3)}, L0 ${r.metrics.l0.toFixed(1)}, CE recovered ${r.metrics.ce ? (100 * r.metrics.ce.recovered).toFixed(1) + ' %' : '—'}`
 			);
-			out.push({ ...r, hook, seconds, safetensors: fromBase64(r.safetensors), sparsity: fromBase64(r.sparsity) });
+			log(`${hook}: phases (s from start) ${r.phases.map(([p, t]) => `${p} ${t}`).join(', ')}`);
+			const t = { ...r, hook, seconds, safetensors: fromBase64(r.safetensors), sparsity: fromBase64(r.sparsity) };
+			onTrained(t);
+			out.push(t);
 		}
 	} finally {
 		await browser.close();
@@ -84,6 +90,7 @@ interface FromWorker {
 	metrics: TrainedHook['metrics'];
 	contexts: number[][];
 	stats: TrainedHook['stats'];
+	phases: TrainedHook['phases'];
 }
 
 async function trainOne(worker: Worker, cfg: TrainConfig, corpusName: string): Promise<FromWorker> {

@@ -31,7 +31,13 @@ export const BUNDLED_SAE_REPO = 'loupe/stories260K-saes';
 /** stories260K's residual hook points: resid_pre of each of its 5 layers, and the last resid_post. */
 export const BUNDLED_SAE_HOOKS = [0, 1, 2, 3, 4].map((l) => `blocks.${l}.hook_resid_pre`).concat('blocks.4.hook_resid_post');
 
-const bundledSaes: CatalogueSae[] = BUNDLED_SAE_HOOKS.map((hook) => ({
+/**
+ * The hooks whose SAE is in static/bundled/ now (npm run make-defaults writes each as it finishes;
+ * add a hook here once its files are committed; tests/unit/defaults.test.ts checks the two agree).
+ */
+export const SHIPPED_SAE_HOOKS = ['blocks.2.hook_resid_pre'];
+
+const bundledSaes: CatalogueSae[] = BUNDLED_SAE_HOOKS.filter((h) => SHIPPED_SAE_HOOKS.includes(h)).map((hook) => ({
 	name: `Loupe's own, ${hook}`,
 	repo: BUNDLED_SAE_REPO,
 	folder: hook,
