@@ -28,6 +28,7 @@ import { Benchmarks } from './bench/benchmarks';
 import { deleteCached, listCache, storageEstimate, storedItems, type StoredItem } from './store/storage';
 import { parseNeuronpediaFeature } from './sae/neuronpedia';
 import { fromNeuronpediaFeature } from './sae/feature-pages';
+import { loadCatalogueModel, loadSaeByRelease } from './defaults/bundled';
 import type { EngineStatus } from './model/backend';
 import { requestBackend, type BackendRequest } from './model/backend';
 import type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
@@ -74,7 +75,8 @@ export class Engine {
 
 	/** Loads a catalogue model from a hub (or its mirror), from the cache when it is there. */
 	loadFromHub(req: LoadFromHub, onProgress: (p: DownloadProgress) => void): Promise<Result<ModelInfo>> {
-		return attempt(() => this.session.loadFromHub(req, onProgress));
+		// The default model comes from the app's own copy (defaults/bundled.ts).
+		return attempt(() => loadCatalogueModel(this.session, req, onProgress));
 	}
 
 	/** Loads a model the user picked from disk: llama2.c files, or an .onnx with its tokenizer files. */
@@ -122,7 +124,8 @@ export class Engine {
 		req: { hub: string; release: string; saeId: string },
 		onProgress: (p: DownloadProgress) => void
 	): Promise<Result<SaeInfo>> {
-		return attempt(() => this.sae.loadFromRelease(req, onProgress));
+		// Loupe's own bundled SAEs come from the app's copy, with their statistics and labels (defaults/bundled.ts).
+		return attempt(() => loadSaeByRelease(this.sae, this.session, req, onProgress));
 	}
 
 	loadSaeFromFiles(files: File[], hookName?: string): Promise<Result<SaeInfo>> {

@@ -5,6 +5,7 @@
  * backend (auto | webgpu | wasm: where the model runs; auto lets the engine choose).
  */
 import { defaultHub, defaultModelId } from '$lib/engine/model/catalogue';
+import { defaultSaeFor } from '$lib/engine/sae/catalogue';
 import { defaultSampling, type SamplingSettings } from '$lib/engine/sample/sampler';
 import type { BackendPreference } from '$lib/engine/model/backend';
 
@@ -43,7 +44,8 @@ export function readViewState(params: URLSearchParams): ViewState {
 		model: params.get('model') || defaultModelId,
 		prompt: params.get('prompt') ?? '',
 		sampling,
-		sae: params.get('sae') ?? '',
+		// No `sae` parameter: the default model's bundled SAE; `sae=` (empty): none.
+		sae: params.get('sae') ?? defaultSaeFor(params.get('model') || defaultModelId),
 		feature: /^\d+$/.test(params.get('feature') ?? '') ? Number(params.get('feature')) : null,
 		steer: params.get('steer') ?? '',
 		chat: params.get('chat') === '1',
@@ -59,7 +61,7 @@ export function writeViewState(s: ViewState): URLSearchParams {
 	if (s.model !== defaultModelId) p.set('model', s.model);
 	if (s.prompt) p.set('prompt', s.prompt);
 	for (const [key, name] of numberParams) if (s.sampling[key] !== defaultSampling[key]) p.set(name, String(s.sampling[key]));
-	if (s.sae) p.set('sae', s.sae);
+	if (s.sae !== defaultSaeFor(s.model)) p.set('sae', s.sae);
 	if (s.feature !== null) p.set('feature', String(s.feature));
 	if (s.steer) p.set('steer', s.steer);
 	if (s.chat) p.set('chat', '1');
