@@ -49,10 +49,10 @@ class PickedFile extends File {
 	reads = 0;
 	unreadable = false;
 	constructor(
-		readonly bytes: Uint8Array,
+		readonly content: Uint8Array,
 		name: string
 	) {
-		super([bytes as BlobPart], name);
+		super([content as BlobPart], name);
 	}
 	override slice(start = 0, end = this.size): Blob {
 		return new Slice(this, start, end);
@@ -64,7 +64,7 @@ g.FileReaderSync = class {
 		if (!(b instanceof Slice)) throw new Error('only slices of the test files are read here');
 		if (b.source.unreadable) throw new DOMException('A requested file or directory could not be found', 'NotFoundError');
 		b.source.reads++;
-		return b.source.bytes.slice(b.start, b.end).buffer;
+		return b.source.content.slice(b.start, b.end).buffer;
 	}
 };
 
@@ -128,11 +128,11 @@ describe('weights read on demand (torch.onnx Gemma 3, external data, picked file
 		expect(m.source.unembedding).toBeNull();
 		expect(m.source.hasUnembedding).toBe(true);
 		const u = (await m.source.loadUnembedding())!;
-		const emb = decodeModel(graph.bytes).graph!.initializer!.find((t) => t.name === 'model.embed_tokens.weight')!;
+		const emb = decodeModel(graph.content).graph!.initializer!.find((t) => t.name === 'model.embed_tokens.weight')!;
 		const offset = Number(emb.externalData!.find((e) => e.key === 'offset')!.value);
 		const V = ref.vocab_size;
 		const D = u.classifier.length / V;
-		const dv = new DataView(data.bytes.buffer, data.bytes.byteOffset + offset, V * D * 4);
+		const dv = new DataView(data.content.buffer, data.content.byteOffset + offset, V * D * 4);
 		const expected = Float32Array.from({ length: V * D }, (_, j) => dv.getFloat32(4 * j, true));
 		expect(maxAbsDiff(u.classifier, expected)).toBe(0);
 		expect(m.source.unembedding).toBe(u);

@@ -6,7 +6,8 @@
  *
  * Memory: the head is the largest weight (671 MB for Gemma 3 270M), so it is read without copies
  * where it can be. A [V, d] fp32 weight 4-byte aligned in its file is returned as a view into that
- * file's bytes (no copy; it keeps that buffer alive, which the engine holds anyway). A [d, V] head
+ * file's bytes (no copy; where the file is a WeightFile those bytes are the tensor's range, read
+ * now; where it is a whole file, the engine copies W_U out so as not to keep the file alive). A [d, V] head
  * that is the embedding's transposed copy (a tied head as torch exports it) is answered with the
  * embedding, read the same way. Only an untied [d, V] head is transposed, once, into one new array
  * (read in blocks of rows, so an unaligned file costs no second full copy); fp16 heads are
