@@ -25,7 +25,7 @@ export default defineConfig({
 				// reloads the page once and the test that imported it fails.
 				optimizeDeps: {
 					exclude: ['onnxruntime-web'],
-					include: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-core/dist/register_all_gradients', '@tensorflow/tfjs-backend-webgpu']
+					include: ['idb', '@tensorflow/tfjs-core', '@tensorflow/tfjs-core/dist/register_all_gradients', '@tensorflow/tfjs-backend-webgpu']
 				},
 				server: { fs: { allow: [fileURLToPath(new URL('.', import.meta.url)), fixturesDir] } },
 				test: {

@@ -1,10 +1,9 @@
 // Choosing a catalogue model the hub lacks: the load fails with its error, the previous model stays
 // loaded, and the picker, the URL and the status line all name that model (they disagreed: the
-// picker and the URL named the one that failed). Waits on routes/+page.svelte (LAYOUT): on a failed
-// load from the hub, `if (model) view.model = model.id;` — then remove the fixme.
+// picker and the URL named the one that failed).
 import { expect, hub, openApp, test, waitForModel } from './app';
 
-test.fixme('a catalogue model the hub lacks leaves the loaded model named everywhere', async ({ page }) => {
+test('a catalogue model the hub lacks leaves the loaded model named everywhere', async ({ page }) => {
 	await openApp(page, { hub: hub() }); // the mirror holds stories260K only
 	await waitForModel(page);
 	await page.getByTestId('model-select').selectOption('stories15M');

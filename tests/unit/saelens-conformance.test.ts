@@ -275,14 +275,16 @@ describe('Gemma Scope hook names, as SAELens names them', () => {
 		expect(() => readSaeFiles([file], { repo: 'google/gemma-scope-2b-pt-att' })).toThrow(/attn\.hook_z.*cannot hook there yet/);
 	});
 
-	it('a Gemma Scope 2 transcoder is refused: Loupe runs SAEs', () => {
+	it('a Gemma Scope 2 affine transcoder without its affine tensor is refused', () => {
 		const t = {
 			name: 'config.json',
 			buffer: enc(
 				JSON.stringify({ type: 'transcoder', affine_connection: true, hf_hook_point_in: 'model.layers.5.pre_feedforward_layernorm.output' })
 			)
 		};
-		expect(() => readSaeFiles([{ name: 'params.safetensors', buffer: gs2 }, t])).toThrow(/transcoder.*Loupe runs SAEs only/);
+		expect(() => readSaeFiles([{ name: 'params.safetensors', buffer: gs2 }, t])).toThrow(
+			/affine_connection, but the file has no affine_skip_connection tensor/
+		);
 	});
 });
 

@@ -95,10 +95,18 @@ export async function trainSae(
 		run.status = status;
 		run.updatedAt = new Date().toISOString();
 		await saveTrainRun(run).catch((e) => {
+			// The browser's QuotaExceededError has an empty message: say what it means. The record is written
+			// in one transaction, so the checkpoint saved before this one is still whole, and the run stops.
+			if (e instanceof DOMException && e.name === 'QuotaExceededError')
+				throw new LoupeError(
+					'storage-full',
+					`The checkpoint at step ${run.step} could not be saved: the browser's storage for this site is full. The last checkpoint saved before it is kept, and the run resumes from it.`,
+					'Free space in the Storage panel, then Resume the run below.'
+				);
 			throw new LoupeError(
 				'storage-full',
-				`The run could not be saved (${e instanceof Error ? e.message : e}).`,
-				'Free space in the Storage panel; training goes on but cannot resume after a reload.'
+				`The run could not be saved (${e instanceof Error ? e.message || e.name : e}). The last checkpoint saved before it is kept.`,
+				'Free space in the Storage panel, then Resume the run below.'
 			);
 		});
 	};
