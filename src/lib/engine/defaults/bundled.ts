@@ -6,7 +6,7 @@
  * is, opens the default model from it (for the default hub, and when a named hub cannot be
  * reached), and attaches a bundled SAE with its statistics and labels.
  */
-import { LoupeError } from '../errors';
+import { LoupeError, type ErrorInfo } from '../errors';
 import { defaultHub, findModel } from '../model/catalogue';
 import type { LoadFromHub, ModelInfo, ModelSession } from '../model/session';
 import { bundledSae, BUNDLED_RELEASE, BUNDLED_SAE_REPO, saesFor } from '../sae/catalogue';
@@ -55,7 +55,7 @@ export async function loadCatalogueModel(
 	} catch (e) {
 		if (!(e instanceof LoupeError && e.code === 'hub-unreachable')) throw e;
 		const info = await session.loadFromHub(own, onProgress);
-		const warning = {
+		const warning: ErrorInfo = {
 			code: 'hub-unreachable',
 			message: `${e.message} Loupe opened the copy of ${entry.name} it ships with instead.`,
 			action: 'It works as the Hub’s copy does; other models need the hub: check its address in Settings.'
