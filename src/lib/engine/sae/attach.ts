@@ -150,7 +150,10 @@ function attachRead(session: ModelSession, read: () => ReadSae, source: string):
 		// The model must be cut at the SAE's hook so the residual can be read there (a transcoder's output hook too).
 		await session.ensureCuts(m, hookOut ? [hook, hookOut] : [hook]);
 		const device = m.runner.backend === 'webgpu' ? await session.gpuDevice() : null;
-		const unembed = { normWeight: null, ...(m.source.unembedding ?? { classifier: new Float32Array(c.vocabSize * c.dModel) }) };
+		const unembed = {
+			normWeight: null,
+			...((await m.source.loadUnembedding()) ?? { classifier: new Float32Array(c.vocabSize * c.dModel) })
+		};
 		const saeSession = await SaeSession.create(cfg, weights, device, { vocabSize: c.vocabSize, dModel: c.dModel, ...unembed });
 		m.sae?.session.destroy();
 		const key = `${source}|${cfg.hookName}|${cfg.dSae}`;

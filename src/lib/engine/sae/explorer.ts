@@ -16,6 +16,8 @@ import { attachSae, loadSaeFromFiles, loadSaeFromHub, loadSaeFromRelease, summar
 import type { SaeConfig } from './config';
 import type { RankedItem } from './features';
 import type { ReconMetrics } from './reconstruction';
+import { hookRows, transcoderReconstruction } from './transcoder-recon';
+import { Transcoder } from './transcoder';
 import { HIST_BINS, TOP_EXAMPLES, featureDensities, featureHistogram, histBinRange } from './corpus-stats';
 import { byNeuronpediaOrder, parseNeuronpediaExplanations, type ParsedExplanation } from './labels';
 import { explanationsJsonl, featureDashboardJson } from './neuronpedia';
@@ -151,13 +153,24 @@ export class SaeExplorer {
 	/** Runs the model over one context (from BOS) and encodes the residual at the SAE's hook. */
 	private async encodeContext(m: Loaded, ids: number[], k: number, measure = false) {
 		const hook = m.sae!.hook;
+		const cfg = m.sae!.info.cfg;
+		// A transcoder reads hook_mlp_in and predicts hook_mlp_out: its reconstruction is measured against
+		// the output hook's vectors, never against its own input.
+		const out = cfg.hookNameOut ? this.session.canonical(m, cfg.hookNameOut as HookName) : null;
+		const device = out && measure && m.runner.backend === 'webgpu' ? await this.session.gpuDevice() : null;
+		let xIn: Float32Array | null = null;
 		let encoded: Awaited<ReturnType<SaeSession['encode']>> | null = null;
 		let reconstruction: ReconMetrics | null = null;
 		m.runner.reset();
 		const { logits } = await m.runner.forward(ids, async (name, residual, rows) => {
-			if (name !== hook) return;
-			encoded = await m.sae!.session.encode(residual, rows, k);
-			if (measure) reconstruction = await m.sae!.session.reconstruction(residual, rows);
+			if (name === hook) {
+				encoded = await m.sae!.session.encode(residual, rows, k);
+				if (measure && out) xIn = await hookRows(device, residual, rows, cfg.dIn);
+				else if (measure) reconstruction = await m.sae!.session.reconstruction(residual, rows);
+			} else if (measure && name === out && xIn) {
+				const y = await hookRows(device, residual, rows, cfg.dOut ?? cfg.dIn);
+				reconstruction = transcoderReconstruction(Transcoder.fromSae(cfg, m.sae!.session.sae.w), xIn, y, rows);
+			}
 		});
 		logits.dispose();
 		return { encoded: encoded!, reconstruction };
