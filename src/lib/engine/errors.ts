@@ -19,6 +19,10 @@ export type LoupeErrorCode =
 	| 'model-failed'
 	| 'not-an-sae'
 	| 'sae-mismatch'
+	/** A file read as an attribution graph that is not one (Neuronpedia's graph JSON). */
+	| 'not-a-graph'
+	/** Another tab holds the training lock (Web Locks): one run trains at a time. */
+	| 'training-busy'
 	| 'aborted';
 
 export class LoupeError extends Error {

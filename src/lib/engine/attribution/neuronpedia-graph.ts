@@ -216,7 +216,7 @@ export function toNeuronpedia(f: GraphFile): Record<string, unknown> {
 
 const refuse = (what: string) => {
 	throw new LoupeError(
-		'not-a-checkpoint',
+		'not-a-graph',
 		`This is not an attribution graph Loupe can open: ${what}.`,
 		"Choose a graph JSON written by Loupe, circuit-tracer or Neuronpedia's graph export."
 	);

@@ -76,7 +76,7 @@ export async function withTrainingLock<T>(who: Omit<TrainingHolder, 'since'>, wo
 	if (out !== refused) return out as T;
 	const h = await trainingHolder();
 	throw new LoupeError(
-		'model-failed',
+		'training-busy',
 		`Another tab of Loupe is training an SAE: ${h ? describeHolder(h) : 'a training run'}. One run trains at a time, so the two do not share the GPU or write the same checkpoints.`,
 		'Wait until it finishes, or pause or stop it in its tab, then start here.'
 	);
