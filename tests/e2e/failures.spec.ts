@@ -29,7 +29,7 @@ test('a hub without the model: 404 named, then a good hub works in the same page
 });
 
 test('an unreachable hub says so after retrying', async ({ page }) => {
-	await page.goto(`/?hub=${encodeURIComponent('http://127.0.0.1:9')}`);
+	await page.goto(`/?model=stories15M&hub=${encodeURIComponent('http://127.0.0.1:9')}`);
 	await expectBanner(page, 'hub-unreachable', /Could not reach http:\/\/127\.0\.0\.1:9/);
 	await expect(page.getByTestId('retry-load')).toBeVisible();
 });

@@ -13,7 +13,7 @@ import { bundledSae, BUNDLED_RELEASE, BUNDLED_SAE_REPO, saesFor } from '../sae/c
 import type { SaeExplorer, SaeInfo } from '../sae/explorer';
 import { summarize } from '../sae/attach';
 import { parseNeuronpediaExplanations } from '../sae/labels';
-import { labelsFor, putLabels, saveCorpusRun, type CorpusRun, type FeatureLabel } from '../store/db';
+import { labelsFor, putLabels, saveCorpusRun, type CorpusRun } from '../store/db';
 import { fetchModelFile, hubFileUrl, type DownloadProgress } from '../store/model-cache';
 import { corpusFromFile, statsFromFile } from './feature-stats-file';
 
@@ -149,15 +149,8 @@ async function attachDefaults(
 		const { explanations } = parseNeuronpediaExplanations(bytes, `${folder}/explanations.jsonl`);
 		const labels = explanations
 			.filter((e) => e.feature < sae.info.cfg.dSae)
-			.map((e) => ({ sae: sae.key, feature: e.feature, description: e.description, source: AUTOMATIC, explanations: [e] }));
+			.map((e) => ({ sae: sae.key, feature: e.feature, description: e.description, source: 'automatic' as const, explanations: [e] }));
 		await putLabels(labels).catch(() => {});
 	}
 	return sae.info;
 }
-
-/**
- * Labels made by Loupe from a feature's top tokens and logits, not by a person or Neuronpedia.
- * store/db.ts's FeatureLabel lists only 'neuronpedia' | 'user' so far: this widens it here until
- * 'automatic' is added there.
- */
-const AUTOMATIC = 'automatic' as unknown as FeatureLabel['source'];

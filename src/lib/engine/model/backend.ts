@@ -60,7 +60,7 @@ export function chosenBackend(): Backend {
  * stories260K 226 vs 32.9 tokens/s on the fused graph (README, generate_greedy and the fused bench),
  * GPT-2-sized exports 70–110× (DESIGN.md). Said on the status line when the adapter's word sends the model to wasm.
  */
-const SOFTWARE_ADAPTER_SLOWDOWN = '7–100× (measured on SwiftShader)';
+const SOFTWARE_ADAPTER_SLOWDOWN = '7–100×';
 
 /** Asks the browser once, and sets onnxruntime-web's wasm threads and log level to match. */
 export async function detectBackend(ort: typeof Ort, req: BackendRequest = request): Promise<EngineStatus> {
@@ -140,7 +140,7 @@ export function chooseBackend(
 	if (adapter.software)
 		return {
 			backend: 'wasm',
-			reason: `${adapter.name} is a software adapter (the CPU emulating a GPU): the model runs on the CPU (wasm) instead, ${SOFTWARE_ADAPTER_SLOWDOWN} faster here. Settings can ask for WebGPU.`
+			reason: `${adapter.name} is a software adapter (the CPU emulating a GPU): the model runs on the CPU (wasm) instead, which is typically ${SOFTWARE_ADAPTER_SLOWDOWN} faster on such adapters. Settings can ask for WebGPU.`
 		};
 	return { backend: 'webgpu', reason: `The model runs on the GPU (WebGPU, ${adapter.name}).` };
 }

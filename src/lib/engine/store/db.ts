@@ -26,7 +26,8 @@ export interface FeatureLabel {
 	feature: number;
 	/** The label shown first: one's own, or the explanation Neuronpedia lists first. */
 	description: string;
-	source: 'neuronpedia' | 'user';
+	/** 'automatic': made by Loupe from the feature's top tokens and logits (the bundled SAEs' labels). */
+	source: 'neuronpedia' | 'user' | 'automatic';
 	/** Every explanation imported for the feature (with scores where the file gave them), in Neuronpedia's order. */
 	explanations: ParsedExplanation[];
 }
