@@ -13,7 +13,7 @@ describe('choosing the backend', () => {
 		const soft = chooseBackend({ preference: 'auto' }, swiftShader);
 		expect(soft.backend).toBe('wasm');
 		expect(soft.reason).toMatch(
-			/^SwiftShader \(google\) is a software adapter .*the model runs on the CPU \(wasm\) instead, .*× .*faster here/
+			/^SwiftShader \(google\) is a software adapter .*the model runs on the CPU \(wasm\) instead, .*× faster on such adapters/
 		);
 		expect(chooseBackend({ preference: 'auto' }, realGpu).backend).toBe('webgpu');
 		expect(chooseBackend({ preference: 'webgpu' }, null).backend).toBe('wasm');
