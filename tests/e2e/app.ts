@@ -10,7 +10,8 @@ export type { Locator, Page } from '@playwright/test';
 export const hub = (name = 'hub') => `http://localhost:${process.env.LOUPE_TEST_PORT ?? 4173}/${name}`;
 
 export async function openApp(page: Page, params: Record<string, string | number> = {}) {
-	const q = new URLSearchParams({ hub: hub(), ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])) });
+	// No default SAE unless a test asks for one (sae=…): most tests load their own or none.
+	const q = new URLSearchParams({ hub: hub(), sae: '', ...Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])) });
 	await page.goto(`/?${q}`);
 }
 
@@ -19,9 +20,11 @@ export async function waitForModel(page: Page) {
 }
 
 export async function generateText(page: Page): Promise<string> {
-	await page.getByTestId('generate').click();
 	const completion = page.getByTestId('completion');
-	await expect(completion).toHaveAttribute('data-state', 'streaming');
+	// A fast model can finish before 'streaming' is ever seen: wait for this run's number instead.
+	const before = Number((await completion.getAttribute('data-run')) ?? 0);
+	await page.getByTestId('generate').click();
+	await expect(completion).toHaveAttribute('data-run', String(before + 1));
 	await expect(completion).toHaveAttribute('data-state', /done|error/, { timeout: 200_000 });
 	await expect(completion).toHaveAttribute('data-state', 'done');
 	return (await completion.textContent()) ?? '';
