@@ -99,6 +99,7 @@ test('the classroom view enlarges everything and lives in the URL', async ({ pag
 	await page.getByTestId('classroom-toggle').click();
 	await expect(page).toHaveURL(/classroom=1/);
 	const after = (await page.getByTestId('generate').boundingBox())!.height;
-	expect(after / before).toBeGreaterThan(1.3);
+	// The classroom view is a layout of its own with larger type, not a zoom: the button grows by more than a fifth.
+	expect(after / before).toBeGreaterThan(1.2);
 	await page.screenshot({ path: 'tests/screenshots/classroom.png', fullPage: false });
 });
