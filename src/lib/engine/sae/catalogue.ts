@@ -35,7 +35,14 @@ export const BUNDLED_SAE_HOOKS = [0, 1, 2, 3, 4].map((l) => `blocks.${l}.hook_re
  * The hooks whose SAE is in static/bundled/ now (npm run make-defaults writes each as it finishes;
  * add a hook here once its files are committed; tests/unit/defaults.test.ts checks the two agree).
  */
-export const SHIPPED_SAE_HOOKS = ['blocks.0.hook_resid_pre', 'blocks.1.hook_resid_pre', 'blocks.2.hook_resid_pre'];
+export const SHIPPED_SAE_HOOKS = [
+	'blocks.0.hook_resid_pre',
+	'blocks.1.hook_resid_pre',
+	'blocks.2.hook_resid_pre',
+	'blocks.3.hook_resid_pre',
+	'blocks.4.hook_resid_pre',
+	'blocks.4.hook_resid_post'
+];
 
 const bundledSaes: CatalogueSae[] = BUNDLED_SAE_HOOKS.filter((h) => SHIPPED_SAE_HOOKS.includes(h)).map((hook) => ({
 	name: `Loupe's own, ${hook}`,
