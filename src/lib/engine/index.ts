@@ -10,49 +10,25 @@
  *   train/trainer-service.ts  SAE training runs
  *   bench/benchmarks.ts       benchmarks on this device
  *   store/storage.ts          the model cache and the quota
+ *
+ * api-types.ts gathers the types this API takes and returns.
  */
-import { attempt, type Result } from './errors';
-import { ModelSession, type EngineEvent, type LoadFromHub, type ModelInfo } from './model/session';
-import {
-	SaeExplorer,
-	type AnalyzedToken,
-	type CorpusSummary,
-	type FeatureDetails,
-	type FeatureOnText,
-	type SaeFromHub,
-	type SaeInfo
-} from './sae/explorer';
-import { Steering, type VectorSummary } from './steer/steering';
+import { attempt } from './errors';
+import { ModelSession } from './model/session';
+import { SaeExplorer } from './sae/explorer';
+import { Steering } from './steer/steering';
 import { TrainerService } from './train/trainer-service';
 import { Benchmarks } from './bench/benchmarks';
-import { deleteCached, listCache, storageEstimate, storedItems, type StoredItem } from './store/storage';
+import { deleteCached, listCache, storageEstimate, storedItems } from './store/storage';
 import { parseNeuronpediaFeature } from './sae/neuronpedia';
 import { fromNeuronpediaFeature } from './sae/feature-pages';
 import { loadCatalogueModel, loadSaeByRelease } from './defaults/bundled';
-import type { EngineStatus } from './model/backend';
-import { requestBackend, type BackendRequest } from './model/backend';
-import type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
-import type { GenerateResult, TokenEvent } from './model/generate';
-import type { SamplingSettings } from './sample/sampler';
-import type { SteeringSetup } from './steer/spec';
-import type { RankedItem } from './sae/features';
-import type { ReconMetrics } from './sae/reconstruction';
-import type { BenchLine } from './bench/bench-line';
-import type { TrainConfig, TrainProgress, TrainRunSummary } from './train/training-run';
-import type { TrainRates, CorpusSize } from './train/estimate';
-import type { FeatureLabel, SteeringPreset } from './store/db';
-import type { CachedFile, DownloadProgress } from './store/model-cache';
+import { requestBackend } from './model/backend';
+import type * as T from './api-types';
 
-export type { Result } from './errors';
-export type { EngineEvent, LoadFromHub, ModelInfo } from './model/session';
-export type { EngineStatus } from './model/backend';
-export type { BackendPreference, BackendRequest } from './model/backend';
-export type { AnalyzedToken, CorpusSummary, FeatureDetails, FeatureOnText, SaeFromHub, SaeInfo, TopExample } from './sae/explorer';
-export type { CorpusProgress, CorpusSpec } from './model/corpus-contexts';
-export type { VectorSummary } from './steer/steering';
-export type { TrainRunSummary };
+export type * from './api-types';
 
-type Ranked = (RankedItem & { piece: string })[];
+type Ranked = (T.RankedItem & { piece: string })[];
 
 export class Engine {
 	private session = new ModelSession();
@@ -64,28 +40,28 @@ export class Engine {
 	// The model
 
 	/** Finds out what this browser can run. Call once; `onEvent` hears about device loss. */
-	init(onEvent?: (e: EngineEvent) => void): Promise<EngineStatus> {
+	init(onEvent?: (e: T.EngineEvent) => void): Promise<T.EngineStatus> {
 		return this.session.init(onEvent);
 	}
 
 	/** Where the model should run (Settings, `?backend=`); the page calls it before `init`, which honours it. */
-	setBackendPreference(r: BackendRequest) {
+	setBackendPreference(r: T.BackendRequest) {
 		requestBackend(r);
 	}
 
 	/** Loads a catalogue model from a hub (or its mirror), from the cache when it is there. */
-	loadFromHub(req: LoadFromHub, onProgress: (p: DownloadProgress) => void): Promise<Result<ModelInfo>> {
+	loadFromHub(req: T.LoadFromHub, onProgress: (p: T.DownloadProgress) => void): Promise<T.Result<T.ModelInfo>> {
 		// The default model comes from the app's own copy (defaults/bundled.ts).
 		return attempt(() => loadCatalogueModel(this.session, req, onProgress));
 	}
 
 	/** Loads a model the user picked from disk: llama2.c files, or an .onnx with its tokenizer files. */
-	loadFromFiles(picked: File[], hooks: string[] = []): Promise<Result<ModelInfo>> {
+	loadFromFiles(picked: File[], hooks: string[] = []): Promise<T.Result<T.ModelInfo>> {
 		return attempt(() => this.session.loadFromFiles(picked, hooks));
 	}
 
 	/** The loaded model's info as it is now (the cut changes when an SAE or a steering vector needs a hook). */
-	modelInfo(): ModelInfo | null {
+	modelInfo(): T.ModelInfo | null {
 		return this.session.current?.info ?? null;
 	}
 
@@ -94,7 +70,7 @@ export class Engine {
 		return this.session.gpuDevice();
 	}
 
-	generate(prompt: string, settings: SamplingSettings, onToken: (e: TokenEvent) => void): Promise<Result<GenerateResult>> {
+	generate(prompt: string, settings: T.SamplingSettings, onToken: (e: T.TokenEvent) => void): Promise<T.Result<T.GenerateResult>> {
 		return attempt(() => this.session.generate(prompt, settings, onToken));
 	}
 
@@ -115,31 +91,31 @@ export class Engine {
 
 	// SAEs
 
-	loadSaeFromHub(req: SaeFromHub, onProgress: (p: DownloadProgress) => void): Promise<Result<SaeInfo>> {
+	loadSaeFromHub(req: T.SaeFromHub, onProgress: (p: T.DownloadProgress) => void): Promise<T.Result<T.SaeInfo>> {
 		return attempt(() => this.sae.loadFromHub(req, onProgress));
 	}
 
 	/** Loads an SAE by SAELens release and SAE id (the catalogue's entries), from `hub` or its mirror. */
 	loadSaeFromRelease(
 		req: { hub: string; release: string; saeId: string },
-		onProgress: (p: DownloadProgress) => void
-	): Promise<Result<SaeInfo>> {
+		onProgress: (p: T.DownloadProgress) => void
+	): Promise<T.Result<T.SaeInfo>> {
 		// Loupe's own bundled SAEs come from the app's copy, with their statistics and labels (defaults/bundled.ts).
 		return attempt(() => loadSaeByRelease(this.sae, this.session, req, onProgress));
 	}
 
-	loadSaeFromFiles(files: File[], hookName?: string): Promise<Result<SaeInfo>> {
+	loadSaeFromFiles(files: File[], hookName?: string): Promise<T.Result<T.SaeInfo>> {
 		return attempt(() => this.sae.loadFromFiles(files, hookName));
 	}
 
 	analyze(
 		prompt: string,
 		k = 8
-	): Promise<Result<{ tokens: AnalyzedToken[]; features: FeatureOnText[]; reconstruction: ReconMetrics | null }>> {
+	): Promise<T.Result<{ tokens: T.AnalyzedToken[]; features: T.FeatureOnText[]; reconstruction: T.ReconMetrics | null }>> {
 		return attempt(() => this.sae.analyze(prompt, k));
 	}
 
-	feature(f: number, k = 10): Promise<Result<FeatureDetails>> {
+	feature(f: number, k = 10): Promise<T.Result<T.FeatureDetails>> {
 		return attempt(() => this.sae.feature(f, k));
 	}
 
@@ -147,31 +123,34 @@ export class Engine {
 		return this.sae.featureMaxActs(features);
 	}
 
-	runCorpus(spec: CorpusSpec, onProgress: (p: CorpusProgress) => void): Promise<Result<CorpusSummary>> {
+	runCorpus(spec: T.CorpusSpec, onProgress: (p: T.CorpusProgress) => void): Promise<T.Result<T.CorpusSummary>> {
 		return attempt(() => this.sae.runCorpus(spec, onProgress));
 	}
 
 	/** Neuronpedia explanations (JSON, JSONL, .jsonl.gz: pass the file's bytes) as labels; counts features and explanations apart. */
-	importLabels(data: string | ArrayBuffer, fileName: string): Promise<Result<{ features: number; explanations: number; skipped: number }>> {
+	importLabels(
+		data: string | ArrayBuffer,
+		fileName: string
+	): Promise<T.Result<{ features: number; explanations: number; skipped: number }>> {
 		return attempt(() => this.sae.importLabels(data, fileName));
 	}
 
 	/** Feature f as Neuronpedia's feature JSON (the /api/feature response), to download. */
-	featureNeuronpediaJson(f: number): Promise<Result<{ fileName: string; text: string }>> {
+	featureNeuronpediaJson(f: number): Promise<T.Result<{ fileName: string; text: string }>> {
 		return attempt(() => this.sae.featureNeuronpediaJson(f));
 	}
 
 	/** The loaded SAE's labels as Neuronpedia explanation JSON Lines, to download. */
-	exportExplanations(): Promise<Result<{ fileName: string; text: string; count: number }>> {
+	exportExplanations(): Promise<T.Result<{ fileName: string; text: string; count: number }>> {
 		return attempt(() => this.sae.explanationsNeuronpediaJsonl());
 	}
 
 	/** A saved Neuronpedia feature page (JSON, gzipped or not) as a card to show offline; needs no model or SAE. */
-	openNeuronpediaFeature(data: ArrayBuffer, fileName: string): Promise<Result<FeatureDetails>> {
+	openNeuronpediaFeature(data: ArrayBuffer, fileName: string): Promise<T.Result<T.FeatureDetails>> {
 		return attempt(async () => fromNeuronpediaFeature(parseNeuronpediaFeature(data, fileName), fileName));
 	}
 
-	setLabel(feature: number, description: string): Promise<Result<FeatureLabel>> {
+	setLabel(feature: number, description: string): Promise<T.Result<T.FeatureLabel>> {
 		return attempt(() => this.sae.setLabel(feature, description));
 	}
 
@@ -181,37 +160,37 @@ export class Engine {
 	}
 
 	/** The labels of these features (those that have one), for the ranked list. */
-	featureLabels(features: number[]): Promise<Result<Record<number, string>>> {
+	featureLabels(features: number[]): Promise<T.Result<Record<number, string>>> {
 		return attempt(() => this.sae.labelsOf(features));
 	}
 
-	searchLabels(query: string): Promise<Result<FeatureLabel[]>> {
+	searchLabels(query: string): Promise<T.Result<T.FeatureLabel[]>> {
 		return attempt(() => this.sae.searchLabels(query));
 	}
 
 	// Steering
 
-	async setSteering(setup: SteeringSetup) {
+	async setSteering(setup: T.SteeringSetup) {
 		await this.steering.set(setup);
 	}
 
 	generateSideBySide(
 		prompt: string,
-		settings: SamplingSettings,
-		onToken: (stream: 'default' | 'steered', e: TokenEvent) => void
-	): Promise<Result<{ default: GenerateResult; steered: GenerateResult }>> {
+		settings: T.SamplingSettings,
+		onToken: (stream: 'default' | 'steered', e: T.TokenEvent) => void
+	): Promise<T.Result<{ default: T.GenerateResult; steered: T.GenerateResult }>> {
 		return attempt(() => this.steering.sideBySide(prompt, settings, onToken));
 	}
 
-	nextTokenTable(prompt: string, k = 10): Promise<Result<{ default: Ranked; steered: Ranked }>> {
+	nextTokenTable(prompt: string, k = 10): Promise<T.Result<{ default: Ranked; steered: Ranked }>> {
 		return attempt(() => this.steering.nextTokenTable(prompt, k));
 	}
 
-	makeContrastVector(req: { name: string; hook: string; positive: string[]; negative: string[] }): Promise<Result<VectorSummary>> {
+	makeContrastVector(req: { name: string; hook: string; positive: string[]; negative: string[] }): Promise<T.Result<T.VectorSummary>> {
 		return attempt(() => this.steering.makeContrastVector(req));
 	}
 
-	listVectors(): Promise<VectorSummary[]> {
+	listVectors(): Promise<T.VectorSummary[]> {
 		return this.steering.listVectors();
 	}
 
@@ -219,29 +198,29 @@ export class Engine {
 		return this.steering.deleteVector(id);
 	}
 
-	savePreset(name: string, steer: string): Promise<Result<SteeringPreset[]>> {
+	savePreset(name: string, steer: string): Promise<T.Result<T.SteeringPreset[]>> {
 		return attempt(() => this.steering.savePreset(name, steer));
 	}
 
-	listPresets(): Promise<SteeringPreset[]> {
+	listPresets(): Promise<T.SteeringPreset[]> {
 		return this.steering.listPresets();
 	}
 
-	deletePreset(name: string): Promise<SteeringPreset[]> {
+	deletePreset(name: string): Promise<T.SteeringPreset[]> {
 		return this.steering.deletePreset(name);
 	}
 
-	exportPreset(name: string): Promise<Result<string>> {
+	exportPreset(name: string): Promise<T.Result<string>> {
 		return attempt(() => this.steering.exportPreset(name));
 	}
 
-	importPreset(text: string): Promise<Result<SteeringPreset>> {
+	importPreset(text: string): Promise<T.Result<T.SteeringPreset>> {
 		return attempt(() => this.steering.importPreset(text));
 	}
 
 	// Training
 
-	train(cfg: TrainConfig, resumeId: string | null, onProgress: (p: TrainProgress) => void): Promise<Result<TrainRunSummary>> {
+	train(cfg: T.TrainConfig, resumeId: string | null, onProgress: (p: T.TrainProgress) => void): Promise<T.Result<T.TrainRunSummary>> {
 		return attempt(() => this.trainer.train(cfg, resumeId, onProgress));
 	}
 
@@ -254,11 +233,11 @@ export class Engine {
 	}
 
 	/** A short measurement of this machine for the train page's estimate (train/estimate.ts). */
-	measureTraining(cfg: TrainConfig): Promise<Result<TrainRates & { text: CorpusSize | null }>> {
+	measureTraining(cfg: T.TrainConfig): Promise<T.Result<T.TrainRates & { text: T.CorpusSize | null }>> {
 		return attempt(() => this.trainer.measure(cfg));
 	}
 
-	trainingRuns(): Promise<TrainRunSummary[]> {
+	trainingRuns(): Promise<T.TrainRunSummary[]> {
 		return this.trainer.runs();
 	}
 
@@ -266,36 +245,24 @@ export class Engine {
 		return this.trainer.deleteRun(id);
 	}
 
-	exportTrainedSae(id: string): Promise<Result<{ cfgJson: string; safetensors: Uint8Array; sparsity: Uint8Array }>> {
+	exportTrainedSae(id: string): Promise<T.Result<{ cfgJson: string; safetensors: Uint8Array; sparsity: Uint8Array }>> {
 		return attempt(() => this.trainer.exportSae(id));
 	}
 
-	openTrainedSae(id: string): Promise<Result<SaeInfo>> {
+	openTrainedSae(id: string): Promise<T.Result<T.SaeInfo>> {
 		return attempt(() => this.trainer.openSae(id));
 	}
 
 	// Benchmarks
 
-	bench(small: boolean): Promise<Result<BenchLine[]>> {
-		return attempt(() => this.benchmarks.kernels(small));
-	}
-
-	benchTraining(small: boolean): Promise<Result<BenchLine[]>> {
-		return attempt(() => this.benchmarks.training(small));
-	}
-
-	benchSegmentation(): Promise<Result<BenchLine[]>> {
-		return attempt(() => this.benchmarks.segmentation());
-	}
-
-	/** stories260K's fused graph over the plain one, and side by side batched over sequential (`hub`: where the checkpoint is). */
-	benchFused(small: boolean, hub: string): Promise<Result<BenchLine[]>> {
-		return attempt(() => this.benchmarks.fused(small, hub));
+	/** A benchmark on this device (bench/benchmarks.ts): the SAE kernels, training, hook points' cost, the fused graph. */
+	bench(name: T.BenchName, small: boolean, hub = ''): Promise<T.Result<T.BenchLine[]>> {
+		return attempt(() => this.benchmarks.run(name, small, hub));
 	}
 
 	// Storage
 
-	listCache(): Promise<CachedFile[]> {
+	listCache(): Promise<T.CachedFile[]> {
 		return listCache();
 	}
 
@@ -308,7 +275,7 @@ export class Engine {
 	}
 
 	/** Everything the site keeps (models, the app and its wasm, trained SAEs, IndexedDB records), with sizes. */
-	storedItems(): Promise<StoredItem[]> {
+	storedItems(): Promise<T.StoredItem[]> {
 		return storedItems();
 	}
 }

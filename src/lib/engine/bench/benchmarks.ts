@@ -14,8 +14,19 @@ import { benchFusedGenerate } from './fused-generate';
 import { benchSideBySide } from './side-by-side';
 import { readLlama2cCheckpoint } from '../model/llama2c/checkpoint';
 
+/** Which benchmark the /bench page asks for (its query string picks one). */
+export type BenchName = 'kernels' | 'training' | 'segmentation' | 'fused';
+
 export class Benchmarks {
 	constructor(private session: ModelSession) {}
+
+	/** One entry point for the facade: `hub` is where the fused bench fetches stories260K. */
+	run(name: BenchName, small: boolean, hub: string): Promise<BenchLine[]> {
+		if (name === 'training') return this.training(small);
+		if (name === 'segmentation') return this.segmentation();
+		if (name === 'fused') return this.fused(small, hub);
+		return this.kernels(small);
+	}
 
 	/** `what`: the sentence's start, e.g. 'The kernel benchmarks need'. */
 	private async requireWebGpu(what: string) {
