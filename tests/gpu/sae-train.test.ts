@@ -208,12 +208,13 @@ describe('SAE training on WebGPU', () => {
 			initParams(s, () => (r() + 1) / 2, mean)
 		);
 		trainer.setStore(storageFrom(device, data, 'synthetic'), rowsN);
-		const steps = 800;
+		// 300 steps at 8e-3 reach a mean max cosine of 0.996 (800 at 4e-3 reached 0.989, at 2.7× the CI time).
+		const steps = 300;
 		const t0 = performance.now();
 		let rows = new Uint32Array(B);
 		for (let step = 0; step < steps; step++) {
 			rows = Uint32Array.from({ length: B }, () => Math.floor(((r() + 1) / 2) * rowsN));
-			trainer.step(rows, step < 100 ? (4e-3 * (step + 1)) / 100 : 4e-3);
+			trainer.step(rows, step < 40 ? (8e-3 * (step + 1)) / 40 : 8e-3);
 			if (step % 100 === 99) await device.queue.onSubmittedWorkDone();
 		}
 		const m = await trainer.metrics();
