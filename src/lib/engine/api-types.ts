@@ -20,3 +20,4 @@ export type { TrainRates, CorpusSize } from './train/estimate';
 export type { FeatureLabel, SteeringPreset } from './store/db';
 export type { CachedFile, DownloadProgress } from './store/model-cache';
 export type { StoredItem } from './store/storage';
+export type * from './attribution/service-api';

@@ -9,6 +9,7 @@
  *   steer/steering.ts         steering setups, contrast vectors, presets, side by side
  *   train/trainer-service.ts  SAE training runs
  *   bench/benchmarks.ts       benchmarks on this device
+ *   attribution/service.ts    attribution graphs: transcoders, build, prune, interventions, saved graphs
  *   store/storage.ts          the model cache and the quota
  *
  * api-types.ts gathers the types this API takes and returns.
@@ -19,6 +20,7 @@ import { SaeExplorer } from './sae/explorer';
 import { Steering } from './steer/steering';
 import { TrainerService } from './train/trainer-service';
 import { Benchmarks } from './bench/benchmarks';
+import { AttributionService } from './attribution/service';
 import { deleteCached, listCache, storageEstimate, storedItems } from './store/storage';
 import { parseNeuronpediaFeature } from './sae/neuronpedia';
 import { fromNeuronpediaFeature } from './sae/feature-pages';
@@ -36,6 +38,7 @@ export class Engine {
 	private steering = new Steering(this.session);
 	private trainer = new TrainerService(this.session, this.sae);
 	private benchmarks = new Benchmarks(this.session);
+	private attribution = new AttributionService(this.session);
 
 	// The model
 
@@ -258,6 +261,17 @@ export class Engine {
 	/** A benchmark on this device (bench/benchmarks.ts): the SAE kernels, training, hook points' cost, the fused graph. */
 	bench(name: T.BenchName, small: boolean, hub = ''): Promise<T.Result<T.BenchLine[]>> {
 		return attempt(() => this.benchmarks.run(name, small, hub));
+	}
+
+	// Attribution
+
+	/** Attribution graphs (attribution/service-api.ts lists the ops: transcoders, build with progress, stop, prune, intervene, …). */
+	graph<K extends T.GraphOp>(
+		op: K,
+		req: T.GraphRequests[K],
+		onProgress?: (p: T.GraphProgress) => void
+	): Promise<T.Result<T.GraphReplies[K]>> {
+		return attempt(() => this.attribution.run(op, req, onProgress));
 	}
 
 	// Storage

@@ -156,7 +156,13 @@ export function toGraphFile(g: AttributionGraph, o: GraphFileOptions): GraphFile
 	};
 }
 
-function nodeIds(n: GraphFileNode): { node_id: string; jsNodeId: string; layer: string; feature: number } {
+/** Neuronpedia's ids of a node (the view and the URL use node_id too). */
+export function nodeIds(n: Pick<GraphFileNode, 'kind' | 'layer' | 'pos' | 'index'>): {
+	node_id: string;
+	jsNodeId: string;
+	layer: string;
+	feature: number;
+} {
 	switch (n.kind) {
 		case 'feature':
 			return { node_id: `${n.layer}_${n.index}_${n.pos}`, jsNodeId: `${n.layer}_${n.index}-0`, layer: String(n.layer), feature: n.index };
