@@ -16,7 +16,8 @@ import { SteerKernel } from '../gpu/steer';
 import { createStorage, readBuffer } from '../gpu/buffers';
 import { topK } from '../sae/sae';
 import type { RankedItem } from '../sae/features';
-import { noSteering, type SteerFeature, type SteeringSetup } from './spec';
+import { noSteering, steerRowsReference, type SteerFeature, type SteerRow, type SteeringSetup } from './spec';
+import { MAX_LISTED_POSITIONS, scopeRows } from './scope';
 import { ResidualMean, contrast, newVectorId, vectorNorm, type SteeringVector } from './vectors';
 import { parsePresetFile, presetFileText, presetVectorIds } from './preset-file';
 import { deletePreset, deleteVector, getVector, presetsFor, savePreset, saveVector, vectorsFor, type SteeringPreset } from '../store/db';
@@ -63,6 +64,7 @@ export class Steering {
 	 * that quietly is not steered is the worst kind of wrong answer.
 	 */
 	private refuseUnknownFeatures(m: Loaded) {
+		this.refuseBadEntries();
 		const named = this.setup.features.filter((f) => !f.vector && Number.isFinite(f.value));
 		if (!named.length) return;
 		const list = (fs: SteerFeature[]) => fs.map((f) => `#${f.feature}`).join(', ');
@@ -82,6 +84,31 @@ export class Steering {
 			);
 	}
 
+	/** Entries no forward can apply (the engine's API takes setups from more than the URL's parser). */
+	private refuseBadEntries() {
+		for (const f of this.setup.features) {
+			const what = f.vector ? `The saved vector ${f.vector}` : `Feature #${f.feature}`;
+			if (f.vector && f.mode === 'clamp')
+				throw new LoupeError(
+					'model-failed',
+					`${what} is set to "clamp", but a saved vector has no activation to clamp.`,
+					'Use add, orthogonal or cap for it.'
+				);
+			const s = f.scope;
+			if (s?.kind === 'from' && !(Number.isInteger(s.n) && s.n >= 0))
+				throw new LoupeError('model-failed', `${what} steers "from token ${s.n}": that is no position.`, 'Give a whole number, 0 or more.');
+			if (
+				s?.kind === 'positions' &&
+				(!s.positions.length || s.positions.length > MAX_LISTED_POSITIONS || !s.positions.every((p) => Number.isInteger(p) && p >= 0))
+			)
+				throw new LoupeError(
+					'model-failed',
+					`${what} steers at a list of positions that is empty, longer than ${MAX_LISTED_POSITIONS} or holds something that is no position.`,
+					'List positions as whole numbers from 0 (BOS), e.g. "3, 5-7".'
+				);
+		}
+	}
+
 	/** Where the current setup steers: SAE features at the SAE's hook, each vector at its own. */
 	private plan(m: Loaded): Plan {
 		const plan: Plan = new Map();
@@ -99,8 +126,14 @@ export class Steering {
 		return plan;
 	}
 
-	/** The residual hook that applies the current steering setup (read at every step: sliders act live). */
-	private async hook(m: Loaded): Promise<ResidualHook | undefined> {
+	/**
+	 * The residual hook that applies the current steering setup (read at every step: sliders act
+	 * live). Each forward's rows sit at absolute positions runner.position … + rows − 1 (the prefill
+	 * from 0, then one row per decode step), and `promptLength` says where the prompt ends, so each
+	 * entry's scope becomes the rows of this forward it steers (scopeRows); an entry that steers
+	 * none of them is left out of the call. SAE features apply first, then vectors, each in setup order.
+	 */
+	private async hook(m: Loaded, promptLength: number): Promise<ResidualHook | undefined> {
 		const planned = this.plan(m);
 		if (!planned.size) return undefined;
 		await this.session.ensureCuts(m, [...planned.keys()]);
@@ -112,32 +145,36 @@ export class Steering {
 			const setup = this.setup;
 			const plan = this.plan(m).get(name);
 			if (!plan) return;
-			const skip = m.runner.position === 0 && !setup.steerSpecial ? 0 : -1; // this forward holds BOS
-			if (plan.features.length) await m.sae!.session.steer(residual, rows, plan.features, skip);
-			if (!plan.vectors.length) return;
+			const first = m.runner.position; // the absolute position of this forward's first row
+			const rowsOf = (f: SteerFeature) => scopeRows(f.scope, first, rows, promptLength, !setup.steerSpecial);
+			const features = plan.features.flatMap((f) => {
+				const w = rowsOf(f);
+				return w ? [{ ...f, rows: w }] : [];
+			});
+			if (features.length) await m.sae!.session.steer(residual, rows, features, -1);
+			const vectors = plan.vectors.flatMap((x) => {
+				const w = rowsOf(x.spec);
+				return w ? [{ ...x, rows: w }] : [];
+			});
+			if (!vectors.length) return;
+			// The direction: the vector, unit-normalised when asked (add; orthogonal and cap use û whatever it is).
+			const unit = (spec: SteerFeature) => spec.mode === 'add' && spec.normalize;
 			const dirs = () => {
-				const out = new Float32Array(plan.vectors.length * d);
-				plan.vectors.forEach(({ v, spec }, j) => {
-					const n = spec.normalize ? vectorNorm(v.values) || 1 : 1;
+				const out = new Float32Array(vectors.length * d);
+				vectors.forEach(({ v, spec }, j) => {
+					const n = unit(spec) ? vectorNorm(v.values) || 1 : 1;
 					for (let i = 0; i < d; i++) out[j * d + i] = v.values[i] / n;
 				});
 				return out;
 			};
-			const rowsSpec = plan.vectors.map(({ spec }) => ({ mode: 'add' as const, feature: 0, value: spec.value }));
+			const rowsSpec: SteerRow[] = vectors.map(({ spec, rows: w }) => ({ mode: spec.mode, feature: 0, value: spec.value, rows: w }));
 			const vk = this.vectorKernel;
 			if (residual.location === 'gpu-buffer' && vk && vk.device === device) {
-				const key = JSON.stringify(plan.vectors.map(({ v, spec }) => [v.id, spec.normalize]));
-				vk.kernel.apply(residual.gpuBuffer as GPUBuffer, rows, d, dirs, rowsSpec, key, vk.dummy, 1, skip);
+				const key = JSON.stringify(vectors.map(({ v, spec }) => [v.id, unit(spec)]));
+				vk.kernel.apply(residual.gpuBuffer as GPUBuffer, rows, d, dirs, rowsSpec, key, vk.dummy, 1, -1);
 			} else {
-				// The wasm path: ORT's CPU tensor, edited in place (the same sum the kernel computes).
-				const x = residual.data as Float32Array;
-				const dir = dirs();
-				for (let t = 0; t < rows; t++) {
-					if (t === skip) continue;
-					rowsSpec.forEach((r, j) => {
-						for (let i = 0; i < d; i++) x[t * d + i] += r.value * dir[j * d + i];
-					});
-				}
+				// The wasm path: ORT's CPU tensor, edited in place by the kernel's reference.
+				steerRowsReference((residual.data as Float32Array).subarray(0, rows * d), rows, d, dirs(), rowsSpec, null, 1, -1);
 			}
 		};
 	}
@@ -165,15 +202,15 @@ export class Steering {
 		this.refuseUnknownFeatures(m);
 		return this.session.locked(async () => {
 			this.session.clearStop();
-			const hook = await this.hook(m); // may re-cut the model: ask the runner after it
 			const text = this.session.promptText(m, prompt);
+			const promptIds = m.tokenizer.encode(text);
+			const hook = await this.hook(m, promptIds.length); // may re-cut the model: ask the runner after it
 			const stopped = () => this.session.stopped;
 			if (!batched || !m.runner.batchable) {
 				const base = await generate(m.runner, m.tokenizer, m.processor, text, settings, (e) => onToken('default', e), stopped);
 				const steered = await generate(m.runner, m.tokenizer, m.processor, text, settings, (e) => onToken('steered', e), stopped, hook);
 				return { default: base, steered, batched: false };
 			}
-			const promptIds = m.tokenizer.encode(text);
 			const streams = ['default', 'steered'] as const;
 			const decoders = streams.map(() => m.tokenizer.streamDecoder());
 			const texts = ['', ''];
@@ -212,7 +249,7 @@ export class Steering {
 				logits.dispose();
 				return topK(processed.probs, k).map(([id, value]) => ({ id, value, piece: m.tokenizer.pieceText(id) }));
 			};
-			const hook = await this.hook(m);
+			const hook = await this.hook(m, ids.length); // every row is the prompt's
 			return { default: await table(), steered: await table(hook) };
 		});
 	}
