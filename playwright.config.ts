@@ -15,6 +15,9 @@ export default defineConfig({
 		baseURL: `http://localhost:${port}`,
 		browserName: 'chromium',
 		launchOptions: { executablePath: chromiumPath, args: chromiumArgs },
+		// The service worker precaches the whole build (about 32 MB) in every new context: only the
+		// specs that test it (offline*, the request log) allow it, with test.use({ serviceWorkers: 'allow' }).
+		serviceWorkers: 'block',
 		screenshot: 'only-on-failure',
 		trace: 'off'
 	},

@@ -3,6 +3,9 @@
 // does not count one the Content-Security-Policy stopped inside the browser.
 import { expect, openApp, test, waitForModel } from './app';
 
+// This spec needs the service worker (playwright.config.ts blocks it elsewhere).
+test.use({ serviceWorkers: 'allow' });
+
 test.describe('the request log', () => {
 	test.use({ leakCheck: false, bypassCSP: true });
 

@@ -6,6 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { expect, test, waitForModel } from './app';
 
+// This spec needs the service worker (playwright.config.ts blocks it elsewhere).
+test.use({ serviceWorkers: 'allow' });
+
 const explanations = (hook: string) =>
 	new Map(
 		readFileSync(`static/bundled/loupe/stories260K-saes/resolve/main/${hook}/explanations.jsonl`, 'utf8')

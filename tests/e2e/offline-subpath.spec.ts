@@ -4,6 +4,9 @@
 // stay under /loupe/, and after one visit the page works offline there.
 import { expect, test, waitForModel } from './app';
 
+// This spec needs the service worker (playwright.config.ts blocks it elsewhere).
+test.use({ serviceWorkers: 'allow' });
+
 test('the build served under /loupe/: everything stays under it, and it works offline there', async ({ page, context }) => {
 	const seen: string[] = [];
 	context.on('request', (r) => seen.push(new URL(r.url()).pathname));

@@ -1,6 +1,9 @@
 import { expect, test } from './app';
 import { generateText, openApp, waitForModel } from './app';
 
+// This spec needs the service worker (playwright.config.ts blocks it elsewhere).
+test.use({ serviceWorkers: 'allow' });
+
 test('after one visit the page opens offline and the cached model writes again', async ({ page, context }) => {
 	await openApp(page, { temperature: 0, max_tokens: 40, prompt: 'Tim saw a cat' });
 	await waitForModel(page);
