@@ -1,7 +1,8 @@
 /**
  * Steering presets as files: a named `steer=` setup with the steering vectors it uses (vectors live
  * only in this browser otherwise), so a setup travels to another machine or class. The engine keeps
- * presets in IndexedDB (store/db.ts); this is the file format at the edge.
+ * presets in IndexedDB (store/db.ts); this is the file format at the edge. Version 2 is version 1
+ * whose `steer` may name methods and scopes (steer/url.ts); version 1 files read as they did.
  */
 import { LoupeError } from '../errors';
 import type { SteeringPreset } from '../store/db';
@@ -13,8 +14,11 @@ export function presetVectorIds(p: SteeringPreset): string[] {
 	return parseSteer(p.steer).features.flatMap((f) => (f.vector ? [f.vector] : []));
 }
 
+/** The file version written; files up to it are read. */
+export const PRESET_FILE_VERSION = 2;
+
 export function presetFileText(p: SteeringPreset, vectors: SteeringVector[]): string {
-	return JSON.stringify({ loupe: 'steering-preset', version: 1, ...p, vectors: vectors.map(vectorToJson) }, null, 1);
+	return JSON.stringify({ loupe: 'steering-preset', version: PRESET_FILE_VERSION, ...p, vectors: vectors.map(vectorToJson) }, null, 1);
 }
 
 /** Reads a preset file for model `model`; refuses other JSON, damaged vectors and other models' presets. */
@@ -22,6 +26,7 @@ export function parsePresetFile(text: string, model: string): { preset: Steering
 	let j: {
 		loupe?: string;
 		name?: string;
+		version?: unknown;
 		steer?: string;
 		sae?: string | null;
 		model?: string;
@@ -42,6 +47,14 @@ export function parsePresetFile(text: string, model: string): { preset: Steering
 	// found nulls and numbers here throwing TypeErrors).
 	const damaged = (what: string) =>
 		new LoupeError('not-found', `The preset file is damaged: its ${what}.`, 'Export it again from where it was made.');
+	if (j.version != null && !(typeof j.version === 'number' && Number.isInteger(j.version) && j.version >= 1))
+		throw damaged('"version" is not a version number');
+	if (typeof j.version === 'number' && j.version > PRESET_FILE_VERSION)
+		throw new LoupeError(
+			'not-found',
+			`This preset file is version ${j.version}, written by a newer Loupe; this one reads up to version ${PRESET_FILE_VERSION}.`,
+			'Open it in a newer Loupe (reload the page to update), or export it again from there.'
+		);
 	if (j.model != null && typeof j.model !== 'string') throw damaged('"model" is not a model id');
 	if (j.vectors != null && !Array.isArray(j.vectors)) throw damaged('"vectors" is not a list');
 	if (j.sae != null && typeof j.sae !== 'string') throw damaged('"sae" is not an SAE id');
