@@ -2,7 +2,9 @@
 // model writes the corpus and while it trains (each at once, the run list following), a reload
 // mid-run and a resume from the checkpoint with the corpus it started with, then the SAE downloads
 // in SAELens format (cfg.json, sae_weights.safetensors and sparsity.safetensors), a JumpReLU SAE
-// trains on pasted text, and the TopK one opens in the explorer with the prompt the page came with.
+// trains on pasted text, a skip transcoder (hook_mlp_in → hook_mlp_out) trains on part of that text
+// and downloads as a SAELens transcoder, and the TopK SAE opens in the explorer with the prompt the
+// page came with.
 import { expect, test, type Locator, type Page } from './app';
 import { readFileSync } from 'node:fs';
 import { hub } from './app';
@@ -163,8 +165,43 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 	expect(jumprelu.weights.threshold?.length).toBe(64);
 	expect(jumprelu.weights.threshold!.every((t) => t > 0)).toBe(true);
 
+	// A transcoder at layer 1 (TopK with W_skip) on three of those contexts (one held out): the run
+	// reads both hooks, says how much of the MLP's output it explains on the held-out context and the
+	// CE loss recovered with the MLP replaced, and its files are a SAELens skip transcoder.
+	const tc0 = Date.now();
+	await page.getByPlaceholder('Paste text').fill(paragraphs.slice(0, 3).join('\n'));
+	await page.getByTestId('train-kind-transcoder').check();
+	await page.getByTestId('train-layer').selectOption('1');
+	await page.getByTestId('train-skip').check();
+	await page.getByLabel('Architecture').selectOption('topk');
+	await set('train-width', 32);
+	await set('train-k', 4);
+	await set('train-tokens', 6400);
+	await page.getByTestId('train-start').click();
+	const tc = page.getByTestId('train-run').first();
+	await expect(tc).toHaveAttribute('data-kind', 'transcoder');
+	await expect(tc).toHaveAttribute('data-status', 'done', { timeout: 120_000 });
+	await expect(progress).toContainText('CE loss recovered');
+	await expect(progress).toContainText('with the MLP replaced');
+	const tcEv = Number(await page.getByTestId('train-layer-ev').getAttribute('data-values'));
+	console.log(`transcoder at layer 1 (${((Date.now() - tc0) / 1000).toFixed(0)} s): ${await progress.textContent()}`);
+	expect(tcEv).toBeGreaterThan(0.3);
+	expect(tcEv).toBeLessThanOrEqual(1);
+	const transcoder = await downloadSaeLens(page, tc);
+	expect(transcoder.cfg).toMatchObject({
+		architecture: 'topk',
+		k: 4,
+		dIn: 64,
+		dSae: 32,
+		dOut: 64,
+		skip: true,
+		hookName: 'blocks.1.hook_mlp_in',
+		hookNameOut: 'blocks.1.hook_mlp_out'
+	});
+	expect(transcoder.weights.wSkip?.length).toBe(64 * 64);
+
 	// Open the TopK SAE in the explorer: the prompt and settings the page came with are there.
-	await page.getByTestId('train-run').filter({ hasText: 'topk' }).getByTestId('run-open').click();
+	await page.getByTestId('train-run').filter({ hasText: 'topk' }).filter({ hasNotText: 'transcoder' }).getByTestId('run-open').click();
 	await expect(page.getByTestId('sae-card')).toContainText('topk (k=4) · reads blocks.2.hook_resid_pre', { timeout: 120_000 });
 	await expect(page).toHaveURL(/sae=trained%3Arun-/);
 	await expect(page).toHaveURL(/temperature=0.7/);
@@ -178,7 +215,7 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 	// and its total is the sum of what it lists.
 	await page.getByTestId('open-storage').click();
 	const trained = page.locator('[data-testid=stored-item][data-kind=trained]');
-	await expect(trained).toHaveCount(2);
+	await expect(trained).toHaveCount(3);
 	await expect(trained.first()).toContainText('trained SAE and checkpoint');
 	const rows = await page
 		.locator('[data-testid=storage-panel] tbody tr')

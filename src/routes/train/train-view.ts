@@ -77,3 +77,70 @@ export function explorerHref(base: string, incoming: string, model: string, runI
 	params.set('sae', `trained:${runId}`);
 	return `${base}/?${params}`;
 }
+
+/** A row of the run list: one run, or an all-layers transcoder run's records (by layer) as one. */
+export interface RunRow {
+	/** The id Resume and Delete take: the run's, or the group's. */
+	key: string;
+	/** The record that speaks for the row (an all-layers run's first layer: every layer is at its step). */
+	lead: TrainRunSummary;
+	layers: TrainRunSummary[];
+}
+
+/** The run list's rows, in the list's order (newest first), an all-layers run's records gathered into one. */
+export function runRows(runs: TrainRunSummary[]): RunRow[] {
+	const rows: RunRow[] = [];
+	const byGroup = new Map<string, RunRow>();
+	for (const r of runs) {
+		if (!r.group) {
+			rows.push({ key: r.id, lead: r, layers: [r] });
+			continue;
+		}
+		let row = byGroup.get(r.group);
+		if (!row) {
+			row = { key: r.group, lead: r, layers: [] };
+			byGroup.set(r.group, row);
+			rows.push(row);
+		}
+		row.layers.push(r);
+		row.layers.sort((a, b) => (a.layer ?? 0) - (b.layer ?? 0));
+		row.lead = row.layers[0];
+	}
+	return rows;
+}
+
+/** What a row trains: hook and architecture, or a transcoder's layers and architecture. */
+export function runWhat(row: RunRow): string {
+	const c = row.lead.cfg;
+	const arch = `${c.arch}${c.arch === 'topk' ? ` k=${c.k}` : ''}${c.kind === 'transcoder' && c.skip ? ' + W_skip' : ''}`;
+	if (c.kind !== 'transcoder') return `${c.model} · ${c.hook} · ${arch} · ${c.width} latents`;
+	const where =
+		row.layers.length > 1
+			? `transcoders at ${row.layers.length} layers (hook_mlp_in → hook_mlp_out)`
+			: `transcoder ${c.hook} → ${c.hook.replace(/hook_mlp_in$/, 'hook_mlp_out')}`;
+	return `${c.model} · ${where} · ${arch} · ${c.width} latents`;
+}
+
+/** A row's figures: EV, L0 and dead of each layer (the training batches'), and CE loss recovered with its MLPs replaced. */
+export function runFigures(row: RunRow): string {
+	const parts = row.layers
+		.filter((r) => r.last)
+		.map(
+			(r) =>
+				`${row.layers.length > 1 ? `L${r.layer} ` : ''}EV ${(100 * r.last!.explainedVariance).toFixed(1)}% · L0 ${r.last!.l0.toFixed(1)} · dead ${(100 * r.last!.dead).toFixed(0)}%`
+		);
+	const ce = row.lead.ce;
+	if (ce)
+		parts.push(`CE rec. ${(100 * ce.recovered).toFixed(0)}%${ce.replaced && ce.replaced > 1 ? ` (${ce.replaced} MLPs replaced)` : ''}`);
+	return parts.join(' · ');
+}
+
+/** The done line's CE part: what was spliced in, and the three losses. */
+export function ceLine(
+	ce: { clean: number; spliced: number; zeroAblated: number; recovered: number; replaced?: number },
+	transcoder: boolean
+): string {
+	const what = transcoder ? (ce.replaced && ce.replaced > 1 ? `with all ${ce.replaced} MLPs replaced` : 'with the MLP replaced') : '';
+	const by = transcoder ? (ce.replaced && ce.replaced > 1 ? 'with the transcoders' : 'with the transcoder') : 'with the SAE';
+	return `CE loss recovered ${(100 * ce.recovered).toFixed(1)}%${what ? ` ${what}` : ''} (clean ${ce.clean.toFixed(3)}, ${by} ${ce.spliced.toFixed(3)}, zero-ablated ${ce.zeroAblated.toFixed(3)}).`;
+}

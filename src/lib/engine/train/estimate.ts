@@ -17,6 +17,8 @@ export interface TrainRates {
 	stepSeconds: number;
 	stepBatch: number;
 	stepWidth: number;
+	/** Units stepped together: the layers of an all-layers transcoder run (1: an SAE, one transcoder). */
+	layers?: number;
 }
 
 /** The corpus a run reads: its contexts and tokens (BOS left out), before the held-out ones are set aside. */
@@ -54,7 +56,7 @@ export function estimateRun(cfg: TrainConfig, rates: TrainRates, corpus: CorpusS
 	const activations = Math.round(harvested * perContext);
 	const forward = rates.forwardSeconds * Math.max(1, (perContext + 1) / rates.forwardTokens);
 	const steps = Math.ceil(cfg.tokens / cfg.batch);
-	const step = rates.stepSeconds * ((cfg.batch * cfg.width) / (rates.stepBatch * rates.stepWidth));
+	const step = rates.stepSeconds * ((cfg.batch * cfg.width) / (rates.stepBatch * rates.stepWidth)) * (rates.layers ?? 1);
 	// CE loss recovered: the clean and zero-ablated passes once, a spliced pass at each quarter.
 	const ce = held * (2 + CE_AT.length) * forward;
 	const writing = text ? 0 : corpus.tokens * rates.writeTokenSeconds;

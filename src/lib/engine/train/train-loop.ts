@@ -1,7 +1,8 @@
 /**
  * The training loop, phase by phase: the model writes the corpus (kept in the run from its first
  * story), activations are harvested into a GPU store, and shuffled batches go through the WGSL
- * trainer, with metrics streamed in small batches, CE loss recovered every quarter of the run and
+ * trainer (one per unit: the SAE, or each layer's transcoder of a transcoder run, all stepped on the
+ * same batches of tokens), with metrics streamed in small batches, CE loss recovered every quarter of the run and
  * checkpoints to IndexedDB every N steps. Pause and Stop act in every phase (within a token, a
  * context or a step) and save the run where it is; a resumed run goes on from there (the store is
  * harvested again from the kept corpus, the batch order is seeded per epoch, so it goes on as the
@@ -14,6 +15,9 @@ import { SaeTrainer } from '../gpu/sae-trainer';
 import { seededRandom } from '../sample/prng';
 import { saveTrainRun } from '../store/db';
 import { CeEvaluator } from './ce-recovered';
+import { TranscoderCe } from './transcoder-ce';
+import { harvestPairs, type PairedHooks } from './transcoder-harvest';
+import { rawTranscoder } from './transcoder-export';
 import { CE_AT, heldOutCount } from './estimate';
 import {
 	deadWindow,
@@ -24,21 +28,25 @@ import {
 	shapeOf,
 	summarizeRun,
 	trainedSae,
+	type CeRecovered,
 	type MetricPoint,
 	type RunPhase,
 	type TrainCheckpoint,
 	type TrainConfig,
 	type TrainProgress,
 	type TrainRunSummary,
-	type TrainStatus
+	type TrainStatus,
+	layerOfHook
 } from './training-run';
 
-/** What the loop needs of the engine: the model cut at the hook, ORT's device, the corpus, and the flags. */
+/** What the loop needs of the engine: the model cut at the hook(s), ORT's device, the corpus, and the flags. */
 export interface TrainingHost {
 	runner: SegmentRunner;
 	device: GPUDevice;
 	/** The hook's canonical name (as the runner reports it). */
 	hook: string;
+	/** A transcoder run: each layer's input and output hooks (canonical), one per record, in the records' order. */
+	pairs?: PairedHooks[];
 	dModel: number;
 	/** One story the model writes (BOS first), or null when Pause or Stop cut it short. */
 	story(seed: number, tokens: number): Promise<number[] | null>;
@@ -79,36 +87,56 @@ async function writeCorpus(host: TrainingHost, c: TrainConfig, run: TrainCheckpo
 	return true;
 }
 
+/**
+ * Trains the SAE (or the transcoders) of `c`; `resumed`: the run's records (an all-layers transcoder
+ * run has one per layer, in the order of host.pairs), to go on from.
+ */
 export async function trainSae(
 	host: TrainingHost,
 	c: TrainConfig,
-	resumed: TrainCheckpoint | undefined,
+	resumed: TrainCheckpoint[] | undefined,
 	onProgress: (p: TrainProgress) => void
 ): Promise<TrainRunSummary> {
-	const { device, runner, hook } = host;
+	const { device, runner } = host;
+	const pairs = host.pairs ?? null;
 	const shape = shapeOf(c, host.dModel);
 	const steps = Math.ceil(c.tokens / c.batch);
-	const id = resumed?.id ?? `run-${Date.now().toString(36)}`;
+	const id = resumed?.[0]?.cfg.group ?? resumed?.[0]?.id ?? `run-${Date.now().toString(36)}`;
+	const group = pairs && pairs.length > 1 ? id : undefined;
 	const report: Report = (p) => onProgress({ id, tokensPerSecond: 0, etaSeconds: 0, points: [], ...p });
-	const run = resumed ?? newCheckpoint(id, c, shape.d, steps, null);
+	const hooks = pairs ? pairs.map((p) => p.hookIn) : [host.hook];
+	const runs =
+		resumed ?? hooks.map((hook) => newCheckpoint(group ? `${id}.L${layerOfHook(hook)}` : id, { ...c, hook, group }, shape.d, steps, null));
+	// The lead record holds what every unit shares (status, phase, corpus, step); the others follow it on each save.
+	const run = runs[0];
 	const save = async (status: TrainStatus = run.status) => {
 		run.status = status;
 		run.updatedAt = new Date().toISOString();
-		await saveTrainRun(run).catch((e) => {
-			// The browser's QuotaExceededError has an empty message: say what it means. The record is written
-			// in one transaction, so the checkpoint saved before this one is still whole, and the run stops.
-			if (e instanceof DOMException && e.name === 'QuotaExceededError')
+		for (const r of runs) {
+			Object.assign(r, {
+				status,
+				updatedAt: run.updatedAt,
+				phase: run.phase,
+				corpus: run.corpus,
+				corpusDone: run.corpusDone,
+				step: run.step
+			});
+			await saveTrainRun(r).catch((e) => {
+				// The browser's QuotaExceededError has an empty message: say what it means. The record is written
+				// in one transaction, so the checkpoint saved before this one is still whole, and the run stops.
+				if (e instanceof DOMException && e.name === 'QuotaExceededError')
+					throw new LoupeError(
+						'storage-full',
+						`The checkpoint at step ${run.step} could not be saved: the browser's storage for this site is full. The last checkpoint saved before it is kept, and the run resumes from it.`,
+						'Free space in the Storage panel, then Resume the run below.'
+					);
 				throw new LoupeError(
 					'storage-full',
-					`The checkpoint at step ${run.step} could not be saved: the browser's storage for this site is full. The last checkpoint saved before it is kept, and the run resumes from it.`,
+					`The run could not be saved (${e instanceof Error ? e.message || e.name : e}). The last checkpoint saved before it is kept.`,
 					'Free space in the Storage panel, then Resume the run below.'
 				);
-			throw new LoupeError(
-				'storage-full',
-				`The run could not be saved (${e instanceof Error ? e.message || e.name : e}). The last checkpoint saved before it is kept.`,
-				'Free space in the Storage panel, then Resume the run below.'
-			);
-		});
+			});
+		}
 	};
 	/** Pause or Stop: the run is saved where it is and the call returns. */
 	const halt = async (at: RunPhase, done: number, total: number, points: MetricPoint[] = []) => {
@@ -118,8 +146,8 @@ export async function trainSae(
 		report({ phase: status, at, done, total, points });
 		return summarizeRun(run);
 	};
-	let store: GPUBuffer | null = null;
-	let trainer: SaeTrainer | null = null;
+	let stores: GPUBuffer[] = [];
+	const trainers: SaeTrainer[] = [];
 	try {
 		run.status = 'running';
 		if (!run.corpusDone) {
@@ -137,17 +165,13 @@ export async function trainSae(
 		run.phase = run.params ? 'training' : 'harvesting';
 		await save('running');
 		const th = performance.now();
-		const h = await harvest(
-			device,
-			runner,
-			hook,
-			shape.d,
-			trainContexts,
-			(done, rows) =>
-				report({ phase: 'harvesting', done, total: trainContexts.length, ...pace(th, done, trainContexts.length - done, rows) }),
-			() => host.flags.pause || host.flags.stop
-		);
-		store = h.store;
+		const onHarvest = (done: number, rows: number) =>
+			report({ phase: 'harvesting', done, total: trainContexts.length, ...pace(th, done, trainContexts.length - done, rows) });
+		const halted = () => host.flags.pause || host.flags.stop;
+		const h = pairs
+			? await harvestPairs(device, runner, pairs, trainContexts, onHarvest, halted)
+			: await harvest(device, runner, host.hook, shape.d, trainContexts, onHarvest, halted).then((o) => ({ ...o, stores: [o.store] }));
+		stores = h.stores;
 		if (h.halted)
 			return await halt(run.params ? 'training' : 'harvesting', run.params ? run.step : 0, run.params ? steps : trainContexts.length);
 		if (h.rows < c.batch)
@@ -157,36 +181,38 @@ export async function trainSae(
 				'Use a larger corpus or a smaller batch.'
 			);
 		const reuse = c.tokens / h.rows;
-		trainer = await SaeTrainer.create(device, shape, c.batch, run.params ?? initialParams(c, shape.d, new Float32Array(shape.d)));
-		trainer.setStore(store, h.rows);
-		trainer.setDeadAfter(deadWindow(c));
-		if (run.params) {
-			trainer.setScale(run.scale ?? 1);
-			trainer.restoreState(run.adam);
-			if (run.sinceFired) trainer.setSinceFired(run.sinceFired);
-		} else {
-			run.scale = await trainer.fitToStore();
-			run.params = await trainer.readParams();
+		for (const [u, r] of runs.entries()) {
+			const t = await SaeTrainer.create(device, shape, c.batch, r.params ?? initialParams(r.cfg, shape.d, new Float32Array(shape.d)));
+			trainers.push(t);
+			t.setStore(stores[u], h.rows);
+			t.setDeadAfter(deadWindow(c));
+			if (r.params) {
+				t.setScale(r.scale ?? 1, r.scaleOut ?? r.scale ?? 1);
+				t.restoreState(r.adamSkip ? { ...r.adam, m: [...r.adam.m, r.adamSkip.m], v: [...r.adam.v, r.adamSkip.v] } : r.adam);
+				if (r.sinceFired) t.setSinceFired(r.sinceFired);
+			} else {
+				r.scale = await t.fitToStore();
+				if (pairs) r.scaleOut = t.scales.out;
+				r.params = await t.readParams();
+			}
 		}
 		run.phase = 'training';
-		const t = trainer;
 		const capture = async () => {
-			run.params = await t.readParams();
-			run.adam = await t.readState();
-			run.sinceFired = await t.readSinceFired();
+			for (const [u, t] of trainers.entries()) {
+				const r = runs[u];
+				r.params = await t.readParams();
+				const state = await t.readState();
+				// W_skip's moments are the last; the record keeps them apart (see TrainCheckpoint.adamSkip).
+				if (shape.skip && pairs) r.adamSkip = { m: state.m.pop()!, v: state.v.pop()! };
+				r.adam = state;
+				r.sinceFired = await t.readSinceFired();
+			}
 		};
 		const checkpoint = async (status: TrainStatus) => {
 			await capture();
 			await save(status);
 		};
-		const ce = new CeEvaluator(runner, device, hook, heldOut);
-		const measureCe = async (step: number) => {
-			run.params = await t.readParams();
-			const sae = trainedSae(run); // the SAE as exported, without writing the files
-			const point = { ...(await ce.recovered(sae.cfg, sae.weights)), step };
-			run.ce.push(point);
-			return point;
-		};
+		const measureCe = pairs ? transcoderCe(host, pairs, heldOut, runs, trainers) : saeCe(host, heldOut, run, trainers[0]);
 		const ceSteps = new Set(CE_AT.map((f) => Math.max(1, Math.round(f * steps))));
 
 		// Batches: the store in a shuffled order, a new order each epoch (seeded).
@@ -216,37 +242,45 @@ export async function trainSae(
 		let t0 = performance.now();
 		let timedSteps = 0;
 		let pending: MetricPoint[] = [];
+		let layerEv: number[] | undefined;
 		for (let step = run.step; step < steps; step++) {
 			if (host.flags.pause || host.flags.stop) {
 				run.step = step;
 				await capture();
 				return await halt('training', step, steps, pending);
 			}
-			trainer.step(batchRows(step), learningRate(c, step, steps));
+			const rows = batchRows(step);
+			const lr = learningRate(c, step, steps);
+			for (const t of trainers) t.step(rows, lr);
 			timedSteps++;
 			const tokensSeen = (step + 1) * c.batch;
 			if ((step + 1) % metricsEvery === 0 || step + 1 === steps || ceSteps.has(step + 1)) {
-				const mt = await trainer.metrics(); // also waits for the GPU: the queue stays short
-				for (let j = 0; j < shape.n; j++) run.fires[j] += mt.fires[j];
-				run.sampled += c.batch;
-				const point: MetricPoint = {
-					step: step + 1,
-					tokens: tokensSeen,
-					mse: mt.mse,
-					nmse: 1 - mt.explainedVariance,
-					explainedVariance: mt.explainedVariance,
-					l0: mt.l0,
-					dead: mt.dead / shape.n,
-					aux: mt.aux
-				};
-				run.history.push(point);
-				pending.push(point);
+				for (const [u, t] of trainers.entries()) {
+					const r = runs[u];
+					const mt = await t.metrics(); // also waits for the GPU: the queue stays short
+					for (let j = 0; j < shape.n; j++) r.fires[j] += mt.fires[j];
+					r.sampled += c.batch;
+					const point: MetricPoint = {
+						step: step + 1,
+						tokens: tokensSeen,
+						mse: mt.mse,
+						nmse: 1 - mt.explainedVariance,
+						explainedVariance: mt.explainedVariance,
+						l0: mt.l0,
+						dead: mt.dead / shape.n,
+						aux: mt.aux,
+						...(pairs ? { layer: layerOfHook(r.cfg.hook) ?? u } : {})
+					};
+					r.history.push(point);
+					pending.push(point);
+				}
 				const tps = (timedSteps * c.batch) / Math.max((performance.now() - t0) / 1000, 1e-3);
 				const cePoint = ceSteps.has(step + 1) ? await measureCe(step + 1) : undefined;
 				if (cePoint) {
 					// The evaluation is not training time.
 					t0 = performance.now();
 					timedSteps = 0;
+					layerEv = cePoint.layerEv;
 				}
 				report({
 					phase: 'training',
@@ -255,7 +289,8 @@ export async function trainSae(
 					tokensPerSecond: tps,
 					etaSeconds: ((steps - step - 1) * c.batch) / tps,
 					points: pending,
-					ce: cePoint,
+					ce: cePoint?.point,
+					layerEv,
 					reuse
 				});
 				pending = [];
@@ -266,12 +301,46 @@ export async function trainSae(
 			}
 		}
 		run.step = steps;
-		if (!run.ce.some((p) => p.step === steps)) await measureCe(steps);
+		if (!run.ce.some((p) => p.step === steps)) layerEv = (await measureCe(steps)).layerEv;
 		await checkpoint('done');
-		report({ phase: 'done', done: steps, total: steps, points: pending, ce: run.ce.at(-1), reuse });
+		report({ phase: 'done', done: steps, total: steps, points: pending, ce: run.ce.at(-1), reuse, layerEv });
 		return summarizeRun(run);
 	} finally {
-		trainer?.destroy(true);
-		store?.destroy();
+		for (const t of trainers) t.destroy(true);
+		for (const s of stores) s.destroy();
 	}
+}
+
+type CeStep = (step: number) => Promise<{ point: CeRecovered & { step: number }; layerEv?: number[] }>;
+
+/** An SAE's CE loss recovered at a step: the SAE as exported, spliced in at its hook. */
+function saeCe(host: TrainingHost, heldOut: number[][], run: TrainCheckpoint, t: SaeTrainer): CeStep {
+	const ce = new CeEvaluator(host.runner, host.device, host.hook, heldOut);
+	return async (step) => {
+		run.params = await t.readParams();
+		const sae = trainedSae(run); // the SAE as exported, without writing the files
+		const point = { ...(await ce.recovered(sae.cfg, sae.weights)), step };
+		run.ce.push(point);
+		return { point };
+	};
+}
+
+/**
+ * A transcoder run's CE loss recovered at a step, with all of its transcoders replacing their MLPs
+ * at once; each layer's record keeps the point with its own held-out variance explained.
+ */
+function transcoderCe(
+	host: TrainingHost,
+	pairs: PairedHooks[],
+	heldOut: number[][],
+	runs: TrainCheckpoint[],
+	trainers: SaeTrainer[]
+): CeStep {
+	const ce = new TranscoderCe(host.runner, host.device, pairs, heldOut);
+	return async (step) => {
+		for (const [u, t] of trainers.entries()) runs[u].params = await t.readParams();
+		const { layerEv, ...m } = await ce.recovered(runs.map((r) => rawTranscoder(trainedSae(r))));
+		runs.forEach((r, u) => r.ce.push({ ...m, explainedVariance: layerEv[u], step }));
+		return { point: runs[0].ce.at(-1)!, layerEv };
+	};
 }

@@ -1,6 +1,7 @@
 /**
- * SAE training as the engine offers it: a run on the loaded model's activations (new, or resumed
- * from its IndexedDB checkpoint), Pause and Stop (in every phase: they also cut short the story the
+ * SAE and transcoder training as the engine offers it: a run on the loaded model's activations (new,
+ * or resumed from its IndexedDB checkpoint; a transcoder run at one layer or at all of them, its
+ * records resumed, listed and deleted together), Pause and Stop (in every phase: they also cut short the story the
  * model is writing), a short measurement of this machine for the page's estimate, the list of runs,
  * and a trained SAE exported as SAELens files or opened in the explorer. The loop itself is
  * train/train-loop.ts.
@@ -11,14 +12,18 @@ import { corpusContexts } from '../model/corpus-contexts';
 import type { SaeExplorer, SaeInfo } from '../sae/explorer';
 import {
 	initialParams,
+	isTranscoderRun,
+	layerOfHook,
 	shapeOf,
 	summarizeRun,
 	toSaeLens,
+	type TrainCheckpoint,
 	type TrainConfig,
 	type TrainProgress,
 	type TrainRunSummary
 } from './training-run';
 import { trainSae } from './train-loop';
+import type { PairedHooks } from './transcoder-harvest';
 import type { CorpusSize, TrainRates } from './estimate';
 import { SaeTrainer } from '../gpu/sae-trainer';
 import { storageFrom } from '../gpu/buffers';
@@ -41,32 +46,35 @@ export class TrainerService {
 	 */
 	async train(cfg: TrainConfig, resumeId: string | null, onProgress: (p: TrainProgress) => void): Promise<TrainRunSummary> {
 		const m = this.trainable();
-		const cp = resumeId ? await getTrainRun(resumeId) : undefined;
+		const records = resumeId ? await this.records(resumeId) : undefined;
+		const cp = records?.[0];
 		if (resumeId && !cp) throw new LoupeError('not-found', 'That training run is not in this browser any more.', 'Start a new run.');
 		if (cp && cp.cfg.model !== m.info.id)
 			throw new LoupeError('model-failed', `That run trains on ${cp.cfg.model}, not ${m.info.id}.`, `Load ${cp.cfg.model} to resume it.`);
 		const c = cp?.cfg ?? { ...cfg, model: m.info.id };
 		checkSettings(c);
-		const hook = this.session.canonical(m, c.hook);
+		const pairs = isTranscoderRun(c) ? this.pairs(m, c, records) : undefined;
+		const hook = pairs ? pairs[0].hookIn : this.session.canonical(m, c.hook);
 		return this.session.locked(async () => {
 			this.flags = { pause: false, stop: false };
 			this.session.clearStop();
 			// One run trains at a time across tabs (Web Locks); another tab is refused with this run named.
 			const release = await takeTrainingLock({ name: c.name, model: c.model, hook, runId: resumeId });
 			try {
-				await this.session.ensureCuts(m, [hook]);
+				await this.session.ensureCuts(m, pairs ? pairs.flatMap((p) => [p.hookIn, p.hookOut]) : [hook]);
 				return await trainSae(
 					{
 						runner: m.runner,
 						device: await this.session.gpuDevice(),
 						hook,
+						pairs,
 						dModel: m.source.shape.dModel,
 						story: (seed, tokens) => this.story(m, seed, tokens),
 						text: (text) => corpusContexts(this.session, m, { name: 'training corpus', text }, () => {}),
 						flags: this.flags
 					},
-					c,
-					cp,
+					pairs ? { ...c, hook } : c,
+					records,
 					onProgress
 				);
 			} finally {
@@ -75,6 +83,41 @@ export class TrainerService {
 				this.session.clearStop();
 			}
 		});
+	}
+
+	/**
+	 * A run's records: the one of `id`, or every layer's of an all-layers transcoder run (`id` its
+	 * group or one of its records), by layer.
+	 */
+	private async records(id: string): Promise<TrainCheckpoint[]> {
+		const one = await getTrainRun(id).catch(() => undefined);
+		const group = one?.cfg.group ?? (one ? null : id);
+		if (!group) return one ? [one] : [];
+		const all = (await listTrainRuns()).filter((r) => r.cfg.group === group);
+		return all.sort((a, b) => (layerOfHook(a.cfg.hook) ?? 0) - (layerOfHook(b.cfg.hook) ?? 0));
+	}
+
+	/**
+	 * A transcoder run's layers: hook_mlp_in → hook_mlp_out at the layer of `c.hook`, at every layer
+	 * (all layers), or at the layers of the records resumed. The model must offer those hooks.
+	 */
+	private pairs(m: Loaded, c: TrainConfig, records?: TrainCheckpoint[]): PairedHooks[] {
+		const n = m.source.shape.nLayers;
+		const d = m.source.shape.dModel;
+		const layer = layerOfHook(c.hook);
+		if (layer === null || layer >= n)
+			throw new LoupeError(
+				'model-failed',
+				`A transcoder reads a layer's MLP input (blocks.L.hook_mlp_in, L from 0 to ${n - 1}), not ${c.hook}.`,
+				'Choose a layer.'
+			);
+		const layers = records?.length ? records.map((r) => layerOfHook(r.cfg.hook) ?? 0) : c.allLayers ? [...Array(n).keys()] : [layer];
+		return layers.map((l) => ({
+			hookIn: this.session.canonical(m, `blocks.${l}.hook_mlp_in`),
+			hookOut: this.session.canonical(m, `blocks.${l}.hook_mlp_out`),
+			dIn: d,
+			dOut: d
+		}));
 	}
 
 	/** One story of the corpus, or null when Pause or Stop (the session's stop) cut it short. */
@@ -96,10 +139,11 @@ export class TrainerService {
 	async measure(cfg: TrainConfig): Promise<TrainRates & { text: CorpusSize | null }> {
 		const m = this.trainable();
 		checkSettings(cfg);
-		const hook = this.session.canonical(m, cfg.hook);
+		const pairs = isTranscoderRun(cfg) ? this.pairs(m, { ...cfg, allLayers: false }) : undefined;
+		const hook = pairs ? pairs[0].hookIn : this.session.canonical(m, cfg.hook);
 		return this.session.locked(async () => {
 			this.session.clearStop();
-			await this.session.ensureCuts(m, [hook]);
+			await this.session.ensureCuts(m, pairs ? [pairs[0].hookIn, pairs[0].hookOut] : [hook]);
 			const device = await this.session.gpuDevice();
 			const now = () => performance.now() / 1000;
 			// Pasted text: its contexts (no writing). Stories: a first short one compiles the shaders, the second is timed.
@@ -131,9 +175,10 @@ export class TrainerService {
 			// Trainer steps at the run's shape on random activations.
 			const shape = shapeOf(cfg, m.source.shape.dModel);
 			const rows = 2 * cfg.batch;
+			const stride = shape.d + (shape.dOut ?? 0); // a transcoder's rows are [x | y]
 			const store = storageFrom(
 				device,
-				Float32Array.from({ length: rows * shape.d }, (_, i) => Math.sin(i * 12.9898) % 1),
+				Float32Array.from({ length: rows * stride }, (_, i) => Math.sin(i * 12.9898) % 1),
 				'train.measure'
 			);
 			const trainer = await SaeTrainer.create(device, shape, cfg.batch, initialParams(cfg, shape.d, new Float32Array(shape.d)));
@@ -154,6 +199,7 @@ export class TrainerService {
 					stepSeconds,
 					stepBatch: cfg.batch,
 					stepWidth: cfg.width,
+					layers: pairs && cfg.allLayers ? m.source.shape.nLayers : 1,
 					text: text && { contexts: text.length, tokens: text.reduce((a, c) => a + c.length - 1, 0) }
 				};
 			} finally {
@@ -195,8 +241,11 @@ export class TrainerService {
 		return (await listTrainRuns().catch(() => [])).map(summarizeRun);
 	}
 
+	/** Deletes a run: every layer's record of an all-layers transcoder run (`id` its group or one of them). */
 	async deleteRun(id: string) {
-		await deleteTrainRun(id);
+		const all = await listTrainRuns().catch(() => []);
+		const group = all.find((r) => r.id === id)?.cfg.group ?? id;
+		for (const x of new Set([id, ...all.filter((r) => r.cfg.group === group).map((r) => r.id)])) await deleteTrainRun(x);
 	}
 
 	/** A trained SAE as SAELens files, to download (cfg.json + sae_weights.safetensors + sparsity.safetensors). */

@@ -1,9 +1,11 @@
 /**
- * One SAE training run in the tab, its three phases (the model writes the corpus, activations are
+ * One SAE or transcoder training run in the tab, its three phases (the model writes the corpus, activations are
  * harvested at a hook straight into a GPU buffer — ORT's residual buffer → the store, a GPU-to-GPU
  * copy — and the WGSL trainer trains on shuffled batches) and what IndexedDB keeps of it: the corpus
  * from its first story on, then checkpoints every N steps and on pause, so a run resumes from any
- * phase (the store is harvested again from the kept corpus).
+ * phase (the store is harvested again from the kept corpus). A transcoder run learns
+ * blocks.L.hook_mlp_in → blocks.L.hook_mlp_out at one layer or at every layer at once; an
+ * all-layers run keeps one record per layer (each a whole checkpoint), tied by `cfg.group`.
  */
 import type { SegmentRunner } from '../model/runner';
 import { createStorage } from '../gpu/buffers';
@@ -13,6 +15,8 @@ import type { SaeConfig, SaeWeights } from '../sae/config';
 import { writeSaeLens } from '../sae/formats/saelens';
 import { logSparsityOf, writeSparsity } from '../sae/formats/sparsity';
 import { LoupeError } from '../errors';
+import { trainedTranscoder } from './transcoder-export';
+import { outputHookOf } from './transcoder-harvest';
 
 export interface TrainConfig {
 	name: string;
@@ -43,6 +47,22 @@ export interface TrainConfig {
 	text?: string;
 	seed: number;
 	checkpointEvery: number; // steps
+	/** What the run learns: an SAE at `hook` (absent: an SAE), or a transcoder from `hook` (blocks.L.hook_mlp_in) to that layer's hook_mlp_out. */
+	kind?: 'sae' | 'transcoder';
+	/** Transcoders: a skip connection W_skip [d_out, d_in] beside the features. */
+	skip?: boolean;
+	/** Transcoders: one at every layer, trained together on the same corpus (`hook` is then layer 0's). */
+	allLayers?: boolean;
+	/** In each record of an all-layers run: the run's id (its records are `${group}.L${layer}`). */
+	group?: string;
+}
+
+export const isTranscoderRun = (c: TrainConfig) => c.kind === 'transcoder';
+
+/** The layer a transcoder run's record reads (blocks.L.hook_mlp_in), or null for an SAE. */
+export function layerOfHook(hook: string): number | null {
+	const m = /^blocks\.(\d+)\.hook_mlp_in$/.exec(hook);
+	return m ? Number(m[1]) : null;
 }
 
 export const defaultTrainConfig = (model: string, hook: string): TrainConfig => ({
@@ -77,6 +97,8 @@ export interface MetricPoint {
 	l0: number;
 	dead: number; // fraction of latents that fired in none of the last `deadWindow` tokens
 	aux?: number; // AuxK loss (TopK)
+	/** An all-layers transcoder run's point: the layer it is of. */
+	layer?: number;
 }
 
 export interface CeRecovered {
@@ -84,6 +106,9 @@ export interface CeRecovered {
 	spliced: number;
 	zeroAblated: number;
 	recovered: number; // (zero − spliced) / (zero − clean)
+	/** Transcoders: how many MLPs the transcoders replaced (all of the run's), and this layer's held-out fraction of MLP-output variance explained. */
+	replaced?: number;
+	explainedVariance?: number;
 }
 
 export type TrainStatus = 'running' | 'paused' | 'stopped' | 'done';
@@ -116,6 +141,13 @@ export interface TrainCheckpoint {
 	sampled: number; // tokens in the sampled batches
 	sinceFired?: Uint32Array; // per latent: training tokens since it last fired (the GPU's dead clock)
 	scale?: number; // the trainer saw activations times this (E‖x‖² = d_in); params are in those units
+	/** Transcoders: the target (hook_mlp_out) was seen times this (E‖y‖² = d_out). */
+	scaleOut?: number;
+	/**
+	 * Transcoders with W_skip: its Adam moments, kept apart from `adam` (whose m and v hold W_enc,
+	 * b_enc, W_dec, b_dec and JumpReLU's log θ, as store/checkpoint-record.ts checks them).
+	 */
+	adamSkip?: { m: Float32Array; v: Float32Array };
 	updatedAt: string;
 	createdAt: string;
 }
@@ -130,6 +162,8 @@ export interface TrainProgress {
 	total: number;
 	/** Tokens the model wrote, activations harvested or tokens trained on, per second in this phase. */
 	tokensPerSecond: number;
+	/** Transcoders: each layer's held-out fraction of MLP-output variance explained at the last CE measurement. */
+	layerEv?: number[];
 	/** Seconds left in this phase (0 when not yet known). */
 	etaSeconds: number;
 	/** Training tokens over harvested activations: how many times each activation is used. */
@@ -155,6 +189,10 @@ export interface TrainRunSummary {
 	history: MetricPoint[];
 	density: { from: number; to: number; count: number }[];
 	updatedAt: string;
+	kind: 'sae' | 'transcoder';
+	/** An all-layers transcoder run's id (shared by its layers' records), and this record's layer. */
+	group: string | null;
+	layer: number | null;
 }
 
 export function summarizeRun(cp: TrainCheckpoint): TrainRunSummary {
@@ -173,7 +211,10 @@ export function summarizeRun(cp: TrainCheckpoint): TrainRunSummary {
 		ceHistory: cp.ce,
 		history: cp.history,
 		density: densityHistogram(cp),
-		updatedAt: cp.updatedAt
+		updatedAt: cp.updatedAt,
+		kind: cp.cfg.kind ?? 'sae',
+		group: cp.cfg.group ?? null,
+		layer: isTranscoderRun(cp.cfg) ? layerOfHook(cp.cfg.hook) : null
 	};
 }
 
@@ -237,7 +278,9 @@ export function shapeOf(cfg: TrainConfig, dIn: number): TrainShape {
 		l0: cfg.l0 ?? 0,
 		bandwidth: cfg.bandwidth ?? 0.001,
 		auxK: aux ? Math.max(1, Math.min(cfg.width, Math.floor(dIn / 2))) : 0,
-		auxCoeff: aux ? cfg.auxCoeff : 0
+		auxCoeff: aux ? cfg.auxCoeff : 0,
+		// A transcoder's target, hook_mlp_out, is d_model wide as its input is.
+		...(isTranscoderRun(cfg) ? { dOut: dIn, skip: Boolean(cfg.skip) } : {})
 	};
 }
 
@@ -264,7 +307,8 @@ export function newCheckpoint(id: string, cfg: TrainConfig, dIn: number, steps: 
 }
 
 export function initialParams(cfg: TrainConfig, dIn: number, mean: Float32Array): SaeParams {
-	const random = seededRandom(cfg.seed * 7919 + 1);
+	// Each layer of a transcoder run starts from its own draw.
+	const random = seededRandom(cfg.seed * 7919 + 1 + 104_729 * (layerOfHook(cfg.hook) ?? 0));
 	const p = initParams(shapeOf(cfg, dIn), random, mean);
 	p.logThreshold?.fill(Math.log(cfg.threshold ?? 1));
 	return p;
@@ -291,9 +335,10 @@ export function trainedSae(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeW
 	if (!cp.params)
 		throw new LoupeError(
 			'not-found',
-			`"${cp.cfg.name}" has no SAE yet: it was paused or stopped before training began.`,
+			`"${cp.cfg.name}" has no ${isTranscoderRun(cp.cfg) ? 'transcoder' : 'SAE'} yet: it was paused or stopped before training began.`,
 			'Resume it: it goes on from where it was.'
 		);
+	if (isTranscoderRun(cp.cfg)) return transcoderOf(cp, cp.params);
 	const cfg: SaeConfig = {
 		architecture: cp.cfg.arch,
 		dIn: cp.dIn,
@@ -314,6 +359,22 @@ export function trainedSae(cp: TrainCheckpoint): { cfg: SaeConfig; weights: SaeW
 	return { cfg, weights: foldScale(cp.params, cp.scale ?? 1) };
 }
 
+/** A transcoder run's record as SaeConfig and weights, the scales still apart (writeSaeLens folds them). */
+function transcoderOf(cp: TrainCheckpoint, p: SaeParams) {
+	return trainedTranscoder(
+		p,
+		shapeOf(cp.cfg, cp.dIn),
+		{ in: cp.scale ?? 1, out: cp.scaleOut ?? 1 },
+		{
+			hookName: cp.cfg.hook,
+			hookNameOut: outputHookOf(cp.cfg.hook),
+			modelName: cp.cfg.model,
+			contextSize: cp.cfg.text ? undefined : cp.cfg.storyTokens + 1,
+			name: cp.cfg.group ? `${cp.cfg.name} (layer ${layerOfHook(cp.cfg.hook)})` : cp.cfg.name
+		}
+	);
+}
+
 /**
  * The trained SAE as SAELens 6 writes it (cfg.json + sae_weights.safetensors, formats/saelens.ts), and
  * sparsity.safetensors (log10 firing rate per latent over the sampled batches, as SAELens's trainer
@@ -331,6 +392,7 @@ export function toSaeLens(cp: TrainCheckpoint): { cfgJson: string; safetensors: 
 		l0_coefficient: cp.cfg.arch === 'jumprelu' ? cp.cfg.l0 : null,
 		jumprelu_bandwidth: cp.cfg.arch === 'jumprelu' ? cp.cfg.bandwidth : null,
 		activation_scale: cp.scale ?? 1,
+		...(isTranscoderRun(cp.cfg) ? { target_scale: cp.scaleOut ?? 1, skip_connection: Boolean(cp.cfg.skip) } : {}),
 		aux_loss_coefficient: cp.cfg.arch === 'topk' ? (cp.cfg.auxCoeff ?? 0) : null
 	};
 	return { ...writeSaeLens(cfg, weights, { extra: { loupe_training } }), sparsity };

@@ -7,7 +7,8 @@
  * they are written as topk_transcoder / jumprelu_skip_transcoder, which Loupe reads back.
  */
 import type { SaeConfig, SaeWeights } from '../sae/config';
-import { writeSaeLens } from '../sae/formats/saelens';
+import { foldActivationScale, writeSaeLens } from '../sae/formats/saelens';
+import { Transcoder, type TranscoderConfig } from '../sae/transcoder';
 import { outWidth, type SaeParams, type TrainShape } from './reference';
 
 export interface TranscoderExportMeta {
@@ -60,4 +61,16 @@ export function trainedTranscoder(
 export function transcoderToSaeLens(p: SaeParams, s: TrainShape, scales: { in: number; out: number }, meta: TranscoderExportMeta) {
 	const { cfg, weights } = trainedTranscoder(p, s, scales, meta);
 	return writeSaeLens(cfg, weights);
+}
+
+/**
+ * A trained transcoder on the raw hooks (the scales folded into copies of its weights), as the CE
+ * evaluation runs it: what the exported files give once read back.
+ */
+export function rawTranscoder(trained: { cfg: SaeConfig; weights: SaeWeights }): Transcoder {
+	const { cfg, weights: w } = trained;
+	const folded: SaeWeights = { ...w, wEnc: w.wEnc.slice(), wDec: w.wDec.slice(), bDec: w.bDec.slice(), wSkip: w.wSkip?.slice() };
+	foldActivationScale(folded, cfg.normScale ?? 1, cfg.normScaleOut ?? cfg.normScale ?? 1);
+	const raw = { ...cfg, normalizeActivations: 'none', normScale: undefined, normScaleOut: undefined } as TranscoderConfig;
+	return new Transcoder(raw, folded);
 }
