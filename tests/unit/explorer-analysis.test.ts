@@ -3,22 +3,16 @@
 // sum after BOS, the BOS activation) and a card's activations across the prompt, both against a plain
 // TS ReLU encoder on the reference forward; opening cards runs no model (they reuse the analysis);
 // an empty prompt is refused instead of measuring a reconstruction over no tokens.
+import './engine-in-node';
 import { describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import * as ort from 'onnxruntime-web/webgpu';
 import { ModelSession } from '../../src/lib/engine/model/session';
 import { SaeExplorer } from '../../src/lib/engine/sae/explorer';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
 import { stories260KDir } from '../fixtures';
 import { maxAbsDiff } from '../numeric';
-
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = 'error';
 
 // Node has no IndexedDB: no corpus runs, no labels.
 vi.mock('../../src/lib/engine/store/db', async (original) => ({

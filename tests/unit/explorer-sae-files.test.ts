@@ -6,13 +6,13 @@
 // order); a feature written as Neuronpedia feature JSON and read back as an offline card; labels as
 // explanation JSONL; a corpus run with an SAE at a hook inside a layer (mlp_out) against a plain TS
 // encoder on the reference forward; and labels stored by version 3 of the database upgraded.
+import './engine-in-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import * as ort from 'onnxruntime-web/webgpu';
 import { ModelSession } from '../../src/lib/engine/model/session';
 import { SaeExplorer } from '../../src/lib/engine/sae/explorer';
 import { parseNeuronpediaFeature } from '../../src/lib/engine/sae/neuronpedia';
@@ -23,12 +23,6 @@ import { stories260KDir } from '../fixtures';
 import { maxAbsDiff } from '../numeric';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
-
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = 'error';
 
 // Node has no IndexedDB: labels live in a map (corpus runs: none yet, as in a fresh browser).
 const labels = new Map<string, FeatureLabel>();

@@ -3,6 +3,7 @@
 // (ORT never holds two copies of the weights); when the new cut cannot be built the model keeps
 // running at its old cut, still writing llama2.c's own greedy text, with a message that says so.
 // A model without an LM head refuses to write, in words.
+import './engine-in-node';
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -13,10 +14,6 @@ import { defaultSampling } from '../../src/lib/engine/sample/sampler';
 import { publishedGreedy256, stories260KDir } from '../fixtures';
 
 // The session reads the worker's globals: give Node a `self` and a navigator without WebGPU.
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
 
 const file = (name: string) => new File([readFileSync(resolve(stories260KDir, name))], name);
 const greedy = { ...defaultSampling, temperature: 0, maxTokens: 40, seed: 1 };

@@ -3,22 +3,16 @@
 // only) give the same ids, both rows, as the two runs one after the other; the greedy default row is
 // llama2.c's published output. A setup naming a feature beyond the SAE's width, or SAE features with
 // no SAE loaded, is refused in words naming the width instead of being dropped in silence.
+import './engine-in-node';
 import { describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import * as ort from 'onnxruntime-web/webgpu';
 import { ModelSession } from '../../src/lib/engine/model/session';
 import { Steering } from '../../src/lib/engine/steer/steering';
 import { SaeExplorer } from '../../src/lib/engine/sae/explorer';
 import type { SteeringVector } from '../../src/lib/engine/steer/vectors';
 import { defaultSampling } from '../../src/lib/engine/sample/sampler';
 import { publishedGreedy256, stories260KDir } from '../fixtures';
-
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = 'error';
 
 // Node has no IndexedDB: saved vectors in a map, no corpus runs or labels.
 const saved = new Map<string, SteeringVector>();

@@ -2,10 +2,10 @@
 // at its input and output hooks (blocks.1.hook_mlp_in, blocks.1.hook_mlp_out), the vectors read
 // there equal the plain TS reference forward's, and the reconstruction the explorer reports (the
 // fraction of MLP-output variance explained) is the one a plain loop over the reference's vectors gives.
+import './engine-in-node';
 import { describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import * as ort from 'onnxruntime-web/webgpu';
 import { ModelSession } from '../../src/lib/engine/model/session';
 import { attachSae } from '../../src/lib/engine/sae/attach';
 import { hookRows, transcoderReconstruction } from '../../src/lib/engine/sae/transcoder-recon';
@@ -16,11 +16,6 @@ import { seededRandom } from '../../src/lib/engine/sample/prng';
 import { stories260KDir } from '../fixtures';
 import { maxAbsDiff } from '../numeric';
 
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = 'error';
 vi.mock('../../src/lib/engine/store/db', async (original) => ({ ...(await original<object>()), latestCorpusRun: async () => undefined }));
 
 const D = 64;

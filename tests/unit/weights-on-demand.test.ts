@@ -8,6 +8,7 @@
 // embedding read from the file by a plain loop; a weights file that can no longer be read is named
 // in the error. Also: a Hub download too large for the page is refused ('too-large') from the Hub's
 // file list, before any byte of the model is fetched.
+import './engine-in-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -23,11 +24,7 @@ import { maxAbsDiff } from '../numeric';
 import { fixturesDir } from '../fixtures';
 import { wordLevelTokenizer } from '../word-level-tokenizer.mjs';
 
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown; FileReaderSync?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = 'error';
+const g = globalThis as unknown as { FileReaderSync?: unknown };
 
 const dir = resolve(fixturesDir, 'torch-exports', 'gemma3');
 const ref = JSON.parse(readFileSync(resolve(dir, 'reference.json'), 'utf8')) as {
