@@ -9,7 +9,9 @@
 //   /html-hub/...        every file is an HTML error page with status 200 (a captive portal)
 //   /slow-hub/...        streams slowly (about 2 s a file) so progress can be seen
 //   /loupe/...           the built app again, under a sub-path (tests/e2e/offline-subpath.spec.ts)
-// Usage: node tests/serve.mjs [--port 4173] [--root build] [--hub DIR]
+// Usage: node tests/serve.mjs [--port 4173] [--root build] [--hub DIR] [--isolated]
+//   --isolated: every response is cross-origin isolated (COOP same-origin, COEP require-corp, CORP
+//   same-origin), which performance.measureUserAgentSpecificMemory needs (the no-leaks bench)
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, normalize, resolve, dirname } from 'node:path';
@@ -122,8 +124,15 @@ function sendTree(res, repo, revision, folder) {
 
 const hubs = { '/hub/': 'plain', '/flaky-hub/': 'flaky', '/truncated-hub/': 'truncated', '/html-hub/': 'html', '/slow-hub/': 'slow' };
 
+const isolated = process.argv.includes('--isolated');
+
 createServer((req, res) => {
 	const url = new URL(req.url, 'http://localhost');
+	if (isolated) {
+		res.setHeader('cross-origin-opener-policy', 'same-origin');
+		res.setHeader('cross-origin-embedder-policy', 'require-corp');
+		res.setHeader('cross-origin-resource-policy', 'same-origin');
+	}
 	if (url.pathname === '/__reset') {
 		flakyServed.clear();
 		return res.end('ok');

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks in headless Chromium, one JSON object per line. `ratio` is always "how many times
 // better than the peer" (>1 is better); the peer runs the same work on the same machine.
-//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation | --training | --fused]   (npm run bench builds first)
+//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation | --training | --fused | --leaks]   (npm run bench builds first)
 //
 // generate_greedy:   tokens/s of greedy decoding of stories260K through the app, WebGPU (ORT WebGPU EP
 //                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
@@ -13,6 +13,10 @@
 //                    one token) and side by side as one batch of two over the two streams one after the other.
 // steering:          tokens/s of the steered completion with 0, 1 and 8 features over the unsteered one,
 //                    same model (cut at the SAE's hook), same page, same seed.
+// no_leaks:          live GPU buffers (created − destroyed) and the engine worker's heap
+//                    (measureUserAgentSpecificMemory: this page is served cross-origin isolated) after
+//                    the first load, after 20 model/SAE/hook switches, across 1,000 steered tokens with the
+//                    setup changed every 10 (/bench?leaks=1; 3 switches and 200 tokens with --small).
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -27,7 +31,9 @@ const steeringOnly = process.argv.includes('--steering');
 const segmentationOnly = process.argv.includes('--segmentation');
 const trainingOnly = process.argv.includes('--training');
 const fusedOnly = process.argv.includes('--fused');
+const leaksOnly = process.argv.includes('--leaks');
 const port = 4180;
+const isolatedPort = 4181;
 const base = `http://localhost:${port}`;
 const maxTokens = small ? 64 : 256;
 const reps = small ? 2 : 3;
@@ -46,7 +52,11 @@ const backends = {
 };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const server = spawn(process.execPath, [join(here, '..', 'serve.mjs'), '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+// LOUPE_BUILD_DIR: a build of one's own (LOUPE_BUILD_DIR=… npx vite build) instead of build/.
+const root = process.env.LOUPE_BUILD_DIR ? ['--root', process.env.LOUPE_BUILD_DIR] : [];
+const serve = (p, ...more) =>
+	spawn(process.execPath, [join(here, '..', 'serve.mjs'), '--port', String(p), ...root, ...more], { stdio: ['ignore', 'pipe', 'inherit'] });
+const server = serve(port);
 await new Promise((r) => server.stdout.once('data', r));
 
 async function measure(backend) {
@@ -107,11 +117,11 @@ async function measure(backend) {
 
 /** The /bench page's kernel benchmarks (WGSL vs onnxruntime-web on the same adapter). */
 /** Opens a /bench page variant and returns its JSON lines once it is done (a screenshot kept). */
-async function benchPage(query, screenshot) {
-	const browser = await chromium.launch({ executablePath: chromiumPath, args: backends.webgpu });
+async function benchPage(query, screenshot, { base: at = base, args = [] } = {}) {
+	const browser = await chromium.launch({ executablePath: chromiumPath, args: [...backends.webgpu, ...args] });
 	const page = await browser.newPage();
 	try {
-		await page.goto(`${base}/bench${query}`);
+		await page.goto(`${at}/bench${query}`);
 		await page.waitForFunction(
 			() => document.querySelector('[data-testid="bench-results"]')?.getAttribute('data-state') !== 'running',
 			null,
@@ -142,6 +152,26 @@ const trainingBench = () => benchPage(`?training=1${small ? '&small=1' : ''}`, '
 /** stories260K's fused graph and batched side by side (the checkpoint from the mirrored hub). */
 const fusedBench = () => benchPage(`?fused=1&hub=${encodeURIComponent(`${base}/hub`)}${small ? '&small=1' : ''}`, 'bench-fused');
 
+/**
+ * Leaks: on a server of its own that makes the page cross-origin isolated (other benches keep the
+ * usual headers: isolation gives the wasm EP threads and would change their peers). Chromium
+ * measures memory at once (ForceEagerMeasureMemory) instead of at the next natural collection.
+ */
+async function leaksBench() {
+	writeExportRepo(); // the second model to switch to: the mirrored GPT-2 stand-in
+	const isolated = serve(isolatedPort, '--isolated');
+	await new Promise((r) => isolated.stdout.once('data', r));
+	const ibase = `http://localhost:${isolatedPort}`;
+	try {
+		return await benchPage(`?leaks=1&hub=${encodeURIComponent(`${ibase}/hub`)}${small ? '&small=1' : ''}`, 'bench-leaks', {
+			base: ibase,
+			args: ['--enable-blink-features=ForceEagerMeasureMemory']
+		});
+	} finally {
+		isolated.kill();
+	}
+}
+
 /** The cost of hook points on an exported model (the mirrored GPT-2 stand-in): cut at 1 and 3 hooks vs uncut. */
 function segmentationBench() {
 	writeExportRepo();
@@ -149,13 +179,15 @@ function segmentationBench() {
 }
 
 try {
-	if (fusedOnly) for (const line of await fusedBench()) console.log(line);
+	if (leaksOnly) for (const line of await leaksBench()) console.log(line);
+	else if (fusedOnly) for (const line of await fusedBench()) console.log(line);
 	else if (segmentationOnly) for (const line of await segmentationBench()) console.log(line);
 	else if (trainingOnly) for (const line of await trainingBench()) console.log(line);
 	else if (!steeringOnly) for (const line of await kernelBenches()) console.log(line);
 	if (steeringOnly) await steeringBench();
-	else if (!kernelsOnly && !segmentationOnly && !trainingOnly && !fusedOnly) {
+	else if (!kernelsOnly && !segmentationOnly && !trainingOnly && !fusedOnly && !leaksOnly) {
 		for (const line of await fusedBench()) console.log(line);
+		for (const line of await leaksBench()) console.log(line);
 		for (const line of await trainingBench()) console.log(line);
 		await steeringBench();
 		for (const line of await segmentationBench()) console.log(line);

@@ -1,7 +1,8 @@
 /**
  * The benchmarks the engine runs on this device (the /bench page and `npm run bench`): the SAE
  * kernels against onnxruntime-web, training against TensorFlow.js, the cost of hook points on
- * the loaded model, and the default model's speed levers (the fused graph, batched side by side). Each bench file measures; this one picks the shapes and checks for WebGPU.
+ * the loaded model, the default model's speed levers (the fused graph, batched side by side), and
+ * whether switching and a long steered session leak (leaks.ts). Each bench file measures; this one picks the shapes and checks for WebGPU.
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import { LoupeError } from '../errors';
@@ -13,9 +14,10 @@ import { benchSegmentation } from './segmentation';
 import { benchFusedGenerate } from './fused-generate';
 import { benchSideBySide } from './side-by-side';
 import { readLlama2cCheckpoint } from '../model/llama2c/checkpoint';
+import { benchLeaks } from './leaks';
 
 /** Which benchmark the /bench page asks for (its query string picks one). */
-export type BenchName = 'kernels' | 'training' | 'segmentation' | 'fused';
+export type BenchName = 'kernels' | 'training' | 'segmentation' | 'fused' | 'leaks';
 
 export class Benchmarks {
 	constructor(private session: ModelSession) {}
@@ -25,6 +27,7 @@ export class Benchmarks {
 		if (name === 'training') return this.training(small);
 		if (name === 'segmentation') return this.segmentation();
 		if (name === 'fused') return this.fused(small, hub);
+		if (name === 'leaks') return this.leaks(small, hub);
 		return this.kernels(small);
 	}
 
@@ -90,5 +93,15 @@ export class Benchmarks {
 			...(await benchFusedGenerate(ort, weights, 'webgpu', { tokens: small ? 16 : 64, runs: small ? 3 : 5, attentions: ['ops', 'gqa'] })),
 			...(await benchSideBySide(ort, weights, 'webgpu', { tokens: small ? 16 : 48, runs: small ? 3 : 5 }))
 		]);
+	}
+
+	/**
+	 * GPU buffers and the worker's heap across model, SAE and hook switches and a long steered
+	 * session (leaks.ts): the issue's 20 switches and 1,000 tokens, or 3 and 200 when small.
+	 * `hub`: where the second model (the catalogue's GPT-2, or its mirrored stand-in) comes from.
+	 */
+	async leaks(small: boolean, hub: string): Promise<BenchLine[]> {
+		await this.requireWebGpu('The no-leaks bench needs');
+		return benchLeaks(this.session, { switches: small ? 3 : 20, tokens: small ? 200 : 1000, steerEvery: 10, hub });
 	}
 }
