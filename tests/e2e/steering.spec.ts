@@ -42,12 +42,27 @@ test('steering a feature whose top logit is X makes X more frequent than in the 
 	);
 	await page.screenshot({ path: 'tests/screenshots/steering.png', fullPage: true });
 
-	// Reset restores the unsteered model: both completions agree again.
-	await page.getByTestId('steer-reset').click();
-	await expect(page.getByTestId('steer-spec')).toHaveCount(0);
+	// Scoped to the generated tokens (through the entry's scope control): the prompt is not steered, so
+	// the next-token table is the default's row for row and the first token agrees; the rest is steered.
+	await page.getByTestId('steer-scope').selectOption('generated');
+	await expect(page).toHaveURL(/steer=394%3Aadd%3A40%3An%3Agen/);
 	await page.getByTestId('steer-generate').click();
 	await expect(page.getByTestId('steer-generate')).toBeDisabled();
 	await expect(page.getByTestId('steer-generate')).toBeEnabled({ timeout: 200_000 });
-	await expect(page.getByTestId('divergence')).toHaveCount(0);
-	expect(await page.getByTestId('completion-steered').textContent()).toBe(await page.getByTestId('completion-default').textContent());
+	await expect(page.getByTestId('next-token-table')).toBeVisible(); // written after both completions
+	const rows = await page
+		.getByTestId('next-token-table')
+		.locator('tbody tr')
+		.evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+	expect(rows.length).toBe(10);
+	for (const [piece, p, steeredPiece, steeredP] of rows) expect([steeredPiece, steeredP]).toEqual([piece, p]);
+	await expect(page.getByTestId('divergence')).toBeVisible();
+	const at = Number((await page.getByText(/diverges at token \d+/).textContent())?.match(/token (\d+)/)?.[1]);
+	console.log(`scoped to generated tokens: next-token table unchanged, completions diverge at token ${at}`);
+	expect(at).toBeGreaterThanOrEqual(2);
+
+	// Reset clears the setup, in the panel and in the URL.
+	await page.getByTestId('steer-reset').click();
+	await expect(page.getByTestId('steer-spec')).toHaveCount(0);
+	await expect(page).not.toHaveURL(/steer=394/);
 });
