@@ -14,6 +14,8 @@
  * Everything is seeded: the same command gives the same corpus and the same training order.
  * Options: --no-build (reuse LOUPE_BUILD_DIR, default build/), --hooks h1,h2 (a subset; the others'
  * files and metrics stay). Each hook's files are written as soon as it is trained.
+ * --transcoders: instead of the SAEs, the default transcoders at every layer, from the same corpus
+ * (transcoders.ts), under static/bundled/loupe/stories260K-transcoders/resolve/main/.
  */
 import { register } from 'node:module';
 register('../../src/cli/raw-import.ts', import.meta.url);
@@ -24,6 +26,7 @@ const { dirname, join, resolve } = await import('node:path');
 const { fileURLToPath } = await import('node:url');
 const { writeCorpus } = await import('./corpus');
 const { trainHooks } = await import('./train-in-browser');
+const { makeTranscoders, TRANSCODER_REPO } = await import('./transcoders');
 type TrainedHook = import('./train-in-browser').TrainedHook;
 const { writeLabels } = await import('./labels');
 const { BUNDLED_SAE_HOOKS, BUNDLED_SAE_REPO } = await import('../../src/lib/engine/sae/catalogue');
@@ -49,6 +52,10 @@ const SEED = 1;
 const STORIES = Number(process.env.LOUPE_MD_STORIES ?? 16); // smaller for a quick check of the script itself
 const STORY_TOKENS = 127; // a context of 128 with BOS: the corpus reader's window
 const TRAIN_TOKENS = Number(process.env.LOUPE_MD_TOKENS ?? 10_000);
+const transcoders = args.includes('--transcoders');
+const env = (k: string, d: number) => Number(process.env[k] ?? d);
+// The transcoders: JumpReLU (the attribution graph refuses TopK) with W_skip, 512 features a layer.
+const TC_TOKENS = env('LOUPE_MD_TC_TOKENS', 40_000);
 
 const t0 = performance.now();
 const log = (s: string) => console.log(`[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}`);
@@ -135,15 +142,40 @@ const base = `http://localhost:${port}`;
 try {
 	// The app's own Hub-layout copy as the hub, no SAE (there is none yet), and the model on WebGPU: the trainer harvests there.
 	const appUrl = `${base}/?backend=webgpu&hub=${encodeURIComponent(`${base}/bundled`)}&sae=`;
-	await trainHooks(
-		appUrl,
-		hooks,
-		{ ...defaultTrainConfig('stories260K', hooks[0]), tokens: TRAIN_TOKENS, seed: SEED, text: corpus.text },
-		corpusName,
-		log,
-		writeHook
-	);
+	if (transcoders)
+		await makeTranscoders(
+			appUrl,
+			join(root, 'static/bundled', TRANSCODER_REPO, 'resolve/main'),
+			{
+				...defaultTrainConfig('stories260K', 'blocks.0.hook_mlp_in'),
+				name: 'stories260K transcoders',
+				kind: 'transcoder',
+				allLayers: true,
+				skip: true,
+				arch: 'jumprelu',
+				width: env('LOUPE_MD_TC_WIDTH', 512),
+				l0: env('LOUPE_MD_TC_L0', 0.1),
+				bandwidth: env('LOUPE_MD_TC_BANDWIDTH', 0.1),
+				threshold: env('LOUPE_MD_TC_THRESHOLD', 0.5),
+				tokens: TC_TOKENS,
+				seed: SEED,
+				text: corpus.text
+			},
+			{ name: corpusName, stories: corpus.stories, tokens: corpus.tokens },
+			log
+		);
+	else
+		await trainHooks(
+			appUrl,
+			hooks,
+			{ ...defaultTrainConfig('stories260K', hooks[0]), tokens: TRAIN_TOKENS, seed: SEED, text: corpus.text },
+			corpusName,
+			log,
+			writeHook
+		);
 } finally {
 	server.kill();
 }
-log(`wrote ${outDir} in ${Math.round((performance.now() - t0) / 1000)} s`);
+log(
+	`wrote ${transcoders ? join(root, 'static/bundled', TRANSCODER_REPO, 'resolve/main') : outDir} in ${Math.round((performance.now() - t0) / 1000)} s`
+);

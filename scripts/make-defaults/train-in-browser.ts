@@ -32,7 +32,7 @@ export interface TrainedHook {
 const fromBase64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 
 /** Opens the app at `appUrl` (its bundled model, no SAE) and returns its engine worker. */
-async function openEngine(appUrl: string) {
+export async function openEngine(appUrl: string) {
 	const browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
 	const page = await browser.newPage();
 	page.on('console', (m) => m.type() === 'error' && !m.text().includes('[W:onnxruntime') && console.error('[page]', m.text()));
