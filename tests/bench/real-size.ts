@@ -114,10 +114,13 @@ async function measure(arch: Arch, variant: Variant, path: Path) {
 	ort.env.wasm.numThreads = 1;
 	ort.env.logLevel = 'error';
 	// For trying session options (e.g. '{"session":{"disable_prepacking":"1"}}'): every session gets them.
-	if (process.env.LOUPE_SESSION_EXTRA) {
-		const extra = JSON.parse(process.env.LOUPE_SESSION_EXTRA);
+	// And for top-level ones ('{"enableCpuMemArena":false}'): LOUPE_SESSION_OPTIONS, merged into each session's.
+	if (process.env.LOUPE_SESSION_EXTRA || process.env.LOUPE_SESSION_OPTIONS) {
+		const extra = process.env.LOUPE_SESSION_EXTRA ? { extra: JSON.parse(process.env.LOUPE_SESSION_EXTRA) } : {};
+		const top = JSON.parse(process.env.LOUPE_SESSION_OPTIONS ?? '{}');
 		const create = ort.InferenceSession.create.bind(ort.InferenceSession);
-		(ort.InferenceSession as { create: unknown }).create = (b: Uint8Array, o: Record<string, unknown>) => create(b, { ...o, extra });
+		(ort.InferenceSession as { create: unknown }).create = (b: Uint8Array, o: Record<string, unknown>) =>
+			create(b, { ...o, ...top, ...extra });
 	}
 	const lazy = path === 'after';
 	const tag = {
@@ -125,7 +128,8 @@ async function measure(arch: Arch, variant: Variant, path: Path) {
 		model: arch,
 		variant,
 		path,
-		...(process.env.LOUPE_SESSION_EXTRA ? { extra: process.env.LOUPE_SESSION_EXTRA } : {})
+		...(process.env.LOUPE_SESSION_EXTRA ? { extra: process.env.LOUPE_SESSION_EXTRA } : {}),
+		...(process.env.LOUPE_SESSION_OPTIONS ? { options: process.env.LOUPE_SESSION_OPTIONS } : {})
 	};
 	const base = memory();
 	const rss0 = process.memoryUsage().rss;

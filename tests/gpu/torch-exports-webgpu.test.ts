@@ -134,7 +134,7 @@ describe.each(Object.keys(via))('%s (torch.onnx.export) against PyTorch, on WebG
 		expect(runner.logitsOnGpu).toBe(true);
 		const processor = await LogitsProcessor.create(device, ref.vocab_size);
 		const errors: Record<string, number> = {};
-		let timing = '';
+		let timing: string | undefined;
 		try {
 			const r = await generateIds(
 				runner,

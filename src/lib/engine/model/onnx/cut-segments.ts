@@ -15,6 +15,7 @@
  * attn_out when mlp_in is cut too). Weights stay where they were: inline initializers are
  * referenced, external-data ones keep pointing at the same sidecar file.
  */
+import { largestPackedFirst } from './prepack-order';
 import { DataType, GraphIndex, encodeModel, type ModelProto, type NodeProto, type ValueInfoProto } from './graph';
 import { TraceError, type ResidualTrace } from './trace-residual';
 import { allHookNames, boundaryName, canonicalHook, hookBoundary, isResidHook, layersBetween, type HookName } from '../hooks';
@@ -260,7 +261,7 @@ function buildSegment(g: GraphIndex, trace: ResidualTrace, p: SegmentPlan): CutS
 		functions: src.functions,
 		graph: {
 			name: `${src.graph!.name ?? 'decoder'} segment ${p.index}`,
-			node: nodes,
+			node: largestPackedFirst(nodes, g),
 			initializer: [...g.initializers.values()].filter((t) => read.has(t.name!)),
 			input: inputs,
 			output: outputs,
