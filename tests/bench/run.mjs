@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Benchmarks in headless Chromium, one JSON object per line. `ratio` is always "how many times
 // better than the peer" (>1 is better); the peer runs the same work on the same machine.
-//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation | --training | --fused | --leaks]   (npm run bench builds first)
+//   node tests/bench/run.mjs [--small] [--kernels | --steering | --segmentation | --training | --fused | --leaks | --attribution]   (npm run bench builds first)
 //
 // generate_greedy:   tokens/s of greedy decoding of stories260K through the app, WebGPU (ORT WebGPU EP
 //                    + the WGSL logits kernel) against the same app on the wasm EP (+ the TS reference).
@@ -17,6 +17,9 @@
 //                    (measureUserAgentSpecificMemory: this page is served cross-origin isolated) after
 //                    the first load, after 20 model/SAE/hook switches, across 1,000 steered tokens with the
 //                    setup changed every 10 (/bench?leaks=1; 3 switches and 200 tokens with --small).
+// attribution_edges: every edge of stories260K's attribution graph (random transcoders at every layer),
+//                    Loupe's WGSL backward passes against TensorFlow.js autograd (WebGPU), same page
+//                    (/bench?attribution=1; a 16-token prompt, 4 tokens with --small).
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -32,8 +35,9 @@ const segmentationOnly = process.argv.includes('--segmentation');
 const trainingOnly = process.argv.includes('--training');
 const fusedOnly = process.argv.includes('--fused');
 const leaksOnly = process.argv.includes('--leaks');
-const port = 4180;
-const isolatedPort = 4181;
+const attributionOnly = process.argv.includes('--attribution');
+const port = Number(process.env.LOUPE_BENCH_PORT ?? 4180); // two runs side by side need two
+const isolatedPort = port + 1;
 const base = `http://localhost:${port}`;
 const maxTokens = small ? 64 : 256;
 const reps = small ? 2 : 3;
@@ -154,8 +158,9 @@ const fusedBench = () => benchPage(`?fused=1&hub=${encodeURIComponent(`${base}/h
 
 /**
  * Leaks: on a server of its own that makes the page cross-origin isolated (other benches keep the
- * usual headers: isolation gives the wasm EP threads and would change their peers). Chromium
- * measures memory at once (ForceEagerMeasureMemory) instead of at the next natural collection.
+ * usual headers: isolation gives the wasm EP threads and would change their peers). Chromium is
+ * asked to measure memory at once (ForceEagerMeasureMemory), and `gc` is exposed so the page and
+ * the worker collect while a measurement waits (else it waits up to a minute for one).
  */
 async function leaksBench() {
 	writeExportRepo(); // the second model to switch to: the mirrored GPT-2 stand-in
@@ -165,12 +170,16 @@ async function leaksBench() {
 	try {
 		return await benchPage(`?leaks=1&hub=${encodeURIComponent(`${ibase}/hub`)}${small ? '&small=1' : ''}`, 'bench-leaks', {
 			base: ibase,
-			args: ['--enable-blink-features=ForceEagerMeasureMemory']
+			args: ['--enable-blink-features=ForceEagerMeasureMemory', '--js-flags=--expose-gc']
 		});
 	} finally {
 		isolated.kill();
 	}
 }
+
+/** Attribution edges, WGSL against TF.js (the checkpoint and tokenizer from the mirrored hub). */
+const attributionBench = () =>
+	benchPage(`?attribution=1&hub=${encodeURIComponent(`${base}/hub`)}${small ? '&small=1' : ''}`, 'bench-attribution');
 
 /** The cost of hook points on an exported model (the mirrored GPT-2 stand-in): cut at 1 and 3 hooks vs uncut. */
 function segmentationBench() {
@@ -180,15 +189,17 @@ function segmentationBench() {
 
 try {
 	if (leaksOnly) for (const line of await leaksBench()) console.log(line);
+	else if (attributionOnly) for (const line of await attributionBench()) console.log(line);
 	else if (fusedOnly) for (const line of await fusedBench()) console.log(line);
 	else if (segmentationOnly) for (const line of await segmentationBench()) console.log(line);
 	else if (trainingOnly) for (const line of await trainingBench()) console.log(line);
 	else if (!steeringOnly) for (const line of await kernelBenches()) console.log(line);
 	if (steeringOnly) await steeringBench();
-	else if (!kernelsOnly && !segmentationOnly && !trainingOnly && !fusedOnly && !leaksOnly) {
+	else if (!kernelsOnly && !segmentationOnly && !trainingOnly && !fusedOnly && !leaksOnly && !attributionOnly) {
 		for (const line of await fusedBench()) console.log(line);
 		for (const line of await leaksBench()) console.log(line);
 		for (const line of await trainingBench()) console.log(line);
+		for (const line of await attributionBench()) console.log(line);
 		await steeringBench();
 		for (const line of await segmentationBench()) console.log(line);
 		await appBenches();

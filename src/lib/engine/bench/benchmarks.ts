@@ -15,9 +15,13 @@ import { benchFusedGenerate } from './fused-generate';
 import { benchSideBySide } from './side-by-side';
 import { readLlama2cCheckpoint } from '../model/llama2c/checkpoint';
 import { benchLeaks } from './leaks';
+import { benchAttribution } from '../attribution/bench';
+import { randomTranscoders } from '../attribution/random-transcoders';
+import { Llama2cTokenizer } from '../model/llama2c/tokenizer';
+import { holdGpuContext } from '../model/backend';
 
 /** Which benchmark the /bench page asks for (its query string picks one). */
-export type BenchName = 'kernels' | 'training' | 'segmentation' | 'fused' | 'leaks';
+export type BenchName = 'kernels' | 'training' | 'segmentation' | 'fused' | 'leaks' | 'attribution';
 
 export class Benchmarks {
 	constructor(private session: ModelSession) {}
@@ -28,6 +32,7 @@ export class Benchmarks {
 		if (name === 'segmentation') return this.segmentation();
 		if (name === 'fused') return this.fused(small, hub);
 		if (name === 'leaks') return this.leaks(small, hub);
+		if (name === 'attribution') return this.attribution(small, hub);
 		return this.kernels(small);
 	}
 
@@ -80,15 +85,7 @@ export class Benchmarks {
 	 */
 	async fused(small: boolean, hub: string): Promise<BenchLine[]> {
 		await this.requireWebGpu('The fused-graph benchmarks need');
-		const url = `${hub.replace(/\/+$/, '')}/karpathy/tinyllamas/resolve/main/stories260K/stories260K.bin`;
-		const res = await fetch(url);
-		if (!res.ok)
-			throw new LoupeError(
-				'not-found',
-				`stories260K.bin could not be fetched from ${url} (HTTP ${res.status}).`,
-				'Point ?hub= at a hub or mirror that has karpathy/tinyllamas.'
-			);
-		const weights = readLlama2cCheckpoint(await res.arrayBuffer(), 'stories260K.bin');
+		const weights = readLlama2cCheckpoint(await stories260K(hub, 'stories260K.bin'), 'stories260K.bin');
 		return this.session.locked(async () => [
 			...(await benchFusedGenerate(ort, weights, 'webgpu', { tokens: small ? 16 : 64, runs: small ? 3 : 5, attentions: ['ops', 'gqa'] })),
 			...(await benchSideBySide(ort, weights, 'webgpu', { tokens: small ? 16 : 48, runs: small ? 3 : 5 }))
@@ -104,4 +101,44 @@ export class Benchmarks {
 		await this.requireWebGpu('The no-leaks bench needs');
 		return benchLeaks(this.session, { switches: small ? 3 : 20, tokens: small ? 200 : 1000, steerEvery: 10, hub });
 	}
+
+	/**
+	 * Attribution edges (attribution/bench.ts, GRAPH's): Loupe's WGSL backward passes against
+	 * TensorFlow.js autograd on its WebGPU backend, on ORT's own device, stories260K with seeded
+	 * random transcoders at every layer. The issue's 16-token prompt, or 4 tokens when small: on a
+	 * software adapter TF.js takes minutes a run at 16 (tests/gpu/attribution-tfjs.test.ts).
+	 */
+	async attribution(small: boolean, hub: string): Promise<BenchLine[]> {
+		await this.requireWebGpu('The attribution benchmark needs');
+		const weights = readLlama2cCheckpoint(await stories260K(hub, 'stories260K.bin'), 'stories260K.bin');
+		const tokenizer = new Llama2cTokenizer(await stories260K(hub, 'tok512.bin'), weights.config.vocabSize);
+		const n = small ? 4 : 16;
+		const tokens = tokenizer
+			.encode('Once upon a time, there was a little girl named Lily. She loved to play outside in the sun.')
+			.slice(0, n);
+		if (tokens.length < n) throw new Error(`the bench prompt is ${tokens.length} tokens, not ${n}`);
+		return this.session.locked(async () => {
+			const hold = await holdGpuContext(ort); // ORT's device exists once a WebGPU session does
+			try {
+				// Not the session's gpuDevice(): it would take the device's end, when the hold goes, for a lost GPU.
+				const device = (await ort.env.webgpu.device) as GPUDevice;
+				return [await benchAttribution(device, weights, tokens, randomTranscoders(weights.config, 7), { runs: small ? 1 : 3 })];
+			} finally {
+				await hold.release();
+			}
+		});
+	}
+}
+
+/** A stories260K file from the hub (or its mirror), as the app fetches it. */
+async function stories260K(hub: string, file: string): Promise<ArrayBuffer> {
+	const url = `${hub.replace(/\/+$/, '')}/karpathy/tinyllamas/resolve/main/stories260K/${file}`;
+	const res = await fetch(url);
+	if (!res.ok)
+		throw new LoupeError(
+			'not-found',
+			`${file} could not be fetched from ${url} (HTTP ${res.status}).`,
+			'Point ?hub= at a hub or mirror that has karpathy/tinyllamas.'
+		);
+	return res.arrayBuffer();
 }

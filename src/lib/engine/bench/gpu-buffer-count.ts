@@ -59,18 +59,21 @@ export class GpuBufferCounter {
 		const { createBuffer } = dev;
 		const destroyDevice = dev.destroy;
 		const destroyBuffer = buf.destroy;
-		const self = this;
+		// The wrappers' own `this` is the device or buffer: the counter's methods are bound first.
+		const onCreate = this.onCreate.bind(this);
+		const onDestroy = this.onDestroy.bind(this);
+		const onDeviceDestroyed = this.onDeviceDestroyed.bind(this);
 		dev.createBuffer = function (this: GPUDevice, desc: GPUBufferDescriptor) {
 			const b = createBuffer.call(this, desc);
-			self.onCreate(this, b, desc);
+			onCreate(this, b, desc);
 			return b;
 		};
 		buf.destroy = function (this: GPUBuffer) {
-			self.onDestroy(this);
+			onDestroy(this);
 			return destroyBuffer.call(this);
 		};
 		dev.destroy = function (this: GPUDevice) {
-			self.onDeviceDestroyed(this);
+			onDeviceDestroyed(this);
 			return destroyDevice.call(this);
 		};
 		this.restore = () => {

@@ -4,12 +4,17 @@
  * service workers only, and needs cross-origin isolation), but its page's measurement breaks the
  * bytes down by realm, the engine's worker among them. So the bench (in the worker) asks its page
  * over a BroadcastChannel and waits for the answer; the /bench page answers (`answerHeapProbes`).
- * The measurement runs after a garbage collection, so it counts what is still reachable.
+ * The measurement runs at a garbage collection, so it counts what is still reachable; Chromium waits
+ * for one in every realm (up to a minute), so where `gc` is exposed (`--js-flags=--expose-gc`, as
+ * `npm run bench` launches it) page and worker collect at once while the measurement waits.
  * Where the page is not cross-origin isolated, the answer says so and carries the page's own
  * `performance.memory` (Chromium's main-thread heap, not the worker's) for what it is worth.
  */
 
 const CHANNEL = 'loupe-bench-heap';
+
+/** Collects garbage now where the browser exposes `gc` (a bench flag; never in a user's browser). */
+const collect = () => (globalThis as { gc?: () => void }).gc?.();
 
 export interface HeapSample {
 	/** Bytes attributed to the engine's worker (DedicatedWorkerGlobalScope), or null where not measurable. */
@@ -56,7 +61,9 @@ async function measureHere(): Promise<HeapSample> {
 		};
 	try {
 		const t0 = performance.now();
-		const m = await perf.measureUserAgentSpecificMemory();
+		const measuring = perf.measureUserAgentSpecificMemory();
+		collect();
+		const m = await measuring;
 		const ms = Math.round(performance.now() - t0);
 		const worker = m.breakdown.filter((b) => b.attribution.some((a) => a.scope === 'DedicatedWorkerGlobalScope'));
 		return {
@@ -80,6 +87,7 @@ let asked = 0;
 export function heapSample(timeoutMs = 300_000): Promise<HeapSample> {
 	const id = ++asked;
 	const ch = new BroadcastChannel(CHANNEL);
+	const nudge = setInterval(collect, 250); // the measurement waits for this realm's next collection
 	return new Promise<HeapSample>((done) => {
 		const timer = setTimeout(
 			() => done({ workerBytes: null, totalBytes: null, source: 'unavailable: no page answered the heap probe' }),
@@ -91,5 +99,5 @@ export function heapSample(timeoutMs = 300_000): Promise<HeapSample> {
 			done(e.data.sample);
 		};
 		ch.postMessage({ ask: id });
-	}).finally(() => ch.close());
+	}).finally(() => (clearInterval(nudge), ch.close()));
 }
