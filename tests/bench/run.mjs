@@ -225,6 +225,10 @@ async function steeringBench() {
 		});
 		if (steer) q.set('steer', steer);
 		await page.goto(`${base}/?${q}`);
+		// The button shows before the SAE is attached; a click then fails ("Nothing to steer with yet")
+		// and no speed is ever set, which is how this bench once sat out its 600 s wait. So wait for
+		// the SAE, and stop at an error in the panel instead of waiting.
+		await page.getByTestId('sae-bar').waitFor({ timeout: 600_000 });
 		await page.getByTestId('steer-generate').waitFor({ timeout: 120_000 });
 		const ratios = [];
 		let pair = [0, 0];
@@ -233,11 +237,14 @@ async function steeringBench() {
 			await page.getByTestId('steer-generate').click();
 			await page.waitForFunction(
 				() =>
-					document.querySelector('[data-testid="completion-steered"]')?.hasAttribute('data-tokens-per-second') &&
+					(document.querySelector('[data-testid="completion-steered"]')?.hasAttribute('data-tokens-per-second') ||
+						document.querySelector('[data-testid="steering-panel"] [data-testid="error-banner"]')) &&
 					!document.querySelector('[data-testid="steer-generate"]')?.hasAttribute('disabled'),
 				null,
 				{ timeout: 600_000 }
 			);
+			const failed = page.getByTestId('steering-panel').getByTestId('error-banner');
+			if (await failed.count()) throw new Error(`the steering bench's side-by-side run failed: ${await failed.first().innerText()}`);
 			const d = Number(await page.getByTestId('completion-default').getAttribute('data-tokens-per-second'));
 			const st = Number(await page.getByTestId('completion-steered').getAttribute('data-tokens-per-second'));
 			if (r >= 0) ratios.push(st / d);
