@@ -3,8 +3,8 @@
  * older Loupe, from another tab's code, or from a store someone edited, and the trainer sizes GPU
  * buffers and writes Adam's moments by its numbers. Every length is checked against the shape the
  * config implies (W_enc d·n, b_enc n, W_dec n·d, b_dec d, JumpReLU's log θ n; Adam's moments the
- * same, in that order), every count against its range, before a single element is read. What is
- * wrong is named, with what to do.
+ * same, in that order; a transcoder's W_skip d·d and its moments apart), every count against its
+ * range, before a single element is read. What is wrong is named, with what to do.
  */
 import { LoupeError } from '../errors';
 import type { TrainCheckpoint } from '../train/training-run';
@@ -59,6 +59,10 @@ export function checkpointFromDb(record: unknown, id = 'a training run'): TrainC
 	for (const k of ['auxCoeff', 'l1', 'l0', 'bandwidth', 'threshold'])
 		if (c[k] !== undefined && !isNum(c[k])) bad(`its ${k} is not a number`);
 	if (c.text !== undefined && typeof c.text !== 'string') bad('its corpus text is not text');
+	if (c.kind !== undefined && c.kind !== 'sae' && c.kind !== 'transcoder')
+		bad(`its kind ${shown(c.kind)} is neither an SAE nor a transcoder`);
+	for (const k of ['skip', 'allLayers']) if (c[k] !== undefined && typeof c[k] !== 'boolean') bad(`its ${k} is not true or false`);
+	if (c.group !== undefined && typeof c.group !== 'string') bad('its group is not text');
 	if (!isNat(r.dIn, 1)) bad('its d_in is not a positive whole number');
 	const d = r.dIn as number;
 	const n = c.width as number;
@@ -79,6 +83,12 @@ export function checkpointFromDb(record: unknown, id = 'a training run'): TrainC
 		if (isNat(r.step, 1)) bad('it has trained steps but no parameters');
 	} else if (isRec(r.params)) lens.forEach((len, i) => floats((r.params as Rec)[names[i]], len, names[i]));
 	else bad('it has no parameters');
+	// A transcoder with a skip connection has W_skip [d_out, d_in] (d_out = d_in: hook_mlp_out is d_model wide), and nothing else has one.
+	const skip = c.kind === 'transcoder' && c.skip === true;
+	if (isRec(r.params)) {
+		if (skip) floats(r.params.wSkip, d * d, 'wSkip');
+		else if (r.params.wSkip !== undefined) bad('it has a skip connection (wSkip) its settings do not ask for');
+	}
 
 	const a = r.adam;
 	if (!isRec(a) || !isNat(a.t) || !Array.isArray(a.m) || !Array.isArray(a.v)) return bad("its optimiser state (Adam's) is missing");
@@ -95,6 +105,13 @@ export function checkpointFromDb(record: unknown, id = 'a training run'): TrainC
 	if (r.sinceFired !== undefined && !(r.sinceFired instanceof Uint32Array && r.sinceFired.length === n))
 		bad('its dead-latent clock does not hold one count per latent');
 	if (r.scale !== undefined && !(isNum(r.scale) && (r.scale as number) > 0)) bad('its activation scale is not a positive number');
+	if (r.scaleOut !== undefined && !(isNum(r.scaleOut) && (r.scaleOut as number) > 0)) bad('its target scale is not a positive number');
+	if (r.adamSkip !== undefined) {
+		if (!skip || !isRec(r.adamSkip)) bad('it has optimiser state for a skip connection its settings do not ask for');
+		const s = r.adamSkip as Rec;
+		floats(s.m, d * d, 'Adam moment m of wSkip');
+		floats(s.v, d * d, 'Adam moment v of wSkip');
+	}
 	// Points are charted and exported as they are: every value a number (NaN included: a diverged step is charted as a gap).
 	const point = (p: unknown) => isRec(p) && isNat(p.step) && Object.values(p).every((v) => typeof v === 'number' || v === undefined);
 	if (!Array.isArray(r.history) || !r.history.every(point)) bad('its metrics history is damaged');
