@@ -18,6 +18,8 @@ async ({ cfg }) => {
 	const run = must(
 		await e.train(cfg, null, (p) => {
 			if (phases[phases.length - 1]?.[0] !== p.phase) mark(p.phase);
+			if (p.phase === 'training' && p.done % 25 === 0)
+				console.log(`[make-defaults] step ${p.done} of ${p.total}${p.ce ? `, CE recovered ${(100 * p.ce.recovered).toFixed(1)} %` : ''}`);
 			if (p.layerEv) layerEv = p.layerEv;
 		})
 	);

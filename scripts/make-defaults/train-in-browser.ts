@@ -35,7 +35,10 @@ const fromBase64 = (s: string) => new Uint8Array(Buffer.from(s, 'base64'));
 export async function openEngine(appUrl: string) {
 	const browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
 	const page = await browser.newPage();
-	page.on('console', (m) => m.type() === 'error' && !m.text().includes('[W:onnxruntime') && console.error('[page]', m.text()));
+	page.on('console', (m) => {
+		if (m.type() === 'error' && !m.text().includes('[W:onnxruntime')) console.error('[page]', m.text());
+		else if (m.text().startsWith('[make-defaults]')) console.log(m.text()); // progress the worker reports
+	});
 	await page.goto(appUrl);
 	await page.waitForFunction(
 		() =>

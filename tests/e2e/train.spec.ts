@@ -1,8 +1,9 @@
 // Training an SAE in the tab, in one page: the estimate before it starts, Stop and Pause while the
 // model writes the corpus and while it trains (each at once, the run list following), a reload
-// mid-run and a resume from the checkpoint with the corpus it started with, then the SAE downloads
+// mid-run (a damaged record beside it listed as damaged, with Delete) and a resume from the
+// checkpoint with the corpus it started with, then the SAE downloads
 // in SAELens format (cfg.json, sae_weights.safetensors and sparsity.safetensors), a JumpReLU SAE
-// trains on pasted text, a skip transcoder (hook_mlp_in → hook_mlp_out) trains on part of that text
+// trains on pasted text, a skip transcoder (hook_mlp_in → hook_mlp_out) trains on part of that text at layer 0
 // and downloads as a SAELens transcoder, and the TopK SAE opens in the explorer with the prompt the
 // page came with.
 import { expect, test, type Locator, type Page } from './app';
@@ -102,8 +103,29 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 
 	// Close the tab's work mid-run: the run is listed as interrupted and resumes from its checkpoint,
 	// with the corpus it started with (the model does not write it again).
+	// A damaged record beside it (one the checkpoint check refuses) is listed as such, with Delete.
+	await page.evaluate(
+		() =>
+			new Promise<void>((done, fail) => {
+				const req = indexedDB.open('loupe');
+				req.onerror = () => fail(req.error);
+				req.onsuccess = () => {
+					const tx = req.result.transaction('trainRuns', 'readwrite');
+					tx.objectStore('trainRuns').put({
+						id: 'run-damaged',
+						cfg: { name: 'broken', model: 'stories260K', hook: 'blocks.2.hook_resid_pre', arch: 'topk', width: -3 }
+					});
+					tx.oncomplete = () => (req.result.close(), done());
+					tx.onerror = () => fail(tx.error);
+				};
+			})
+	);
 	await page.reload();
 	await expect(run).toContainText('interrupted', { timeout: 120_000 });
+	const damaged = page.getByTestId('train-run-damaged');
+	await expect(damaged).toContainText('damaged: its width is not a positive whole number');
+	await damaged.getByTestId('run-delete-damaged').click();
+	await expect(damaged).toHaveCount(0);
 	const saved = Number(/step (\d+)\//.exec((await run.textContent()) ?? '')![1]);
 	expect(saved).toBeGreaterThanOrEqual(30);
 	await page.evaluate(() => {
@@ -165,13 +187,13 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 	expect(jumprelu.weights.threshold?.length).toBe(64);
 	expect(jumprelu.weights.threshold!.every((t) => t > 0)).toBe(true);
 
-	// A transcoder at layer 1 (TopK with W_skip) on three of those contexts (one held out): the run
+	// A transcoder at layer 0 (TopK with W_skip) on three of those contexts (one held out): the run
 	// reads both hooks, says how much of the MLP's output it explains on the held-out context and the
 	// CE loss recovered with the MLP replaced, and its files are a SAELens skip transcoder.
 	const tc0 = Date.now();
 	await page.getByPlaceholder('Paste text').fill(paragraphs.slice(0, 3).join('\n'));
 	await page.getByTestId('train-kind-transcoder').check();
-	await page.getByTestId('train-layer').selectOption('1');
+	await expect(page.getByTestId('train-layer')).toHaveValue('0'); // layer 0: the cut the choice made (another layer is another session)
 	await page.getByTestId('train-skip').check();
 	await page.getByLabel('Architecture').selectOption('topk');
 	await set('train-width', 32);
@@ -184,7 +206,7 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 	await expect(progress).toContainText('CE loss recovered');
 	await expect(progress).toContainText('with the MLP replaced');
 	const tcEv = Number(await page.getByTestId('train-layer-ev').getAttribute('data-values'));
-	console.log(`transcoder at layer 1 (${((Date.now() - tc0) / 1000).toFixed(0)} s): ${await progress.textContent()}`);
+	console.log(`transcoder at layer 0 (${((Date.now() - tc0) / 1000).toFixed(0)} s): ${await progress.textContent()}`);
 	expect(tcEv).toBeGreaterThan(0.3);
 	expect(tcEv).toBeLessThanOrEqual(1);
 	const transcoder = await downloadSaeLens(page, tc);
@@ -195,8 +217,8 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 		dSae: 32,
 		dOut: 64,
 		skip: true,
-		hookName: 'blocks.1.hook_mlp_in',
-		hookNameOut: 'blocks.1.hook_mlp_out'
+		hookName: 'blocks.0.hook_mlp_in',
+		hookNameOut: 'blocks.0.hook_mlp_out'
 	});
 	expect(transcoder.weights.wSkip?.length).toBe(64 * 64);
 

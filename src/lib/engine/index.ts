@@ -244,6 +244,9 @@ export class Engine {
 		return this.trainer.runs();
 	}
 
+	/** Runs whose records fail the checkpoint check: id and why, for a "damaged" row with Delete. */
+	damagedTrainingRuns = () => this.trainer.damagedRuns();
+
 	deleteTrainingRun(id: string): Promise<void> {
 		return this.trainer.deleteRun(id);
 	}

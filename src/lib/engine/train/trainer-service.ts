@@ -28,7 +28,8 @@ import type { CorpusSize, TrainRates } from './estimate';
 import { SaeTrainer } from '../gpu/sae-trainer';
 import { storageFrom } from '../gpu/buffers';
 import type { Loaded } from '../model/session';
-import { deleteTrainRun, getTrainRun, listTrainRuns } from '../store/db';
+import { allRecords, deleteTrainRun, getTrainRun, listTrainRuns } from '../store/db';
+import { checkpointFromDb } from '../store/checkpoint-record';
 import { takeTrainingLock } from '../store/run-lock';
 
 export class TrainerService {
@@ -239,6 +240,23 @@ export class TrainerService {
 
 	async runs(): Promise<TrainRunSummary[]> {
 		return (await listTrainRuns().catch(() => [])).map(summarizeRun);
+	}
+
+	/**
+	 * The records the list leaves out because store/checkpoint-record.ts refuses them: each one's id
+	 * (its key) and what is wrong, so the page can show them and offer Delete.
+	 */
+	async damagedRuns(): Promise<{ id: string; why: string }[]> {
+		const out: { id: string; why: string }[] = [];
+		for (const record of await allRecords('trainRuns').catch(() => []))
+			try {
+				checkpointFromDb(record);
+			} catch (e) {
+				const id = (record as { id?: unknown } | null)?.id;
+				const message = e instanceof Error ? e.message : String(e);
+				out.push({ id: typeof id === 'string' ? id : String(id), why: /is damaged: (.*?)\.?$/.exec(message)?.[1] ?? message });
+			}
+		return out;
 	}
 
 	/** Deletes a run: every layer's record of an all-layers transcoder run (`id` its group or one of them). */
