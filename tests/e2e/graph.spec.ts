@@ -130,19 +130,20 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 }) => {
 	const t0 = Date.now();
 	const folder = writeTranscoders();
-	page.on('console', (m) => console.log(`[page] ${m.text()}`));
-	page.on('pageerror', (e) => console.log(`[pageerror] ${e.message}`));
+	const lap = (what: string) => console.log(`  ${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
 	await page.setViewportSize({ width: 1280, height: 800 });
 	await page.goto(`/graph?${new URLSearchParams({ hub: hub() })}`);
 	// No bundled transcoders yet, or they are loaded: either way the dropped folders replace them.
 	await expect(page.getByTestId('status-line')).toContainText('stories260K', { timeout: 120_000 });
 	await page.getByTestId('transcoder-folder').setInputFiles(folder);
 	await expect(page.getByTestId('transcoders-info')).toHaveAttribute('data-layers', String(LAYERS));
+	lap('model and transcoders loaded');
 	await page.getByTestId('graph-prompt').fill('Lily saw a');
 	await page.getByTestId('graph-build').click();
 	const svg = page.getByTestId('graph-svg');
 	await expect(svg).toBeVisible({ timeout: 60_000 });
 	const shown = Number(await svg.getAttribute('data-nodes'));
+	lap('graph built');
 	expect(shown).toBeGreaterThan(5);
 
 	// Completeness, from the exported unpruned file alone.
@@ -159,6 +160,7 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 	expect(targets.length).toBeGreaterThan(10);
 	expect(worst).toBeLessThan(1e-4);
 
+	lap('exported, completeness checked');
 	// The feature with the strongest edge into the top logit that the pruned view shows: click it, its card opens.
 	const logits = g.nodes.filter((n) => n.feature_type === 'logit');
 	const top = logits[0].node_id;
@@ -174,6 +176,7 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 	await expect(page.getByTestId('feature-card')).toBeVisible();
 	await expect(page.getByTestId('feature-card')).toHaveAttribute('data-feature', pick.split('_')[1]);
 
+	lap('card open');
 	// Pin it and the top logit, group them: the URL keeps both.
 	await page.getByTestId('node-pin').click();
 	await page.locator(`[data-testid="graph-node"][data-node-id="${top}"]`).click();
@@ -185,6 +188,7 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 	await expect(page).toHaveURL(new RegExp(`pin=${pick}%2C${top}`));
 	await expect(page).toHaveURL(/sn=says\+a%3A/);
 
+	lap('pinned, supernode');
 	// Frozen attention (the replacement model): scale the feature by 1.01; the logits move as the file's edges say.
 	await page.locator(`[data-testid="graph-node"][data-node-id="${pick}"]`).click();
 	await page.getByTestId('node-factor').fill('1.01');
@@ -210,6 +214,7 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 	expect(size).toBeGreaterThan(1e-5);
 	expect(off).toBeLessThan(2e-2 * size + 1e-7);
 
+	lap('frozen intervention');
 	// The preset fills a suppress + inject pair.
 	await page.getByTestId('iv-preset').click();
 	await expect(page.getByTestId('iv-item')).toHaveCount(2);
@@ -226,6 +231,7 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 	await page.getByTestId('inject-pos').selectOption(String(P - 1));
 	await page.getByTestId('inject-value').fill(String(Math.max(20, 40 * l3.activation!)));
 	await page.getByTestId('inject-add').click();
+	await page.getByTestId('iv-steps').fill('8');
 	await page.getByTestId('iv-generate').click();
 	await expect(page.getByTestId('iv-continuation')).toBeVisible({ timeout: 60_000 });
 	const plain = (await page.getByTestId('iv-default').textContent())!;
@@ -234,6 +240,8 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 	expect(plain.trim().length).toBeGreaterThan(0);
 	expect(steered).not.toEqual(plain);
 
+	lap('free intervention, side by side');
+	await page.evaluate(() => window.scrollTo(0, 0));
 	await page.screenshot({ path: 'tests/screenshots/graph-1280x800.png', fullPage: false });
 	await page.setViewportSize({ width: 1920, height: 1080 });
 	await page.screenshot({ path: 'tests/screenshots/graph-1920x1080.png', fullPage: false });
@@ -247,6 +255,7 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 	expect(again.nodes).toEqual(g.nodes);
 	expect(again.links).toEqual(g.links);
 
+	lap('re-imported');
 	// Saved in IndexedDB, listed, deleted.
 	await page.getByTestId('graph-save-name').fill('lily');
 	await page.getByTestId('graph-save').click();

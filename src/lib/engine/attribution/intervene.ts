@@ -28,14 +28,14 @@ export interface FeatureIntervention {
 
 export type InterventionMode = 'replacement' | 'frozen-attention' | 'free';
 
-/** Logits at every position, [P · vocab], after the interventions. `clean` is the prompt's frozen forward (patterns, scales, errors). */
+/** Logits at every position, [P · vocab], after the interventions. `cleanPass` is the prompt's frozen forward (patterns, scales, errors), computed here when not given and needed. */
 export function interveneLogits(
 	w: LlamaWeights,
 	tokens: number[],
 	transcoders: Transcoder[],
 	interventions: FeatureIntervention[],
 	mode: InterventionMode,
-	clean: FrozenForward = frozenForward(w, tokens)
+	cleanPass?: FrozenForward
 ): Float64Array {
 	const c = w.config;
 	const { dim, hiddenDim, nHeads, nKvHeads, nLayers, vocabSize } = c;
@@ -44,11 +44,13 @@ export function interveneLogits(
 	const kv = kvDim(c);
 	const group = nHeads / nKvHeads;
 	const tcs = [...transcoders].sort((a, b) => a.layer - b.layer);
-	const errors = mode === 'replacement' ? buildReplacement(clean, tcs).errors : [];
+	// Free attention freezes nothing: no clean pass needed (greedy decoding calls this every step).
+	const clean = cleanPass ?? (mode === 'free' ? null : frozenForward(w, tokens));
+	const errors = mode === 'replacement' ? buildReplacement(clean!, tcs).errors : [];
 	const frozenA = mode !== 'free';
 	const frozenS = mode === 'replacement';
 	// Clean positions beyond the prompt the clean pass did not see cannot be frozen.
-	if (frozenA && clean.nPos < P) throw new Error(`interveneLogits: the clean pass covers ${clean.nPos} positions, the run ${P}`);
+	if (frozenA && clean!.nPos < P) throw new Error(`interveneLogits: the clean pass covers ${clean!.nPos} positions, the run ${P}`);
 
 	const x = new Float64Array(P * dim);
 	for (let p = 0; p < P; p++) for (let j = 0; j < dim; j++) x[p * dim + j] = w.tokenEmbedding[tokens[p] * dim + j];
@@ -61,10 +63,10 @@ export function interveneLogits(
 	};
 	for (let l = 0; l < nLayers; l++) {
 		const L = w.layers[l];
-		norm(L.rmsAtt, frozenS ? clean.sAtt[l] : null);
+		norm(L.rmsAtt, frozenS ? clean!.sAtt[l] : null);
 		const v = matmulRows(xn, L.wv, P, dim, kv);
 		let A: Float64Array;
-		if (frozenA) A = clean.pattern[l];
+		if (frozenA) A = clean!.pattern[l];
 		else {
 			// Live attention: recompute the pattern from this run's queries and keys (RoPE as run.c).
 			const q = matmulRows(xn, L.wq, P, dim, dim);
@@ -108,7 +110,7 @@ export function interveneLogits(
 		const attnOut = matmulRows(z, L.wo, P, dim, dim);
 		for (let i = 0; i < P * dim; i++) x[i] += attnOut[i];
 
-		norm(L.rmsFfn, frozenS ? clean.sFfn[l] : null);
+		norm(L.rmsFfn, frozenS ? clean!.sFfn[l] : null);
 		const t = tcs[l];
 		const here = interventions.filter((iv) => iv.layer === l);
 		let mlpOut: Float64Array;
@@ -134,7 +136,7 @@ export function interveneLogits(
 		}
 		for (let i = 0; i < P * dim; i++) x[i] += mlpOut[i];
 	}
-	norm(w.rmsFinal, frozenS ? clean.sFinal : null);
+	norm(w.rmsFinal, frozenS ? clean!.sFinal : null);
 	return matmulRows(xn, w.classifier, P, dim, vocabSize);
 }
 

@@ -51,6 +51,7 @@ export class AttributionService {
 	private current: Current | null = null;
 	private weightsOf: { m: Loaded; w: LlamaWeights } | null = null;
 	private stopRequested = false;
+	private loads = 0;
 
 	constructor(private session: ModelSession) {}
 
@@ -113,10 +114,13 @@ export class AttributionService {
 	private async loadTranscoders(r: A.GraphRequests['transcoders']): Promise<A.TranscodersInfo> {
 		const m = this.session.requireModel();
 		const n = m.source.shape.nLayers;
-		this.set = r.files?.length
+		// The latest request wins: folders dropped while the defaults are still downloading replace them.
+		const seq = ++this.loads;
+		const set = r.files?.length
 			? await transcodersFromFiles(r.files, n)
 			: await bundledTranscoders(bundledHub(), { id: m.info.id, nLayers: n }, () => {});
-		return this.info(this.set);
+		if (seq === this.loads) this.set = set;
+		return this.info(set);
 	}
 
 	private requireSet(): TranscoderSet {

@@ -30,8 +30,9 @@ export function fromNode(n: ViewNode, kind: InterventionKind, amount: number): I
 export function describeIntervention(i: InterventionItem): string {
 	const what = `#${i.feature} (layer ${i.layer}, position ${i.pos})`;
 	if (i.kind === 'ablate') return `ablate ${what}`;
-	if (i.kind === 'scale') return `scale ${what} ×${i.amount}`;
-	return `${i.kind === 'inject' ? 'inject' : 'set'} ${what} to ${i.amount}`;
+	const amount = Number(i.amount.toPrecision(4));
+	if (i.kind === 'scale') return `scale ${what} ×${amount}`;
+	return `${i.kind === 'inject' ? 'inject' : 'set'} ${what} to ${amount}`;
 }
 
 /** The feature node with the largest positive direct edge into a logit node, among `from`. */
