@@ -4,19 +4,32 @@
  * graph JSON, unpruned unless `--prune` is given, every node carrying `input` and `bias`.
  *
  * First version: Node, the TypeScript backward passes (the same code the app's CPU path runs; the
- * WGSL path needs a WebGPU device and is checked in tests/gpu). Transcoders: `random:SEED[:WIDTH]`
- * until the transcoder loaders (Gemma Scope 2, SAELens) and the in-tab trainer give real ones.
+ * WGSL path needs a WebGPU device and is checked in tests/gpu). Transcoders: `random:SEED[:WIDTH]`,
+ * `default` (the ones the app ships for stories260K) or a folder holding one transcoder folder per
+ * layer (SAELens or Gemma Scope 2 files), read by the app's own loader (attribution/transcoder-set.ts).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
 import { readLlama2cCheckpoint } from '../lib/engine/model/llama2c/checkpoint';
 import { Llama2cTokenizer } from '../lib/engine/model/llama2c/tokenizer';
 import { buildGraphJson } from '../lib/engine/attribution/graph-json';
 import { randomTranscoders } from '../lib/engine/attribution/random-transcoders';
+import { transcodersFromFiles, type PathedFile } from '../lib/engine/attribution/transcoder-set';
+
+/** The transcoders the app ships for stories260K (static/, as the built app serves them). */
+const BUNDLED_DIR = 'static/bundled/loupe/stories260K-transcoders/resolve/main';
+
+/** Every file under a folder, with its path inside it (the transcoder loader groups them by folder). */
+function filesUnder(root: string, dir = root): PathedFile[] {
+	return readdirSync(dir).flatMap((name) => {
+		const p = join(dir, name);
+		return statSync(p).isDirectory() ? filesUnder(root, p) : [{ path: relative(root, p), file: new Blob([readFileSync(p)]) }];
+	});
+}
 
 export const usage =
 	'usage: npm run attribute -- --prompt TEXT --model stories260K.bin --tokenizer tok512.bin --out graph.json ' +
-	'[--transcoders random:SEED[:WIDTH]] [--max-feature-nodes M] [--prune] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-logits 10] [--logit-prob 0.95] [--batch 64] [--slug NAME]';
+	'[--transcoders random:SEED[:WIDTH]|default|DIR] [--max-feature-nodes M] [--prune] [--node-threshold 0.8] [--edge-threshold 0.98] [--max-logits 10] [--logit-prob 0.95] [--batch 64] [--slug NAME]';
 
 export class UsageError extends Error {}
 
@@ -67,9 +80,13 @@ function parse(args: string[]) {
 	const posInt = (v: number) => Number.isInteger(v) && v > 0;
 	const tc = o.get('--transcoders') ?? 'random:1';
 	const m = /^random:(\d+)(?::(\d+))?$/.exec(tc);
-	if (!m)
+	// Otherwise a folder of transcoder folders (one per layer, SAELens or Gemma Scope 2), or `default`: the ones the app ships.
+	const folder = m ? null : tc === 'default' ? BUNDLED_DIR : tc;
+	if (folder && !existsSync(folder))
 		throw new UsageError(
-			`--transcoders ${tc}: only random:SEED[:WIDTH] is available from the command line yet (trained and published transcoders come with the transcoder loaders).`
+			tc === 'default'
+				? `--transcoders default: ${BUNDLED_DIR} is not there (run npm run make-defaults, or give a folder).`
+				: `--transcoders ${tc}: no such folder; the command line takes only random:SEED[:WIDTH], default, or a folder holding one transcoder folder per layer.`
 		);
 	return {
 		prompt: o.get('--prompt')!,
@@ -77,8 +94,9 @@ function parse(args: string[]) {
 		tokenizer: o.get('--tokenizer')!,
 		out: o.get('--out')!,
 		slug: o.get('--slug') ?? 'loupe-graph',
-		seed: Number(m[1]),
-		width: m[2] ? Number(m[2]) : 24,
+		seed: m ? Number(m[1]) : 0,
+		width: m?.[2] ? Number(m[2]) : 24,
+		folder,
 		prune: o.has('--prune'),
 		nodeThreshold: num('--node-threshold', 0.8, frac, 'a number in [0, 1]'),
 		edgeThreshold: num('--edge-threshold', 0.98, frac, 'a number in [0, 1]'),
@@ -100,7 +118,9 @@ export async function runAttribute(args: string[]): Promise<AttributeSummary> {
 	const weights = readLlama2cCheckpoint(bytes(a.model), basename(a.model));
 	const tokenizer = new Llama2cTokenizer(bytes(a.tokenizer), weights.config.vocabSize);
 	const tokens = tokenizer.encode(a.prompt);
-	const transcoders = randomTranscoders(weights.config, a.seed, a.width);
+	const transcoders = a.folder
+		? (await transcodersFromFiles(filesUnder(a.folder), weights.config.nLayers)).transcoders
+		: randomTranscoders(weights.config, a.seed, a.width);
 	const { graph, file, json } = await buildGraphJson(weights, tokens, transcoders, {
 		maxNLogits: a.maxNLogits,
 		desiredLogitProb: a.desiredLogitProb,
