@@ -127,12 +127,12 @@ export function runFigures(row: RunRow): string {
 		.filter((r) => r.last)
 		.map(
 			(r) =>
-				`${row.layers.length > 1 ? `L${r.layer} ` : ''}EV ${(100 * r.last!.explainedVariance).toFixed(1)}% · L0 ${r.last!.l0.toFixed(1)} · dead ${(100 * r.last!.dead).toFixed(0)}%`
+				`${row.layers.length > 1 ? `layer ${r.layer}: ` : ''}EV ${(100 * r.last!.explainedVariance).toFixed(1)}% · L0 ${r.last!.l0.toFixed(1)} · dead ${(100 * r.last!.dead).toFixed(0)}%`
 		);
 	const ce = row.lead.ce;
 	if (ce)
 		parts.push(`CE rec. ${(100 * ce.recovered).toFixed(0)}%${ce.replaced && ce.replaced > 1 ? ` (${ce.replaced} MLPs replaced)` : ''}`);
-	return parts.join(' · ');
+	return parts.join(row.layers.length > 1 ? '\n' : ' · ');
 }
 
 /** The done line's CE part: what was spliced in, and the three losses. */
