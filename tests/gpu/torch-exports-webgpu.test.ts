@@ -168,5 +168,6 @@ describe.each(Object.keys(via))('%s (torch.onnx.export) against PyTorch, on WebG
 		);
 		expect(Object.keys(errors).sort()).toEqual([...hooks].sort());
 		expect(worst).toBeLessThan(bound[name]);
-	});
+		// Beyond the project's 120 s: on a loaded 2-core machine gpt2 took 114–121 s (its prefill compiles 18 sessions' kernels).
+	}, 240_000);
 });
