@@ -10,7 +10,7 @@ import { expect, hub, test, type Page } from './app';
 
 const D = 64;
 const LAYERS = 5;
-const WIDTH = 24;
+const WIDTH = 16;
 
 /** mulberry32: a seeded stream in [0, 1). */
 function rng(seed: number) {
@@ -48,7 +48,8 @@ function writeTranscoders(): string {
 		const jump = l % 2 === 0;
 		const t: Record<string, { shape: number[]; data: Float32Array }> = {
 			W_enc: { shape: [D, WIDTH], data: u(D * WIDTH, 0.3) },
-			b_enc: { shape: [WIDTH], data: u(WIDTH, 0.1) },
+			// Mostly negative biases: a few features fire at each position, so the graph stays small and quick.
+			b_enc: { shape: [WIDTH], data: Float32Array.from(u(WIDTH, 0.15), (v) => v - 0.2) },
 			W_dec: { shape: [WIDTH, D], data: u(WIDTH * D, 0.2) },
 			b_dec: { shape: [D], data: u(D, 0.05) }
 		};
