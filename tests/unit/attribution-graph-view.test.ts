@@ -15,7 +15,7 @@ const tokens = [BOS, ...tokenizer.encode(prompt, false)];
 const decode = (t: number) => tokenizer.decode([t]);
 
 describe('the graph view and graphs read back from their files', async () => {
-	const { graph } = await attribute(weights, tokens, randomTranscoders(weights.config, 5));
+	const { graph } = await attribute(weights, tokens, randomTranscoders(weights.config, 5, 12));
 
 	it('an unpruned file read back is the graph it was written from: same nodes, edges, inputs, and the same pruning', () => {
 		const json = JSON.parse(JSON.stringify(toNeuronpedia(toGraphFile(graph, { slug: 's', scan: 'stories260K', prompt, decode }))));
