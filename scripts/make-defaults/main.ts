@@ -154,9 +154,9 @@ try {
 				skip: true,
 				arch: 'jumprelu',
 				width: env('LOUPE_MD_TC_WIDTH', 512),
-				l0: env('LOUPE_MD_TC_L0', 0.1),
+				l0: env('LOUPE_MD_TC_L0', 0.02),
 				bandwidth: env('LOUPE_MD_TC_BANDWIDTH', 0.1),
-				threshold: env('LOUPE_MD_TC_THRESHOLD', 0.5),
+				threshold: env('LOUPE_MD_TC_THRESHOLD', 0.1),
 				tokens: TC_TOKENS,
 				seed: SEED,
 				text: corpus.text
