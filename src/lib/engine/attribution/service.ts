@@ -10,10 +10,8 @@
  */
 import { LoupeError } from '../errors';
 import type { Loaded, ModelSession } from '../model/session';
-import { readLlama2cCheckpoint, type LlamaWeights } from '../model/llama2c/checkpoint';
-import { findModel } from '../model/catalogue';
+import type { LlamaWeights } from '../model/llama2c/checkpoint';
 import { bundledHub } from '../defaults/bundled';
-import { fetchModelFile, hubFileUrl } from '../store/model-cache';
 import { getLabel, putLabels } from '../store/db';
 import { deleteGraph, getGraph, listGraphs, saveGraph } from '../store/graphs';
 import { attribute, type AttributionGraph } from './graph';
@@ -49,7 +47,6 @@ interface Current {
 export class AttributionService {
 	private set: TranscoderSet | null = null;
 	private current: Current | null = null;
-	private weightsOf: { m: Loaded; w: LlamaWeights } | null = null;
 	private stopRequested = false;
 	private loads = 0;
 
@@ -82,20 +79,14 @@ export class AttributionService {
 				`${m.info.name} is an exported ONNX model; Loupe builds attribution graphs on llama2.c models so far.`,
 				'Open stories260K (the default model) to build a graph.'
 			);
-		// A source that hands out its checkpoint (model/open.ts) is read as it is; otherwise the catalogue's copy.
-		const own = (m.source as { llamaWeights?: LlamaWeights }).llamaWeights;
-		if (own) return own;
-		if (this.weightsOf?.m === m) return this.weightsOf.w;
-		const entry = findModel(m.info.id);
-		if (!entry || entry.format !== 'llama2c' || !entry.bundled)
+		// A llama2.c source keeps the checkpoint it parsed (model/open.ts): the graph reads those weights.
+		const w = m.source.llamaWeights;
+		if (!w)
 			throw new LoupeError(
 				'model-failed',
-				`Loupe cannot reach the weights of ${m.info.name} for a graph (a llama2.c model from your own files).`,
-				'Open stories260K from the model picker to build a graph.'
+				`The weights of ${m.info.name} are not in memory for a graph.`,
+				'Reload the model, then build the graph again.'
 			);
-		const f = await fetchModelFile(hubFileUrl(bundledHub(), entry.repo, entry.revision, entry.files.checkpoint), () => {});
-		const w = readLlama2cCheckpoint(f.buffer, entry.files.checkpoint);
-		this.weightsOf = { m, w };
 		return w;
 	}
 

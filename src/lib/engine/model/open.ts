@@ -10,7 +10,7 @@
  * read only when asked for (`loadUnembedding`).
  */
 import { LoupeError } from '../errors';
-import { readLlama2cCheckpoint } from './llama2c/checkpoint';
+import { readLlama2cCheckpoint, type LlamaWeights } from './llama2c/checkpoint';
 import { Llama2cTokenizer } from './llama2c/tokenizer';
 import { buildLlamaOnnx } from './llama2c/to-onnx';
 import { chosenBackend } from './backend';
@@ -88,6 +88,8 @@ export interface ModelSource {
 	readonly unembedding: Unembedding | null;
 	manifest?: (model: SegmentedModel) => HookManifest;
 	precision?: Precision;
+	/** A llama2.c model's weights as parsed (attribution graphs read them: attribution/service.ts). */
+	llamaWeights?: LlamaWeights;
 }
 
 /**
@@ -279,7 +281,8 @@ function llama2cSource(ckpt: FetchedFile, tok: FetchedFile, ckptName: string, to
 		hasUnembedding: true,
 		// The checkpoint is in memory anyway (the builder reads it for every cut): its head costs nothing more.
 		unembedding: { classifier: weights.classifier, normWeight: weights.rmsFinal },
-		loadUnembedding: async () => ({ classifier: weights.classifier, normWeight: weights.rmsFinal })
+		loadUnembedding: async () => ({ classifier: weights.classifier, normWeight: weights.rmsFinal }),
+		llamaWeights: weights
 	};
 }
 
