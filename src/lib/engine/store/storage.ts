@@ -6,6 +6,7 @@
  */
 import { deleteCachedFile, listCachedFiles, MODEL_CACHE, type CachedFile } from './model-cache';
 import { allRecords, deleteTrainRun, listTrainRuns } from './db';
+import { listGraphs } from './graphs';
 
 export function listCache(): Promise<CachedFile[]> {
 	return listCachedFiles();
@@ -21,7 +22,7 @@ export async function storageEstimate(): Promise<{ usage: number; quota: number 
 }
 
 export interface StoredItem {
-	kind: 'model' | 'app' | 'trained' | 'corpus' | 'labels' | 'vectors' | 'presets';
+	kind: 'model' | 'app' | 'trained' | 'corpus' | 'labels' | 'vectors' | 'presets' | 'graphs';
 	name: string;
 	bytes: number;
 	/** What deleting it takes: a cached model file's URL, or a training run's id. */
@@ -88,6 +89,10 @@ export async function storedItems(): Promise<StoredItem[]> {
 		const all = await allRecords(store).catch(() => []);
 		if (all.length) items.push({ kind, name: `${all.length} ${what}`, bytes: all.reduce<number>((a, r) => a + recordBytes(r), 0) });
 	}
+	// Saved attribution graphs live in their own database (store/graphs.ts).
+	const graphs = await listGraphs().catch(() => []);
+	if (graphs.length)
+		items.push({ kind: 'graphs', name: `${graphs.length} attribution graphs`, bytes: graphs.reduce((a, g) => a + g.bytes, 0) });
 	return items;
 }
 
