@@ -8,10 +8,10 @@
 //  - the logits of every position against the plain TS reference forward with that edit made at
 //    exactly those positions.
 // The public path: the next-token table is unchanged by a setup that steers generated tokens only.
+import './engine-in-node';
 import { describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import * as ort from 'onnxruntime-web/webgpu';
 import { ModelSession, type Loaded } from '../../src/lib/engine/model/session';
 import { Steering } from '../../src/lib/engine/steer/steering';
 import type { ResidualHook } from '../../src/lib/engine/model/runner';
@@ -21,12 +21,6 @@ import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkp
 import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
 import { readArrayBuffer, stories260KDir } from '../fixtures';
 import { maxAbsDiff } from '../numeric';
-
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = 'error';
 
 const saved = new Map<string, SteeringVector>();
 vi.mock('../../src/lib/engine/store/db', async (original) => ({

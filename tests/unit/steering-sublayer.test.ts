@@ -4,6 +4,7 @@
 // there: the plain TS reference forward for stories260K (llama2.c), and the unmodified torch export
 // of GPT-2 with an Add inserted after the tensor surgery names as that hook (run unoptimised). A contrast vector made
 // at mlp_out reads the tensor the reference has there. A hook the model lacks is refused in words.
+import './engine-in-node';
 import { describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -22,11 +23,6 @@ import type { ExportedDecoder } from '../../src/lib/engine/model/onnx/hook-manif
 import { maxAbs, maxAbsDiff } from '../numeric';
 
 // The session reads the worker's globals: give Node a `self` and a navigator without WebGPU.
-const g = globalThis as unknown as { self?: unknown; navigator?: unknown };
-g.self ??= globalThis;
-g.navigator ??= { hardwareConcurrency: 1 };
-ort.env.wasm.numThreads = 1;
-ort.env.logLevel = 'error';
 
 // Node has no IndexedDB: saved steering vectors are kept in a map instead (the rest of the store is unused here).
 const saved = new Map<string, SteeringVector>();

@@ -11,7 +11,8 @@ import { readBuffer } from '../gpu/buffers';
 import type { CeRecovered } from './training-run';
 import type { SaeConfig, SaeWeights } from '../sae/config';
 
-function crossEntropy(logits: Float32Array, ids: number[], V: number): { sum: number; count: number } {
+/** Summed next-token cross-entropy of a context's logits ([tokens, V]); transcoder-ce.ts uses it too. */
+export function crossEntropy(logits: Float32Array, ids: number[], V: number): { sum: number; count: number } {
 	let sum = 0;
 	for (let t = 0; t + 1 < ids.length; t++) {
 		const row = logits.subarray(t * V, (t + 1) * V);

@@ -11,23 +11,11 @@ import type { SegmentRunner } from '../model/runner';
 import { readBuffer } from '../gpu/buffers';
 import type { Transcoder } from '../sae/transcoder';
 import type { CeRecovered } from './training-run';
+import { crossEntropy } from './ce-recovered';
 import type { PairedHooks } from './transcoder-harvest';
 import type * as Ort from 'onnxruntime-web';
 
 type Mode = 'clean' | 'zero' | Transcoder[];
-
-function crossEntropy(logits: Float32Array, ids: number[], V: number): number {
-	let sum = 0;
-	for (let t = 0; t + 1 < ids.length; t++) {
-		const row = logits.subarray(t * V, (t + 1) * V);
-		let max = -Infinity;
-		for (const x of row) max = Math.max(max, x);
-		let z = 0;
-		for (const x of row) z += Math.exp(x - max);
-		sum += Math.log(z) + max - row[ids[t + 1]];
-	}
-	return sum;
-}
 
 export class TranscoderCe {
 	/** The clean passes: summed CE, the zeroed passes' CE, and per layer the held-out pairs (BOS left out). */
@@ -77,7 +65,7 @@ export class TranscoderCe {
 				? new Float32Array(await readBuffer(this.device, logits.gpuBuffer as GPUBuffer, rows * V * 4))
 				: Float32Array.from(logits.data as Float32Array);
 		logits.dispose();
-		return crossEntropy(data, ids, V);
+		return crossEntropy(data, ids, V).sum;
 	}
 
 	/** CE loss recovered with `transcoders` (one per layer, in the order of `layers`) replacing every MLP, and each one's held-out variance explained. */
