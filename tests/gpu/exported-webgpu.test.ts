@@ -3,6 +3,7 @@
 // its residual handed between segments on the GPU and edited there, against the unmodified graph
 // on the wasm EP (edited by an Add node inserted into the graph).
 import { describe, expect, it, inject } from 'vitest';
+import { loupeGpuDevice } from '../../src/lib/engine/model/gpu-device';
 import * as ort from 'onnxruntime-web/webgpu';
 import { openExportedDecoder } from '../../src/lib/engine/model/onnx/hook-manifest';
 import { cutAtBoundaries } from '../../src/lib/engine/model/onnx/cut-segments';
@@ -34,7 +35,7 @@ describe('an exported, fused GPT-2 on WebGPU, cut by surgery', () => {
 			},
 			'webgpu'
 		);
-		const device = (await ort.env.webgpu.device) as GPUDevice;
+		const device = await loupeGpuDevice();
 		const v = Float32Array.from({ length: 32 }, (_, i) => Math.cos(i) * 0.8);
 
 		// The reference: the unmodified graph with `resid + v` inserted at blocks.2.hook_resid_pre, which

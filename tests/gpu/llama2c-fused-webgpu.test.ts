@@ -4,6 +4,7 @@
 // place on the GPU); then the bench lines the fused graph is measured by (tokens/s over the plain
 // graph, GPU dispatches per token), same page and adapter.
 import { describe, expect, it, inject } from 'vitest';
+import { loupeGpuDevice } from '../../src/lib/engine/model/gpu-device';
 import * as ort from 'onnxruntime-web/webgpu';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { ReferenceLlama, type SublayerHook } from '../../src/lib/engine/model/llama2c/reference-forward';
@@ -43,7 +44,7 @@ describe('the fused stories260K graph on the WebGPU execution provider', () => {
 				const weights = readLlama2cCheckpoint(await fetchFixture('stories260K.bin'));
 				const { dim, vocabSize, nLayers } = weights.config;
 				const runner = await SegmentRunner.create(ort, buildLlamaOnnx(weights, cuts, { fused: true, attention }), 'webgpu');
-				const device = (await ort.env.webgpu.device) as GPUDevice;
+				const device = await loupeGpuDevice();
 				const v = Float32Array.from({ length: dim }, (_, i) => Math.sin(i) * 0.5);
 				const edit = cuts.length > 0;
 

@@ -2,6 +2,7 @@
 // WebGPU EP; the residual read from ORT's GPU buffers between segments and edited there; the
 // logits kernel run on ORT's own device. Everything is compared with the plain TS reference.
 import { describe, expect, it, inject } from 'vitest';
+import { loupeGpuDevice } from '../../src/lib/engine/model/gpu-device';
 import * as ort from 'onnxruntime-web/webgpu';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
@@ -26,7 +27,7 @@ describe('stories260K on the WebGPU execution provider', () => {
 		const { dim, vocabSize } = weights.config;
 		const model = buildLlamaOnnx(weights, [2, 5]); // blocks.2.hook_resid_pre, blocks.4.hook_resid_post
 		const runner = await SegmentRunner.create(ort, model, 'webgpu');
-		const device = (await ort.env.webgpu.device) as GPUDevice;
+		const device = await loupeGpuDevice();
 		const processor = await LogitsProcessor.create(device, vocabSize);
 
 		// A steering-like edit: add v to the residual at blocks.2.hook_resid_pre, on the GPU, in place.

@@ -1,6 +1,7 @@
 // Steering on the engine's real path: stories260K on ORT's WebGPU EP, the steer kernel editing the
 // residual buffer in place at a hook, against the plain TypeScript forward with the same edit.
 import { describe, expect, it, inject } from 'vitest';
+import { loupeGpuDevice } from '../../src/lib/engine/model/gpu-device';
 import * as ort from 'onnxruntime-web/webgpu';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
@@ -64,7 +65,7 @@ describe('steering on WebGPU', () => {
 				{ feature: 9, mode: 'add', value: -1.5, normalize: false }
 			];
 			const runner = await SegmentRunner.create(ort, buildLlamaOnnx(weights, [boundary]), 'webgpu');
-			const device = (await ort.env.webgpu.device) as GPUDevice;
+			const device = await loupeGpuDevice();
 			const steer = await SteerKernel.create(device);
 			const encoder = await SaeEncoder.create(device, sae);
 
@@ -112,7 +113,7 @@ describe('steering on WebGPU', () => {
 		const f = 5;
 		const sae = testSae(hook, f);
 		const runner = await SegmentRunner.create(ort, buildLlamaOnnx(weights, [2]), 'webgpu');
-		const device = (await ort.env.webgpu.device) as GPUDevice;
+		const device = await loupeGpuDevice();
 		const steer = await SteerKernel.create(device);
 		const encoder = await SaeEncoder.create(device, sae);
 		for (const target of [0, 2.5]) {

@@ -15,6 +15,7 @@
 // GPU (ids equal PyTorch's; all 12 × 3 prompts are checked in Node, torch-exports.test.ts), and
 // the prompt's own forward hands across each cut the tensor PyTorch has there.
 import { describe, expect, it, inject } from 'vitest';
+import { loupeGpuDevice } from '../../src/lib/engine/model/gpu-device';
 import * as ort from 'onnxruntime-web/webgpu';
 import { openExportFromHub, openFiles, type ModelSource, type OpenedModel } from '../../src/lib/engine/model/open';
 import type { OnnxModel } from '../../src/lib/engine/model/catalogue';
@@ -130,7 +131,7 @@ describe.each(Object.keys(via))('%s (torch.onnx.export) against PyTorch, on WebG
 		const runner = await SegmentRunner.create(ort, model, 'webgpu');
 		delete model.externalData;
 		const tOpen = performance.now();
-		const device = (await ort.env.webgpu.device) as GPUDevice;
+		const device = await loupeGpuDevice();
 		expect(runner.logitsOnGpu).toBe(true);
 		const processor = await LogitsProcessor.create(device, ref.vocab_size);
 		const errors: Record<string, number> = {};

@@ -3,6 +3,7 @@
 // (reference-forward.ts's sublayer tensors, token by token): row t of layer L's store is
 // [mlp_in | mlp_out] of token t + 1 (BOS left out), contexts one after another.
 import { describe, expect, it, inject } from 'vitest';
+import { loupeGpuDevice } from '../../src/lib/engine/model/gpu-device';
 import * as ort from 'onnxruntime-web/webgpu';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { ReferenceLlama } from '../../src/lib/engine/model/llama2c/reference-forward';
@@ -35,7 +36,7 @@ describe('transcoder harvest on WebGPU', () => {
 			),
 			'webgpu'
 		);
-		const device = (await ort.env.webgpu.device) as GPUDevice;
+		const device = await loupeGpuDevice();
 		const contexts = [
 			[1, 403, 407, 261, 300, 17, 45],
 			[1, 9, 300],

@@ -2,6 +2,9 @@
 // SAE or a steering vector needs a new hook) releases the old runner before the new one is built
 // (ORT never holds two copies of the weights); when the new cut cannot be built the model keeps
 // running at its old cut, still writing llama2.c's own greedy text, with a message that says so.
+// Loading another model releases the loaded one's sessions first too (onnxruntime-web frees a
+// released WebGPU session's buffers only when no other session lives), and a load that fails then
+// reopens the model that was loaded, still writing llama2.c's greedy text.
 // A model without an LM head refuses to write, in words.
 import './engine-in-node';
 import { describe, expect, it } from 'vitest';
@@ -78,6 +81,48 @@ describe('re-cutting the loaded model', () => {
 		const r = await session.generate('', greedy, () => {});
 		expect(r.text.length).toBeGreaterThan(40);
 		expect(publishedGreedy256().startsWith(r.text)).toBe(true);
+	});
+});
+
+describe('switching models', () => {
+	it("releases the old model's sessions before the new one's, and a load that fails reopens the old model", async () => {
+		const session = await openStories260K();
+		const first = session.requireModel();
+		const events: string[] = [];
+		const watchDispose = (runner: typeof first.runner) => {
+			const dispose = runner.dispose.bind(runner);
+			runner.dispose = async () => {
+				events.push('dispose old');
+				await dispose();
+			};
+		};
+		watchDispose(first.runner);
+		const create = ort.InferenceSession.create;
+		let refuse = true;
+		(ort.InferenceSession as { create: unknown }).create = (...args: Parameters<typeof create>) => {
+			events.push('create');
+			if (refuse) {
+				refuse = false; // only the new model's first session (as when its weights do not fit)
+				return Promise.reject(new Error('no room for the weights'));
+			}
+			return create.apply(ort.InferenceSession, args);
+		};
+		try {
+			await expect(session.loadFromFiles([file('stories260K.bin'), file('tok512.bin')])).rejects.toThrow('no room for the weights');
+			expect(events).toEqual(['dispose old', 'create', 'create']); // the refused one, then the old model reopened
+			expect(session.current).toBe(first);
+			const r = await session.generate('', greedy, () => {});
+			expect(publishedGreedy256().startsWith(r.text) && r.text.length > 40).toBe(true);
+
+			events.length = 0;
+			watchDispose(first.runner); // the reopened model's runner
+			await session.loadFromFiles([file('stories260K.bin'), file('tok512.bin')]);
+			expect(events).toEqual(['dispose old', 'create']);
+			expect(session.current).not.toBe(first);
+			expect((await session.generate('', greedy, () => {})).text).toBe(r.text);
+		} finally {
+			(ort.InferenceSession as { create: unknown }).create = create;
+		}
 	});
 });
 

@@ -18,7 +18,6 @@ import { benchLeaks } from './leaks';
 import { benchAttribution } from '../attribution/bench';
 import { randomTranscoders } from '../attribution/random-transcoders';
 import { Llama2cTokenizer } from '../model/llama2c/tokenizer';
-import { holdGpuContext } from '../model/backend';
 
 /** Which benchmark the /bench page asks for (its query string picks one). */
 export type BenchName = 'kernels' | 'training' | 'segmentation' | 'fused' | 'leaks' | 'attribution';
@@ -118,14 +117,8 @@ export class Benchmarks {
 			.slice(0, n);
 		if (tokens.length < n) throw new Error(`the bench prompt is ${tokens.length} tokens, not ${n}`);
 		return this.session.locked(async () => {
-			const hold = await holdGpuContext(ort); // ORT's device exists once a WebGPU session does
-			try {
-				// Not the session's gpuDevice(): it would take the device's end, when the hold goes, for a lost GPU.
-				const device = (await ort.env.webgpu.device) as GPUDevice;
-				return [await benchAttribution(device, weights, tokens, randomTranscoders(weights.config, 7), { runs: small ? 1 : 3 })];
-			} finally {
-				await hold.release();
-			}
+			const device = await this.session.gpuDevice(); // Loupe's device, the one TF.js's peer gets too
+			return [await benchAttribution(device, weights, tokens, randomTranscoders(weights.config, 7), { runs: small ? 1 : 3 })];
 		});
 	}
 }

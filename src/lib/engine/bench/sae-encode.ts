@@ -9,6 +9,7 @@ import { GraphBuilder } from '../model/onnx/graph-builder';
 import { Sae } from '../sae/sae';
 import { SaeEncoder } from '../gpu/sae-encoder';
 import { createStorage } from '../gpu/buffers';
+import { loupeGpuDevice, webgpuProvider } from '../model/gpu-device';
 import { benchLine, median, type BenchLine } from './bench-line';
 
 function peerGraph(w: { wEnc: Float32Array; bEnc: Float32Array }, dIn: number, dSae: number, k: number): Uint8Array {
@@ -51,10 +52,10 @@ export async function benchSaeEncode(
 			{ wEnc, wDec: new Float32Array(0), bEnc, bDec: new Float32Array(dIn) }
 		);
 		const session = await ort.InferenceSession.create(peerGraph({ wEnc, bEnc }, dIn, dSae, k), {
-			executionProviders: ['webgpu'],
+			executionProviders: [await webgpuProvider()],
 			graphOptimizationLevel: 'all'
 		});
-		const device = (await ort.env.webgpu.device) as GPUDevice;
+		const device = await loupeGpuDevice();
 		const encoder = await SaeEncoder.create(device, sae);
 		const x = Float32Array.from({ length: tokens * dIn }, () => rnd());
 		const xBuf = createStorage(device, x.byteLength, 'bench.x');

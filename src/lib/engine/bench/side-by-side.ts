@@ -13,6 +13,7 @@ import { generateIds, generateIdsBatch } from '../model/generate';
 import { LogitsProcessor } from '../gpu/logits-process';
 import { SteerKernel } from '../gpu/steer';
 import { createStorage } from '../gpu/buffers';
+import { loupeGpuDevice } from '../model/gpu-device';
 import { rowOnly } from '../steer/steering';
 import { defaultSampling } from '../sample/sampler';
 import { benchLine, median, type BenchLine } from './bench-line';
@@ -31,7 +32,7 @@ export async function benchSideBySide(
 	let kernel: SteerKernel | null = null;
 	let dummy: GPUBuffer | null = null;
 	try {
-		const device = backend === 'webgpu' ? ((await ort.env.webgpu.device) as GPUDevice) : null;
+		const device = backend === 'webgpu' ? await loupeGpuDevice() : null;
 		if (device) {
 			processor = await LogitsProcessor.create(device, weights.config.vocabSize);
 			kernel = await SteerKernel.create(device);

@@ -2,11 +2,10 @@
  * Where the model runs in this browser and why: WebGPU (which adapter, whether it has shader-f16) or
  * wasm, chosen by the user's preference (auto | webgpu | wasm) and, on auto, by the adapter's own
  * word (a software adapter such as SwiftShader runs small models far faster on wasm); the thread
- * count; and a small session that keeps ORT's WebGPU device alive while the model's sessions are swapped.
+ * count.
  */
 import type * as Ort from 'onnxruntime-web';
 import type { Backend } from './runner';
-import { GraphBuilder } from './onnx/graph-builder';
 
 /** Where the user asked the model to run (Settings, `?backend=`): 'auto' lets the engine choose. */
 export type BackendPreference = 'auto' | 'webgpu' | 'wasm';
@@ -143,17 +142,4 @@ export function chooseBackend(
 			reason: `${adapter.name} is a software adapter (the CPU emulating a GPU): the model runs on the CPU (wasm) instead, which is typically ${SOFTWARE_ADAPTER_SLOWDOWN} faster on such adapters. Settings can ask for WebGPU.`
 		};
 	return { backend: 'webgpu', reason: `The model runs on the GPU (WebGPU, ${adapter.name}).` };
-}
-
-/**
- * A one-node WebGPU session (Identity on one float): while it lives ORT keeps its WebGPU context,
- * and with it the GPUDevice, whatever other sessions are released.
- */
-export async function holdGpuContext(ort: typeof Ort): Promise<{ release(): Promise<void> }> {
-	const g = new GraphBuilder('loupe-device-hold');
-	g.input('x', 'float32', [1]);
-	g.node('Identity', ['x'], ['y']);
-	g.output('y', 'float32', [1]);
-	const session = await ort.InferenceSession.create(g.toBytes(), { executionProviders: ['webgpu'] });
-	return { release: () => session.release() };
 }

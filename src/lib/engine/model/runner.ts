@@ -17,6 +17,7 @@
 import type * as Ort from 'onnxruntime-web';
 import type { SegmentedModel } from './segments';
 import { emptyPast, stepFeeds } from './onnx/decoder-io';
+import { webgpuProvider } from './gpu-device';
 
 export type Backend = 'webgpu' | 'wasm';
 type OrtModule = typeof Ort;
@@ -55,9 +56,11 @@ export class SegmentRunner {
 	static async create(ort: OrtModule, model: SegmentedModel, backend: Backend): Promise<SegmentRunner> {
 		const sessions: Ort.InferenceSession[] = [];
 		try {
+			// On WebGPU every session runs on Loupe's own device (gpu-device.ts says why).
+			const provider = backend === 'webgpu' ? await webgpuProvider() : backend;
 			for (const seg of model.segments) {
 				const options: Ort.InferenceSession.SessionOptions = {
-					executionProviders: [backend],
+					executionProviders: [provider],
 					graphOptimizationLevel: 'all',
 					externalData: model.externalData
 				};

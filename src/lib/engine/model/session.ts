@@ -1,12 +1,13 @@
 /**
  * The model session: what this browser can run, the loaded model (its source, runner, tokenizer,
- * sampling kernel and the SAE attached to it), the cuts it runs with, ORT's GPU device and its loss,
- * and the lock. Model operations share one KV cache and one set of sessions, so every capability
+ * sampling kernel and the SAE attached to it), the cuts it runs with, the GPU device (Loupe's own,
+ * which onnxruntime runs on: gpu-device.ts) and its loss, and the lock. Model operations share one KV cache and one set of sessions, so every capability
  * (generating, SAEs, steering, training, benchmarks) runs its model work through `locked`.
  */
 import * as ort from 'onnxruntime-web/webgpu';
 import { LoupeError, type ErrorInfo } from '../errors';
-import { detectBackend, holdGpuContext, type EngineStatus } from './backend';
+import { detectBackend, type EngineStatus } from './backend';
+import { loupeGpuDevice } from './gpu-device';
 import { SegmentRunner, type Backend } from './runner';
 import { generate, type GenerateResult, type TokenEvent } from './generate';
 import { boundaryName, canonicalHook, type HookName } from './hooks';
@@ -149,11 +150,32 @@ export class ModelSession {
 		files: FetchedInfo[]
 	): Promise<ModelInfo> {
 		this.assertDevice();
-		const status = await this.init();
 		const model = source.segment(hooks.map((h) => offeredHook(source, name, h)));
-		// The old model is released only after the new one exists: ORT destroys its GPU device
-		// when its last WebGPU session goes.
-		const previous = this.loaded; // still usable if this load fails
+		// The old model's sessions go before the new ones are built: onnxruntime frees a released
+		// session's GPU buffers only once no other session lives (gpu-device.ts), and the weights must
+		// never be in the worker twice (two copies of a large model do not fit in wasm's 4 GiB heap).
+		// Its sampling kernel and SAE stay on the device: if this load fails, it is reopened as it was.
+		const previous = this.loaded;
+		if (previous) await previous.runner.dispose();
+		try {
+			return await this.startRunner(source, model, id, name, from, t0, files, previous);
+		} catch (e) {
+			if (previous) await this.reopen(previous, e);
+			throw e;
+		}
+	}
+
+	private async startRunner(
+		source: ModelSource,
+		model: SegmentedModel,
+		id: string,
+		name: string,
+		from: ModelInfo['source'],
+		t0: number,
+		files: FetchedInfo[],
+		previous: Loaded | null
+	): Promise<ModelInfo> {
+		const status = await this.init();
 		let backend = status.backend;
 		const warnings: ErrorInfo[] = [];
 		if (backend === 'webgpu' && source.dtype === 'float16' && !status.shaderF16) {
@@ -176,8 +198,14 @@ export class ModelSession {
 			runner = await createRunner(source, model, backend);
 		}
 		let processor: LogitsProcessor | null = null;
-		if (backend === 'webgpu' && runner.logitsOnGpu && source.lmHead)
-			processor = await LogitsProcessor.create(await this.gpuDevice(), source.shape.vocabSize);
+		try {
+			// Asked for on WebGPU even where no kernel needs it yet: the session hears of its loss from now on.
+			const device = backend === 'webgpu' ? await this.gpuDevice() : null;
+			if (device && runner.logitsOnGpu && source.lmHead) processor = await LogitsProcessor.create(device, source.shape.vocabSize);
+		} catch (e) {
+			await runner.dispose(); // the previous model is reopened: never two runners at once
+			throw e;
+		}
 		const info: ModelInfo = {
 			id,
 			name,
@@ -213,19 +241,34 @@ export class ModelSession {
 		this.loaded = { info, source, runner, tokenizer: source.tokenizer, processor, sae: null, lastPrompt: [] };
 		previous?.processor?.destroy();
 		previous?.sae?.session.destroy();
-		// Releasing the last WebGPU session makes ORT destroy its device: expected, not a lost GPU.
-		if (backend !== 'webgpu') this.device = null;
-		await previous?.runner.dispose();
 		return info;
 	}
 
-	/** ORT's own GPUDevice (kernels must run on it to share buffers with the model). */
+	/**
+	 * After a failed load, the model that was loaded before runs again as it was (its runner rebuilt
+	 * from its own source and cut); if even that fails it is unloaded, and the error says both.
+	 */
+	private async reopen(m: Loaded, failure: unknown) {
+		try {
+			m.runner = await createRunner(m.source, m.runner.model, m.runner.backend);
+		} catch {
+			this.unload();
+			const why = failure instanceof Error ? failure.message : String(failure);
+			throw new LoupeError(
+				failure instanceof LoupeError ? failure.code : 'model-failed',
+				`${why} ${m.info.name}, which was loaded before, could not be reopened either, so no model is loaded now.`,
+				failure instanceof LoupeError ? failure.action : 'Load a model again.'
+			);
+		}
+	}
+
+	/** Loupe's GPUDevice, the one onnxruntime runs the model on (kernels share buffers with the model on it). */
 	async gpuDevice(): Promise<GPUDevice> {
-		const device = (await ort.env.webgpu.device) as GPUDevice;
+		const device = await loupeGpuDevice();
 		if (device === this.device) return device;
 		this.device = device;
 		device.lost.then((info) => {
-			if (device !== this.device) return; // an earlier device ORT has retired
+			if (device !== this.device) return; // an earlier device, already reported
 			this.lost = {
 				code: 'gpu-lost',
 				message: `The GPU device was lost (${info.reason === 'destroyed' ? 'it was destroyed' : info.message || 'the driver reset or the GPU was removed'}). The model on it is gone.`,
@@ -273,10 +316,11 @@ export class ModelSession {
 	/**
 	 * Cuts the model at these hooks too (names, residual or inside a layer; a number is a residual
 	 * boundary), when it is not cut there yet (keeps the cuts it has).
-	 * The old runner goes before the new one is built: each holds a full copy of the weights, and
-	 * two do not fit in a 4 GiB wasm heap. On WebGPU a one-node session holds ORT's device meanwhile,
-	 * so the sampling kernel and the SAE's buffers stay valid. If the new cut cannot be built the
-	 * old one is rebuilt; if that fails too, the model is unloaded, and the message says so.
+	 * The old runner goes before the new one is built: each holds a full copy of the weights (two do
+	 * not fit in a 4 GiB wasm heap), and onnxruntime frees a released session's GPU buffers only once
+	 * no other session lives. The sampling kernel and the SAE's buffers live on Loupe's device, which
+	 * stays (gpu-device.ts). If the new cut cannot be built the old one is rebuilt; if that fails too,
+	 * the model is unloaded, and the message says so.
 	 */
 	async ensureCuts(m: Loaded, hooks: (number | HookName)[]) {
 		const n = m.source.shape.nLayers;
@@ -286,32 +330,27 @@ export class ModelSession {
 		if (!missing.length) return;
 		const old = m.runner;
 		const model = m.source.segment([...have, ...missing]);
-		const hold = old.backend === 'webgpu' ? await holdGpuContext(ort) : null;
+		await old.dispose();
 		try {
-			await old.dispose();
+			m.runner = await createRunner(m.source, model, old.backend);
+		} catch (e) {
+			const why = e instanceof Error ? e.message : String(e);
+			const hooks = missing.join(', ');
 			try {
-				m.runner = await createRunner(m.source, model, old.backend);
-			} catch (e) {
-				const why = e instanceof Error ? e.message : String(e);
-				const hooks = missing.join(', ');
-				try {
-					m.runner = await createRunner(m.source, old.model, old.backend);
-				} catch {
-					this.unload();
-					throw new LoupeError(
-						'model-failed',
-						`${m.info.name} could not be cut at ${hooks} (${why}), nor reopened as it was, so it was unloaded.`,
-						'Load the model again; a smaller model, or fewer hook points at once, may fit.'
-					);
-				}
+				m.runner = await createRunner(m.source, old.model, old.backend);
+			} catch {
+				this.unload();
 				throw new LoupeError(
 					'model-failed',
-					`${m.info.name} could not be cut at ${hooks} (${why}); it still runs as before, without that hook.`,
-					'Try again with fewer hook points at once, or a smaller model.'
+					`${m.info.name} could not be cut at ${hooks} (${why}), nor reopened as it was, so it was unloaded.`,
+					'Load the model again; a smaller model, or fewer hook points at once, may fit.'
 				);
 			}
-		} finally {
-			await hold?.release();
+			throw new LoupeError(
+				'model-failed',
+				`${m.info.name} could not be cut at ${hooks} (${why}); it still runs as before, without that hook.`,
+				'Try again with fewer hook points at once, or a smaller model.'
+			);
 		}
 		m.info.cutAt = cutNames(m.runner.model);
 		m.info.manifest = m.source.manifest?.(m.runner.model);
@@ -323,8 +362,6 @@ export class ModelSession {
 		this.loaded = null;
 		m?.processor?.destroy();
 		m?.sae?.session.destroy();
-		// ORT destroys its device with its last session: expected, not a lost GPU.
-		this.device = null;
 	}
 
 	/** Chat mode: prompts go through the model's chat template (instruction-tuned models). */
