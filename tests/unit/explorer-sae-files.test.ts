@@ -6,6 +6,7 @@
 // order); a feature written as Neuronpedia feature JSON and read back as an offline card; labels as
 // explanation JSONL; a corpus run with an SAE at a hook inside a layer (mlp_out) against a plain TS
 // encoder on the reference forward; and labels stored by version 3 of the database upgraded.
+import './liftoff-only';
 import './engine-in-node';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

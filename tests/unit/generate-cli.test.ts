@@ -4,6 +4,7 @@
 // DecoderIo. Every fixture export (the four torch exports and the three in onnx-exports); two
 // through the CLI as a child process, the rest through the same function in-process to keep CI
 // time down. Also the CLI's refusals: missing or short external data, an unknown hook.
+import './liftoff-only';
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

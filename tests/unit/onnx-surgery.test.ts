@@ -1,6 +1,7 @@
 // Graph surgery on real exports (../shared/fixtures/onnx-exports, as their tools wrote them) and on
 // the project's own llama2.c graph: the residual is traced by structure, every hook is found, and the
 // segmented model computes what the unmodified graph computes (onnxruntime-web, wasm, in Node).
+import './liftoff-only';
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';

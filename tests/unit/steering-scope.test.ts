@@ -8,6 +8,7 @@
 //  - the logits of every position against the plain TS reference forward with that edit made at
 //    exactly those positions.
 // The public path: the next-token table is unchanged by a setup that steers generated tokens only.
+import './liftoff-only';
 import './engine-in-node';
 import { describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';

@@ -4,6 +4,7 @@
 // there: the plain TS reference forward for stories260K (llama2.c), and the unmodified torch export
 // of GPT-2 with an Add inserted after the tensor surgery names as that hook (run unoptimised). A contrast vector made
 // at mlp_out reads the tensor the reference has there. A hook the model lacks is refused in words.
+import './liftoff-only';
 import './engine-in-node';
 import { describe, expect, it, vi } from 'vitest';
 import { readFileSync } from 'node:fs';

@@ -5,6 +5,7 @@
 // fused op (ONNX Attention, GroupQueryAttention) or a static TensorScatter cache. A deliberately
 // miswired cache (the fp16 Llama's value cache fed keys, as Loupe once did) shows the check fails.
 // The measured max abs errors are printed.
+import './liftoff-only';
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

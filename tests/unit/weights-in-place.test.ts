@@ -6,6 +6,7 @@
 // same logits. Also: a model too large for the page is refused from the graph's sizes before
 // any sidecar is fetched, and the unembedding equals the LM head's weight transposed (computed
 // here by a plain loop from the file's bytes).
+import './liftoff-only';
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';

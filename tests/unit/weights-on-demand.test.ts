@@ -8,6 +8,7 @@
 // embedding read from the file by a plain loop; a weights file that can no longer be read is named
 // in the error. Also: a Hub download too large for the page is refused ('too-large') from the Hub's
 // file list, before any byte of the model is fetched.
+import './liftoff-only';
 import './engine-in-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
