@@ -3,6 +3,7 @@
 // after run.c, sharing no code with the builder): the tensor at each hook at every position, the
 // logits over a prefill and KV-cached steps, and adding v at a hook. Both ways of cutting are
 // checked: the builder's own segments, and graph surgery on the builder's uncut graph.
+import './liftoff-only';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-web';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
@@ -27,8 +28,14 @@ const PREFILL = 4;
 const chunks = [tokens.slice(0, PREFILL), ...tokens.slice(PREFILL).map((t) => [t])];
 const v = Float32Array.from({ length: dim }, (_, i) => 0.3 * Math.sin(0.7 * i + 1));
 
-/** The reference at every position: logits and the tensor at each hook (canonical names). */
+/** The reference at every position: logits and the tensor at each hook (canonical names); each ways' cases share one per hook. */
+const references = new Map<string, ReturnType<typeof computeReference>>();
 function reference(steer?: { hook: string }) {
+	const key = steer?.hook ?? '';
+	if (!references.has(key)) references.set(key, computeReference(steer));
+	return references.get(key)!;
+}
+function computeReference(steer?: { hook: string }) {
 	const ref = new ReferenceLlama(weights);
 	const logits: Float32Array[] = [];
 	const hooks = new Map<string, Float32Array[]>();
@@ -56,23 +63,19 @@ function flatRows(rows: Float32Array[]): Float32Array {
 	return out;
 }
 
-/** Runs the chain over the tokens (prefill, then one token per step); collects logits and each hook's rows. */
-async function runChain(model: SegmentedModel, steer?: { hook: string }) {
-	const runner = await SegmentRunner.create(ort, model, 'wasm');
+/** Runs the chain over the tokens from an empty cache (prefill, then one token per step); collects logits and each hook's rows. */
+async function runChain(runner: SegmentRunner, steer?: { hook: string }) {
 	const logits: Float32Array[] = [];
 	const hooks = new Map<string, Float32Array[]>();
-	try {
-		for (const chunk of chunks) {
-			const out = await runner.forward(chunk, (hook, residual, rows) => {
-				const x = residual.data as Float32Array;
-				if (steer?.hook === hook) for (let i = 0; i < x.length; i++) x[i] += v[i % dim];
-				for (let r = 0; r < rows; r++) hooks.set(hook, [...(hooks.get(hook) ?? []), x.slice(r * dim, (r + 1) * dim)]);
-			});
-			logits.push(Float32Array.from(out.logits.data as Float32Array));
-			out.logits.dispose();
-		}
-	} finally {
-		await runner.dispose();
+	runner.reset();
+	for (const chunk of chunks) {
+		const out = await runner.forward(chunk, (hook, residual, rows) => {
+			const x = residual.data as Float32Array;
+			if (steer?.hook === hook) for (let i = 0; i < x.length; i++) x[i] += v[i % dim];
+			for (let r = 0; r < rows; r++) hooks.set(hook, [...(hooks.get(hook) ?? []), x.slice(r * dim, (r + 1) * dim)]);
+		});
+		logits.push(Float32Array.from(out.logits.data as Float32Array));
+		out.logits.dispose();
 	}
 	return { logits: flatRows(logits), hooks: new Map([...hooks].map(([h, rows]) => [h, flatRows(rows)])) };
 }
@@ -109,9 +112,13 @@ const ways: { way: string; hooks: string[]; model: () => SegmentedModel }[] = [e
 describe.each(ways)('stories260K cut at hooks ($way) against the TS reference forward', ({ way, hooks: cutHooks, model }) => {
 	const sublayerHooks = cutHooks.filter((h) => !isResidHook(h));
 	const clean = reference();
+	// One runner for the clean run and every steered one (reset between runs, as the app reuses a loaded model).
+	let runner: SegmentRunner;
 	let chain: Awaited<ReturnType<typeof runChain>>;
 	beforeAll(async () => {
-		chain = await runChain(model());
+		runner = await SegmentRunner.create(ort, model(), 'wasm');
+		chain = await runChain(runner);
+		return () => runner.dispose();
 	}, 60_000);
 
 	it('hands each hook across its cut, equal to the reference at every position; logits too', () => {
@@ -131,7 +138,7 @@ describe.each(ways)('stories260K cut at hooks ($way) against the TS reference fo
 		let smallestChange = Infinity;
 		for (const hook of sublayerHooks) {
 			const want = reference({ hook });
-			const got = await runChain(model(), { hook });
+			const got = await runChain(runner, { hook });
 			errors[hook] = maxAbsDiff(got.logits, want.logits);
 			smallestChange = Math.min(smallestChange, maxAbsDiff(want.logits, clean.logits));
 		}

@@ -5,9 +5,11 @@
 //  - the fully cut chain's logits equal the unmodified graph's (one onnxruntime session on the
 //    original bytes), prompt and cached steps;
 //  - adding v between segments at a hook equals an Add inserted into the unmodified graph at that
-//    tensor, every reader rewired (protobuf edits only, no surgery code);
+//    tensor, every reader rewired (protobuf edits only, no surgery code; one session holds such an Add
+//    at every hook's tensor, each switched on alone: gated-adds.ts);
 //  - the same on onnxruntime-fused exports (SkipLayerNormalization with the projection bias inside,
 //    model-builder fp16 Llama), where the reference tensor is read from the unmodified graph.
+import './liftoff-only';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -20,6 +22,7 @@ import { SegmentRunner } from '../../src/lib/engine/model/runner';
 import { fixturesDir } from '../fixtures';
 import { addInPlace, runWhole, segmentedAt, values, withAdd, type External } from '../graph-checks';
 import { flat, maxAbsDiff } from '../numeric';
+import { gatedAddSession, graphSession } from './gated-adds';
 
 ort.env.wasm.numThreads = 1;
 ort.env.logLevel = 'error';
@@ -56,13 +59,18 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): h
 	let d: ExportedDecoder;
 	let m: HookManifest;
 	let runner: SegmentRunner;
+	let whole: Awaited<ReturnType<typeof graphSession>>; // the unmodified graph, one session for every case
 	let wholeLogits: Float32Array;
 	beforeAll(async () => {
 		d = openExportedDecoder(bytes);
 		m = hookManifest(d, []);
 		runner = await SegmentRunner.create(ort, segmentedAt(d, m.hookNames, externalData), 'wasm');
-		wholeLogits = values((await runWhole(d, bytes, externalData, prompt.input_ids))[d.io.logits]);
-		return async () => runner.dispose();
+		whole = await graphSession(d, bytes, externalData);
+		wholeLogits = values((await whole.run(prompt.input_ids))[d.io.logits]);
+		return async () => {
+			await runner.dispose();
+			await whole.release();
+		};
 	}, 120_000);
 
 	it('offers every hook reference.json has, and nothing is missing', () => {
@@ -90,14 +98,14 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): h
 	it('cached steps through the fully cut chain equal one uncached forward of the unmodified graph', async () => {
 		const next = [3, 11];
 		const all = [...prompt.input_ids, ...next];
-		const whole = values((await runWhole(d, bytes, externalData, all))[d.io.logits]);
+		const uncached = values((await whole.run(all))[d.io.logits]);
 		const V = d.trace.vocabSize;
 		runner.reset();
 		let worst = 0;
 		let pos = 0;
 		for (const chunk of [prompt.input_ids, ...next.map((t) => [t])]) {
 			const { logits, rows } = await runner.forward(chunk);
-			worst = Math.max(worst, maxAbsDiff(values(logits), whole.subarray(pos * V, (pos + rows) * V)));
+			worst = Math.max(worst, maxAbsDiff(values(logits), uncached.subarray(pos * V, (pos + rows) * V)));
 			logits.dispose();
 			pos += rows;
 		}
@@ -112,18 +120,31 @@ describe.each(['gpt2', 'gptneox', 'llama', 'gemma3'])('%s (torch.onnx.export): h
 			const v = Float32Array.from({ length: ref.d_model }, (_, i) => Math.sin(1.7 * i + 0.3));
 			const errors: Record<string, number> = {};
 			let smallestChange = Infinity;
-			for (const hook of Object.keys(m.sublayerHooks)) {
-				runner.reset();
-				const { logits } = await runner.forward(prompt.input_ids, (h, residual) => {
-					if (h === hook) addInPlace(residual, v);
-				});
-				const steered = values(logits);
-				logits.dispose();
-				const edited = values(
-					(await runWhole(d, withAdd(bytes, m.sublayerHooks[hook].tensor, v, false), externalData, prompt.input_ids))[d.io.logits]
-				);
-				errors[hook] = maxAbsDiff(steered, edited);
-				smallestChange = Math.min(smallestChange, maxAbsDiff(edited, wholeLogits));
+			const hooks = Object.keys(m.sublayerHooks);
+			// One session holds an Add at every hook's tensor, each switched on alone (gated-adds.ts).
+			const edited = await gatedAddSession(
+				d,
+				bytes,
+				externalData,
+				hooks.map((h) => m.sublayerHooks[h].tensor),
+				v,
+				false,
+				prompt.input_ids
+			);
+			try {
+				for (const hook of hooks) {
+					runner.reset();
+					const { logits } = await runner.forward(prompt.input_ids, (h, residual) => {
+						if (h === hook) addInPlace(residual, v);
+					});
+					const steered = values(logits);
+					logits.dispose();
+					const want = values(await edited.run(m.sublayerHooks[hook].tensor));
+					errors[hook] = maxAbsDiff(steered, want);
+					smallestChange = Math.min(smallestChange, maxAbsDiff(want, wholeLogits));
+				}
+			} finally {
+				await edited.release();
 			}
 			console.log(
 				`${name}: steering at ${Object.keys(errors).length} hooks, max |cut − inserted Add| by kind ${JSON.stringify(byKind(errors))}; smallest logit change ${smallestChange.toExponential(2)}`
@@ -199,16 +220,22 @@ describe.each([
 				const steerErrors: Record<string, number> = {};
 				let smallestChange = Infinity;
 				const whole = values(probe[d.io.logits]);
-				for (const hook of Object.keys(sites)) {
-					runner.reset();
-					const out = await runner.forward(ids, (h, residual) => {
-						if (h === hook) addInPlace(residual, v);
-					});
-					const steered = values(out.logits);
-					out.logits.dispose();
-					const edited = values((await runWhole(d, withAdd(bytes, refTensor(hook), v, f.fp16), externalData, ids))[d.io.logits]);
-					steerErrors[hook] = maxAbsDiff(steered, edited);
-					smallestChange = Math.min(smallestChange, maxAbsDiff(edited, whole));
+				// One session holds an Add at every hook's tensor, each switched on alone (gated-adds.ts).
+				const edited = await gatedAddSession(d, bytes, externalData, Object.keys(sites).map(refTensor), v, f.fp16, ids);
+				try {
+					for (const hook of Object.keys(sites)) {
+						runner.reset();
+						const out = await runner.forward(ids, (h, residual) => {
+							if (h === hook) addInPlace(residual, v);
+						});
+						const steered = values(out.logits);
+						out.logits.dispose();
+						const want = values(await edited.run(refTensor(hook)));
+						steerErrors[hook] = maxAbsDiff(steered, want);
+						smallestChange = Math.min(smallestChange, maxAbsDiff(want, whole));
+					}
+				} finally {
+					await edited.release();
 				}
 				console.log(
 					`${f.file}: hooks vs unmodified graph by kind ${JSON.stringify(byKind(errors))}; logits ${logitDiff.toExponential(2)}; steering |cut − inserted Add| by kind ${JSON.stringify(byKind(steerErrors))}, smallest change ${smallestChange.toExponential(2)}`

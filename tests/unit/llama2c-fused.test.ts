@@ -4,7 +4,8 @@
 // Loupe's graph code did not write: the plain TS reference forward (after run.c) at every position
 // over a prefill and KV-cached steps, whole and cut at hooks (each hook's tensor, and an edit at a
 // hook reaching the rest of the model), and llama2.c's published greedy output.
-import { beforeAll, describe, expect, it } from 'vitest';
+import './liftoff-only';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-web';
 import { readLlama2cCheckpoint } from '../../src/lib/engine/model/llama2c/checkpoint';
 import { Llama2cTokenizer, BOS } from '../../src/lib/engine/model/llama2c/tokenizer';
@@ -57,32 +58,40 @@ const canonical = (h: string) =>
 	h.endsWith('hook_resid_post') && hookBoundary(h, nLayers) < nLayers ? `blocks.${hookBoundary(h, nLayers)}.hook_resid_pre` : h;
 const cat = (rows: Float32Array[]) => Float32Array.from(rows.flatMap((r) => [...r]));
 
-/** Runs the chain in chunks (a prefill, then steps); collects logits per position and each cut hook's rows (v added at `steer`). */
-async function runChain(model: SegmentedModel, chunks: number[], steer?: string) {
-	const runner = await SegmentRunner.create(ort, model, 'wasm');
+/** Runs the chain from an empty cache in chunks (a prefill, then steps); collects logits per position and each cut hook's rows (v added at `steer`). */
+async function runChain(runner: SegmentRunner, chunks: number[], steer?: string) {
 	const logits: Float32Array[] = [];
 	const hooks = new Map<string, Float32Array[]>();
-	const V = model.shape.vocabSize;
-	try {
-		let pos = 0;
-		for (const n of chunks) {
-			const out = await runner.forward(tokens.slice(pos, pos + n), (hook, residual, rows) => {
-				const x = residual.data as Float32Array;
-				if (steer && canonical(steer) === hook) for (let i = 0; i < x.length; i++) x[i] += v[i % dim];
-				for (let r = 0; r < rows; r++) hooks.set(hook, [...(hooks.get(hook) ?? []), x.slice(r * dim, (r + 1) * dim)]);
-			});
-			const data = out.logits.data as Float32Array;
-			for (let r = 0; r < out.rows; r++) logits.push(data.slice(r * V, (r + 1) * V));
-			out.logits.dispose();
-			pos += n;
-		}
-	} finally {
-		await runner.dispose();
+	const V = weights.config.vocabSize;
+	runner.reset();
+	let pos = 0;
+	for (const n of chunks) {
+		const out = await runner.forward(tokens.slice(pos, pos + n), (hook, residual, rows) => {
+			const x = residual.data as Float32Array;
+			if (steer && canonical(steer) === hook) for (let i = 0; i < x.length; i++) x[i] += v[i % dim];
+			for (let r = 0; r < rows; r++) hooks.set(hook, [...(hooks.get(hook) ?? []), x.slice(r * dim, (r + 1) * dim)]);
+		});
+		const data = out.logits.data as Float32Array;
+		for (let r = 0; r < out.rows; r++) logits.push(data.slice(r * V, (r + 1) * V));
+		out.logits.dispose();
+		pos += n;
 	}
 	return { logits, hooks };
 }
 
 const clean = reference();
+/** The reference steered at a hook, once per hook (the two attention kinds' cases steer at the same ones). */
+const steered = new Map<string, ReturnType<typeof reference>>();
+const referenceAt = (hook: string) => steered.get(hook) ?? steered.set(hook, reference(hook)).get(hook)!;
+
+// One runner per attention kind of the uncut fused graph, for every case that runs it (reset between
+// runs, as the app reuses a loaded model): building and compiling the graph is most of a case's cost.
+const uncut = new Map<Attention, Promise<SegmentRunner>>();
+const uncutRunner = (attention: Attention) =>
+	uncut.get(attention) ?? uncut.set(attention, SegmentRunner.create(ort, fused([], attention), 'wasm')).get(attention)!;
+afterAll(async () => {
+	for (const r of uncut.values()) await (await r).dispose();
+});
 
 const ops = (m: SegmentedModel) => decodeModel(m.segments[0].bytes).graph!.node!.map((n) => `${n.domain || ''}:${n.opType}`);
 const count = (list: string[], op: string) => list.filter((o) => o === op).length;
@@ -112,7 +121,7 @@ describe('the fused llama2.c graph', () => {
 			[3, 4, 1, 6, ...Array(tokens.length - 14).fill(1)]
 		])
 			it(`attention '${attention}': equals the reference logits at every position (chunks ${chunks.slice(0, 4).join(', ')}, … then cached steps)`, async () => {
-				const { logits } = await runChain(fused([], attention), chunks);
+				const { logits } = await runChain(await uncutRunner(attention), chunks);
 				expect(logits.length).toBe(tokens.length);
 				const err = maxAbsDiff(cat(logits), cat(clean.logits));
 				console.log(`fused (${attention}), whole: max |logits − reference| over ${tokens.length} positions ${err.toExponential(2)}`);
@@ -120,20 +129,17 @@ describe('the fused llama2.c graph', () => {
 			});
 
 	it.each(['ops', 'gqa'] as const)("attention '%s': reproduces run.c's published greedy output (256 steps from BOS)", async (attention) => {
-		const runner = await SegmentRunner.create(ort, fused([], attention), 'wasm');
+		const runner = await uncutRunner(attention);
 		const out: number[] = [];
 		let token = BOS;
-		try {
-			for (let pos = 0; pos < 256; pos++) {
-				const { logits } = await runner.forward([token]);
-				const next = argmax(logits.data as Float32Array);
-				logits.dispose();
-				if (next === BOS) break;
-				out.push(next);
-				token = next;
-			}
-		} finally {
-			await runner.dispose();
+		runner.reset();
+		for (let pos = 0; pos < 256; pos++) {
+			const { logits } = await runner.forward([token]);
+			const next = argmax(logits.data as Float32Array);
+			logits.dispose();
+			if (next === BOS) break;
+			out.push(next);
+			token = next;
 		}
 		expect(tokenizer.decode(out)).toBe(publishedGreedy256());
 	});
@@ -154,9 +160,13 @@ describe.each([
 	{ name: 'a few hooks (carried operands)', hooks: few, attention: 'ops' as Attention },
 	{ name: 'every hook', hooks: everyHookName(nLayers), attention: 'gqa' as Attention }
 ])("the fused graph ('$attention') cut at $name", ({ hooks: cuts, attention }) => {
+	// One runner for the clean run and every steered one (reset between runs).
+	let runner: SegmentRunner;
 	let chain: Awaited<ReturnType<typeof runChain>>;
 	beforeAll(async () => {
-		chain = await runChain(fused(cuts, attention), steps);
+		runner = await SegmentRunner.create(ort, fused(cuts, attention), 'wasm');
+		chain = await runChain(runner, steps);
+		return () => runner.dispose();
 	}, 60_000);
 
 	it("hands each hook across its cut equal to the reference's captured value, logits too", () => {
@@ -192,8 +202,8 @@ describe.each([
 						]
 					: cuts;
 			for (const hook of targets) {
-				const want = reference(hook);
-				const got = await runChain(fused(cuts, attention), steps, hook);
+				const want = referenceAt(hook);
+				const got = await runChain(runner, steps, hook);
 				const e = maxAbsDiff(cat(got.logits), cat(want.logits));
 				expect(e, hook).toBeLessThan(1e-4);
 				worst = Math.max(worst, e);
