@@ -1,7 +1,7 @@
 // Graph surgery on real exports (../shared/fixtures/onnx-exports, as their tools wrote them) and on
 // the project's own llama2.c graph: the residual is traced by structure, every hook is found, and the
 // segmented model computes what the unmodified graph computes (onnxruntime-web, wasm, in Node).
-import './liftoff-only';
+import { LIFTOFF_ONLY } from './liftoff-only';
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -129,15 +129,16 @@ describe('what surgery refuses, with the reason', () => {
 
 describe('npm run hooks', () => {
 	const cli = resolve(repoRoot, 'src/cli/hooks.ts');
+	// Run with onnxruntime's wasm on Liftoff, as this process runs it (liftoff-only.ts): same results, a third of the CPU.
 	const tsx = resolve(repoRoot, 'node_modules/.bin/tsx');
 	it('prints the manifest as JSON, with --verify the differences', () => {
-		const out = execFileSync(tsx, [cli, resolve(exportsDir, 'gpt2_ort_fused_past.onnx'), '--verify'], { encoding: 'utf8' });
+		const out = execFileSync(tsx, [LIFTOFF_ONLY, cli, resolve(exportsDir, 'gpt2_ort_fused_past.onnx'), '--verify'], { encoding: 'utf8' });
 		const m = JSON.parse(out);
 		expect(m.hooks['blocks.4.hook_resid_post']).toMatchObject({ source: 'SkipLayerNormalization output 3', exposed: true });
 		expect(m.verify.maxAbsLogitDiff).toBeLessThanOrEqual(1e-5);
 	});
 	it('exits non-zero with the reason when it cannot trace the residual', () => {
-		const r = spawnSync(tsx, [cli, resolve(stories260KDir, 'tok512.bin')], { encoding: 'utf8' });
+		const r = spawnSync(tsx, [LIFTOFF_ONLY, cli, resolve(stories260KDir, 'tok512.bin')], { encoding: 'utf8' });
 		expect(r.status).toBe(1);
 		expect(r.stderr).toMatch(/not an ONNX model/);
 	});
