@@ -15,6 +15,16 @@ export async function openApp(page: Page, params: Record<string, string | number
 	await page.goto(`/?${q}`);
 }
 
+/**
+ * A screenshot for people to look at (tests/screenshots/, git-ignored). Skipped in CI, where nobody
+ * opens them and each full-page one costs most of a second of the CPU the suite is short of; set
+ * LOUPE_SCREENSHOTS=1 to take them there too.
+ */
+export async function shot(page: Page, path: string, fullPage = false) {
+	if (process.env.CI && !process.env.LOUPE_SCREENSHOTS) return;
+	await page.screenshot({ path, fullPage });
+}
+
 export async function waitForModel(page: Page) {
 	await expect(page.getByTestId('generate')).toBeEnabled({ timeout: 120_000 });
 }

@@ -1,4 +1,4 @@
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
@@ -37,7 +37,7 @@ test('a corpus run gives density, histogram and top examples, survives a reload,
 	await expect(examples.first()).toContainText('0.500');
 	await expect(examples.first().locator('.max')).toHaveText(/saw/);
 	await expect(card.getByTestId('feature-histogram')).toBeVisible();
-	await page.screenshot({ path: 'tests/screenshots/feature-card-corpus.png', fullPage: true });
+	await shot(page, 'tests/screenshots/feature-card-corpus.png', true);
 
 	// Dense features (> 1% of tokens) can be hidden from the strip; " saw" is one here.
 	await dog.hover();
@@ -104,9 +104,9 @@ test('a corpus run gives density, histogram and top examples, survives a reload,
 	]) {
 		await page.setViewportSize({ width: w, height: h });
 		await card.scrollIntoViewIfNeeded();
-		await page.screenshot({ path: `tests/screenshots/feature-card-explanations-${w}.png` });
+		await shot(page, `tests/screenshots/feature-card-explanations-${w}.png`);
 		await page2.scrollIntoViewIfNeeded();
-		await page.screenshot({ path: `tests/screenshots/neuronpedia-import-${w}.png` });
+		await shot(page, `tests/screenshots/neuronpedia-import-${w}.png`);
 	}
 	await page.getByTestId('imported-close').click();
 

@@ -2,7 +2,7 @@
 // which variants exist, downloads the graph with progress, puts hook points in by graph surgery,
 // and writes. The stand-in repo is the real ORT-fused tiny GPT-2 export (tests/export-fixture.mjs).
 // Expected text: the unmodified graph run greedily by onnxruntime in Node, decoded by hand.
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web';
 import { CHAT_REPO, EOS, chatVocabulary, fusedGpt2, llamaExportFiles, vocabulary, writeExportRepo } from '../export-fixture.mjs';
@@ -60,7 +60,7 @@ test('GPT-2 from the catalogue: tree API, download with progress, surgery, greed
 	const hooks = page.getByTestId('hook-manifest');
 	await expect(hooks).toContainText('blocks.4.hook_resid_post');
 	await expect(hooks).toContainText('SkipLayerNormalization output 3');
-	await page.screenshot({ path: 'tests/screenshots/exported-gpt2.png', fullPage: true });
+	await shot(page, 'tests/screenshots/exported-gpt2.png', true);
 });
 
 test('an .onnx with its external-data weights opens from disk; without the weights file the message names it', async ({ page }) => {
@@ -80,7 +80,7 @@ test('an .onnx with its external-data weights opens from disk; without the weigh
 	const text = await generateText(page);
 	expect(text.trim().split(' ').length).toBeGreaterThan(0);
 	expect(text.trim()).toMatch(/^(t\d+ ?)+$/);
-	await page.screenshot({ path: 'tests/screenshots/exported-llama-files.png', fullPage: true });
+	await shot(page, 'tests/screenshots/exported-llama-files.png', true);
 });
 
 test('chat mode on an instruction-tuned catalogue model: the prompt becomes the user turn of its chat template', async ({ page }) => {
@@ -120,5 +120,5 @@ test('steering works on an exported model too: a contrast vector at a hook surge
 	// The model is now cut at the vector's hook.
 	await page.getByText('Hook points').click();
 	await expect(page.getByTestId('hook-manifest')).toContainText('cut now at blocks.2.hook_resid_pre');
-	await page.screenshot({ path: 'tests/screenshots/exported-steering.png', fullPage: true });
+	await shot(page, 'tests/screenshots/exported-steering.png', true);
 });

@@ -1,5 +1,5 @@
 // Bad input gets a specific message, and the page and the cache stay usable.
-import { expect, test, type Page } from './app';
+import { expect, test, type Page, shot } from './app';
 import { generateText, hub, openApp, waitForModel } from './app';
 
 async function expectBanner(page: Page, code: string, text: RegExp) {
@@ -20,7 +20,7 @@ async function switchHub(page: Page, to: string) {
 test('a hub without the model: 404 named, then a good hub works in the same page', async ({ page }) => {
 	await page.goto(`/?hub=${encodeURIComponent(hub('hub/no-such-mirror'))}`);
 	await expectBanner(page, 'not-found', /stories260K\.bin was not found .*HTTP 404/);
-	await page.screenshot({ path: 'tests/screenshots/error-404.png', fullPage: true });
+	await shot(page, 'tests/screenshots/error-404.png', true);
 	await switchHub(page, hub());
 	await waitForModel(page);
 	await expect(page).toHaveURL(/hub=http%3A%2F%2Flocalhost%3A\d+%2Fhub(&|$)/);
@@ -37,7 +37,7 @@ test('an unreachable hub says so after retrying', async ({ page }) => {
 test('a truncated file is named with its sizes and is not kept in the cache', async ({ page }) => {
 	await openApp(page, { hub: hub('truncated-hub') });
 	await expectBanner(page, 'truncated', /stories260K\.bin is truncated: it has 633,924 bytes.*needs 1,056,540/);
-	await page.screenshot({ path: 'tests/screenshots/error-truncated.png', fullPage: true });
+	await shot(page, 'tests/screenshots/error-truncated.png', true);
 	await page.getByTestId('open-storage').click();
 	await expect(page.getByTestId('storage-panel')).toContainText('No models are cached yet');
 });
@@ -65,7 +65,7 @@ test('a full disk: the model runs, and the page says it could not be saved', asy
 	await openApp(page, { temperature: 0, max_tokens: 10 });
 	await waitForModel(page);
 	await expectBanner(page, 'storage-full', /could not be saved for offline use: the browser's storage for this site is full/);
-	await page.screenshot({ path: 'tests/screenshots/error-storage-full.png', fullPage: true });
+	await shot(page, 'tests/screenshots/error-storage-full.png', true);
 	expect((await generateText(page)).length).toBeGreaterThan(5);
 	await cdp.send('Storage.overrideQuotaForOrigin', { origin });
 });
@@ -81,7 +81,7 @@ test('a lost GPU device is reported and the engine restarts with the cached mode
 	});
 	await expectBanner(page, 'gpu-lost', /The GPU device was lost/);
 	await expect(page.getByTestId('generate')).toBeDisabled();
-	await page.screenshot({ path: 'tests/screenshots/error-gpu-lost.png', fullPage: true });
+	await shot(page, 'tests/screenshots/error-gpu-lost.png', true);
 	await page.getByTestId('restart-engine').click();
 	await waitForModel(page);
 	expect((await generateText(page)).length).toBeGreaterThan(5);

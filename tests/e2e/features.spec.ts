@@ -1,4 +1,4 @@
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { openApp, waitForModel } from './app';
 import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 
@@ -27,7 +27,7 @@ test('an SAELens SAE from the hub: the token strip lights up and a feature card 
 	await expect(page.getByTestId('token-tooltip')).toContainText(`#${id} 0.500`);
 	await expect(page.getByTestId('error-banner')).toHaveCount(0);
 	await expect(strip.locator('[data-token-index="0"]')).toHaveText('<s>');
-	await page.screenshot({ path: 'tests/screenshots/token-strip-hover.png', fullPage: true });
+	await shot(page, 'tests/screenshots/token-strip-hover.png', true);
 
 	// Open that feature: its activation at that token is 0.5, and the URL holds sae and feature.
 	await page
@@ -43,7 +43,7 @@ test('an SAELens SAE from the hub: the token strip lights up and a feature card 
 		new RegExp(`sae=${encodeURIComponent(`${TEST_REPO}/token-detector`).replace(/%2F/g, '%2F')}.*feature=${id}`)
 	);
 	await expect(strip.locator('[data-token-index="2"]')).toHaveAttribute('data-strength', /^0\.5/);
-	await page.screenshot({ path: 'tests/screenshots/feature-card.png', fullPage: true });
+	await shot(page, 'tests/screenshots/feature-card.png', true);
 
 	// The link reproduces the view.
 	const url = page.url();
@@ -60,7 +60,7 @@ test('an SAE whose width does not match the model is refused, and the page keeps
 	await expect(banner).toContainText(
 		"This SAE reads vectors of width 32 (d_in), but stories260K's residual stream at blocks.0.hook_resid_pre has width 64"
 	);
-	await page.screenshot({ path: 'tests/screenshots/sae-mismatch.png', fullPage: true });
+	await shot(page, 'tests/screenshots/sae-mismatch.png', true);
 	await page.getByTestId('sae-hub').fill(`${TEST_REPO}/truncated`);
 	await page.getByTestId('sae-load').click();
 	await expect(page.locator('[data-testid="error-banner"][data-code="not-an-sae"]')).toContainText(

@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, hub, test, type Page } from './app';
+import { expect, hub, test, type Page, shot } from './app';
 
 const D = 64;
 const LAYERS = 5;
@@ -243,9 +243,9 @@ test('graph view: build, completeness from the export, a card, a frozen interven
 
 	lap('free intervention, side by side');
 	await page.evaluate(() => window.scrollTo(0, 0));
-	await page.screenshot({ path: 'tests/screenshots/graph-1280x800.png', fullPage: false });
+	await shot(page, 'tests/screenshots/graph-1280x800.png');
 	await page.setViewportSize({ width: 1920, height: 1080 });
-	await page.screenshot({ path: 'tests/screenshots/graph-1920x1080.png', fullPage: false });
+	await shot(page, 'tests/screenshots/graph-1920x1080.png');
 
 	// Re-import: the file opens as the same graph (the same file comes back out).
 	await page

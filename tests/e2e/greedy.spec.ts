@@ -1,4 +1,4 @@
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fixturesDir } from '../fixtures';
@@ -12,5 +12,5 @@ test("greedy generation on WebGPU reproduces llama2.c's published stories260K ou
 	await expect(page.getByTestId('status-line')).toHaveAttribute('data-backend', 'webgpu');
 	const text = await generateText(page);
 	expect(text).toBe(published);
-	await page.screenshot({ path: 'tests/screenshots/greedy.png', fullPage: true });
+	await shot(page, 'tests/screenshots/greedy.png', true);
 });

@@ -6,7 +6,7 @@
 // progress callbacks returned a Svelte state proxy comlink cannot clone, and an old side-by-side
 // comparison stayed beside another prompt and a new run.
 import { expect, test, type Page } from '@playwright/test';
-import { openApp, waitForModel } from './app';
+import { openApp, shot, waitForModel } from './app';
 import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 
 test.beforeAll(() => writeTestSaes());
@@ -128,7 +128,7 @@ test('the microscope: ranked features, search, typing, tour, label, corpus progr
 			await page.getByTestId('classroom-toggle').click();
 		await page.evaluate(() => window.scrollTo(0, 0));
 		await noSidewaysScroll(page);
-		await page.screenshot({ path: `tests/screenshots/${name}.png` });
+		await shot(page, `tests/screenshots/${name}.png`);
 	}
 });
 

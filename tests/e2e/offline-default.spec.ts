@@ -4,7 +4,7 @@
 // feature card opens with its automatic label and top examples, and steering the feature changes
 // the completion.
 import { readFileSync } from 'node:fs';
-import { expect, test, waitForModel } from './app';
+import { expect, test, waitForModel, shot } from './app';
 
 // This spec needs the service worker (playwright.config.ts blocks it elsewhere).
 test.use({ serviceWorkers: 'allow' });
@@ -40,7 +40,7 @@ test('with every hub unreachable, the bundled model and SAE show, label and stee
 			timeout: 60_000
 		})
 		.toBeGreaterThan(5);
-	await page.screenshot({ path: 'tests/screenshots/offline-default-strip.png' });
+	await shot(page, 'tests/screenshots/offline-default-strip.png');
 
 	// The strongest token's top feature opens its card.
 	const strongest = await lit.evaluateAll((els) => {
@@ -56,7 +56,7 @@ test('with every hub unreachable, the bundled model and SAE show, label and stee
 	await expect(card.getByTestId('feature-label')).toContainText(label);
 	await expect(card.getByTestId('feature-label')).toContainText(/automatic/i);
 	await expect(card.getByTestId('top-examples').locator('li').first()).toBeVisible();
-	await page.screenshot({ path: 'tests/screenshots/offline-default-card.png', fullPage: true });
+	await shot(page, 'tests/screenshots/offline-default-card.png', true);
 
 	// One click from the card to steering, then the side-by-side completion.
 	await card.getByTestId('feature-steer').click();
@@ -66,5 +66,5 @@ test('with every hub unreachable, the bundled model and SAE show, label and stee
 	const plain = page.getByTestId('completion-default');
 	await expect(page.getByTestId('divergence')).toBeVisible({ timeout: 120_000 });
 	expect(await steered.textContent()).not.toBe(await plain.textContent());
-	await page.screenshot({ path: 'tests/screenshots/offline-default-steered.png', fullPage: true });
+	await shot(page, 'tests/screenshots/offline-default-steered.png', true);
 });

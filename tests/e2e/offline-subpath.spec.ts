@@ -2,7 +2,7 @@
 // page's sub-path, no rebuild: the build is path-independent). There the links, the engine's
 // worker and onnxruntime-web's wasm, the bundled model and SAE and the service worker's scope all
 // stay under /loupe/, and after one visit the page works offline there.
-import { expect, test, waitForModel } from './app';
+import { expect, test, waitForModel, shot } from './app';
 
 // This spec needs the service worker (playwright.config.ts blocks it elsewhere).
 test.use({ serviceWorkers: 'allow' });
@@ -33,6 +33,6 @@ test('the build served under /loupe/: everything stays under it, and it works of
 	await page.reload();
 	await waitForModel(page);
 	await expect(strip.first()).toBeVisible({ timeout: 60_000 });
-	await page.screenshot({ path: 'tests/screenshots/offline-subpath.png' });
+	await shot(page, 'tests/screenshots/offline-subpath.png');
 	await context.setOffline(false);
 });

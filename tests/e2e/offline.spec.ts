@@ -1,4 +1,4 @@
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { generateText, openApp, waitForModel } from './app';
 
 // This spec needs the service worker (playwright.config.ts blocks it elsewhere).
@@ -18,6 +18,6 @@ test('after one visit the page opens offline and the cached model writes again',
 	await expect(page.getByTestId('prompt')).toHaveValue('Tim saw a cat'); // the view came back from the URL
 	const offline = await generateText(page);
 	expect(offline).toBe(online);
-	await page.screenshot({ path: 'tests/screenshots/offline.png', fullPage: true });
+	await shot(page, 'tests/screenshots/offline.png', true);
 	await context.setOffline(false);
 });

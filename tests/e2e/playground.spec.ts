@@ -1,4 +1,4 @@
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fixturesDir, stories260KDir } from '../fixtures';
@@ -12,13 +12,13 @@ test('downloads show per-file progress, then the storage panel lists and deletes
 	const progress = page.getByTestId('download-progress');
 	await expect(progress).toBeVisible();
 	await expect(progress.locator('[data-file="stories260K.bin"]')).toContainText(/\/ 1\.0 MB/);
-	await page.screenshot({ path: 'tests/screenshots/download-progress.png', fullPage: true });
+	await shot(page, 'tests/screenshots/download-progress.png', true);
 	await waitForModel(page);
 	await page.getByTestId('open-storage').click();
 	const rows = page.getByTestId('cached-file');
 	await expect(rows).toHaveCount(2);
 	await expect(page.getByTestId('storage-panel')).toContainText('stories260K.bin');
-	await page.screenshot({ path: 'tests/screenshots/storage.png', fullPage: true });
+	await shot(page, 'tests/screenshots/storage.png', true);
 	await page.getByRole('button', { name: 'Delete tok512.bin' }).click();
 	await expect(rows).toHaveCount(1);
 });
@@ -59,7 +59,7 @@ test('without a WebGPU adapter the app says so, runs on wasm, and samples the sa
 	await expect(cpuPage.getByText(/no GPU adapter is available/)).toBeVisible();
 	// WebGPU used the WGSL logits kernel; wasm used its TypeScript reference: same seed, same text.
 	expect(await generateText(cpuPage)).toBe(onGpu);
-	await cpuPage.screenshot({ path: 'tests/screenshots/wasm-fallback.png', fullPage: true });
+	await shot(cpuPage, 'tests/screenshots/wasm-fallback.png', true);
 	await browser.close();
 });
 

@@ -2,7 +2,7 @@
 // (blocks.1.hook_mlp_out, what the MLP adds) and its values are checked against the plain TypeScript
 // reference forward (mean of that tensor over each prompt set, BOS left out), read from the preset
 // file the app exports.
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { readFileSync } from 'node:fs';
 import { openApp, waitForModel } from './app';
 import { readArrayBuffer, stories260KDir } from '../fixtures';
@@ -60,7 +60,7 @@ test('a contrast vector steers without an SAE, matches the reference mean differ
 	await expect(page.getByTestId('steer-generate')).toBeDisabled();
 	await expect(page.getByTestId('steer-generate')).toBeEnabled({ timeout: 200_000 });
 	await expect(page.getByTestId('divergence')).toBeVisible();
-	await page.screenshot({ path: 'tests/screenshots/steering-vector.png', fullPage: true });
+	await shot(page, 'tests/screenshots/steering-vector.png', true);
 
 	// Save as a preset, export it, and check the vector inside against the reference.
 	await page.getByTestId('preset-name').fill('cats');
@@ -101,5 +101,5 @@ test('the classroom view enlarges everything and lives in the URL', async ({ pag
 	const after = (await page.getByTestId('generate').boundingBox())!.height;
 	// The classroom view is a layout of its own with larger type, not a zoom: the button grows by more than a fifth.
 	expect(after / before).toBeGreaterThan(1.2);
-	await page.screenshot({ path: 'tests/screenshots/classroom.png', fullPage: false });
+	await shot(page, 'tests/screenshots/classroom.png');
 });

@@ -1,4 +1,4 @@
-import { expect, test } from './app';
+import { expect, test, shot } from './app';
 import { openApp, waitForModel } from './app';
 import { TEST_REPO, writeTestSaes } from '../sae-fixture.mjs';
 
@@ -40,7 +40,7 @@ test('steering a feature whose top logit is X makes X more frequent than in the 
 	await expect(page.getByTestId('next-token-table').locator('tbody tr').first().locator('td').nth(2)).toHaveText(
 		x === '' ? /.*/ : new RegExp(x.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
 	);
-	await page.screenshot({ path: 'tests/screenshots/steering.png', fullPage: true });
+	await shot(page, 'tests/screenshots/steering.png', true);
 
 	// Scoped to the generated tokens (through the entry's scope control): the prompt is not steered, so
 	// the next-token table is the default's row for row and the first token agrees; the rest is steered.

@@ -6,7 +6,7 @@
 // trains on pasted text, a skip transcoder (hook_mlp_in → hook_mlp_out) trains on part of that text at layer 0
 // and downloads as a SAELens transcoder, and the TopK SAE opens in the explorer with the prompt the
 // page came with.
-import { expect, test, type Locator, type Page } from './app';
+import { expect, test, type Locator, type Page, shot } from './app';
 import { readFileSync } from 'node:fs';
 import { hub } from './app';
 import { readSaeLens } from '../../src/lib/engine/sae/formats/saelens';
@@ -86,14 +86,14 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 	await expect(progress).toContainText(
 		/Step \d+ of 150 · [\d,]+ tokens\/s · about \d+ (s|min) left · each activation used about \d+ times/
 	);
-	await page.screenshot({ path: 'tests/screenshots/train-running.png', fullPage: true });
+	await shot(page, 'tests/screenshots/train-running.png', true);
 	// Pause while training: a checkpoint at the step it stopped; Resume re-harvests, and the rate and
 	// ETA after it are training's alone (the re-harvest once showed hundreds of minutes).
 	await page.getByTestId('train-pause').click();
 	await expect(progress).toHaveAttribute('data-phase', 'paused', { timeout: 10_000 });
 	await expect(progress).toHaveAttribute('data-at', 'training');
 	await expect(run.getByTestId('run-state')).toContainText(/^paused · step \d+\/150/);
-	await page.screenshot({ path: 'tests/screenshots/train-paused.png', fullPage: true });
+	await shot(page, 'tests/screenshots/train-paused.png', true);
 	const ev = Number(await metrics.getAttribute('data-explained-variance'));
 	await run.getByTestId('run-resume').click();
 	await expect(progress).toHaveAttribute('data-phase', 'training', { timeout: 60_000 });
@@ -153,7 +153,7 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 	await expect(page.getByTestId('train-density')).toBeVisible();
 	// CE loss recovered is measured every quarter of the run, not only at its end.
 	await expect(page.getByTestId('chart-ce')).toHaveAttribute('data-points', /^[3-9]$/);
-	await page.screenshot({ path: 'tests/screenshots/train-done.png', fullPage: true });
+	await shot(page, 'tests/screenshots/train-done.png', true);
 
 	// SAELens files: Loupe's reader (the same one the explorer uses for SAELens folders) takes them.
 	const { cfg } = await downloadSaeLens(page, run);
@@ -231,7 +231,7 @@ test('estimate, Pause and Stop in every phase, reload and resume, open in the ex
 	await page.getByTestId('analyze').click();
 	await expect(page.getByTestId('token-strip')).toContainText('girl', { timeout: 120_000 });
 	await expect(page.getByTestId('reconstruction')).not.toContainText('(0 tokens');
-	await page.screenshot({ path: 'tests/screenshots/train-explorer.png', fullPage: true });
+	await shot(page, 'tests/screenshots/train-explorer.png', true);
 
 	// The Storage panel lists the SAEs trained here (with their checkpoints) beside the model files,
 	// and its total is the sum of what it lists.
@@ -263,5 +263,5 @@ test('the default run on stories260K (measurement)', async ({ page }) => {
 	console.log(
 		`default run: ${(await run.textContent())?.replace(/\s+/g, ' ')}; ${await page.getByTestId('train-progress').textContent()}; took ${((Date.now() - t0) / 1000).toFixed(0)} s; the page estimated: ${estimate?.replace(/\s+/g, ' ')}`
 	);
-	await page.screenshot({ path: 'tests/screenshots/train-default-run.png', fullPage: true });
+	await shot(page, 'tests/screenshots/train-default-run.png', true);
 });
