@@ -28,7 +28,7 @@ const PREFILL = 4;
 const chunks = [tokens.slice(0, PREFILL), ...tokens.slice(PREFILL).map((t) => [t])];
 const v = Float32Array.from({ length: dim }, (_, i) => 0.3 * Math.sin(0.7 * i + 1));
 
-/** The reference at every position: logits and the tensor at each hook (canonical names); each ways' cases share one per hook. */
+/** The reference at every position: logits and the tensor at each hook (canonical names); computed once per hook for all four ways. */
 const references = new Map<string, ReturnType<typeof computeReference>>();
 function reference(steer?: { hook: string }) {
 	const key = steer?.hook ?? '';
