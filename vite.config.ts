@@ -17,7 +17,15 @@ export default defineConfig({
 			// Plain TypeScript: model math, formats, the ONNX builder run by onnxruntime-web (wasm) in Node.
 			{
 				resolve: { alias: { $lib: fileURLToPath(new URL('./src/lib', import.meta.url)) } },
-				test: { name: 'unit', include: ['tests/unit/**/*.test.ts'], environment: 'node', testTimeout: 120_000 }
+				// --liftoff-only: onnxruntime's 14-28 MB wasm stays on V8's baseline compiler; its TurboFan
+				// tier-up cost more CPU than these tiny models win back (tests/unit/liftoff-only.ts measures why).
+				test: {
+					name: 'unit',
+					include: ['tests/unit/**/*.test.ts'],
+					environment: 'node',
+					testTimeout: 120_000,
+					execArgv: ['--liftoff-only']
+				}
 			},
 			// WGSL kernels on a real WebGPU device in headless Chromium, against their TS references.
 			{
