@@ -1,5 +1,5 @@
 import { defineConfig } from '@playwright/test';
-import { chromiumArgs, chromiumPath } from './tests/chromium.ts';
+import { testChromiumArgs, chromiumPath } from './tests/chromium.ts';
 
 const port = Number(process.env.LOUPE_TEST_PORT ?? 4173);
 
@@ -14,7 +14,7 @@ export default defineConfig({
 	use: {
 		baseURL: `http://localhost:${port}`,
 		browserName: 'chromium',
-		launchOptions: { executablePath: chromiumPath, args: chromiumArgs },
+		launchOptions: { executablePath: chromiumPath, args: testChromiumArgs },
 		// The service worker precaches the whole build (about 32 MB) in every new context: only the
 		// specs that test it (offline*, the request log) allow it, with test.use({ serviceWorkers: 'allow' }).
 		serviceWorkers: 'block',

@@ -3,7 +3,7 @@ import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { chromiumArgs, chromiumPath } from './tests/chromium.ts';
+import { testChromiumArgs, chromiumPath } from './tests/chromium.ts';
 import { fixturesDir, stories260KDir } from './tests/fixtures.ts';
 
 export default defineConfig({
@@ -49,7 +49,7 @@ export default defineConfig({
 					browser: {
 						enabled: true,
 						headless: true,
-						provider: playwright({ launchOptions: { executablePath: chromiumPath, args: chromiumArgs } }),
+						provider: playwright({ launchOptions: { executablePath: chromiumPath, args: testChromiumArgs } }),
 						instances: [{ browser: 'chromium' }]
 					}
 				}
