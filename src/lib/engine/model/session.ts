@@ -10,7 +10,7 @@ import { detectBackend, type EngineStatus } from './backend';
 import { loupeGpuDevice } from './gpu-device';
 import { SegmentRunner, type Backend } from './runner';
 import { generate, type GenerateResult, type TokenEvent } from './generate';
-import { boundaryName, canonicalHook, type HookName } from './hooks';
+import { boundaryName, type HookName } from './hooks';
 import { findModel } from './catalogue';
 import type { DecoderShape, SegmentedModel } from './segments';
 import type { HookManifest } from './onnx/hook-manifest';
@@ -18,7 +18,7 @@ import type { Precision } from './hf/exported-model';
 import { LogitsProcessor } from '../gpu/logits-process';
 import type { SamplingSettings } from '../sample/sampler';
 import { openExportFromHub, openFiles, openLlama2cFromHub, type FetchedInfo, type ModelSource, type OpenedModel } from './open';
-import { weightReadFailure } from './onnx/weight-file';
+import { createRunner, cutNames, offeredHook } from './runner-for-cut';
 import type { DownloadProgress } from '../store/model-cache';
 import type { AttachedSae } from '../sae/explorer';
 
@@ -409,50 +409,4 @@ export class ModelSession {
 		const t = this.loaded?.tokenizer;
 		return t ? t.encode(text).map((id) => ({ id, piece: t.pieceText(id) })) : [];
 	}
-}
-
-/** The canonical name of `hook` if the source offers it, else an error naming the hooks it has. */
-function offeredHook(source: ModelSource, modelName: string, hook: HookName): HookName {
-	let name: HookName;
-	try {
-		name = canonicalHook(hook, source.shape.nLayers);
-	} catch (e) {
-		throw new LoupeError('model-failed', `${modelName}: ${(e as Error).message}`, 'Pick one of the hooks the hook picker lists.');
-	}
-	// resid_post L and resid_pre L+1 are one tensor: either name is offered when one is.
-	if (!source.hooks.includes(name) && !source.hooks.includes(hook))
-		throw new LoupeError(
-			'model-failed',
-			`Graph surgery found no "${hook}" in ${modelName} (see the warnings under Hook points for why), so Loupe cannot cut there.`,
-			`Pick another hook: this model offers ${source.hooks.length} (${source.hooks.slice(0, 3).join(', ')}, …).`
-		);
-	return name;
-}
-
-/**
- * A runner for `model`, its weight files read for it (`source.readWeights`) and dropped from the
- * model once the sessions exist: onnxruntime holds its own copy, so the worker keeps none, and the
- * next cut reads them again. A weights file that could not be read again (a picked file moved or
- * changed since) is named in the error; onnxruntime itself says only that loading failed.
- */
-async function createRunner(source: ModelSource, model: SegmentedModel, backend: Backend): Promise<SegmentRunner> {
-	if (source.readWeights) model.externalData = await source.readWeights();
-	try {
-		return await SegmentRunner.create(ort, model, backend);
-	} catch (e) {
-		const failed = weightReadFailure(model.externalData);
-		if (failed)
-			throw new LoupeError(
-				'not-found',
-				`${failed.name} could not be read again (${failed.error instanceof Error ? failed.error.message : failed.error}): it was moved, changed or deleted since the model was opened.`,
-				'Open the model again (for your own files, pick them again).'
-			);
-		throw e;
-	} finally {
-		if (source.readWeights) delete model.externalData;
-	}
-}
-
-function cutNames(model: SegmentedModel): string[] {
-	return model.segments.flatMap((s) => (s.residualOut ? [s.residualOut] : []));
 }
