@@ -14,7 +14,6 @@
  */
 
 let current: Promise<GPUDevice> | null = null;
-let lostHandlers: ((info: GPUDeviceLostInfo) => void)[] = [];
 
 /**
  * The device, made on first use from the browser's default adapter with every feature and the
@@ -27,9 +26,8 @@ export function loupeGpuDevice(): Promise<GPUDevice> {
 		current = made;
 		made.then(
 			(device) =>
-				device.lost.then((info) => {
+				device.lost.then(() => {
 					if (current === made) current = null;
-					for (const f of lostHandlers) f(info);
 				}),
 			() => {
 				if (current === made) current = null;
@@ -37,17 +35,6 @@ export function loupeGpuDevice(): Promise<GPUDevice> {
 		);
 	}
 	return current;
-}
-
-/** The device if one was made and is not lost, else null (without making one). */
-export function existingGpuDevice(): Promise<GPUDevice> | null {
-	return current;
-}
-
-/** `f` hears when Loupe's device is lost (destroyed, or the driver reset); returns the unsubscribe. */
-export function onGpuDeviceLost(f: (info: GPUDeviceLostInfo) => void): () => void {
-	lostHandlers.push(f);
-	return () => (lostHandlers = lostHandlers.filter((g) => g !== f));
 }
 
 /** The WebGPU execution provider on Loupe's device, for `InferenceSession.create`'s options. */
