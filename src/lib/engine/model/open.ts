@@ -20,7 +20,7 @@ import type { Llama2cModel, OnnxModel } from './catalogue';
 import type { DecoderIo } from './onnx/decoder-io';
 import type { DecoderShape, SegmentedModel } from './segments';
 import type { TextTokenizer } from './generate';
-import type { HookManifest } from './onnx/hook-manifest';
+import type { ExportedDecoder, HookManifest } from './onnx/hook-manifest';
 import { choosePrecision, hubTreeUrl, openExport, parseHubTree, type Precision } from './hf/exported-model';
 import { findUnembedding, unembeddingWeight } from './onnx/unembedding';
 import { blobWeights, canReadBlobsInPlace } from './onnx/weight-file';
@@ -90,6 +90,11 @@ export interface ModelSource {
 	precision?: Precision;
 	/** A llama2.c model's weights as parsed (attribution graphs read them: attribution/service.ts). */
 	llamaWeights?: LlamaWeights;
+	/**
+	 * An export's graph after surgery (its structure and trace; initializer bytes are read through
+	 * `readWeights`): what reads weights by structure outside onnxruntime (attribution graphs).
+	 */
+	decoder?: ExportedDecoder;
 }
 
 /**
@@ -337,6 +342,7 @@ function exportSource(opened: Awaited<ReturnType<typeof openExport>>, blobs: Map
 			return unembedding;
 		},
 		manifest: opened.manifest,
+		decoder: opened.decoder,
 		precision
 	};
 }
