@@ -18,6 +18,7 @@ import type * as Ort from 'onnxruntime-web';
 import type { SegmentedModel } from './segments';
 import { emptyPast, stepFeeds } from './onnx/decoder-io';
 import { webgpuProvider } from './gpu-device';
+import { EmbeddingRows } from './onnx/embedding-rows';
 
 export type Backend = 'webgpu' | 'wasm';
 type OrtModule = typeof Ort;
@@ -47,13 +48,19 @@ export class SegmentRunner {
 		private ort: OrtModule,
 		readonly model: SegmentedModel,
 		private sessions: Ort.InferenceSession[],
-		readonly backend: Backend
+		readonly backend: Backend,
+		/** The token embedding's rows, where a segment takes them as an input (read here for its whole life). */
+		private embeddingRows: EmbeddingRows | null = null
 	) {
 		this.logitsOnGpu = backend === 'webgpu' && logitsAreF32(model);
 		this.reset();
 	}
 
 	static async create(ort: OrtModule, model: SegmentedModel, backend: Backend): Promise<SegmentRunner> {
+		// Opened before the sessions, from the same files: it keeps a handle on the embedding's file
+		// (a Blob, a file on disk) after `model.externalData` is dropped.
+		const spec = model.segments.find((s) => s.embedding)?.embedding;
+		const rows = spec ? EmbeddingRows.open(spec, model.externalData) : null;
 		const sessions: Ort.InferenceSession[] = [];
 		try {
 			// On WebGPU every session runs on Loupe's own device (gpu-device.ts says why).
@@ -74,7 +81,7 @@ export class SegmentRunner {
 			for (const s of sessions) await s.release();
 			throw e;
 		}
-		return new SegmentRunner(ort, model, sessions, backend);
+		return new SegmentRunner(ort, model, sessions, backend, rows);
 	}
 
 	/**
@@ -121,6 +128,8 @@ export class SegmentRunner {
 		if (P + S > this.model.shape.maxSeqLen) throw new Error(`the context is full: ${P + S} tokens > ${this.model.shape.maxSeqLen}`);
 		const feeds = stepFeeds(this.ort, io, tokens, P);
 		if (B > 1) batchFeeds(this.ort, feeds, io.inputIds.name, batchTokens);
+		const rows = this.embeddingRows;
+		if (rows) feeds[rows.spec.input] = rows.tensor(this.ort, feeds[io.inputIds.name]);
 		const pool: Record<string, Ort.Tensor> = { ...feeds, ...Object.fromEntries(this.past) };
 		const made: Ort.Tensor[] = []; // this step's outputs, disposed at the end unless kept
 		try {
@@ -149,6 +158,7 @@ export class SegmentRunner {
 		this.past.clear();
 		for (const s of this.sessions) await s.release();
 		this.sessions = [];
+		this.embeddingRows = null;
 	}
 }
 

@@ -1,4 +1,5 @@
 import type { DecoderIo } from './onnx/decoder-io';
+import type { EmbeddingInput } from './onnx/embedding-outside';
 /**
  * A model as a chain of ONNX segments cut at hook points (see DESIGN.md). Segment i reads the
  * tensor at cut i-1 (or token ids, for the first) and writes the tensor at cut i (or logits, for
@@ -19,6 +20,11 @@ export interface SegmentSpec {
 	outputNames: string[];
 	/** ONNX ModelProto bytes. */
 	bytes: Uint8Array;
+	/**
+	 * Where this segment reads the token embedding's rows as an input instead of holding the matrix
+	 * (onnx/embedding-outside.ts): the runner fills `embedding.input` from the weights file.
+	 */
+	embedding?: EmbeddingInput;
 }
 
 export interface DecoderShape {

@@ -8,6 +8,7 @@ import { GraphIndex, decodeModel } from './graph';
 import { traceResidual, type ResidualTrace } from './trace-residual';
 import { describeDecoderIo, type DecoderIo } from './decoder-io';
 import { cutAtHooks, offeredHooks, type CutSegment } from './cut-segments';
+import { embeddingAsInput } from './embedding-outside';
 import { boundaryAliases, everyHookName, type HookName } from '../hooks';
 import type { SegmentSpec } from '../segments';
 
@@ -56,9 +57,18 @@ export function openExportedDecoder(graphBytes: Uint8Array): ExportedDecoder {
 	return { graph, trace, io };
 }
 
-/** Cuts at any hooks the manifest offers (residual or inside a layer); throws TraceError for one it does not. */
-export function cutExportedDecoder(d: ExportedDecoder, hooks: HookName[]): CutSegment[] {
-	return cutAtHooks(d.graph, d.trace, hooks);
+/**
+ * Cuts at any hooks the manifest offers (residual or inside a layer); throws TraceError for one it
+ * does not. The token embedding's lookup is taken out of the segments where it can be (the segment
+ * that read it takes its rows as an input, `embedding` says where they are: embedding-outside.ts);
+ * `embeddingOutside: false` keeps it in.
+ */
+export function cutExportedDecoder(d: ExportedDecoder, hooks: HookName[], o: { embeddingOutside?: boolean } = {}): CutSegment[] {
+	const outside = o.embeddingOutside === false ? null : embeddingAsInput(d.graph, d.trace, d.io.inputIds.name);
+	if (!outside) return cutAtHooks(d.graph, d.trace, hooks);
+	const segments = cutAtHooks(outside.graph, d.trace, hooks);
+	for (const s of segments) if (s.inputNames.includes(outside.embedding.input)) s.embedding = outside.embedding;
+	return segments;
 }
 
 export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { nodeCount?: number })[]): HookManifest {

@@ -22,8 +22,9 @@
  */
 import type * as Ort from 'onnxruntime-web';
 import { GraphIndex, decodeModel, encodeModel, type ModelProto } from './graph';
-import { openExportedDecoder, type ExportedDecoder } from './hook-manifest';
-import { cutAtBoundaries, unfuseAtCuts, type CutSegment } from './cut-segments';
+import { cutExportedDecoder, openExportedDecoder, type ExportedDecoder } from './hook-manifest';
+import { unfuseAtCuts, type CutSegment } from './cut-segments';
+import { EmbeddingRows } from './embedding-rows';
 import { describeDecoderIo, emptyPast, stepFeeds, type DecoderIo } from './decoder-io';
 import { boundaryName } from '../hooks';
 import { seededRandom } from '../../sample/prng';
@@ -179,10 +180,10 @@ export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: V
 	// Phase 2: cut at every boundary.
 	const residualDiff: Record<string, number> = {};
 	const all = await phase(ort, options, 'segmented graph (cut at every hook)', o, async (open) => {
-		const cuts = cutAtBoundaries(d.graph, trace, everyBoundary);
+		const { cuts, withEmbeds } = segmentsAt(d, everyBoundary, o);
 		const sessions: Ort.InferenceSession[] = [];
 		for (const c of cuts) sessions.push(await open(c.bytes));
-		const run: Run = (f) => runChain(cuts, sessions, f);
+		const run: Run = (f) => runChain(cuts, sessions, withEmbeds(ort, f));
 		let logitDiff = 0;
 		let cached = 0;
 		for (const [i, seq] of sequences.entries()) {
@@ -206,12 +207,12 @@ export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: V
 	// Phase 3: one cut in the middle: the chain the app uses most.
 	const mid = Math.max(1, Math.floor(trace.nLayers / 2));
 	const cutAtOneDiff = await phase(ort, options, `segmented graph (cut at ${boundaryName(mid, trace.nLayers)})`, o, async (open) => {
-		const cuts = cutAtBoundaries(d.graph, trace, [mid]);
+		const { cuts, withEmbeds } = segmentsAt(d, [mid], o);
 		const sessions: Ort.InferenceSession[] = [];
 		for (const c of cuts) sessions.push(await open(c.bytes));
 		let diff = 0;
 		for (const [i, seq] of sequences.entries()) {
-			const outs = await runSchedule(ort, io, seq, stepwise, (f) => runChain(cuts, sessions, f));
+			const outs = await runSchedule(ort, io, seq, stepwise, (f) => runChain(cuts, sessions, withEmbeds(ort, f)));
 			for (const [s, out] of outs.entries()) diff = Math.max(diff, maxAbsDiff(ref.perSeq[i].logits[s], floats(out[io.logits])));
 		}
 		return diff;
@@ -333,6 +334,22 @@ function concatLogits(io: DecoderIo, outs: Record<string, Ort.Tensor>[]): Float3
 	return all;
 }
 
+/**
+ * The graph cut at these boundaries as the app cuts it (the token embedding's lookup taken out where
+ * it can be: embedding-outside.ts), and the step's feeds with the embedding rows it then reads.
+ */
+function segmentsAt(d: ExportedDecoder, boundaries: number[], o: VerifyOptions) {
+	const cuts = cutExportedDecoder(
+		d,
+		boundaries.map((b) => boundaryName(b, d.trace.nLayers))
+	);
+	const spec = cuts.find((c) => c.embedding)?.embedding;
+	const rows = spec ? EmbeddingRows.open(spec, o.externalData) : null;
+	const withEmbeds = (ort: OrtModule, f: Record<string, Ort.Tensor>) =>
+		rows ? { ...f, [rows.spec.input]: rows.tensor(ort, f[rows.spec.ids]) } : f;
+	return { cuts, withEmbeds };
+}
+
 /** Runs segments in order; each reads what it needs from the step's inputs and earlier outputs. */
 export async function runChain(
 	segments: CutSegment[],
@@ -437,7 +454,7 @@ async function verifySteering(
 	});
 
 	return phase(ort, options, `steering: v added between segments at ${hook}`, o, async (open) => {
-		const cut = cutAtBoundaries(d.graph, trace, [b]);
+		const { cuts: cut, withEmbeds } = segmentsAt(d, [b], o);
 		const sessions: Ort.InferenceSession[] = [];
 		for (const c of cut) sessions.push(await open(c.bytes));
 		const addV = (name: string, pool: Record<string, Ort.Tensor>) => {
@@ -446,7 +463,7 @@ async function verifySteering(
 			for (let i = 0; i < x.length; i++) x[i] += v[i % v.length];
 			pool[name] = fp16 ? new ort.Tensor('float16', Uint16Array.from(x, toHalf), t.dims) : new ort.Tensor('float32', x, t.dims);
 		};
-		const seg = await runSchedule(ort, io, seq, stepwise, (f) => runChain(cut, sessions, f, addV));
+		const seg = await runSchedule(ort, io, seq, stepwise, (f) => runChain(cut, sessions, withEmbeds(ort, f), addV));
 		let maxLogit = 0;
 		let maxInput = 0;
 		let change = 0;
