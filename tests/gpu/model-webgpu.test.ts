@@ -21,7 +21,7 @@ declare module 'vitest' {
 const fetchFixture = async (name: string) => (await fetch(`/@fs${inject('stories260KDir')}/${name}`)).arrayBuffer();
 
 describe('stories260K on the WebGPU execution provider', () => {
-	it('segments cut at hooks: residuals on the GPU, an edit at a hook, logits and the sampler kernel match the reference', async () => {
+	it('segments cut at hooks: residuals on the GPU, an edit at a hook, logits and the sampler kernel (one row, and rows of a batch) match the reference', async () => {
 		ort.env.wasm.numThreads = 1;
 		const weights = readLlama2cCheckpoint(await fetchFixture('stories260K.bin'));
 		const { dim, vocabSize } = weights.config;
@@ -72,6 +72,17 @@ describe('stories260K on the WebGPU execution provider', () => {
 			const want = logitsProcessReference(refLogits[pos + S - 1], counts, p);
 			expect(maxAbsDiff(gpu.logits, want.logits)).toBeLessThan(2e-3);
 			expect(maxAbsDiff(gpu.probs, want.probs)).toBeLessThan(1e-4);
+			if (rows === 4) {
+				// Several rows in one dispatch (side by side's batch): rows 1 and 3, each with its own counts.
+				const other = new Uint32Array(vocabSize);
+				other[300] = 3;
+				const two = await processor.runRows(logits.gpuBuffer as GPUBuffer, rows, 1, 2, [counts, other], p);
+				[counts, other].forEach((c, i) => {
+					const w = logitsProcessReference(refLogits[pos + 1 + 2 * i], c, p);
+					expect(maxAbsDiff(two[i].logits, w.logits)).toBeLessThan(2e-3);
+					expect(maxAbsDiff(two[i].probs, w.probs)).toBeLessThan(1e-4);
+				});
+			}
 			logits.dispose();
 			pos += S;
 		}

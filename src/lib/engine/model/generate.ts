@@ -194,22 +194,23 @@ export async function generateIdsBatch(
 		}
 		if (!live().length) break;
 		const { logits, rows: S } = await runner.forwardRows(input, o.onResidual);
-		const processed: (ProcessedLogits | null)[] = [];
+		let processed: (ProcessedLogits | null)[];
 		try {
 			const p = { temperature: s.temperature, freqPenalty: s.freqPenalty };
-			const onGpu = !!processor && logits.location === 'gpu-buffer';
-			for (const [b, r] of rows.entries()) {
-				if (r.stopReason) {
-					processed.push(null);
-					continue;
-				}
-				const last = b * S + S - 1; // this sequence's last new position among all rows
-				processed.push(
-					onGpu
-						? await processor!.run(logits.gpuBuffer as GPUBuffer, batch * S, last, r.counts, p)
-						: logitsProcessReference(lastRowLogits(logits, last + 1, V), r.counts, p)
+			const last = (b: number) => b * S + S - 1; // sequence b's last new position among all rows
+			if (processor && logits.location === 'gpu-buffer') {
+				// Every row of the batch in one dispatch and one read-back (ended rows are processed, unread).
+				const all = await processor.runRows(
+					logits.gpuBuffer as GPUBuffer,
+					batch * S,
+					last(0),
+					S,
+					rows.map((r) => r.counts),
+					p
 				);
-			}
+				processed = all.map((pr, b) => (rows[b].stopReason ? null : pr));
+			} else
+				processed = rows.map((r, b) => (r.stopReason ? null : logitsProcessReference(lastRowLogits(logits, last(b) + 1, V), r.counts, p)));
 		} finally {
 			logits.dispose();
 		}
