@@ -11,8 +11,10 @@
  * which is what `backward.ts` differentiates. RoPE only touches queries and keys, so once A is
  * frozen it plays no part in the linear paths.
  */
-import { headSize, kvDim, type LlamaWeights } from '../model/llama2c/checkpoint';
+import { headSize, kvDim } from '../model/llama2c/checkpoint';
 import { LoupeError } from '../errors';
+import type { DecoderWeights } from './exported-shape';
+import { exportedForward } from './exported-forward';
 
 export interface FrozenForward {
 	tokens: number[];
@@ -24,11 +26,15 @@ export interface FrozenForward {
 	/** RMSNorm scales 1/sqrt(mean(x²) + eps), [layer][P], before attention and before the MLP. */
 	sAtt: Float64Array[];
 	sFfn: Float64Array[];
+	/** An export's post-attention norm scales (Gemma 3's, after W_o), [layer][P]; absent for llama2.c, all 0 where a layer has none. */
+	sPostAttn?: Float64Array[];
 	/** The final norm's scale, [P]. */
 	sFinal: Float64Array;
 	/** `blocks.L.hook_mlp_in` and `blocks.L.hook_mlp_out`, [layer][P · dim]. */
 	mlpIn: Float64Array[];
 	mlpOut: Float64Array[];
+	/** An export's `blocks.L.hook_resid_pre`, [layer][P · dim] (absent for llama2.c). */
+	residPre?: Float64Array[];
 	/** The residual stream after the last layer, [P · dim] (before the final norm). */
 	residFinal: Float64Array;
 	/** Logits at every position, [P · vocab]. */
@@ -55,7 +61,7 @@ export function matmulRows(x: Float64Array, w: Float32Array, rows: number, n: nu
 	return out;
 }
 
-export function frozenForward(w: LlamaWeights, tokens: number[]): FrozenForward {
+export function frozenForward(w: DecoderWeights, tokens: number[]): FrozenForward {
 	const c = w.config;
 	const { dim, hiddenDim, nHeads, nKvHeads, nLayers, vocabSize } = c;
 	const P = tokens.length;
@@ -69,6 +75,8 @@ export function frozenForward(w: LlamaWeights, tokens: number[]): FrozenForward 
 				`Token id ${t} is outside the model's vocabulary of ${vocabSize}.`,
 				"Tokenize the prompt with this model's tokenizer."
 			);
+	// An export's forward differs where its shape says (exported-forward.ts); a checkpoint's runs below, as run.c.
+	if (w.exported) return exportedForward(w, tokens);
 	const hs = headSize(c);
 	const kv = kvDim(c);
 	const kvMul = nHeads / nKvHeads;

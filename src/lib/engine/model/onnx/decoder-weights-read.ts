@@ -1,0 +1,165 @@
+/**
+ * Reading an exported decoder's pieces by their structure, for decoder-weights.ts: constants (an
+ * initializer or a Constant node, through casts and reshapes), float weights out of the weight
+ * files, walks back through shape-only ops, and the written-out RMSNorm
+ *
+ *   y = w ⊙ (x · 1/√(mean(x²) + eps))      (Pow or Mul for x², Div(1, ·) or Reciprocal, Casts anywhere)
+ *
+ * recognised from its ops, whatever its nodes are called. A structure that is not there is a
+ * `Refusal` with what was looked for, which decoder-weights.ts turns into the user's error.
+ */
+import type { GraphIndex, NodeProto, TensorProto } from './graph';
+import { fromHalf } from './half';
+import { initializerBytes, type ExternalFiles } from './initializer-bytes';
+
+export class Refusal extends Error {}
+
+export const CASTS = new Set(['Cast', 'Identity']);
+/** Ops that move or repeat values without changing them: between a projection and attention's MatMuls. */
+export const SHAPE_OPS = new Set(['Cast', 'Identity', 'Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'Expand', 'Concat']);
+
+export class GraphReader {
+	constructor(
+		readonly g: GraphIndex,
+		readonly files: ExternalFiles
+	) {}
+
+	node(t: string): NodeProto | undefined {
+		return this.g.producer.get(t)?.node;
+	}
+
+	/** Back from `t` through the ops in `through`; a Concat is followed along its one input that is not a graph input (the KV cache's past). */
+	back(t: string, through: Set<string>): string {
+		for (;;) {
+			const n = this.node(t);
+			if (!n || !through.has(n.opType!)) return t;
+			if (n.opType === 'Concat') {
+				const own = n.input!.filter((i) => i && !this.g.graphInputs.has(i));
+				if (own.length !== 1) return t;
+				t = own[0];
+			} else t = n.input![0];
+		}
+	}
+
+	isConst(t: string): boolean {
+		return this.g.isConstant(t);
+	}
+
+	/** A constant's values as numbers (floats or integers), or null where `t` is not one this can read. */
+	numbers(t: string): number[] | null {
+		const init = this.g.initializers.get(t);
+		if (init) return this.tensorNumbers(init);
+		const n = this.node(t);
+		if (!n) return null;
+		if (n.opType === 'Constant') {
+			const a = n.attribute?.[0];
+			if (!a) return null;
+			if (a.name === 'value' && a.t) return this.tensorNumbers(a.t);
+			if (a.name === 'value_float') return [a.f ?? 0];
+			if (a.name === 'value_floats') return (a.floats ?? []).map(Number);
+			if (a.name === 'value_int') return [Number(a.i ?? 0)];
+			if (a.name === 'value_ints') return (a.ints ?? []).map(Number);
+			return null;
+		}
+		if (CASTS.has(n.opType!) || n.opType === 'Reshape' || n.opType === 'Unsqueeze' || n.opType === 'Squeeze')
+			return this.numbers(n.input![0]);
+		return null;
+	}
+
+	scalar(t: string): number | null {
+		const v = this.numbers(t);
+		return v && v.length === 1 ? v[0] : null;
+	}
+
+	private tensorNumbers(t: TensorProto): number[] | null {
+		const bytes = initializerBytes(t, this.files);
+		const dt = t.dataType;
+		if (!bytes) {
+			if (dt === 7 && t.int64Data?.length) return t.int64Data.map(Number);
+			if (dt === 6 && t.int32Data?.length) return t.int32Data.map(Number);
+			if (dt === 11 && t.doubleData?.length) return t.doubleData.map(Number);
+			return null;
+		}
+		const b = new Uint8Array(bytes); // a copy: aligned, and not a view into a weight file (Node's Buffer.slice is a view)
+		if (dt === 1) return Array.from(new Float32Array(b.buffer));
+		if (dt === 10) return Array.from(new Uint16Array(b.buffer), fromHalf);
+		if (dt === 11) return Array.from(new Float64Array(b.buffer));
+		if (dt === 7) return Array.from(new BigInt64Array(b.buffer), Number);
+		if (dt === 6) return Array.from(new Int32Array(b.buffer));
+		return null;
+	}
+
+	/** A float weight (fp32 or fp16) as fp32, copied out of its file; `what` names it in a refusal. */
+	floats(name: string, what: string): { data: Float32Array; dims: number[] } {
+		const t = this.g.initializers.get(name);
+		if (!t) throw new Refusal(`${what} is not a stored weight (it is computed in the graph)`);
+		const dims = (t.dims ?? []).map(Number);
+		const n = dims.reduce((a, d) => a * d, 1);
+		if (t.dataType !== 1 && t.dataType !== 10) throw new Refusal(`${what} is stored as ONNX type ${t.dataType}, not fp32 or fp16`);
+		const bytes = initializerBytes(t, this.files);
+		if (!bytes) throw new Refusal(`the bytes of ${what} ("${name}") are not in the weight files given`);
+		const b = new Uint8Array(bytes);
+		const data = t.dataType === 1 ? new Float32Array(b.buffer, 0, n) : Float32Array.from(new Uint16Array(b.buffer, 0, n), fromHalf);
+		if (data.length !== n) throw new Refusal(`${what} has ${data.length} values for dims [${dims.join(', ')}]`);
+		return { data, dims };
+	}
+
+	/** The product `t = MatMul(x, W)` (or Gemm) with a stored weight, or null. */
+	projection(t: string): { x: string; weight: string; node: NodeProto } | null {
+		const n = this.node(t);
+		if (!n || !(n.opType === 'MatMul' || n.opType === 'Gemm') || n.input!.length > 2) return null;
+		if (n.opType === 'Gemm' && n.attribute?.some((a) => (a.name === 'transA' || a.name === 'transB') && Number(a.i) === 1)) return null;
+		if (!this.g.initializers.has(n.input![1]) || this.isConst(n.input![0])) return null;
+		return { x: n.input![0], weight: n.input![1], node: n };
+	}
+
+	/** The written-out RMSNorm whose output is `y`: its weight, eps and input (before any Cast), or why not. */
+	rmsNorm(y: string, what: string): { weight: Float32Array; eps: number; input: string } {
+		const fail = (why: string) => new Refusal(`${what} is not an RMSNorm Loupe recognises (${why})`);
+		const mul = this.node(y);
+		if (mul?.opType !== 'Mul') throw fail(`its output is written by ${mul?.opType ?? 'no node'}, not a Mul by its weight`);
+		const wSlot = mul.input!.findIndex((t) => this.g.initializers.has(t));
+		if (wSlot < 0) throw fail('neither operand of its last Mul is a stored weight');
+		const weight = this.floats(mul.input![wSlot], `the weight of ${what}`).data;
+		const scaled = this.back(mul.input![1 - wSlot], CASTS);
+		const s = this.node(scaled);
+		let x: string | undefined;
+		let root: string | undefined;
+		if (s?.opType === 'Mul') {
+			// x · inv, either order: inv is the operand computed by Div(1, ·) or Reciprocal.
+			for (const k of [0, 1]) {
+				const inv = this.node(s.input![k]);
+				if (inv?.opType === 'Reciprocal') root = inv.input![0];
+				else if (inv?.opType === 'Div' && this.scalar(inv.input![0]) === 1) root = inv.input![1];
+				if (root) {
+					x = s.input![1 - k];
+					break;
+				}
+			}
+		} else if (s?.opType === 'Div') ((x = s.input![0]), (root = s.input![1]));
+		if (!x || !root) throw fail(`no x · 1/√(…) before the weight (found ${s?.opType ?? 'nothing'})`);
+		const sqrt = this.node(root);
+		if (sqrt?.opType !== 'Sqrt') throw fail(`the denominator is ${sqrt?.opType ?? 'no node'}, not a Sqrt`);
+		const add = this.node(sqrt.input![0]);
+		if (add?.opType !== 'Add') throw fail('no Add of eps under the Sqrt');
+		const epsSlot = add.input!.findIndex((t) => this.scalar(t) !== null);
+		if (epsSlot < 0) throw fail('the Add under the Sqrt has no constant eps');
+		const eps = this.scalar(add.input![epsSlot])!;
+		const mean = this.node(add.input![1 - epsSlot]);
+		if (mean?.opType !== 'ReduceMean') throw fail('no ReduceMean of x² under the Sqrt');
+		const sq = this.node(mean.input![0]);
+		const base = this.back(x, CASTS);
+		const squares =
+			(sq?.opType === 'Pow' && this.scalar(sq.input![1]) === 2 && this.back(sq.input![0], CASTS) === base) ||
+			(sq?.opType === 'Mul' && sq.input![0] === sq.input![1] && this.back(sq.input![0], CASTS) === base);
+		if (!squares) throw fail('the mean is not of the square of the tensor it scales');
+		return { weight, eps, input: base };
+	}
+}
+
+/** [rows, cols] row-major → [cols, rows]: an ONNX MatMul weight [in, out] in llama2.c's [out, in]. */
+export function transposed(w: Float32Array, rows: number, cols: number): Float32Array {
+	const out = new Float32Array(rows * cols);
+	for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c];
+	return out;
+}
