@@ -9,6 +9,7 @@ import { traceResidual, type ResidualTrace } from './trace-residual';
 import { describeDecoderIo, type DecoderIo } from './decoder-io';
 import { cutAtHooks, offeredHooks, type CutSegment } from './cut-segments';
 import { embeddingAsInput } from './embedding-outside';
+import { gemmWeightInPieces } from './gemm-pieces';
 import { boundaryAliases, everyHookName, type HookName } from '../hooks';
 import type { SegmentSpec } from '../segments';
 
@@ -61,14 +62,23 @@ export function openExportedDecoder(graphBytes: Uint8Array): ExportedDecoder {
  * Cuts at any hooks the manifest offers (residual or inside a layer); throws TraceError for one it
  * does not. The token embedding's lookup is taken out of the segments where it can be (the segment
  * that read it takes its rows as an input, `embedding` says where they are: embedding-outside.ts);
- * `embeddingOutside: false` keeps it in.
+ * `embeddingOutside: false` keeps it in. With the lookup out, a tied head's weight is read in pieces
+ * (gemm-pieces.ts).
  */
 export function cutExportedDecoder(d: ExportedDecoder, hooks: HookName[], o: { embeddingOutside?: boolean } = {}): CutSegment[] {
 	const outside = o.embeddingOutside === false ? null : embeddingAsInput(d.graph, d.trace, d.io.inputIds.name);
 	if (!outside) return cutAtHooks(d.graph, d.trace, hooks);
-	const segments = cutAtHooks(outside.graph, d.trace, hooks);
+	const segments = cutAtHooks(inPieces(outside.graph), d.trace, hooks);
 	for (const s of segments) if (s.inputNames.includes(outside.embedding.input)) s.embedding = outside.embedding;
 	return segments;
+}
+
+const pieced = new WeakMap<GraphIndex, GraphIndex>();
+
+/** The graph with its tied head's weight in pieces (gemm-pieces.ts), once per graph: every cut shares it. */
+function inPieces(g: GraphIndex): GraphIndex {
+	if (!pieced.has(g)) pieced.set(g, gemmWeightInPieces(g));
+	return pieced.get(g)!;
 }
 
 export function hookManifest(d: ExportedDecoder, segments: (SegmentSpec & { nodeCount?: number })[]): HookManifest {
