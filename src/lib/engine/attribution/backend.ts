@@ -47,7 +47,8 @@ export function cpuBackend(ctx: LinearContext): BackwardBackend<{ data: Float64A
 			const L = ctx.layers[l];
 			const rows = g.batch * P;
 			const kv = ctx.nKvHeads * ctx.headSize;
-			const dz = matTransposeRows(g.data, L.wo, rows, dim, dim, P);
+			// W_o reads the heads' concatenation: dim wide for llama2.c, wider for some exports (Gemma 3).
+			const dz = matTransposeRows(g.data, L.wo, rows, dim, ctx.nHeads * ctx.headSize, P);
 			const dv = attentionMixBackward(dz, L.pattern, g.batch, P, ctx.nHeads, ctx.nKvHeads, ctx.headSize);
 			matTransposeRows(dv, L.wv, rows, kv, dim, P, L.attnScale, g.data);
 		},

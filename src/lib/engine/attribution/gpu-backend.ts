@@ -130,6 +130,9 @@ export async function gpuBackend(device: GPUDevice, ctx: LinearContext): Promise
 	const pl = await attrPipelines(device);
 	const { nPos: P, dim, nHeads, nKvHeads, headSize: hs } = ctx;
 	const kv = nKvHeads * hs;
+	// The kernels' buffers are laid out for heads that tile the residual (every llama2.c model, Llama exports).
+	if (nHeads * hs !== dim)
+		throw new Error(`the WGSL attribution needs nHeads × headSize = d_model (here ${nHeads} × ${hs} ≠ ${dim}): use the TypeScript backend`);
 	const owned: GPUBuffer[] = [];
 	const keep = (b: GPUBuffer) => (owned.push(b), b);
 	const dummy = keep(createStorage(device, 16, 'attr.dummy'));

@@ -3,7 +3,7 @@
  * object. The CLI uses it; the engine facade (worker) is meant to, with ORT's device for the
  * WGSL backend, so the app and the command line write the same files.
  */
-import type { LlamaWeights } from '../model/llama2c/checkpoint';
+import type { DecoderWeights } from './exported-shape';
 import { attribute, type AttributeOptions, type AttributionGraph } from './graph';
 import { gpuBackend } from './gpu-backend';
 import { toGraphFile, toNeuronpedia, type GraphFile } from './neuronpedia-graph';
@@ -22,7 +22,7 @@ export interface GraphJsonOptions extends Omit<AttributeOptions, 'backend'> {
 }
 
 export async function buildGraphJson(
-	w: LlamaWeights,
+	w: DecoderWeights,
 	tokens: number[],
 	transcoders: Transcoder[],
 	o: GraphJsonOptions

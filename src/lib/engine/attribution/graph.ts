@@ -8,7 +8,7 @@
  * and `bias`, the constant term, so that input = Σ incoming edges + bias (completeness) can be
  * checked from the graph alone.
  */
-import type { LlamaWeights } from '../model/llama2c/checkpoint';
+import type { DecoderWeights } from './exported-shape';
 import { cpuBackend, type BackwardBackend } from './backend';
 import { computeEdges, type EdgeOptions } from './edges';
 import { frozenForward, type FrozenForward } from './frozen-forward';
@@ -61,7 +61,7 @@ export interface Attribution {
 }
 
 export async function attribute(
-	w: LlamaWeights,
+	w: DecoderWeights,
 	tokens: number[],
 	transcoders: Transcoder[],
 	opts: AttributeOptions = {}

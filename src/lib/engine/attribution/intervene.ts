@@ -12,8 +12,10 @@
  *   feature_intervention does; errors then move with the real MLP.
  * - 'free': the same with attention live too.
  */
-import { headSize, kvDim, type LlamaWeights } from '../model/llama2c/checkpoint';
+import { headSize, kvDim } from '../model/llama2c/checkpoint';
 import { frozenForward, matmulRows, rmsScale, type FrozenForward } from './frozen-forward';
+import { exportedForward } from './exported-forward';
+import type { DecoderWeights } from './exported-shape';
 import { buildReplacement } from './replacement';
 import { activate, preActivations, reconstruct, type Transcoder } from './transcoder';
 import type { AttributionGraph } from './graph';
@@ -30,7 +32,7 @@ export type InterventionMode = 'replacement' | 'frozen-attention' | 'free';
 
 /** Logits at every position, [P · vocab], after the interventions. `cleanPass` is the prompt's frozen forward (patterns, scales, errors), computed here when not given and needed. */
 export function interveneLogits(
-	w: LlamaWeights,
+	w: DecoderWeights,
 	tokens: number[],
 	transcoders: Transcoder[],
 	interventions: FeatureIntervention[],
@@ -51,6 +53,8 @@ export function interveneLogits(
 	const frozenS = mode === 'replacement';
 	// Clean positions beyond the prompt the clean pass did not see cannot be frozen.
 	if (frozenA && clean!.nPos < P) throw new Error(`interveneLogits: the clean pass covers ${clean!.nPos} positions, the run ${P}`);
+
+	if (w.exported) return interveneExported(w, tokens, tcs, interventions, mode, clean, errors);
 
 	const x = new Float64Array(P * dim);
 	for (let p = 0; p < P; p++) for (let j = 0; j < dim; j++) x[p * dim + j] = w.tokenEmbedding[tokens[p] * dim + j];
@@ -140,6 +144,46 @@ export function interveneLogits(
 	return matmulRows(xn, w.classifier, P, dim, vocabSize);
 }
 
+/** The same three modes on an export's forward (exported-forward.ts): what is frozen is given to it, and each MLP's output replaced. */
+function interveneExported(
+	w: DecoderWeights,
+	tokens: number[],
+	tcs: Transcoder[],
+	interventions: FeatureIntervention[],
+	mode: InterventionMode,
+	clean: FrozenForward | null,
+	errors: Float64Array[]
+): Float64Array {
+	const dim = w.config.dim;
+	const P = tokens.length;
+	const mlp = (l: number, xn: Float64Array, real: () => Float64Array) => {
+		const t = tcs[l];
+		const here = interventions.filter((iv) => iv.layer === l && iv.pos < P);
+		if (mode === 'replacement') {
+			const out = new Float64Array(P * dim);
+			for (let p = 0; p < P; p++) {
+				const xin = xn.subarray(p * dim, (p + 1) * dim);
+				const act = activate(t, preActivations(t, xin));
+				for (const iv of here) if (iv.pos === p) act[iv.feature] = iv.value;
+				const rec = reconstruct(t, xin, act);
+				for (let j = 0; j < dim; j++) out[p * dim + j] = rec[j] + errors[l][p * dim + j];
+			}
+			return out;
+		}
+		const out = real();
+		for (const iv of here) {
+			const act = activate(t, preActivations(t, xn.subarray(iv.pos * dim, (iv.pos + 1) * dim)))[iv.feature];
+			for (let j = 0; j < dim; j++) out[iv.pos * dim + j] += (iv.value - act) * t.wDec[iv.feature * dim + j];
+		}
+		return out;
+	};
+	return exportedForward(w, tokens, {
+		patterns: mode !== 'free' ? clean!.pattern : undefined,
+		scales: mode === 'replacement' ? clean! : undefined,
+		mlp
+	}).logits;
+}
+
 /**
  * What the graph predicts an intervention does to each target's input, to first order: the change
  * δ_s = value − a_s of each intervened feature flows along the edges, which are per unit of the
@@ -180,7 +224,7 @@ export function predictFromGraph(g: AttributionGraph, interventions: FeatureInte
  * the prompt each step: meant for small models and a few tokens, beside the app's own generation.
  */
 export function greedyWithInterventions(
-	w: LlamaWeights,
+	w: DecoderWeights,
 	tokens: number[],
 	transcoders: Transcoder[],
 	interventions: FeatureIntervention[],

@@ -8,9 +8,15 @@
  *   the layer's active features (activation × W_dec[f], at the feature's position),
  *   its error nodes (error[l, p], one per position),
  *   its decoder bias b_dec at every position (not a node: it sums into the targets' constant term).
- * Token embeddings are the sources at the bottom of the residual stream.
+ * Token embeddings are the sources at the bottom of the residual stream (times an export's
+ * embedding scale).
+ *
+ * An export's post-attention norm (Gemma 3: attn_out[p] = g ⊙ s[p] ⊙ W_o z[p], s frozen) folds into
+ * what is already here, so no backend needs to know of it: g into W_o's rows (diag(g) W_o), and the
+ * per-position s[p] into the pattern's query rows (s[p] · A[h, p, t]), since z[p] = Σ_t A[h,p,t] v[t].
  */
-import { headSize, type LlamaWeights } from '../model/llama2c/checkpoint';
+import type { DecoderWeights } from './exported-shape';
+import { attnHeadSize } from './exported-shape';
 import type { FrozenForward } from './frozen-forward';
 import type { ReplacementState } from './replacement';
 
@@ -23,14 +29,15 @@ export interface SourceBlock {
 }
 
 export interface LinearLayer {
-	wo: Float32Array; // [dim, dim]
+	wo: Float32Array; // [dim, nHeads · headSize]
 	wv: Float32Array; // [kvDim, dim]
 	wSkip?: Float32Array; // [dim, dim] (out, in)
 	/** g_att[i] · s_att[p] at [p · dim + i]: attention's frozen input norm, as a diagonal per position. */
 	attnScale: Float64Array;
 	/** g_ffn[i] · s_ffn[p]: the MLP's frozen input norm. */
 	ffnScale: Float64Array;
-	pattern: Float64Array; // [nHeads, P, P]
+	/** [nHeads, P, P]: the frozen pattern (times an export's frozen post-attention norm scale at its query). */
+	pattern: Float64Array;
 	sources: SourceBlock;
 }
 
@@ -53,7 +60,15 @@ function diag(g: Float32Array, s: Float64Array, dim: number): Float64Array {
 	return out;
 }
 
-export function linearContext(w: LlamaWeights, fwd: FrozenForward, rep: ReplacementState): LinearContext {
+/** W_o with a post-attention norm's gain on its rows, and the pattern with the frozen scale on its query rows. */
+function foldPostAttention(wo: Float32Array, g: Float32Array, A: Float64Array, s: Float64Array, P: number) {
+	const cols = wo.length / g.length;
+	const w = Float32Array.from(wo, (v, k) => v * g[Math.floor(k / cols)]);
+	const pattern = Float64Array.from(A, (a, k) => a * s[Math.floor(k / P) % P]);
+	return { wo: w, pattern };
+}
+
+export function linearContext(w: DecoderWeights, fwd: FrozenForward, rep: ReplacementState): LinearContext {
 	const { nPos: P, dim, nLayers } = fwd;
 	const layers: LinearLayer[] = [];
 	for (let l = 0; l < nLayers; l++) {
@@ -75,18 +90,23 @@ export function linearContext(w: LlamaWeights, fwd: FrozenForward, rep: Replacem
 			for (let d = 0; d < dim; d++) vectors[b * dim + d] = t.bDec[d];
 		}
 		const L = w.layers[l];
+		const post = w.exported?.layers[l].postAttnNorm;
+		const folded = post ? foldPostAttention(L.wo, post, fwd.pattern[l], fwd.sPostAttn![l], P) : null;
 		layers.push({
-			wo: L.wo,
+			wo: folded?.wo ?? L.wo,
 			wv: L.wv,
 			wSkip: t.wSkip,
 			attnScale: diag(L.rmsAtt, fwd.sAtt[l], dim),
 			ffnScale: diag(L.rmsFfn, fwd.sFfn[l], dim),
-			pattern: fwd.pattern[l],
+			pattern: folded?.pattern ?? fwd.pattern[l],
 			sources: { vectors, pos, nFeatures: feats.length }
 		});
 	}
 	const tokVectors = new Float64Array(P * dim);
 	for (let p = 0; p < P; p++) for (let d = 0; d < dim; d++) tokVectors[p * dim + d] = w.tokenEmbedding[fwd.tokens[p] * dim + d];
+	// An export's embedding scale (Gemma's √d) is part of what each token writes into the residual.
+	const embedScale = w.exported?.embedScale ?? 1;
+	if (embedScale !== 1) for (let i = 0; i < tokVectors.length; i++) tokVectors[i] *= embedScale;
 	const finalScale = new Float64Array(dim);
 	for (let i = 0; i < dim; i++) finalScale[i] = w.rmsFinal[i] * fwd.sFinal[P - 1];
 	return {
@@ -95,7 +115,7 @@ export function linearContext(w: LlamaWeights, fwd: FrozenForward, rep: Replacem
 		nLayers,
 		nHeads: w.config.nHeads,
 		nKvHeads: w.config.nKvHeads,
-		headSize: headSize(w.config),
+		headSize: attnHeadSize(w),
 		layers,
 		tokens: { vectors: tokVectors, pos: Int32Array.from({ length: P }, (_, p) => p), nFeatures: 0 },
 		finalScale

@@ -10,7 +10,9 @@
  */
 import { LoupeError } from '../errors';
 import type { Loaded, ModelSession } from '../model/session';
-import type { LlamaWeights } from '../model/llama2c/checkpoint';
+import type { ModelSource } from '../model/open';
+import { traceDecoderWeights } from '../model/onnx/decoder-weights';
+import type { DecoderWeights } from './exported-shape';
 import { bundledHub } from '../defaults/bundled';
 import { getLabel, putLabels } from '../store/db';
 import { deleteGraph, getGraph, listGraphs, saveGraph } from '../store/graphs';
@@ -71,16 +73,40 @@ export class AttributionService {
 		return (ops[op] as (r: A.GraphRequests[K]) => Promise<A.GraphReplies[K]>)(req);
 	}
 
-	/** The llama2.c weights of the loaded model (the attribution reads them as llama2.c lays them out). */
-	private async weights(m: Loaded): Promise<LlamaWeights> {
-		if (m.source.format !== 'llama2c')
-			throw new LoupeError(
-				'model-failed',
-				`${m.info.name} is an exported ONNX model; Loupe builds attribution graphs on llama2.c models so far.`,
-				'Open stories260K (the default model) to build a graph.'
-			);
+	/** Weights traced from an export's graph, once per model (the source is dropped with the model, and its entry with it). */
+	private traced = new WeakMap<ModelSource, Promise<DecoderWeights>>();
+
+	/**
+	 * The loaded model's weights as the attribution reads them: a llama2.c checkpoint as parsed, or an
+	 * export's initializers traced by the graph's structure (model/onnx/decoder-weights.ts), which
+	 * refuses, saying why, shapes the attribution does not model.
+	 */
+	private async weights(m: Loaded): Promise<DecoderWeights> {
+		const src = m.source;
+		if (src.format === 'onnx') {
+			if (!src.decoder || !src.readWeights)
+				throw new LoupeError(
+					'model-failed',
+					`The graph of ${m.info.name} is not kept in memory for an attribution graph.`,
+					'Reload the model, then build the graph again.'
+				);
+			if (!src.lmHead)
+				throw new LoupeError(
+					'model-failed',
+					`${m.info.name} has no LM head, so a graph has no logits to explain.`,
+					'Open a model with an LM head.'
+				);
+			let w = this.traced.get(src);
+			if (!w) {
+				const { decoder, readWeights } = src;
+				w = readWeights().then((files) => traceDecoderWeights(decoder, files, { maxSeqLen: src.shape.maxSeqLen, name: m.info.name }));
+				this.traced.set(src, w);
+				w.catch(() => this.traced.delete(src));
+			}
+			return w;
+		}
 		// A llama2.c source keeps the checkpoint it parsed (model/open.ts): the graph reads those weights.
-		const w = m.source.llamaWeights;
+		const w = src.llamaWeights;
 		if (!w)
 			throw new LoupeError(
 				'model-failed',
@@ -135,7 +161,9 @@ export class AttributionService {
 			);
 		this.stopRequested = false;
 		const t0 = performance.now();
-		const device = m.runner.backend === 'webgpu' ? await this.session.gpuDevice() : null;
+		// The WGSL kernels take heads that tile d_model (llama2.c, Llama exports); wider heads (Gemma 3) run on the TS path.
+		const tiles = w.config.nHeads * (w.exported?.headSize ?? w.config.dim / w.config.nHeads) === w.config.dim;
+		const device = m.runner.backend === 'webgpu' && tiles ? await this.session.gpuDevice() : null;
 		let dispose = () => {};
 		const backend = async (ctx: LinearContext) => {
 			const b = device ? await gpuBackend(device, ctx) : cpuBackend(ctx);
