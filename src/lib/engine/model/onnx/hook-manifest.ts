@@ -63,12 +63,17 @@ export function openExportedDecoder(graphBytes: Uint8Array): ExportedDecoder {
  * does not. The token embedding's lookup is taken out of the segments where it can be (the segment
  * that read it takes its rows as an input, `embedding` says where they are: embedding-outside.ts);
  * `embeddingOutside: false` keeps it in. With the lookup out, a tied head's weight is read in pieces
- * (gemm-pieces.ts).
+ * (gemm-pieces.ts; `pieceBytes` for tests, else PIECE_BYTES).
  */
-export function cutExportedDecoder(d: ExportedDecoder, hooks: HookName[], o: { embeddingOutside?: boolean } = {}): CutSegment[] {
+export function cutExportedDecoder(
+	d: ExportedDecoder,
+	hooks: HookName[],
+	o: { embeddingOutside?: boolean; pieceBytes?: number } = {}
+): CutSegment[] {
 	const outside = o.embeddingOutside === false ? null : embeddingAsInput(d.graph, d.trace, d.io.inputIds.name);
 	if (!outside) return cutAtHooks(d.graph, d.trace, hooks);
-	const segments = cutAtHooks(inPieces(outside.graph), d.trace, hooks);
+	const graph = o.pieceBytes ? gemmWeightInPieces(outside.graph, o.pieceBytes) : inPieces(outside.graph);
+	const segments = cutAtHooks(graph, d.trace, hooks);
 	for (const s of segments) if (s.inputNames.includes(outside.embedding.input)) s.embedding = outside.embedding;
 	return segments;
 }
