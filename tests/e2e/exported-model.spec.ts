@@ -96,8 +96,19 @@ test('chat mode on an instruction-tuned catalogue model: the prompt becomes the 
 	await waitForModel(page);
 	await expect(page.getByTestId('chat-mode')).toBeChecked();
 	expect((await generateText(page)).trim()).toBe(expected);
+	// Steering's positions count what the model reads: in chat mode the template's tokens too (BOS and
+	// the 8 tokens above: generated tokens start at 9); without it, BOS and the 3 words (4).
+	const vectors = page.getByTestId('steering-vectors');
+	await vectors.getByTestId('contrast-positive').fill('bad ked mif');
+	await vectors.getByTestId('contrast-negative').fill('tar tar tar');
+	await vectors.getByTestId('contrast-make').click();
+	await vectors.getByTestId('vector-steer').click();
+	await page.getByTestId('steer-scope').selectOption('generated');
+	await expect(page.getByTestId('steer-help')).toContainText('(positions 9 on)');
 	await page.getByTestId('chat-mode').uncheck();
 	await expect(page).not.toHaveURL(/chat=1/);
+	await expect(page.getByTestId('steer-help')).toContainText('(positions 4 on)');
+	await page.getByTestId('steer-reset').click();
 	expect((await generateText(page)).trim()).toBe(plain);
 });
 

@@ -87,9 +87,13 @@ export class Engine {
 		this.session.setChat(on);
 	}
 
-	/** Token ids and their pieces, for showing how a prompt is split. */
-	tokenize(text: string): { id: number; piece: string }[] {
-		return this.session.tokenize(text);
+	/**
+	 * Token ids and their pieces, for showing how a prompt is split. `chatTurn`: the text as the
+	 * model reads it in chat mode, inside its template (steering's positions count those tokens).
+	 */
+	tokenize(text: string, o: { chatTurn?: boolean } = {}): { id: number; piece: string }[] {
+		const t = o.chatTurn ? this.session.current?.tokenizer : undefined;
+		return this.session.tokenize(t?.applyChatTemplate ? t.applyChatTemplate(text) : text);
 	}
 
 	// SAEs
