@@ -21,6 +21,8 @@ export interface ExportedRun {
 	scales?: Pick<FrozenForward, 'sAtt' | 'sFfn' | 'sFinal' | 'sPostAttn'>;
 	/** MLP l's output from its input (hook_mlp_in, [P · dim]); `real` computes the model's own. */
 	mlp?: (l: number, mlpIn: Float64Array, real: () => Float64Array) => Float64Array;
+	/** Start from a zero residual (no token or position embedding): with everything else frozen, what the constant terms alone give. */
+	noEmbedding?: boolean;
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);
@@ -64,7 +66,10 @@ export function exportedForward(w: DecoderWeights, tokens: number[], run: Export
 	const eps = c.normEps;
 
 	const x = new Float64Array(P * dim);
-	for (let p = 0; p < P; p++) for (let j = 0; j < dim; j++) x[p * dim + j] = w.tokenEmbedding[tokens[p] * dim + j] * e.embedScale;
+	if (!run.noEmbedding)
+		for (let p = 0; p < P; p++)
+			for (let j = 0; j < dim; j++)
+				x[p * dim + j] = w.tokenEmbedding[tokens[p] * dim + j] * e.embedScale + (e.positions ? e.positions[p * dim + j] : 0);
 	const rec: FrozenForward = {
 		tokens: [...tokens],
 		nPos: P,
@@ -81,14 +86,25 @@ export function exportedForward(w: DecoderWeights, tokens: number[], run: Export
 		residFinal: x,
 		logits: new Float64Array(0)
 	};
-	/** g ⊙ s[p] ⊙ src[p] into a new array, s computed into `s` (or read from `frozen`). */
-	const norm = (src: Float64Array, g: Float32Array, s: Float64Array, frozen?: Float64Array) => {
+	/**
+	 * g ⊙ s[p] ⊙ src[p] (RMSNorm) or g ⊙ s[p] ⊙ (src[p] − mean) + β (LayerNorm) into a new array, the
+	 * scale s computed into `s` (or read from `frozen`); the mean is never frozen: centring is linear.
+	 */
+	const norm = (src: Float64Array, g: Float32Array, s: Float64Array, frozen?: Float64Array, beta?: Float32Array) => {
 		const out = new Float64Array(P * dim);
+		const c = new Float64Array(dim);
 		for (let p = 0; p < P; p++) {
-			s[p] = frozen ? frozen[p] : rmsScale(src, p * dim, dim, eps);
-			for (let j = 0; j < dim; j++) out[p * dim + j] = g[j] * s[p] * src[p * dim + j];
+			let mean = 0;
+			if (e.layerNorm) for (let j = 0; j < dim; j++) mean += src[p * dim + j] / dim;
+			for (let j = 0; j < dim; j++) c[j] = src[p * dim + j] - mean;
+			s[p] = frozen ? frozen[p] : rmsScale(c, 0, dim, eps);
+			for (let j = 0; j < dim; j++) out[p * dim + j] = g[j] * s[p] * c[j] + (beta ? beta[j] : 0);
 		}
 		return out;
+	};
+	const addBias = (y: Float64Array, b: Float32Array | undefined, width: number) => {
+		if (b) for (let i = 0; i < y.length; i++) y[i] += b[i % width];
+		return y;
 	};
 
 	for (let l = 0; l < nLayers; l++) {
@@ -96,16 +112,18 @@ export function exportedForward(w: DecoderWeights, tokens: number[], run: Export
 		const E = e.layers[l];
 		rec.residPre!.push(x.slice());
 		const sAtt = new Float64Array(P);
-		const xn = norm(x, L.rmsAtt, sAtt, run.scales?.sAtt[l]);
-		const v = matmulRows(xn, L.wv, P, dim, kv);
+		const xn = norm(x, L.rmsAtt, sAtt, run.scales?.sAtt[l], E.attnNormBias);
+		const v = addBias(matmulRows(xn, L.wv, P, dim, kv), E.bv, kv);
 		let A = run.patterns?.[l];
 		if (!A) {
-			const q = matmulRows(xn, L.wq, P, dim, qDim);
-			const k = matmulRows(xn, L.wk, P, dim, kv);
+			const q = addBias(matmulRows(xn, L.wq, P, dim, qDim), E.bq, qDim);
+			const k = addBias(matmulRows(xn, L.wk, P, dim, kv), E.bk, kv);
 			if (E.qNorm) headNorm(q, P, qDim, hs, E.qNorm, eps);
 			if (E.kNorm) headNorm(k, P, kv, hs, E.kNorm, eps);
-			rope(q, P, qDim, hs, E.invFreq);
-			rope(k, P, kv, hs, E.invFreq);
+			if (E.invFreq.length) {
+				rope(q, P, qDim, hs, E.invFreq);
+				rope(k, P, kv, hs, E.invFreq);
+			}
 			A = new Float64Array(nHeads * P * P);
 			for (let h = 0; h < nHeads; h++) {
 				const kvh = Math.floor(h / group) * hs;
@@ -135,18 +153,18 @@ export function exportedForward(w: DecoderWeights, tokens: number[], run: Export
 					for (let i = 0; i < hs; i++) z[p * qDim + h * hs + i] += a * v[t * kv + kvh + i];
 				}
 		}
-		let attnOut = matmulRows(z, L.wo, P, qDim, dim);
+		let attnOut = addBias(matmulRows(z, L.wo, P, qDim, dim), E.bo, dim);
 		const sPost = new Float64Array(P);
 		if (E.postAttnNorm) attnOut = norm(attnOut, E.postAttnNorm, sPost, run.scales?.sPostAttn?.[l]);
 		for (let i = 0; i < P * dim; i++) x[i] += attnOut[i];
 
 		const sFfn = new Float64Array(P);
-		const mlpIn = norm(x, L.rmsFfn, sFfn, run.scales?.sFfn[l]);
+		const mlpIn = norm(x, L.rmsFfn, sFfn, run.scales?.sFfn[l], E.ffnNormBias);
 		const real = () => {
-			const h1 = matmulRows(mlpIn, L.w1, P, dim, hiddenDim);
-			const h3 = matmulRows(mlpIn, L.w3, P, dim, hiddenDim);
-			for (let i = 0; i < h1.length; i++) h1[i] = activation(e.mlpActivation, h1[i]) * h3[i];
-			const out = matmulRows(h1, L.w2, P, hiddenDim, dim);
+			const h1 = addBias(matmulRows(mlpIn, L.w1, P, dim, hiddenDim), E.b1, hiddenDim);
+			const h3 = e.mlpGated ? matmulRows(mlpIn, L.w3, P, dim, hiddenDim) : null;
+			for (let i = 0; i < h1.length; i++) h1[i] = activation(e.mlpActivation, h1[i]) * (h3 ? h3[i] : 1);
+			const out = addBias(matmulRows(h1, L.w2, P, hiddenDim, dim), E.b2, dim);
 			// The post-feedforward norm is inside what a transcoder replaces: never frozen.
 			return E.postFfnNorm ? norm(out, E.postFfnNorm, new Float64Array(P)) : out;
 		};
@@ -159,7 +177,7 @@ export function exportedForward(w: DecoderWeights, tokens: number[], run: Export
 		rec.mlpIn.push(mlpIn);
 		rec.mlpOut.push(mlpOut);
 	}
-	const xf = norm(x, w.rmsFinal, rec.sFinal, run.scales?.sFinal);
+	const xf = norm(x, w.rmsFinal, rec.sFinal, run.scales?.sFinal, e.finalNormBias);
 	rec.logits = matmulRows(xf, w.classifier, P, dim, vocabSize);
 	return rec;
 }

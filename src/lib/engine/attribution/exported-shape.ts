@@ -13,7 +13,7 @@
 import { headSize, type LlamaWeights } from '../model/llama2c/checkpoint';
 
 export interface ExportedLayer {
-	/** RoPE frequency of each pair of a head, [headSize / 2]: pair j (rows 2j, 2j+1) turns by p · invFreq[j]. */
+	/** RoPE frequency of each pair of a head, [headSize / 2]: pair j (rows 2j, 2j+1) turns by p · invFreq[j]; empty without RoPE. */
 	invFreq: Float64Array;
 	/** Sliding window: key t is read from query p only when p − t < window; 0 for plain causal attention. */
 	window: number;
@@ -23,6 +23,16 @@ export interface ExportedLayer {
 	/** Gemma 3's sandwich norms: after W_o (before the attention add) and after the MLP (before the MLP add). */
 	postAttnNorm?: Float32Array;
 	postFfnNorm?: Float32Array;
+	/** GPT-2's constant terms: LayerNorm biases (β) before attention and the MLP, projection biases. */
+	attnNormBias?: Float32Array;
+	ffnNormBias?: Float32Array;
+	bq?: Float32Array;
+	bk?: Float32Array;
+	bv?: Float32Array;
+	bo?: Float32Array;
+	/** The MLP's biases (inside what a transcoder replaces). */
+	b1?: Float32Array;
+	b2?: Float32Array;
 }
 
 export interface ExportedShape {
@@ -34,6 +44,14 @@ export interface ExportedShape {
 	/** What the token embedding is multiplied by before the first layer (√d_model for Gemma). */
 	embedScale: number;
 	mlpActivation: 'silu' | 'gelu_tanh';
+	/** Gated (W_down(act(W_gate x) ⊙ W_up x)) or plain (W_2 act(W_1 x + b_1) + b_2, GPT-2; w3 is empty). */
+	mlpGated: boolean;
+	/** LayerNorm (subtract the mean, then scale, then add β) instead of RMSNorm. */
+	layerNorm: boolean;
+	/** The final norm's β (LayerNorm). */
+	finalNormBias?: Float32Array;
+	/** Learned position embeddings [maxPositions, dim], added to the token embedding (GPT-2). */
+	positions?: Float32Array;
 	layers: ExportedLayer[];
 }
 

@@ -15,6 +15,7 @@
  * what is already here, so no backend needs to know of it: g into W_o's rows (diag(g) W_o), and the
  * per-position s[p] into the pattern's query rows (s[p] · A[h, p, t]), since z[p] = Σ_t A[h,p,t] v[t].
  */
+import { LoupeError } from '../errors';
 import type { DecoderWeights } from './exported-shape';
 import { attnHeadSize } from './exported-shape';
 import type { FrozenForward } from './frozen-forward';
@@ -70,6 +71,12 @@ function foldPostAttention(wo: Float32Array, g: Float32Array, A: Float64Array, s
 
 export function linearContext(w: DecoderWeights, fwd: FrozenForward, rep: ReplacementState): LinearContext {
 	const { nPos: P, dim, nLayers } = fwd;
+	if (w.exported?.layerNorm)
+		throw new LoupeError(
+			'unsupported-checkpoint',
+			'Attribution graphs on LayerNorm exports (GPT-2) are not built yet: their centring and biases are not in the linear model.',
+			'Open stories260K, or a Llama- or Gemma-3-shaped export.'
+		);
 	const layers: LinearLayer[] = [];
 	for (let l = 0; l < nLayers; l++) {
 		const t = rep.transcoders[l];

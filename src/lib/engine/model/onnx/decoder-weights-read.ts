@@ -17,6 +17,8 @@ export class Refusal extends Error {}
 export const CASTS = new Set(['Cast', 'Identity']);
 /** Ops that move or repeat values without changing them: between a projection and attention's MatMuls. */
 export const SHAPE_OPS = new Set(['Cast', 'Identity', 'Reshape', 'Transpose', 'Unsqueeze', 'Squeeze', 'Expand', 'Concat']);
+/** What sits around a product without touching its values: the Reshapes of GPT-2's Conv1D, casts. */
+const RESHAPE_ONLY = new Set(['Cast', 'Identity', 'Reshape']);
 
 export class GraphReader {
 	constructor(
@@ -111,6 +113,100 @@ export class GraphReader {
 		if (n.opType === 'Gemm' && n.attribute?.some((a) => (a.name === 'transA' || a.name === 'transB') && Number(a.i) === 1)) return null;
 		if (!this.g.initializers.has(n.input![1]) || this.isConst(n.input![0])) return null;
 		return { x: n.input![0], weight: n.input![1], node: n };
+	}
+
+	/**
+	 * The affine map that writes `t`: MatMul or Gemm by a stored weight [in, out], with Gemm's bias,
+	 * through the Reshapes around GPT-2's Conv1D, and one slice of a Split of its output (GPT-2's fused
+	 * c_attn); null where `t` is not one. `x` is what it reads (back through reshapes).
+	 */
+	linear(t: string, what: string): { x: string; w: Float32Array; dims: [number, number]; b?: Float32Array; weight: string } | null {
+		t = this.back(t, RESHAPE_ONLY);
+		const n = this.node(t);
+		if (n?.opType === 'Split') {
+			const whole = this.linear(n.input![0], what);
+			if (!whole) return null;
+			const slot = n.output!.indexOf(t);
+			const out = whole.dims[1];
+			const sizes = n.input![1] ? this.numbers(n.input![1]) : null;
+			const parts = sizes ?? new Array<number>(n.output!.length).fill(out / n.output!.length);
+			const axis = Number(n.attribute?.find((a) => a.name === 'axis')?.i ?? 0);
+			if (parts.reduce((a, b) => a + b, 0) !== out || (axis !== -1 && axis !== 2 && axis !== 1))
+				throw new Refusal(`${what}: a Split of a projection that is not along its output features`);
+			const start = parts.slice(0, slot).reduce((a, b) => a + b, 0);
+			const width = parts[slot];
+			const [rows] = whole.dims;
+			const w = new Float32Array(rows * width);
+			for (let i = 0; i < rows; i++) w.set(whole.w.subarray(i * out + start, i * out + start + width), i * width);
+			return {
+				x: whole.x,
+				w,
+				dims: [rows, width],
+				b: whole.b?.slice(start, start + width),
+				weight: `${whole.weight}[${start}:${start + width}]`
+			};
+		}
+		if (!n || !(n.opType === 'MatMul' || n.opType === 'Gemm')) return null;
+		if (n.opType === 'Gemm' && n.attribute?.some((a) => (a.name === 'transA' || a.name === 'transB') && Number(a.i) === 1)) return null;
+		if (!this.g.initializers.has(n.input![1]) || this.isConst(n.input![0])) return null;
+		const { data, dims } = this.floats(n.input![1], what);
+		if (dims.length !== 2) return null;
+		let b: Float32Array | undefined;
+		if (n.input![2]) {
+			b = this.floats(n.input![2], `${what}'s bias`).data;
+			if (b.length !== dims[1]) throw new Refusal(`${what}'s bias is not one value per output`);
+		}
+		return { x: this.back(n.input![0], RESHAPE_ONLY), w: data, dims: [dims[0], dims[1]], b, weight: n.input![1] };
+	}
+
+	/** A LayerNorm or RMSNorm at `y`, written out or as LayerNormalization: weight, β (LayerNorm), eps, input. */
+	norm(y: string, what: string): { weight: Float32Array; bias?: Float32Array; eps: number; input: string; layerNorm: boolean } {
+		const n = this.node(y);
+		if (n?.opType === 'LayerNormalization') {
+			const eps = n.attribute?.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+			const weight = this.floats(n.input![1], `the weight of ${what}`).data;
+			const bias = n.input![2] ? this.floats(n.input![2], `the bias of ${what}`).data : undefined;
+			return { weight, bias, eps, input: this.back(n.input![0], CASTS), layerNorm: true };
+		}
+		if (n?.opType === 'Add') {
+			// LayerNorm: ((x − mean x) / √(var + eps)) · γ + β.
+			const bSlot = n.input!.findIndex((t) => this.g.initializers.has(t));
+			if (bSlot >= 0) {
+				const bias = this.floats(n.input![bSlot], `the bias of ${what}`).data;
+				const ln = this.layerNorm(n.input![1 - bSlot], what);
+				if (ln) return { ...ln, bias, layerNorm: true };
+			}
+		}
+		const ln = this.layerNorm(y, what);
+		if (ln) return { ...ln, layerNorm: true };
+		return { ...this.rmsNorm(y, what), layerNorm: false };
+	}
+
+	/** γ ⊙ (x − mean x) / √(mean((x − mean x)²) + eps), or null where `y` is not that. */
+	private layerNorm(y: string, what: string): { weight: Float32Array; eps: number; input: string } | null {
+		const mul = this.node(y);
+		if (mul?.opType !== 'Mul') return null;
+		const wSlot = mul.input!.findIndex((t) => this.g.initializers.has(t));
+		if (wSlot < 0) return null;
+		const div = this.node(this.back(mul.input![1 - wSlot], CASTS));
+		if (div?.opType !== 'Div') return null;
+		const sub = this.node(div.input![0]);
+		if (sub?.opType !== 'Sub') return null;
+		const mean = this.node(sub.input![1]);
+		if (mean?.opType !== 'ReduceMean' || mean.input![0] !== sub.input![0]) return null;
+		const sqrt = this.node(div.input![1]);
+		const add = sqrt?.opType === 'Sqrt' ? this.node(sqrt.input![0]) : undefined;
+		const epsSlot = add?.opType === 'Add' ? add.input!.findIndex((t) => this.scalar(t) !== null) : -1;
+		if (!add || epsSlot < 0) throw new Refusal(`${what} subtracts the mean but is not divided by √(var + eps)`);
+		const v = this.node(add.input![1 - epsSlot]);
+		const sq = v?.opType === 'ReduceMean' ? this.node(v.input![0]) : undefined;
+		if (!(sq?.opType === 'Pow' && this.scalar(sq.input![1]) === 2 && sq.input![0] === div.input![0]))
+			throw new Refusal(`${what}'s variance is not the mean of the centred square`);
+		return {
+			weight: this.floats(mul.input![wSlot], `the weight of ${what}`).data,
+			eps: this.scalar(add.input![epsSlot])!,
+			input: this.back(sub.input![0], CASTS)
+		};
 	}
 
 	/** The written-out RMSNorm whose output is `y`: its weight, eps and input (before any Cast), or why not. */

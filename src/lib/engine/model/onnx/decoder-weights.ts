@@ -25,6 +25,7 @@ import { LoupeError } from '../../errors';
 import type { LlamaLayerWeights } from '../llama2c/checkpoint';
 import type { DecoderWeights, ExportedLayer, ExportedShape } from '../../attribution/exported-shape';
 import type { ExportedDecoder } from './hook-manifest';
+import type { NodeProto } from './graph';
 import { hookName } from '../hooks';
 import type { ExternalFiles } from './initializer-bytes';
 import { unembeddingWeight } from './unembedding';
@@ -62,11 +63,10 @@ interface Rope {
 function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): DecoderWeights {
 	const { trace: t, io } = d;
 	const g = d.graph;
-	if (t.architecture === 'gpt2' || t.architecture === 'gpt-neox' || t.architecture === 'decoder')
+	if (t.architecture === 'gpt-neox' || t.addsPerLayer.some((n) => n !== 2))
 		throw new Refusal(
-			`it is ${t.architecture === 'gpt-neox' ? 'GPT-NeoX-shaped (LayerNorm, parallel attention and MLP)' : t.architecture === 'gpt2' ? 'GPT-2-shaped (LayerNorm, learned positions, biases)' : 'a LayerNorm decoder'}, and the attribution models RMSNorm decoders (Llama, Gemma 3) so far`
+			'its layers are not one attention add then one MLP add (GPT-NeoX-style parallel attention and MLP), and the attribution models sequential blocks so far'
 		);
-	if (t.addsPerLayer.some((n) => n !== 2)) throw new Refusal('its layers are not one attention add then one MLP add');
 	const D = t.dModel;
 	const V = t.vocabSize;
 	const L = t.nLayers;
@@ -79,20 +79,37 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 	const embedding = r.floats(t.embedding, 'the token embedding').data;
 	const stream0 = t.boundaries[0].tensor;
 	let embedScale = 1;
+	let positions: Float32Array | undefined;
 	const first = r.node(stream0);
+	const isEmbedding = (x: string) => {
+		const n = r.node(x);
+		return n?.opType === 'Gather' && n.input![0] === t.embedding;
+	};
 	if (first?.opType === 'Mul') {
 		const c = first.input!.map((x) => r.scalar(x)).find((v) => v !== null);
-		if (c == null) throw new Refusal("the embedding's Mul is not by a constant");
+		if (c == null || !first.input!.some(isEmbedding)) throw new Refusal("the embedding's Mul is not of the embedding by a constant");
 		embedScale = c;
-	} else if (!(first?.opType === 'Gather' && first.input![0] === t.embedding))
-		throw new Refusal(`the residual stream starts at a ${first?.opType ?? 'graph input'}, not the embedding Gather (learned positions?)`);
+	} else if (first?.opType === 'Add') {
+		// Learned positions (GPT-2): the token embedding plus a Gather of a stored table by position.
+		const k = first.input!.findIndex(isEmbedding);
+		const pos = k >= 0 ? r.node(first.input![1 - k]) : undefined;
+		if (pos?.opType !== 'Gather' || !r.g.initializers.has(pos.input![0]) || r.isConst(pos.input![1]))
+			throw new Refusal('the embedding is added to something that is not a position-embedding table');
+		const table = r.floats(pos.input![0], 'the position embedding');
+		if (table.dims.length !== 2 || table.dims[1] !== D) throw new Refusal('the position embedding is not [positions, d_model]');
+		positions = table.data;
+	} else if (!isEmbedding(stream0))
+		throw new Refusal(`the residual stream starts at a ${first?.opType ?? 'graph input'}, not the embedding Gather`);
 	const fromStream = g.descendants(stream0);
 
 	let eps: number | undefined;
+	let layerNorm: boolean | undefined;
 	const norm = (y: string, what: string) => {
-		const n = r.rmsNorm(y, what);
+		const n = r.norm(y, what);
 		if (eps === undefined) eps = n.eps;
 		else if (n.eps !== eps) throw new Refusal(`its norms use two epsilons (${eps} and ${n.eps}); Loupe's forward takes one`);
+		if (layerNorm === undefined) layerNorm = n.layerNorm;
+		else if (n.layerNorm !== layerNorm) throw new Refusal('it mixes LayerNorm and RMSNorm');
 		return n;
 	};
 	const site = (l: number, kind: 'attn_out' | 'mlp_in' | 'mlp_out') => {
@@ -100,7 +117,7 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 		if (!s || s.split) throw new Refusal(`surgery found no plain tensor for ${hookName(l, kind)}`);
 		return s.tensor;
 	};
-	/** The operand of an Add whose other operand is `other` (through casts), or null. */
+	/** Whether `sum` is an Add of `a` and `b` (through casts), in either order. */
 	const addOf = (sum: string, a: string, b: string) => {
 		const n = r.node(sum);
 		if (n?.opType !== 'Add') return false;
@@ -113,18 +130,20 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 	const shapes: ExportedLayer[] = [];
 	let attnScale: number | undefined;
 	let mlpActivation: ExportedShape['mlpActivation'] | undefined;
+	let mlpGated: boolean | undefined;
 	let nHeads = 0;
 	let maxRows = Infinity;
 	for (let l = 0; l < L; l++) {
 		const at = (what: string) => `layer ${l}'s ${what}`;
 		// Attention, from its output back.
 		const attnOut = site(l, 'attn_out');
-		let oProj = r.projection(attnOut);
+		let oProj = r.linear(attnOut, at('W_o'));
 		let postAttnNorm: Float32Array | undefined;
 		if (!oProj) {
 			const n = norm(attnOut, at('attention output (hook_attn_out)'));
+			if (n.bias) throw new Refusal(`${at('post-attention norm')} has a bias`);
 			postAttnNorm = n.weight;
-			oProj = r.projection(n.input);
+			oProj = r.linear(n.input, at('W_o'));
 			if (!oProj) throw new Refusal(`${at('post-attention norm')} does not read an output projection`);
 		}
 		const pv = r.node(r.back(oProj.x, SHAPE_OPS));
@@ -132,28 +151,32 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 			throw new Refusal(`${at('output projection')} does not read attention's probabilities × values`);
 		const softmax = r.node(r.back(pv.input![0], SHAPE_OPS));
 		if (softmax?.opType !== 'Softmax') throw new Refusal(`${at('attention')} does not mix values by a Softmax`);
-		const { scores, scale, mask } = scoresOf(r, softmax.input![0], at('attention scores'));
+		const { scores, scale, mask } = scoresOf(r, softmax.input![0], hs, at('attention scores'));
 		if (attnScale === undefined) attnScale = scale;
 		else if (Math.abs(scale - attnScale) > 1e-7 * attnScale) throw new Refusal('its layers scale attention scores differently');
 		const window = mask ? maskWindow(r, mask) : 0;
 
 		const qRope = rope(r, r.back(scores.input![0], SHAPE_OPS), fromStream, hs, at('queries'));
 		const kRope = rope(r, r.back(scores.input![1], SHAPE_OPS), fromStream, hs, at('keys'));
-		if (qRope.halves !== kRope.halves || qRope.invFreq.some((f, j) => Math.abs(f - kRope.invFreq[j]) > 1e-6 * f))
+		if (
+			qRope.halves !== kRope.halves ||
+			qRope.invFreq.length !== kRope.invFreq.length ||
+			qRope.invFreq.some((f, j) => Math.abs(f - kRope.invFreq[j]) > 1e-6 * f)
+		)
 			throw new Refusal(`${at('queries and keys')} are not turned by the same RoPE`);
 		if (qRope.tableRows) maxRows = Math.min(maxRows, qRope.tableRows);
 		const headNorm = (x: string, what: string) => {
-			const p = r.projection(r.back(x, SHAPE_OPS));
+			const p = r.linear(r.back(x, SHAPE_OPS), at(what));
 			if (p) return { proj: p, weight: undefined };
 			const n = norm(r.back(x, SHAPE_OPS), at(what));
-			if (n.weight.length !== hs) throw new Refusal(`${at(what)} is not over one head's ${hs} values`);
-			const proj = r.projection(r.back(n.input, SHAPE_OPS));
+			if (n.weight.length !== hs || n.bias) throw new Refusal(`${at(what)} is not an RMSNorm over one head's ${hs} values`);
+			const proj = r.linear(r.back(n.input, SHAPE_OPS), at(what));
 			if (!proj) throw new Refusal(`${at(what)} does not read a projection`);
 			return { proj, weight: n.weight };
 		};
 		const q = headNorm(qRope.input, 'query norm');
 		const k = headNorm(kRope.input, 'key norm');
-		const vProj = r.projection(r.back(pv.input![1], SHAPE_OPS));
+		const vProj = r.linear(r.back(pv.input![1], SHAPE_OPS), at('W_v'));
 		if (!vProj) throw new Refusal(`${at('values')} are not a projection of the residual stream`);
 		const xAtt = r.back(q.proj.x, CASTS);
 		if (r.back(k.proj.x, CASTS) !== xAtt || r.back(vProj.x, CASTS) !== xAtt)
@@ -162,10 +185,7 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 		if (r.back(attnNorm.input, CASTS) !== r.back(t.boundaries[l].tensor, CASTS))
 			throw new Refusal(`${at('attention input norm')} does not read the residual stream`);
 
-		const wq = r.floats(q.proj.weight, at('W_q'));
-		const wk = r.floats(k.proj.weight, at('W_k'));
-		const wv = r.floats(vProj.weight, at('W_v'));
-		const wo = r.floats(oProj.weight, at('W_o'));
+		const [wq, wk, wv, wo] = [q.proj, k.proj, vProj, oProj];
 		const qDim = wq.dims[1];
 		if (wq.dims[0] !== D || qDim % hs || wk.dims[1] !== nKv * hs || wv.dims[1] !== nKv * hs || wo.dims[0] !== qDim || wo.dims[1] !== D)
 			throw new Refusal(
@@ -176,6 +196,7 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 		if (nHeads % nKv) throw new Refusal(`its ${nHeads} query heads do not share ${nKv} KV heads evenly`);
 		const perm = qRope.halves ? halvesToPairs(hs) : null;
 		const rows = (w: Float32Array, out: number, inp: number) => permuteRows(transposed(w, inp, out), out, inp, hs, perm);
+		const bias = (b: Float32Array | undefined, n: number) => b && permuteRows(b, n, 1, hs, perm);
 
 		// The MLP, from its output back, and the two residual adds.
 		const mlpIn = site(l, 'mlp_in');
@@ -183,36 +204,35 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 		if (!addOf(ffnNorm.input, t.boundaries[l].tensor, attnOut))
 			throw new Refusal(`${at('MLP input norm')} does not read resid_pre + attn_out (the attention's residual add)`);
 		const mlpOut = site(l, 'mlp_out');
-		let down = r.projection(mlpOut);
+		let down = r.linear(mlpOut, at('W_down'));
 		let postFfnNorm: Float32Array | undefined;
 		if (!down) {
 			const n = norm(mlpOut, at('MLP output (hook_mlp_out)'));
+			if (n.bias) throw new Refusal(`${at('post-feedforward norm')} has a bias`);
 			postFfnNorm = n.weight;
-			down = r.projection(n.input);
+			down = r.linear(n.input, at('W_down'));
 			if (!down) throw new Refusal(`${at('post-feedforward norm')} does not read a down projection`);
 		}
 		if (!addOf(t.boundaries[l + 1].tensor, ffnNorm.input, mlpOut))
 			throw new Refusal(`${at('output')} is not the attention add's sum + mlp_out`);
-		const glu = gatedMlp(r, down.x, mlpIn, at('MLP'));
-		if (mlpActivation === undefined) mlpActivation = glu.activation;
-		else if (mlpActivation !== glu.activation) throw new Refusal('its layers use different MLP activations');
-		const w1 = r.floats(glu.gate, at('W_gate'));
-		const w3 = r.floats(glu.up, at('W_up'));
-		const w2 = r.floats(down.weight, at('W_down'));
+		const mlp = mlpOf(r, down.x, mlpIn, at('MLP'));
+		if (mlpActivation === undefined) ((mlpActivation = mlp.activation), (mlpGated = !!mlp.up));
+		else if (mlpActivation !== mlp.activation || mlpGated !== !!mlp.up) throw new Refusal('its layers use different MLPs');
+		const [w1, w2] = [mlp.gate, down];
 		const F = w1.dims[1];
-		if (w1.dims[0] !== D || w3.dims[0] !== D || w3.dims[1] !== F || w2.dims[0] !== F || w2.dims[1] !== D)
-			throw new Refusal(`${at('MLP')} has shapes gate [${w1.dims}], up [${w3.dims}], down [${w2.dims}]`);
+		if (w1.dims[0] !== D || (mlp.up && (mlp.up.dims[0] !== D || mlp.up.dims[1] !== F)) || w2.dims[0] !== F || w2.dims[1] !== D)
+			throw new Refusal(`${at('MLP')} has shapes gate [${w1.dims}], up [${mlp.up?.dims ?? '–'}], down [${w2.dims}]`);
 
 		layers.push({
 			rmsAtt: attnNorm.weight,
-			wq: rows(wq.data, qDim, D),
-			wk: rows(wk.data, nKv * hs, D),
-			wv: transposed(wv.data, D, nKv * hs),
-			wo: transposed(wo.data, qDim, D),
+			wq: rows(wq.w, qDim, D),
+			wk: rows(wk.w, nKv * hs, D),
+			wv: transposed(wv.w, D, nKv * hs),
+			wo: transposed(wo.w, qDim, D),
 			rmsFfn: ffnNorm.weight,
-			w1: transposed(w1.data, D, F),
-			w2: transposed(w2.data, F, D),
-			w3: transposed(w3.data, D, F)
+			w1: transposed(w1.w, D, F),
+			w2: transposed(w2.w, F, D),
+			w3: mlp.up ? transposed(mlp.up.w, D, F) : new Float32Array(0)
 		});
 		shapes.push({
 			invFreq: qRope.invFreq,
@@ -220,8 +240,17 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 			qNorm: q.weight && permuteRows(q.weight, hs, 1, hs, perm),
 			kNorm: k.weight && permuteRows(k.weight, hs, 1, hs, perm),
 			postAttnNorm,
-			postFfnNorm
+			postFfnNorm,
+			attnNormBias: attnNorm.bias,
+			ffnNormBias: ffnNorm.bias,
+			bq: bias(wq.b, qDim),
+			bk: bias(wk.b, nKv * hs),
+			bv: wv.b,
+			bo: wo.b,
+			b1: w1.b,
+			b2: w2.b
 		});
+		if (mlp.up?.b) throw new Refusal(`${at('MLP')}'s up projection has a bias`);
 	}
 	const hidden = layers[0].w1.length / D;
 	if (layers.some((x) => x.w1.length !== hidden * D)) throw new Refusal('its MLPs have different widths');
@@ -230,7 +259,8 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 	const head = unembeddingWeight(d);
 	let writer = r.node(io.logits);
 	while (writer && (writer.opType === 'Identity' || writer.opType === 'Reshape')) writer = r.node(writer.input![0]);
-	if (!head || !writer) throw new Refusal('its logits are not a product of the last hidden state with a stored head');
+	if (!head || !writer || writer.input![2])
+		throw new Refusal('its logits are not a product of the last hidden state with a stored head (and no bias)');
 	const finalNorm = norm(r.back(writer.input![0], SHAPE_OPS), 'the final norm');
 	if (r.back(finalNorm.input, CASTS) !== r.back(t.boundaries[L].tensor, CASTS))
 		throw new Refusal('the final norm does not read the last residual boundary');
@@ -240,7 +270,8 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 	const tied = unembedding.length === embedding.length && unembedding.every((v, i) => Object.is(v, embedding[i]));
 	const classifier = tied ? embedding : unembedding;
 
-	const seqLen = Math.min(o.maxSeqLen ?? 4096, maxRows);
+	const maxPositions = positions ? positions.length / D : Infinity;
+	const seqLen = Math.min(o.maxSeqLen ?? 4096, maxRows, maxPositions);
 	return {
 		config: {
 			dim: D,
@@ -264,13 +295,17 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 			attnScale: attnScale!,
 			embedScale,
 			mlpActivation: mlpActivation!,
+			mlpGated: mlpGated!,
+			layerNorm: layerNorm!,
+			finalNormBias: finalNorm.bias,
+			positions,
 			layers: shapes
 		}
 	};
 }
 
 /** Back from the Softmax's input: the scores MatMul, the constant scale on the way, and the additive mask. */
-function scoresOf(r: GraphReader, t: string, what: string) {
+function scoresOf(r: GraphReader, t: string, hs: number, what: string) {
 	let scale = 1;
 	let mask: string | undefined;
 	for (;;) {
@@ -284,6 +319,10 @@ function scoresOf(r: GraphReader, t: string, what: string) {
 			if (op === 'Div' && k !== 1) throw new Refusal(`${what} are a constant divided by the scores`);
 			scale = op === 'Mul' ? scale * c : scale / c;
 			t = n.input![1 - k];
+		} else if (op === 'Div' && sqrtOfHeadSize(r, n.input![1])) {
+			// GPT-2 divides by √head_dim computed from the value's shape (Shape, Slice, Cast, Pow 0.5).
+			scale /= Math.sqrt(hs);
+			t = n.input![0];
 		} else if (op === 'Add' && !mask) {
 			// The mask is the operand that is not the scores: the one with no MatMul of two computed tensors behind it.
 			const k = n.input!.findIndex((x) => !reachesScores(r, x));
@@ -293,6 +332,31 @@ function scoresOf(r: GraphReader, t: string, what: string) {
 		} else if (op === 'MatMul' && !n.input!.some((x) => r.isConst(x))) return { scores: n, scale, mask };
 		else throw new Refusal(`${what} pass through ${op} "${n.name}", which Loupe does not model (softcapping?)`);
 	}
+}
+
+/** A divisor computed from a tensor's shape only, as a Pow by 0.5 (plus zeros): √ of a dim, the head size where scores are divided. */
+function sqrtOfHeadSize(r: GraphReader, t: string): boolean {
+	const allowed = new Set(['Slice', 'Gather', 'Squeeze', 'Unsqueeze', 'Cast', 'Pow', 'Add', 'Constant', 'ConstantOfShape']);
+	let shapes = 0;
+	let pow: NodeProto | undefined;
+	const seen = new Set<NodeProto>();
+	const stack = [t];
+	while (stack.length) {
+		const n = r.node(stack.pop()!);
+		if (!n || seen.has(n)) continue;
+		seen.add(n);
+		if (n.opType === 'Shape') {
+			shapes++;
+			continue; // a shape, not the tensor's values
+		}
+		if (!allowed.has(n.opType!)) return false;
+		if (n.opType === 'Pow') {
+			if (pow) return false;
+			pow = n;
+		}
+		for (const i of n.input!) if (i) stack.push(i);
+	}
+	return shapes > 0 && !!pow && r.scalar(pow.input![1]) === 0.5;
 }
 
 function reachesScores(r: GraphReader, t: string): boolean {
@@ -328,6 +392,8 @@ function maskWindow(r: GraphReader, mask: string): number {
 function rope(r: GraphReader, t: string, fromStream: Set<string>, hs: number, what: string): Rope {
 	const add = r.node(t);
 	const terms = add?.opType === 'Add' ? add.input!.map((x) => r.node(x)) : [];
+	// No RoPE (GPT-2: learned positions): the scores read the projection itself.
+	if (add?.opType !== 'Add') return { input: t, invFreq: new Float64Array(0), halves: false };
 	if (terms.length !== 2 || terms.some((m) => m?.opType !== 'Mul'))
 		throw new Refusal(`${what} are not turned by RoPE (x·cos + rotated(x)·sin) before the scores`);
 	const split = terms.map((m) => {
@@ -383,29 +449,58 @@ function rope(r: GraphReader, t: string, fromStream: Set<string>, hs: number, wh
 	return { input: a.node.output![0], invFreq, halves: false, tableRows: cosT.dims[0] };
 }
 
-/** The gated MLP at `h` (what W_down reads): act(x W_gate) ⊙ (x W_up), x = mlp_in; SiLU or tanh-GELU. */
-function gatedMlp(r: GraphReader, h: string, mlpIn: string, what: string) {
-	const mul = r.node(h);
-	if (mul?.opType !== 'Mul') throw new Refusal(`${what}: W_down does not read a product (a gated MLP)`);
+type Linear = NonNullable<ReturnType<GraphReader['linear']>>;
+
+/**
+ * The MLP at `h` (what W_down reads), x = hook_mlp_in: gated, act(x W_gate) ⊙ (x W_up), or plain,
+ * act(x W_1 + b_1) (GPT-2); the activation SiLU or tanh-GELU, recognised from its ops and constants.
+ */
+function mlpOf(
+	r: GraphReader,
+	h: string,
+	mlpIn: string,
+	what: string
+): { gate: Linear; up?: Linear; activation: ExportedShape['mlpActivation'] } {
 	const x = r.back(mlpIn, CASTS);
-	const reads = (p: ReturnType<GraphReader['projection']>) => !!p && r.back(p.x, CASTS) === x;
-	const k = mul.input!.findIndex((t) => reads(r.projection(t)));
-	if (k < 0) throw new Refusal(`${what}: neither factor of the gate product is a projection of hook_mlp_in`);
-	const up = r.projection(mul.input![k])!;
-	const inner = [...r.g.ancestors([mul.input![1 - k]], new Set([mlpIn]))];
-	const gates = inner.filter((n) => reads(r.projection(n.output![0])));
-	if (gates.length !== 1) throw new Refusal(`${what}: the activation does not read exactly one projection of hook_mlp_in`);
-	const ops = new Set(inner.filter((n) => n !== gates[0] && n.opType !== 'Constant').map((n) => n.opType!));
-	const only = (allowed: string[]) => [...ops].every((op) => allowed.includes(op) || CASTS.has(op));
-	// tanh-GELU's constants, √(2/π) and 0.044715, as float32 (torch writes them out).
-	const constants = inner.flatMap((n) => n.input!.filter((x) => x && r.isConst(x)).map((x) => r.scalar(x)));
-	const has = (c: number) => constants.some((v) => v !== null && Math.abs(v - c) < 1e-6);
-	let activation: ExportedShape['mlpActivation'];
-	if (ops.has('Sigmoid') && only(['Sigmoid', 'Mul'])) activation = 'silu';
-	else if (ops.has('Tanh') && only(['Tanh', 'Mul', 'Pow', 'Add']) && has(0.044715) && has(Math.sqrt(2 / Math.PI))) activation = 'gelu_tanh';
-	else throw new Refusal(`${what}: the activation (${[...ops].join(', ')}) is neither SiLU nor tanh-GELU`);
-	return { gate: gates[0].input![1], up: up.weight, activation };
+	const readsX = (t: string) => {
+		const p = r.linear(t, what);
+		return p && r.back(p.x, CASTS) === x ? p : null;
+	};
+	const stop = new Set([mlpIn, x]);
+	const activationOf = (t: string) => {
+		const inner = [...r.g.ancestors([t], stop)];
+		const firsts = inner.filter((n) => n.output!.some((o) => readsX(o)) && WEIGHT_NODE.has(n.opType!));
+		if (firsts.length !== 1) throw new Refusal(`${what}: the activation does not read exactly one projection of hook_mlp_in`);
+		const proj = readsX(firsts[0].output![0])!;
+		// The nodes between the projection and `t` on the data path (not the shape arithmetic of reshapes).
+		const data = r.g.descendants(firsts[0].output![0]);
+		const within = [...r.g.ancestors([t], new Set([...stop, firsts[0].output![0]]))].filter((n) => n.output!.some((o) => data.has(o)));
+		const ops = new Set(within.filter((n) => n.opType !== 'Constant' && n.opType !== 'Reshape').map((n) => n.opType!));
+		const only = (allowed: string[]) => [...ops].every((op) => allowed.includes(op) || CASTS.has(op));
+		// tanh-GELU's constants, √(2/π) and 0.044715, as float32 (torch writes them out).
+		const constants = within.flatMap((n) => n.input!.filter((c) => c && r.isConst(c)).map((c) => r.scalar(c)));
+		const has = (c: number) => constants.some((v) => v !== null && Math.abs(v - c) < 1e-6);
+		if (ops.has('Sigmoid') && only(['Sigmoid', 'Mul'])) return { proj, activation: 'silu' as const };
+		if (ops.has('Tanh') && only(['Tanh', 'Mul', 'Pow', 'Add']) && has(0.044715) && has(Math.sqrt(2 / Math.PI)))
+			return { proj, activation: 'gelu_tanh' as const };
+		throw new Refusal(`${what}: the activation (${[...ops].join(', ')}) is neither SiLU nor tanh-GELU`);
+	};
+	const mul = r.node(r.back(h, CASTS));
+	if (mul?.opType === 'Mul') {
+		// Gated: one factor is a projection of mlp_in (up), the other an activation of another (gate).
+		const k = mul.input!.findIndex((t) => readsX(t));
+		if (k >= 0) {
+			const up = readsX(mul.input![k])!;
+			const gate = activationOf(mul.input![1 - k]);
+			// SiLU of a plain MLP is also a Mul by a projection (x · σ(x)): the same weight twice.
+			if (gate.proj.weight !== up.weight) return { gate: gate.proj, up, activation: gate.activation };
+		}
+	}
+	const plain = activationOf(h);
+	return { gate: plain.proj, activation: plain.activation };
 }
+
+const WEIGHT_NODE = new Set(['MatMul', 'Gemm', 'Split']);
 
 /** Row order within each head that turns rotate_half's (j, j + hs/2) pairs into llama2.c's (2j, 2j + 1). */
 function halvesToPairs(hs: number): Int32Array {
@@ -425,7 +520,7 @@ function permuteRows(w: Float32Array, rows: number, cols: number, hs: number, pe
 	return out;
 }
 
-/** The base the frequencies come from (invFreq[j] = base^(−2j/hs)), for the config; the forward reads invFreq itself. */
+/** The base the frequencies come from (invFreq[j] = base^(−2j/hs)), for the config (0: no RoPE); the forward reads invFreq itself. */
 function ropeBase(invFreq: Float64Array, hs: number): number {
-	return invFreq.length > 1 ? Math.pow(invFreq[1], -hs / 2) : 10000;
+	return invFreq.length > 1 ? Math.pow(invFreq[1], -hs / 2) : 0;
 }
