@@ -40,7 +40,7 @@ async function ortLogits(name: string, ids: number[], nLayers: number, nKv: numb
 	return out.logits.data as Float32Array;
 }
 
-describe.each(['llama', 'gemma3'])('attribution graph on the %s export with seeded random transcoders', async (name) => {
+describe.each(['llama', 'gemma3', 'gpt2'])('attribution graph on the %s export with seeded random transcoders', async (name) => {
 	const dir = dirOf(name);
 	const opened = await openExportGraph(
 		new Uint8Array(readFileSync(join(dir, 'model.onnx'))),

@@ -40,7 +40,7 @@ export function cpuBackend(ctx: LinearContext): BackwardBackend<{ data: Float64A
 			const L = ctx.layers[l];
 			if (!L.wSkip) return;
 			// Read the whole of G before writing into it: the skip's gradient is taken at the output.
-			const add = matTransposeRows(g.data, L.wSkip, g.batch * P, dim, dim, P, L.ffnScale);
+			const add = matTransposeRows(g.data, L.wSkip, g.batch * P, dim, dim, P, L.skipScale ?? L.ffnScale);
 			for (let i = 0; i < add.length; i++) g.data[i] += add[i];
 		},
 		attention(g, l) {

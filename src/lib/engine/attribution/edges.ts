@@ -74,11 +74,17 @@ export async function computeEdges<G>(
 	for (const f of features) featureStart[f.layer + 1]++;
 	for (let l = 0; l < L; l++) featureStart[l + 1] += featureStart[l];
 
+	// A LayerNorm export's read-outs pass through the norm's centring too (linear-model.ts).
+	const centre = (v: Float64Array) => {
+		if (!ctx.centred) return v;
+		const mean = v.reduce((a, b) => a + b, 0) / v.length;
+		return v.map((x) => x - mean);
+	};
 	const logitTarget = (k: number): Target => ({
 		node: nSrc + k,
 		layer: L,
 		pos: P - 1,
-		inject: Float64Array.from(logits[k].vector, (v, i) => v * ctx.finalScale[i])
+		inject: centre(Float64Array.from(logits[k].vector, (v, i) => v * ctx.finalScale[i]))
 	});
 	const featureTarget = (i: number): Target => {
 		const f = features[i];
@@ -86,7 +92,7 @@ export async function computeEdges<G>(
 		const scale = ctx.layers[f.layer].ffnScale;
 		const v = new Float64Array(dim);
 		for (let d = 0; d < dim; d++) v[d] = scale[f.pos * dim + d] * t.wEnc[d * t.dSae + f.feature];
-		return { node: i, layer: f.layer, pos: f.pos, inject: v };
+		return { node: i, layer: f.layer, pos: f.pos, inject: centre(v) };
 	};
 
 	let filled = 0;
@@ -177,10 +183,22 @@ export async function computeEdges<G>(
 	const edges = M === N ? rows : new Float32Array(nTargets * nSources);
 	const bias = new Float64Array(nTargets);
 	const dropped = new Float64Array(nTargets);
+	/** What the affine model's constant terms (an export's biases, linear-model.ts) add to target r's input. */
+	const constantOf = (r: number) => {
+		const c = ctx.constants;
+		if (!c) return 0;
+		let v = 0;
+		if (r < M) {
+			const f = features[kept[r]];
+			const t = transcoders[f.layer];
+			for (let d = 0; d < dim; d++) v += t.wEnc[d * t.dSae + f.feature] * c.mlpIn[f.layer][f.pos * dim + d];
+		} else for (let d = 0; d < dim; d++) v += logits[r - M].vector[d] * c.final[d];
+		return v;
+	};
 	for (let r = 0; r < nTargets; r++) {
 		const isFeature = r < M;
 		const s = slotOf[isFeature ? kept[r] : nSrc + (r - M)];
-		bias[r] = rowBias[s] + (isFeature ? transcoders[features[kept[r]].layer].bEnc[features[kept[r]].feature] : 0);
+		bias[r] = rowBias[s] + (isFeature ? transcoders[features[kept[r]].layer].bEnc[features[kept[r]].feature] : 0) + constantOf(r);
 		if (M === N) {
 			if (s !== r) throw new Error(`attribution: row ${r} landed in slot ${s}`);
 			continue;

@@ -178,6 +178,7 @@ export function exportedForward(w: DecoderWeights, tokens: number[], run: Export
 		rec.mlpOut.push(mlpOut);
 	}
 	const xf = norm(x, w.rmsFinal, rec.sFinal, run.scales?.sFinal, e.finalNormBias);
+	rec.finalNormed = xf;
 	rec.logits = matmulRows(xf, w.classifier, P, dim, vocabSize);
 	return rec;
 }

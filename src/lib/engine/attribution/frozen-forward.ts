@@ -37,6 +37,8 @@ export interface FrozenForward {
 	residPre?: Float64Array[];
 	/** The residual stream after the last layer, [P · dim] (before the final norm). */
 	residFinal: Float64Array;
+	/** An export's final norm output (what W_U reads), [P · dim] (absent for llama2.c). */
+	finalNormed?: Float64Array;
 	/** Logits at every position, [P · vocab]. */
 	logits: Float64Array;
 }

@@ -146,7 +146,8 @@ export async function gpuBackend(device: GPUDevice, ctx: LinearContext): Promise
 		wv: keep(storageFrom(device, L.wv, `attr.L${l}.wv`)),
 		wSkip: L.wSkip ? keep(storageFrom(device, L.wSkip, `attr.L${l}.wskip`)) : undefined,
 		attnScale: keep(storageFrom(device, f32(L.attnScale), `attr.L${l}.attn_scale`)),
-		ffnScale: keep(storageFrom(device, f32(L.ffnScale), `attr.L${l}.ffn_scale`)),
+		// The skip's diagonal (a LayerNorm export's folded one where it has its own).
+		ffnScale: keep(storageFrom(device, f32(L.skipScale ?? L.ffnScale), `attr.L${l}.ffn_scale`)),
 		pattern: keep(storageFrom(device, f32(L.pattern), `attr.L${l}.pattern`)),
 		sources: block(L.sources, `attr.L${l}.sources`)
 	}));

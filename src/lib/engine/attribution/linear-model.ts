@@ -14,8 +14,17 @@
  * An export's post-attention norm (Gemma 3: attn_out[p] = g ⊙ s[p] ⊙ W_o z[p], s frozen) folds into
  * what is already here, so no backend needs to know of it: g into W_o's rows (diag(g) W_o), and the
  * per-position s[p] into the pattern's query rows (s[p] · A[h, p, t]), since z[p] = Σ_t A[h,p,t] v[t].
+ *
+ * LayerNorm (GPT-2) with its scale frozen is n(x) = s[p] · diag(g) C x + β, C = I − 11ᵀ/d the mean's
+ * removal: linear plus a constant. The linear part folds into the weights that read it, W_v and
+ * W_skip become W diag(g) C and their scale s[p] alone (`skipScale` for the skip, since `ffnScale`
+ * stays g ⊙ s[p] for the targets' read-out), and the targets' read-outs are centred (`centred`). The
+ * constants (every β, every projection bias, W_skip β) are what the frozen replacement model gives
+ * from a zero residual with no node active: `constants`, added to each target's bias. Learned
+ * positions are part of each token's embedding node.
  */
-import { LoupeError } from '../errors';
+import { exportedForward } from './exported-forward';
+import { matmulRows } from './frozen-forward';
 import type { DecoderWeights } from './exported-shape';
 import { attnHeadSize } from './exported-shape';
 import type { FrozenForward } from './frozen-forward';
@@ -37,6 +46,8 @@ export interface LinearLayer {
 	attnScale: Float64Array;
 	/** g_ffn[i] · s_ffn[p]: the MLP's frozen input norm. */
 	ffnScale: Float64Array;
+	/** The skip's scale where it differs from ffnScale (LayerNorm: s_ffn[p] alone, g folded into W_skip). */
+	skipScale?: Float64Array;
 	/** [nHeads, P, P]: the frozen pattern (times an export's frozen post-attention norm scale at its query). */
 	pattern: Float64Array;
 	sources: SourceBlock;
@@ -53,6 +64,22 @@ export interface LinearContext {
 	tokens: SourceBlock;
 	/** g_final[i] · s_final[P − 1]: the final norm at the last position, where logits are read. */
 	finalScale: Float64Array;
+	/** LayerNorm: the targets' read-out vectors are centred (C = I − 11ᵀ/d after the norm's diagonal). */
+	centred?: boolean;
+	/** The affine model's constant terms: hook_mlp_in per layer [P · dim], the final norm's output at the last position [dim]. */
+	constants?: { mlpIn: Float64Array[]; final: Float64Array };
+}
+
+/** W diag(g) C for W [rows, dim] (out, in): g on its columns, then each row's mean removed. */
+function foldLayerNorm(w: Float32Array, g: Float32Array, dim: number): Float32Array {
+	const out = new Float32Array(w.length);
+	const row = new Float64Array(dim);
+	for (let r = 0; r < w.length / dim; r++) {
+		let mean = 0;
+		for (let j = 0; j < dim; j++) mean += (row[j] = w[r * dim + j] * g[j]) / dim;
+		for (let j = 0; j < dim; j++) out[r * dim + j] = row[j] - mean;
+	}
+	return out;
 }
 
 function diag(g: Float32Array, s: Float64Array, dim: number): Float64Array {
@@ -71,12 +98,9 @@ function foldPostAttention(wo: Float32Array, g: Float32Array, A: Float64Array, s
 
 export function linearContext(w: DecoderWeights, fwd: FrozenForward, rep: ReplacementState): LinearContext {
 	const { nPos: P, dim, nLayers } = fwd;
-	if (w.exported?.layerNorm)
-		throw new LoupeError(
-			'unsupported-checkpoint',
-			'Attribution graphs on LayerNorm exports (GPT-2) are not built yet: their centring and biases are not in the linear model.',
-			'Open stories260K, or a Llama- or Gemma-3-shaped export.'
-		);
+	const ln = !!w.exported?.layerNorm;
+	/** s[p] alone at every [p · dim + i], for a LayerNorm's folded weights. */
+	const scalarDiag = (s: Float64Array) => Float64Array.from({ length: P * dim }, (_, k) => s[Math.floor(k / dim)]);
 	const layers: LinearLayer[] = [];
 	for (let l = 0; l < nLayers; l++) {
 		const t = rep.transcoders[l];
@@ -101,10 +125,11 @@ export function linearContext(w: DecoderWeights, fwd: FrozenForward, rep: Replac
 		const folded = post ? foldPostAttention(L.wo, post, fwd.pattern[l], fwd.sPostAttn![l], P) : null;
 		layers.push({
 			wo: folded?.wo ?? L.wo,
-			wv: L.wv,
-			wSkip: t.wSkip,
-			attnScale: diag(L.rmsAtt, fwd.sAtt[l], dim),
+			wv: ln ? foldLayerNorm(L.wv, L.rmsAtt, dim) : L.wv,
+			wSkip: ln && t.wSkip ? foldLayerNorm(t.wSkip, L.rmsFfn, dim) : t.wSkip,
+			attnScale: ln ? scalarDiag(fwd.sAtt[l]) : diag(L.rmsAtt, fwd.sAtt[l], dim),
 			ffnScale: diag(L.rmsFfn, fwd.sFfn[l], dim),
+			skipScale: ln ? scalarDiag(fwd.sFfn[l]) : undefined,
 			pattern: folded?.pattern ?? fwd.pattern[l],
 			sources: { vectors, pos, nFeatures: feats.length }
 		});
@@ -114,6 +139,9 @@ export function linearContext(w: DecoderWeights, fwd: FrozenForward, rep: Replac
 	// An export's embedding scale (Gemma's √d) is part of what each token writes into the residual.
 	const embedScale = w.exported?.embedScale ?? 1;
 	if (embedScale !== 1) for (let i = 0; i < tokVectors.length; i++) tokVectors[i] *= embedScale;
+	// Learned positions (GPT-2): what each position writes is part of its token's node.
+	const positions = w.exported?.positions;
+	if (positions) for (let i = 0; i < tokVectors.length; i++) tokVectors[i] += positions[i];
 	const finalScale = new Float64Array(dim);
 	for (let i = 0; i < dim; i++) finalScale[i] = w.rmsFinal[i] * fwd.sFinal[P - 1];
 	return {
@@ -125,6 +153,33 @@ export function linearContext(w: DecoderWeights, fwd: FrozenForward, rep: Replac
 		headSize: attnHeadSize(w),
 		layers,
 		tokens: { vectors: tokVectors, pos: Int32Array.from({ length: P }, (_, p) => p), nFeatures: 0 },
-		finalScale
+		finalScale,
+		centred: ln || undefined,
+		constants: hasConstants(w) ? constantTerms(w, fwd, rep) : undefined
 	};
+}
+
+/** Whether the export has any constant term on the residual paths (β, projection biases): Llama and Gemma 3 have none. */
+function hasConstants(w: DecoderWeights): boolean {
+	const e = w.exported;
+	return !!e && (!!e.finalNormBias || e.layers.some((l) => l.attnNormBias || l.ffnNormBias || l.bv || l.bo));
+}
+
+/**
+ * The frozen replacement model run from a zero residual with every node silent (no token, feature,
+ * error or b_dec: those are sources, in the backward passes): patterns and norm scales frozen, each
+ * MLP only its transcoder's skip. What reaches hook_mlp_in and the final norm's output is constant.
+ */
+function constantTerms(w: DecoderWeights, fwd: FrozenForward, rep: ReplacementState) {
+	const { nPos: P, dim } = fwd;
+	const run = exportedForward(w, fwd.tokens, {
+		noEmbedding: true,
+		patterns: fwd.pattern,
+		scales: fwd,
+		mlp: (l, mlpIn) => {
+			const skip = rep.transcoders[l].wSkip;
+			return skip ? matmulRows(mlpIn, skip, P, dim, dim) : new Float64Array(P * dim);
+		}
+	});
+	return { mlpIn: run.mlpIn, final: run.finalNormed!.subarray((P - 1) * dim, P * dim) };
 }
