@@ -8,7 +8,8 @@
  * With attention patterns frozen, none of it changes what the replacement model is: the q/k norms,
  * RoPE and the window only shape the (frozen) patterns, a post-attention norm is a frozen diagonal
  * after W_o, and a post-feedforward norm sits inside what the transcoder replaces (hook_mlp_out is
- * after it).
+ * after it). GPT-2's LayerNorm with its scale frozen is linear (the mean's removal is) plus its β;
+ * its biases and learned positions add constant terms and an embedding-side source.
  */
 import { headSize, type LlamaWeights } from '../model/llama2c/checkpoint';
 

@@ -9,7 +9,8 @@
  *   MLP input:  mlp_in[p]   = g_ffn ⊙ s_ffn[p] ⊙ x_mid[p]
  *   final norm: logits[p]   = W_U · (g_final ⊙ s_final[p] ⊙ x[p])
  * which is what `backward.ts` differentiates. RoPE only touches queries and keys, so once A is
- * frozen it plays no part in the linear paths.
+ * frozen it plays no part in the linear paths. An export's weights (with `exported`) run through
+ * exported-forward.ts instead, which records the same things.
  */
 import { headSize, kvDim } from '../model/llama2c/checkpoint';
 import { LoupeError } from '../errors';

@@ -1,5 +1,6 @@
 /**
- * An attribution graph for one prompt on a llama2.c model: the frozen forward, the replacement
+ * An attribution graph for one prompt on a llama2.c model or an export whose weights were traced
+ * from its graph (model/onnx/decoder-weights.ts): the frozen forward, the replacement
  * model's nodes, the salient logits and the edges, in circuit-tracer's node order
  *
  *   [active features (layer, pos, feature order) | errors (layer-major, L·P) | tokens (P) | logits (K)]

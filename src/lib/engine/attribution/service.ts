@@ -1,12 +1,13 @@
 /**
  * The engine's attribution graphs (composed by the Engine like the explorer and steering): the
  * transcoders loaded for the graph (dropped folders, or the app's defaults), the graph of the last
- * prompt (built on the loaded llama2.c model's weights, or opened from a file or IndexedDB), its
+ * prompt (built on the loaded model's weights: a llama2.c checkpoint, or an export's traced from its
+ * graph, model/onnx/decoder-weights.ts; or opened from a file or IndexedDB), its
  * pruning at the thresholds the page asks for, interventions on its features, feature cards and
  * labels for its nodes, export and import as Neuronpedia's graph JSON, saved graphs, and Stop.
  *
- * The backward passes run on ORT's device (WGSL) when the model runs on WebGPU, on the TypeScript
- * path otherwise; between batches the service yields to the worker's event loop, so a Stop arrives.
+ * The backward passes run on ORT's device (WGSL) when the model runs on WebGPU and its heads tile
+ * d_model (llama2.c, Llama and GPT-2 exports), on the TypeScript path otherwise (Gemma 3's wider heads); between batches the service yields to the worker's event loop, so a Stop arrives.
  */
 import { LoupeError } from '../errors';
 import type { Loaded, ModelSession } from '../model/session';

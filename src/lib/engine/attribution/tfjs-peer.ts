@@ -45,6 +45,8 @@ export async function tfjsEdges(
 	only?: number[]
 ): Promise<{ edges: Float32Array; ms: number }> {
 	const { nPos: P, dim: D, nLayers: L, nHeads: H, nKvHeads: KV, headSize: hs } = ctx;
+	// The bench's peer models llama2.c's context only (not an export's centring, constants or wide heads).
+	if (ctx.centred || ctx.constants || H * hs !== D) throw new Error('the TF.js peer runs llama2.c-shaped contexts only');
 	const N = features.length;
 	const nSources = N + L * P + P;
 	const targets = only ?? [...features.map((_, i) => i), ...logits.map((_, k) => N + k)];
