@@ -19,6 +19,7 @@ import type { SegmentedModel } from './segments';
 import { emptyPast, stepFeeds } from './onnx/decoder-io';
 import { webgpuProvider } from './gpu-device';
 import { EmbeddingRows } from './onnx/embedding-rows';
+import { withColumnFiles } from './onnx/column-file';
 
 export type Backend = 'webgpu' | 'wasm';
 type OrtModule = typeof Ort;
@@ -69,7 +70,7 @@ export class SegmentRunner {
 				const options: Ort.InferenceSession.SessionOptions = {
 					executionProviders: [provider],
 					graphOptimizationLevel: 'all',
-					externalData: model.externalData
+					externalData: withColumnFiles(model.externalData, seg.columnFiles ?? [])
 				};
 				if (backend === 'webgpu')
 					options.preferredOutputLocation = Object.fromEntries(

@@ -1,5 +1,6 @@
 import type { DecoderIo } from './onnx/decoder-io';
 import type { EmbeddingInput } from './onnx/embedding-outside';
+import type { ColumnFile } from './onnx/column-file';
 /**
  * A model as a chain of ONNX segments cut at hook points (see DESIGN.md). Segment i reads the
  * tensor at cut i-1 (or token ids, for the first) and writes the tensor at cut i (or logits, for
@@ -25,6 +26,11 @@ export interface SegmentSpec {
 	 * (onnx/embedding-outside.ts): the runner fills `embedding.input` from the weights file.
 	 */
 	embedding?: EmbeddingInput;
+	/**
+	 * Weights files that exist only as views of the real ones (a MatMul weight's column pieces:
+	 * onnx/column-file.ts), to hand onnxruntime beside `externalData` (`withColumnFiles`).
+	 */
+	columnFiles?: ColumnFile[];
 }
 
 export interface DecoderShape {

@@ -9,7 +9,7 @@ import { traceResidual, type ResidualTrace } from './trace-residual';
 import { describeDecoderIo, type DecoderIo } from './decoder-io';
 import { cutAtHooks, offeredHooks, type CutSegment } from './cut-segments';
 import { embeddingAsInput } from './embedding-outside';
-import { gemmWeightInPieces } from './gemm-pieces';
+import { weightsInPieces, type InPieces } from './weight-pieces';
 import { boundaryAliases, everyHookName, type HookName } from '../hooks';
 import type { SegmentSpec } from '../segments';
 
@@ -62,8 +62,9 @@ export function openExportedDecoder(graphBytes: Uint8Array): ExportedDecoder {
  * Cuts at any hooks the manifest offers (residual or inside a layer); throws TraceError for one it
  * does not. The token embedding's lookup is taken out of the segments where it can be (the segment
  * that read it takes its rows as an input, `embedding` says where they are: embedding-outside.ts);
- * `embeddingOutside: false` keeps it in. With the lookup out, a tied head's weight is read in pieces
- * (gemm-pieces.ts; `pieceBytes` for tests, else PIECE_BYTES).
+ * `embeddingOutside: false` keeps it in. With the lookup out, the head's weight is read in pieces
+ * (weight-pieces.ts; `pieceBytes` for tests, else PIECE_BYTES); every segment lists the column files
+ * those pieces read (`columnFiles`).
  */
 export function cutExportedDecoder(
 	d: ExportedDecoder,
@@ -72,17 +73,20 @@ export function cutExportedDecoder(
 ): CutSegment[] {
 	const outside = o.embeddingOutside === false ? null : embeddingAsInput(d.graph, d.trace, d.io.inputIds.name);
 	if (!outside) return cutAtHooks(d.graph, d.trace, hooks);
-	const graph = o.pieceBytes ? gemmWeightInPieces(outside.graph, o.pieceBytes) : inPieces(outside.graph);
+	const { graph, columnFiles } = o.pieceBytes ? weightsInPieces(outside.graph, o.pieceBytes) : inPieces(outside.graph);
 	const segments = cutAtHooks(graph, d.trace, hooks);
-	for (const s of segments) if (s.inputNames.includes(outside.embedding.input)) s.embedding = outside.embedding;
+	for (const s of segments) {
+		if (s.inputNames.includes(outside.embedding.input)) s.embedding = outside.embedding;
+		if (columnFiles.length) s.columnFiles = columnFiles;
+	}
 	return segments;
 }
 
-const pieced = new WeakMap<GraphIndex, GraphIndex>();
+const pieced = new WeakMap<GraphIndex, InPieces>();
 
-/** The graph with its tied head's weight in pieces (gemm-pieces.ts), once per graph: every cut shares it. */
-function inPieces(g: GraphIndex): GraphIndex {
-	if (!pieced.has(g)) pieced.set(g, gemmWeightInPieces(g));
+/** The graph with its head's weight in pieces (weight-pieces.ts), once per graph: every cut shares it. */
+function inPieces(g: GraphIndex): InPieces {
+	if (!pieced.has(g)) pieced.set(g, weightsInPieces(g));
 	return pieced.get(g)!;
 }
 

@@ -29,15 +29,25 @@ const OUTLIER = 8;
 export function largestPackedFirst(nodes: NodeProto[], g: GraphIndex): NodeProto[] {
 	const readers = new Map<string, number>();
 	for (const n of nodes) for (const i of new Set(n.input ?? [])) readers.set(i, (readers.get(i) ?? 0) + 1);
-	const packed = nodes.flatMap((n) => {
-		if (n.opType !== 'MatMul' && n.opType !== 'Gemm') return [];
+	// A weight read in pieces (weight-pieces.ts) counts as one: its products move together.
+	const groups = new Map<string, { nodes: NodeProto[]; size: number }>();
+	for (const n of nodes) {
+		if (n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;
 		const name = n.input?.[1] ?? '';
 		const w = g.initializers.get(name);
-		if (!w || readers.get(name) !== 1) return [];
-		return [{ n, size: (w.dims ?? []).map(Number).reduce((a, x) => a * x, 1) }];
-	});
-	if (packed.length < 2) return nodes;
-	const [first, second] = [...packed].sort((a, b) => b.size - a.size);
+		if (!w || readers.get(name) !== 1) continue;
+		const key = name.replace(PIECE, '');
+		const group = groups.get(key) ?? { nodes: [], size: 0 };
+		group.nodes.push(n);
+		group.size += (w.dims ?? []).map(Number).reduce((a, x) => a * x, 1);
+		groups.set(key, group);
+	}
+	if (groups.size < 2) return nodes;
+	const [first, second] = [...groups.values()].sort((a, b) => b.size - a.size);
 	if (first.size < OUTLIER * second.size) return nodes;
-	return [first.n, ...nodes.filter((n) => n !== first.n)];
+	const moved = new Set(first.nodes);
+	return [...first.nodes, ...nodes.filter((n) => !moved.has(n))];
 }
+
+/** The suffix weight-pieces.ts gives each piece of a weight. */
+const PIECE = /\/loupe_piece\/w\d+$/;

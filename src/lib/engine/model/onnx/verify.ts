@@ -25,6 +25,7 @@ import { GraphIndex, decodeModel, encodeModel, type ModelProto } from './graph';
 import { cutExportedDecoder, openExportedDecoder, type ExportedDecoder } from './hook-manifest';
 import { unfuseAtCuts, type CutSegment } from './cut-segments';
 import { EmbeddingRows } from './embedding-rows';
+import { withColumnFiles } from './column-file';
 import { describeDecoderIo, emptyPast, stepFeeds, type DecoderIo } from './decoder-io';
 import { boundaryName } from '../hooks';
 import { seededRandom } from '../../sample/prng';
@@ -32,7 +33,8 @@ import { fromHalf, toHalf } from './half';
 
 type OrtModule = typeof Ort;
 type Run = (feeds: Record<string, Ort.Tensor>) => Promise<Record<string, Ort.Tensor>>;
-type Open = (bytes: Uint8Array) => Promise<Ort.InferenceSession>;
+/** Opens a session; `externalData` in place of the phase's (segments that read column files: column-file.ts). */
+type Open = (bytes: Uint8Array, externalData?: VerifyOptions['externalData']) => Promise<Ort.InferenceSession>;
 
 export interface VerifyOptions {
 	/** External data files by the path the graph names (e.g. `model.onnx.data`). */
@@ -93,8 +95,8 @@ async function phase<T>(
 ): Promise<T> {
 	o.onPhase?.(step);
 	const sessions: Ort.InferenceSession[] = [];
-	const open: Open = async (bytes) => {
-		const s = await ort.InferenceSession.create(bytes, options);
+	const open: Open = async (bytes, externalData) => {
+		const s = await ort.InferenceSession.create(bytes, externalData ? { ...options, externalData } : options);
 		sessions.push(s);
 		return s;
 	};
@@ -180,9 +182,9 @@ export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: V
 	// Phase 2: cut at every boundary.
 	const residualDiff: Record<string, number> = {};
 	const all = await phase(ort, options, 'segmented graph (cut at every hook)', o, async (open) => {
-		const { cuts, withEmbeds } = segmentsAt(d, everyBoundary, o);
+		const { cuts, withEmbeds, externalData } = segmentsAt(d, everyBoundary, o);
 		const sessions: Ort.InferenceSession[] = [];
-		for (const c of cuts) sessions.push(await open(c.bytes));
+		for (const c of cuts) sessions.push(await open(c.bytes, externalData));
 		const run: Run = (f) => runChain(cuts, sessions, withEmbeds(ort, f));
 		let logitDiff = 0;
 		let cached = 0;
@@ -207,9 +209,9 @@ export async function verifySurgery(ort: OrtModule, graphBytes: Uint8Array, o: V
 	// Phase 3: one cut in the middle: the chain the app uses most.
 	const mid = Math.max(1, Math.floor(trace.nLayers / 2));
 	const cutAtOneDiff = await phase(ort, options, `segmented graph (cut at ${boundaryName(mid, trace.nLayers)})`, o, async (open) => {
-		const { cuts, withEmbeds } = segmentsAt(d, [mid], o);
+		const { cuts, withEmbeds, externalData } = segmentsAt(d, [mid], o);
 		const sessions: Ort.InferenceSession[] = [];
-		for (const c of cuts) sessions.push(await open(c.bytes));
+		for (const c of cuts) sessions.push(await open(c.bytes, externalData));
 		let diff = 0;
 		for (const [i, seq] of sequences.entries()) {
 			const outs = await runSchedule(ort, io, seq, stepwise, (f) => runChain(cuts, sessions, withEmbeds(ort, f)));
@@ -336,7 +338,8 @@ function concatLogits(io: DecoderIo, outs: Record<string, Ort.Tensor>[]): Float3
 
 /**
  * The graph cut at these boundaries as the app cuts it (the token embedding's lookup taken out where
- * it can be: embedding-outside.ts), and the step's feeds with the embedding rows it then reads.
+ * it can be: embedding-outside.ts; the head's weight in pieces: weight-pieces.ts), the step's feeds
+ * with the embedding rows it then reads, and the weights files with the column files the pieces read.
  */
 function segmentsAt(d: ExportedDecoder, boundaries: number[], o: VerifyOptions) {
 	const cuts = cutExportedDecoder(
@@ -347,7 +350,7 @@ function segmentsAt(d: ExportedDecoder, boundaries: number[], o: VerifyOptions) 
 	const rows = spec ? EmbeddingRows.open(spec, o.externalData) : null;
 	const withEmbeds = (ort: OrtModule, f: Record<string, Ort.Tensor>) =>
 		rows ? { ...f, [rows.spec.input]: rows.tensor(ort, f[rows.spec.ids]) } : f;
-	return { cuts, withEmbeds };
+	return { cuts, withEmbeds, externalData: withColumnFiles(o.externalData, cuts[0]?.columnFiles ?? []) };
 }
 
 /** Runs segments in order; each reads what it needs from the step's inputs and earlier outputs. */
@@ -454,9 +457,9 @@ async function verifySteering(
 	});
 
 	return phase(ort, options, `steering: v added between segments at ${hook}`, o, async (open) => {
-		const { cuts: cut, withEmbeds } = segmentsAt(d, [b], o);
+		const { cuts: cut, withEmbeds, externalData } = segmentsAt(d, [b], o);
 		const sessions: Ort.InferenceSession[] = [];
-		for (const c of cut) sessions.push(await open(c.bytes));
+		for (const c of cut) sessions.push(await open(c.bytes, externalData));
 		const addV = (name: string, pool: Record<string, Ort.Tensor>) => {
 			const t = pool[name];
 			const x = floats(t);

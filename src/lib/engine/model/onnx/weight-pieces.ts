@@ -1,38 +1,54 @@
 /**
- * A large `Gemm(x, W, transB = 1)` weight split by rows into several initializers that point at
- * consecutive byte ranges of the same external-data entry, one Gemm each, their outputs joined by
- * a Concat: the same product (each output column is one row of W times x, computed alike), in
- * segments only (the traced decoder graph keeps its one head).
+ * The largest weights of a segment graph split into pieces, one product per piece, their outputs
+ * joined by a Concat: the same product (each output column is computed from the same row and
+ * column as before), in segments only (the traced decoder graph keeps its one head).
  *
- * Why: on wasm onnxruntime loads every initializer of a session, then prepacks each Gemm weight
- * into a new buffer and frees the original, and its heap never shrinks. A tied head (Gemma 3:
- * W_E, [262144, 640], 640 MB, run as Gemm(transB) on the embedding: tied-head.ts) packed in one
- * piece needs 640 MB more heap than the weights at that moment, and its loader copies the whole
- * 640 MB out of the weights file in one read. In pieces, each piece's pack reuses the hole the
- * previous piece's original left, so the heap grows by about one piece, and the loader reads one
- * piece at a time. Only where nothing else reads W: with the embedding Gather still in the graph,
- * the whole matrix would stay loaded beside the pieces (embedding-outside.ts takes it out first).
+ *   Gemm(x, W, transB = 1), W [N, K]  (a tied head run on the embedding: tied-head.ts)
+ *     pieces of W's rows: consecutive byte ranges of the same external-data entry
+ *   MatMul(x, W), W [K, N]            (an untied head, GPT-2's [768, 50257] copy)
+ *     pieces of W's columns: read from a column file (column-file.ts), since a column piece of a
+ *     row-major matrix is not one byte range
+ *
+ * Why: on wasm onnxruntime loads every initializer of a session, then prepacks each MatMul/Gemm
+ * weight into a new buffer and frees the original, and its heap never shrinks. One 640 MB weight
+ * (Gemma 3's tied head) packed in one piece needs 640 MB more heap than the weights at that
+ * moment, and onnxruntime's loader copies all of it out of the weights file in one read. In
+ * pieces, each piece's pack reuses the hole the previous piece's original left, so the heap grows
+ * by about one piece, and the loader holds one piece at a time. Only weights that one product
+ * alone reads and that are stored as external data: a weight read elsewhere too (the embedding
+ * while its Gather is still in the graph: embedding-outside.ts takes it out first) would stay
+ * loaded whole beside its pieces.
  */
 import { DataType, GraphIndex, type NodeProto, type TensorProto } from './graph';
+import { pieceOffsets, type ColumnFile } from './column-file';
 
 /** Bytes per piece, at most: about the size of a layer's weights, not of the vocabulary. */
 export const PIECE_BYTES = 32 * 1024 * 1024;
 
-const BYTES: Record<number, number> = { [DataType.FLOAT]: 4, [DataType.FLOAT16]: 2 };
+const WIDTH: Record<number, number> = { [DataType.FLOAT]: 4, [DataType.FLOAT16]: 2 };
 
-/** `g` with every large external Gemm(transB) weight read by that Gemm alone split into pieces; `g` itself where there is none. */
-export function gemmWeightInPieces(g: GraphIndex, pieceBytes = PIECE_BYTES): GraphIndex {
+export interface InPieces {
+	graph: GraphIndex;
+	/** The column files the MatMul pieces read (to hand onnxruntime beside the weights files). */
+	columnFiles: ColumnFile[];
+}
+
+/** `g` with its large single-reader external product weights in pieces; `g` itself where there are none. */
+export function weightsInPieces(g: GraphIndex, pieceBytes = PIECE_BYTES): InPieces {
 	const edits = new Map<NodeProto, NodeProto[]>();
 	const added: TensorProto[] = [];
+	const columnFiles: ColumnFile[] = [];
 	for (const node of g.nodes) {
-		const split = pieces(g, node, pieceBytes);
-		if (!split) continue;
+		const w = splittable(g, node, pieceBytes);
+		if (!w) continue;
+		const split = node.opType === 'Gemm' ? rowPieces(node, w, pieceBytes) : columnPieces(node, w, pieceBytes, columnFiles.length);
 		edits.set(node, split.nodes);
 		added.push(...split.initializers);
+		if (split.columnFile) columnFiles.push(split.columnFile);
 	}
-	if (!edits.size) return g;
+	if (!edits.size) return { graph: g, columnFiles };
 	const src = g.model.graph!;
-	return new GraphIndex({
+	const graph = new GraphIndex({
 		...g.model,
 		graph: {
 			...src,
@@ -40,55 +56,119 @@ export function gemmWeightInPieces(g: GraphIndex, pieceBytes = PIECE_BYTES): Gra
 			initializer: [...(src.initializer ?? []), ...added]
 		}
 	});
+	return { graph, columnFiles };
 }
 
-function pieces(g: GraphIndex, node: NodeProto, pieceBytes: number): { nodes: NodeProto[]; initializers: TensorProto[] } | null {
-	if (node.opType !== 'Gemm' || (node.domain && node.domain !== 'ai.onnx') || node.input!.length !== 2) return null;
-	const attr = (name: string) => node.attribute?.find((a) => a.name === name);
-	const int = (name: string) => Number(attr(name)?.i ?? 0);
-	if (int('transB') !== 1 || int('transA') !== 0 || (attr('alpha')?.f ?? 1) !== 1) return null;
-	const wName = node.input![1];
-	const w = g.initializers.get(wName);
-	if (!w || w.dataLocation !== 1 || !w.dataType || !BYTES[w.dataType]) return null;
-	if ((g.consumers.get(wName) ?? []).length !== 1) return null;
-	const dims = (w.dims ?? []).map(Number);
+interface Weight {
+	name: string;
+	t: TensorProto;
+	dims: [number, number];
+	width: number;
+	location: string;
+	offset: number;
+}
+
+/** The weight of a plain Gemm(transB) or MatMul by a 2-D external initializer that only it reads and that exceeds a piece. */
+function splittable(g: GraphIndex, node: NodeProto, pieceBytes: number): Weight | null {
+	if (node.domain && node.domain !== 'ai.onnx') return null;
+	if (node.opType === 'Gemm') {
+		const attr = (name: string) => node.attribute?.find((a) => a.name === name);
+		const plain = node.input!.length === 2 && Number(attr('transB')?.i ?? 0) === 1 && Number(attr('transA')?.i ?? 0) === 0;
+		if (!plain || (attr('alpha')?.f ?? 1) !== 1) return null;
+	} else if (node.opType !== 'MatMul') return null;
+	const name = node.input![1];
+	const t = g.initializers.get(name);
+	if (!t || t.dataLocation !== 1 || !t.dataType || !WIDTH[t.dataType]) return null;
+	if ((g.consumers.get(name) ?? []).length !== 1) return null;
+	const dims = (t.dims ?? []).map(Number);
 	if (dims.length !== 2) return null;
-	const [N, K] = dims;
-	const rowBytes = K * BYTES[w.dataType];
-	const rowsPer = Math.max(1, Math.floor(pieceBytes / rowBytes));
-	if (N <= rowsPer) return null;
-	const entry = (k: string) => w.externalData?.find((e) => e.key === k)?.value;
+	const width = WIDTH[t.dataType];
+	if (dims[0] * dims[1] * width <= pieceBytes) return null;
+	const entry = (k: string) => t.externalData?.find((e) => e.key === k)?.value;
 	const location = entry('location');
 	if (!location) return null;
-	const offset = Number(entry('offset') ?? 0);
-	const name = (s: string) => `${wName}/loupe_piece/${s}`;
-	const initializers: TensorProto[] = [];
-	const nodes: NodeProto[] = [];
-	const outs: string[] = [];
-	for (let row = 0, i = 0; row < N; row += rowsPer, i++) {
-		const rows = Math.min(rowsPer, N - row);
-		const piece = name(`w${i}`);
-		initializers.push({
-			name: piece,
-			dataType: w.dataType,
-			dims: [rows, K],
-			dataLocation: 1,
-			externalData: [
-				{ key: 'location', value: location },
-				{ key: 'offset', value: String(offset + row * rowBytes) },
-				{ key: 'length', value: String(rows * rowBytes) }
-			]
-		});
-		const out = name(`y${i}`);
-		outs.push(out);
-		nodes.push({ ...node, name: name(`gemm${i}`), input: [node.input![0], piece], output: [out] });
+	return { name, t, dims: [dims[0], dims[1]], width, location, offset: Number(entry('offset') ?? 0) };
+}
+
+const external = (w: Weight, name: string, dims: number[], location: string, offset: number, length: number): TensorProto => ({
+	name,
+	dataType: w.t.dataType,
+	dims,
+	dataLocation: 1,
+	externalData: [
+		{ key: 'location', value: location },
+		{ key: 'offset', value: String(offset) },
+		{ key: 'length', value: String(length) }
+	]
+});
+
+/** One product per piece and the Concat of their outputs along `axis`, written to the node's output. */
+function joined(node: NodeProto, w: Weight, pieces: TensorProto[], axis: number): NodeProto[] {
+	const out = (i: number) => `${w.name}/loupe_piece/y${i}`;
+	return [
+		...pieces.map((p, i) => ({
+			...node,
+			name: `${w.name}/loupe_piece/${node.opType}${i}`,
+			input: [node.input![0], p.name!],
+			output: [out(i)]
+		})),
+		{
+			name: `${w.name}/loupe_piece/concat`,
+			opType: 'Concat',
+			input: pieces.map((_, i) => out(i)),
+			output: [node.output![0]],
+			attribute: [{ name: 'axis', type: 2, i: axis }]
+		}
+	];
+}
+
+/**
+ * How many rows (or columns) each piece takes, `unitBytes` each: at most `pieceBytes`, in multiples
+ * of 16 (MLAS packs in panels of 16), each piece 32 smaller than the one before. Why smaller: a
+ * packed copy is a little larger than its original (alignment, the allocator's header), so it
+ * cannot reuse its own original's hole; the next piece's packed copy, 32 units smaller, fits the
+ * hole the previous piece's original left, and the heap grows by one piece, not by all of them.
+ */
+export function pieceSizes(total: number, unitBytes: number, pieceBytes: number): number[] {
+	let size = Math.max(16, Math.floor(pieceBytes / unitBytes / 16) * 16);
+	const out: number[] = [];
+	for (let left = total; left > 0; size = Math.max(16, size - 32)) {
+		const n = Math.min(size, left);
+		out.push(n);
+		left -= n;
 	}
-	nodes.push({
-		name: name('concat'),
-		opType: 'Concat',
-		input: outs,
-		output: [node.output![0]],
-		attribute: [{ name: 'axis', type: 2, i: 1 }]
-	});
-	return { nodes, initializers };
+	return out;
+}
+
+/** Gemm(transB): W [N, K] by rows, each piece a byte range of W's own entry; outputs [M, n] joined on axis 1. */
+function rowPieces(node: NodeProto, w: Weight, pieceBytes: number) {
+	const [N, K] = w.dims;
+	const rowBytes = K * w.width;
+	const initializers: TensorProto[] = [];
+	let row = 0;
+	for (const [i, rows] of pieceSizes(N, rowBytes, pieceBytes).entries()) {
+		initializers.push(external(w, `${w.name}/loupe_piece/w${i}`, [rows, K], w.location, w.offset + row * rowBytes, rows * rowBytes));
+		row += rows;
+	}
+	return { nodes: joined(node, w, initializers, 1), initializers, columnFile: undefined };
+}
+
+/** MatMul: W [K, N] by columns, read from a column file; outputs [..., n] joined on the last axis. */
+function columnPieces(node: NodeProto, w: Weight, pieceBytes: number, index: number) {
+	const [K, N] = w.dims;
+	const pieces = pieceSizes(N, K * w.width, pieceBytes);
+	const columnFile: ColumnFile = {
+		path: `loupe-columns-${index}.bin`,
+		source: w.location,
+		offset: w.offset,
+		rows: K,
+		columns: N,
+		width: w.width,
+		pieces
+	};
+	const starts = pieceOffsets(columnFile);
+	const initializers = pieces.map((n, i) =>
+		external(w, `${w.name}/loupe_piece/w${i}`, [K, n], columnFile.path, starts[i], starts[i + 1] - starts[i])
+	);
+	return { nodes: joined(node, w, initializers, -1), initializers, columnFile };
 }
