@@ -130,9 +130,8 @@ export async function gpuBackend(device: GPUDevice, ctx: LinearContext): Promise
 	const pl = await attrPipelines(device);
 	const { nPos: P, dim, nHeads, nKvHeads, headSize: hs } = ctx;
 	const kv = nKvHeads * hs;
-	// The kernels' buffers are laid out for heads that tile the residual (every llama2.c model, Llama exports).
-	if (nHeads * hs !== dim)
-		throw new Error(`the WGSL attribution needs nHeads × headSize = d_model (here ${nHeads} × ${hs} ≠ ${dim}): use the TypeScript backend`);
+	// W_o reads the heads' concatenation: d_model wide for llama2.c, wider for Gemma 3 (4 × 32 over 64).
+	const qDim = nHeads * hs;
 	const owned: GPUBuffer[] = [];
 	const keep = (b: GPUBuffer) => (owned.push(b), b);
 	const dummy = keep(createStorage(device, 16, 'attr.dummy'));
@@ -171,7 +170,7 @@ export async function gpuBackend(device: GPUDevice, ctx: LinearContext): Promise
 				batch,
 				g: createStorage(device, rows * dim * 4, 'attr.g'),
 				g2: createStorage(device, rows * dim * 4, 'attr.g2'),
-				dz: createStorage(device, rows * dim * 4, 'attr.dz'),
+				dz: createStorage(device, rows * qDim * 4, 'attr.dz'),
 				dv: createStorage(device, rows * kv * 4, 'attr.dv'),
 				out: createStorage(device, batch * total * 4, 'attr.out'),
 				rec: new AttrRecorder(device, pl)
@@ -199,7 +198,7 @@ export async function gpuBackend(device: GPUDevice, ctx: LinearContext): Promise
 		attention(b, l) {
 			const L = layers[l];
 			const rows = b.batch * P;
-			b.rec.matT(b.g, L.wo, rows, dim, dim, P, b.dz, dummy);
+			b.rec.matT(b.g, L.wo, rows, dim, qDim, P, b.dz, dummy);
 			b.rec.attnMix(b.dz, L.pattern, b.dv, b.batch, P, nHeads, nKvHeads, hs);
 			b.rec.matT(b.dv, L.wv, rows, kv, dim, P, b.g2, dummy, L.attnScale, b.g);
 			swap(b);

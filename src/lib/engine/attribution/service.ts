@@ -6,8 +6,8 @@
  * pruning at the thresholds the page asks for, interventions on its features, feature cards and
  * labels for its nodes, export and import as Neuronpedia's graph JSON, saved graphs, and Stop.
  *
- * The backward passes run on ORT's device (WGSL) when the model runs on WebGPU and its heads tile
- * d_model (llama2.c, Llama and GPT-2 exports), on the TypeScript path otherwise (Gemma 3's wider heads); between batches the service yields to the worker's event loop, so a Stop arrives.
+ * The backward passes run on ORT's device (WGSL) when the model runs on WebGPU (an export's norms and
+ * biases are folded into the same linear context, linear-model.ts), on the TypeScript path otherwise; between batches the service yields to the worker's event loop, so a Stop arrives.
  */
 import { LoupeError } from '../errors';
 import type { Loaded, ModelSession } from '../model/session';
@@ -162,9 +162,7 @@ export class AttributionService {
 			);
 		this.stopRequested = false;
 		const t0 = performance.now();
-		// The WGSL kernels take heads that tile d_model (llama2.c, Llama exports); wider heads (Gemma 3) run on the TS path.
-		const tiles = w.config.nHeads * (w.exported?.headSize ?? w.config.dim / w.config.nHeads) === w.config.dim;
-		const device = m.runner.backend === 'webgpu' && tiles ? await this.session.gpuDevice() : null;
+		const device = m.runner.backend === 'webgpu' ? await this.session.gpuDevice() : null;
 		let dispose = () => {};
 		const backend = async (ctx: LinearContext) => {
 			const b = device ? await gpuBackend(device, ctx) : cpuBackend(ctx);
