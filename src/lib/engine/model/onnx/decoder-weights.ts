@@ -17,9 +17,12 @@
  * The frequencies are the graph's own (its inv_freq, or its RoPE tables), the eps its Add constant,
  * the attention scale its Mul or Div, the window its mask's Greater(key, query − w).
  *
- * What is refused, with the reason: LayerNorm models (GPT-2, GPT-NeoX), parallel blocks, biases,
- * partial rotary, activations other than SiLU and tanh-GELU, and anything not found where the
- * structure above puts it.
+ * GPT-2's shape is read the same way: LayerNorm (Sub of the mean, ÷ √(var + eps), × γ, + β), Gemm
+ * biases, the fused c_attn Split into q, k and v, no RoPE, learned positions added to the embedding,
+ * a plain MLP (act(x W_1 + b_1) W_2 + b_2), scores divided by √head_dim computed from the shape.
+ *
+ * What is refused, with the reason: parallel blocks (GPT-NeoX), fused or quantized operators,
+ * activations other than SiLU and tanh-GELU, and anything not found where the structure above puts it.
  */
 import { LoupeError } from '../../errors';
 import type { LlamaLayerWeights } from '../llama2c/checkpoint';
@@ -31,7 +34,8 @@ import type { ExternalFiles } from './initializer-bytes';
 import { unembeddingWeight } from './unembedding';
 import { CASTS, GraphReader, Refusal, SHAPE_OPS, transposed } from './decoder-weights-read';
 
-const WHAT_TO_OPEN = 'Open stories260K (the default model), or a Llama- or Gemma-3-shaped export, to build a graph.';
+const WHAT_TO_OPEN =
+	'Open stories260K (the default model), or a Llama-, Gemma-3- or GPT-2-shaped export in fp32 or fp16, to build a graph.';
 
 export interface TraceWeightsOptions {
 	/** The longest prompt the model reads (the source's shape); the graph's own RoPE tables cap it further. */
@@ -63,6 +67,7 @@ interface Rope {
 function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): DecoderWeights {
 	const { trace: t, io } = d;
 	const g = d.graph;
+	refuseFusedOrQuantized(g);
 	if (t.architecture === 'gpt-neox' || t.addsPerLayer.some((n) => n !== 2))
 		throw new Refusal(
 			'its layers are not one attention add then one MLP add (GPT-NeoX-style parallel attention and MLP), and the attribution models sequential blocks so far'
@@ -265,10 +270,16 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 	if (r.back(finalNorm.input, CASTS) !== r.back(t.boundaries[L].tensor, CASTS))
 		throw new Refusal('the final norm does not read the last residual boundary');
 	// W_U as [V, D]: a Gemm with transB stores it so; a MatMul stores [D, V] (a tied head's transposed copy, or its own).
+	// A [D, V] head that is the embedding's transposed copy (a tied head as torch exports it) is
+	// recognised before anything is transposed: for a real vocabulary that is one copy of W_E fewer.
 	const hw = r.floats(head.name, 'the LM head');
-	const unembedding = head.transposed ? hw.data : transposed(hw.data, D, V);
-	const tied = unembedding.length === embedding.length && unembedding.every((v, i) => Object.is(v, embedding[i]));
-	const classifier = tied ? embedding : unembedding;
+	const sameAs = (at: (v: number, i: number) => number) => {
+		if (hw.data.length !== embedding.length) return false;
+		for (let v = 0; v < V; v++) for (let i = 0; i < D; i++) if (!Object.is(at(v, i), embedding[v * D + i])) return false;
+		return true;
+	};
+	const tied = head.transposed ? sameAs((v, i) => hw.data[v * D + i]) : sameAs((v, i) => hw.data[i * V + v]);
+	const classifier = tied ? embedding : head.transposed ? hw.data : transposed(hw.data, D, V);
 
 	const maxPositions = positions ? positions.length / D : Infinity;
 	const seqLen = Math.min(o.maxSeqLen ?? 4096, maxRows, maxPositions);
@@ -302,6 +313,42 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 			layers: shapes
 		}
 	};
+}
+
+/** Fused operators hide the norms and projections the trace reads; quantized weights are not fp32/fp16 initializers. */
+const FUSED = [
+	'SkipSimplifiedLayerNormalization',
+	'SkipLayerNormalization',
+	'SimplifiedLayerNormalization',
+	'RMSNormalization',
+	'RotaryEmbedding',
+	'GroupQueryAttention',
+	'MultiHeadAttention',
+	'Attention',
+	'EmbedLayerNormalization',
+	'FusedMatMul'
+];
+const QUANTIZED = [
+	'MatMulNBits',
+	'MatMulInteger',
+	'DynamicQuantizeMatMul',
+	'MatMulIntegerToFloat',
+	'DequantizeLinear',
+	'GatherBlockQuantized',
+	'QAttention'
+];
+
+function refuseFusedOrQuantized(g: ExportedDecoder['graph']) {
+	const quantized = g.nodes.find((n) => QUANTIZED.includes(n.opType!));
+	if (quantized)
+		throw new Refusal(
+			`its weights are quantized (${quantized.opType} "${quantized.name}"), and the attribution reads fp32 or fp16 weights: pick the model's fp32 or fp16 variant`
+		);
+	const fused = g.nodes.find((n) => FUSED.includes(n.opType!));
+	if (fused)
+		throw new Refusal(
+			`it uses fused operators (${fused.opType} "${fused.name}"), which hide the norms and projections the attribution reads: pick an export written in standard ops (torch.onnx.export / Optimum without fusion)`
+		);
 }
 
 /** Back from the Softmax's input: the scores MatMul, the constant scale on the way, and the additive mask. */
