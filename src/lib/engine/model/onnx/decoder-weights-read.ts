@@ -20,6 +20,17 @@ export const SHAPE_OPS = new Set(['Cast', 'Identity', 'Reshape', 'Transpose', 'U
 /** What sits around a product without touching its values: the Reshapes of GPT-2's Conv1D, casts. */
 const RESHAPE_ONLY = new Set(['Cast', 'Identity', 'Reshape']);
 
+export interface Linear {
+	/** What the product reads (back through reshapes). */
+	x: string;
+	/** The weight as stored, [in, out], and its bias. */
+	w: Float32Array;
+	dims: [number, number];
+	b?: Float32Array;
+	/** The initializer's name (with the slice taken of it): tells two products apart. */
+	weight: string;
+}
+
 export class GraphReader {
 	constructor(
 		readonly g: GraphIndex,
@@ -120,7 +131,15 @@ export class GraphReader {
 	 * through the Reshapes around GPT-2's Conv1D, and one slice of a Split of its output (GPT-2's fused
 	 * c_attn); null where `t` is not one. `x` is what it reads (back through reshapes).
 	 */
-	linear(t: string, what: string): { x: string; w: Float32Array; dims: [number, number]; b?: Float32Array; weight: string } | null {
+	linear(t: string, what: string): Linear | null {
+		// Each weight is read (and copied out of its file) once, however often the trace asks.
+		if (!this.linears.has(t)) this.linears.set(t, this.readLinear(t, what));
+		return this.linears.get(t)!;
+	}
+
+	private linears = new Map<string, Linear | null>();
+
+	private readLinear(t: string, what: string): Linear | null {
 		t = this.back(t, RESHAPE_ONLY);
 		const n = this.node(t);
 		if (n?.opType === 'Split') {

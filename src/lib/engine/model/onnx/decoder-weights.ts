@@ -32,7 +32,7 @@ import type { NodeProto } from './graph';
 import { hookName } from '../hooks';
 import type { ExternalFiles } from './initializer-bytes';
 import { unembeddingWeight } from './unembedding';
-import { CASTS, GraphReader, Refusal, SHAPE_OPS, transposed } from './decoder-weights-read';
+import { CASTS, GraphReader, Refusal, SHAPE_OPS, transposed, type Linear } from './decoder-weights-read';
 
 const WHAT_TO_OPEN =
 	'Open stories260K (the default model), or a Llama-, Gemma-3- or GPT-2-shaped export in fp32 or fp16, to build a graph.';
@@ -495,8 +495,6 @@ function rope(r: GraphReader, t: string, fromStream: Set<string>, hs: number, wh
 	const invFreq = Float64Array.from({ length: hs / 2 }, (_, j) => Math.atan2(sinT.data[width + 2 * j + 1], cosT.data[width + 2 * j]));
 	return { input: a.node.output![0], invFreq, halves: false, tableRows: cosT.dims[0] };
 }
-
-type Linear = NonNullable<ReturnType<GraphReader['linear']>>;
 
 /**
  * The MLP at `h` (what W_down reads), x = hook_mlp_in: gated, act(x W_gate) ⊙ (x W_up), or plain,
