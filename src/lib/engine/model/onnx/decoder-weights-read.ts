@@ -165,6 +165,14 @@ export class GraphReader {
 				weight: `${whole.weight}[${start}:${start + width}]`
 			};
 		}
+		if (n?.opType === 'Add') {
+			// MatMul then Add of a stored bias (older exports' Conv1D, GPT-NeoX's Linear).
+			const k = n.input!.findIndex((x) => this.g.initializers.has(x));
+			const inner = k >= 0 ? this.readLinear(n.input![1 - k], what) : null;
+			if (!inner || inner.b) return null;
+			const b = this.floats(n.input![k], `${what}'s bias`).data;
+			return b.length === inner.dims[1] ? { ...inner, b } : null;
+		}
 		if (!n || !(n.opType === 'MatMul' || n.opType === 'Gemm')) return null;
 		if (n.opType === 'Gemm' && n.attribute?.some((a) => (a.name === 'transA' || a.name === 'transB') && Number(a.i) === 1)) return null;
 		if (!this.g.initializers.has(n.input![1]) || this.isConst(n.input![0])) return null;

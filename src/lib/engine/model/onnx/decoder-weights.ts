@@ -75,11 +75,12 @@ function trace(d: ExportedDecoder, r: GraphReader, o: TraceWeightsOptions): Deco
 	const D = t.dModel;
 	const V = t.vocabSize;
 	const L = t.nLayers;
-	const kv0 = io.kv[0];
-	const hs = kv0 && typeof kv0.dims[3] === 'number' ? kv0.dims[3] : NaN;
-	const nKv = kv0 && typeof kv0.dims[1] === 'number' ? kv0.dims[1] : NaN;
-	if (!Number.isInteger(hs) || !Number.isInteger(nKv) || io.kv.length !== 2 * L)
-		throw new Refusal('its KV cache does not give [batch, kv_heads, past, head_dim] with fixed heads and head size for every layer');
+	// The cache's dims end [kv_heads, past, head_dim]: [B, KV, P, hd] per key and value, or [2, B, KV, P, hd] stacked.
+	const dims = io.kv[0]?.dims ?? [];
+	const hs = dims.length >= 4 && typeof dims[dims.length - 1] === 'number' ? (dims[dims.length - 1] as number) : NaN;
+	const nKv = dims.length >= 4 && typeof dims[dims.length - 3] === 'number' ? (dims[dims.length - 3] as number) : NaN;
+	if (!Number.isInteger(hs) || !Number.isInteger(nKv) || !(io.kv.length === 2 * L || io.kv.length === L))
+		throw new Refusal('its KV cache does not give [kv_heads, past, head_dim] with fixed heads and head size for every layer');
 
 	const embedding = r.floats(t.embedding, 'the token embedding').data;
 	const stream0 = t.boundaries[0].tensor;
@@ -377,7 +378,10 @@ function scoresOf(r: GraphReader, t: string, hs: number, what: string) {
 			mask = n.input![k];
 			t = n.input![1 - k];
 		} else if (op === 'MatMul' && !n.input!.some((x) => r.isConst(x))) return { scores: n, scale, mask };
-		else throw new Refusal(`${what} pass through ${op} "${n.name}", which Loupe does not model (softcapping?)`);
+		else
+			throw new Refusal(
+				`${what} pass through ${op} "${n.name}", which Loupe does not model (only a scale and an additive mask may sit between q·kᵀ and the softmax)`
+			);
 	}
 }
 
