@@ -17,7 +17,11 @@
  * by about one piece, and the loader holds one piece at a time. Only weights that one product
  * alone reads and that are stored as external data: a weight read elsewhere too (the embedding
  * while its Gather is still in the graph: embedding-outside.ts takes it out first) would stay
- * loaded whole beside its pieces.
+ * loaded whole beside its pieces. Measured on wasm (`npm run bench:real-size`, external data, with
+ * the embedding outside): onnxruntime's heap for Gemma-3-270M size 1675 -> 1131 MB (1023 MB of
+ * weights), flat across re-cuts where it grew by ~550 MB; GPT-2 size 693 -> 670 MB (622 MB).
+ * The products are the same: `--verify` on the 124M export gives logits equal to the unmodified
+ * graph's to 0.0.
  */
 import { DataType, GraphIndex, type NodeProto, type TensorProto } from './graph';
 import { pieceOffsets, type ColumnFile } from './column-file';
