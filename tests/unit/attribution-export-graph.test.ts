@@ -11,6 +11,9 @@ import { traceDecoderWeights } from '../../src/lib/engine/model/onnx/decoder-wei
 import { attribute } from '../../src/lib/engine/attribution/graph';
 import { interveneLogits, predictFromGraph, type FeatureIntervention } from '../../src/lib/engine/attribution/intervene';
 import { randomTranscoders } from '../../src/lib/engine/attribution/random-transcoders';
+import { exportedForward } from '../../src/lib/engine/attribution/exported-forward';
+import { buildReplacement } from '../../src/lib/engine/attribution/replacement';
+import { activate, preActivations, reconstruct } from '../../src/lib/engine/attribution/transcoder';
 import { fixturesDir } from '../fixtures';
 
 ort.env.wasm.numThreads = 1;
@@ -104,6 +107,70 @@ describe.each(['llama', 'gemma3', 'gpt2'])('attribution graph on the %s export w
 			for (let i = 0; i < P * V; i++) d = Math.max(d, Math.abs(run[i] - real[i]));
 			expect(d, mode).toBeLessThan(1e-4);
 		}
+	});
+
+	it('gives feature and error edges as finite differences of the frozen forward (the backward passes against the forward)', () => {
+		// The linear model the edges differentiate, run forward: patterns and norm scales frozen, every
+		// feature held at its activation, each MLP its transcoder's output plus its error. Scaling one
+		// source by 1 ± h moves each target's input by ± h · edge (exactly: the map is affine).
+		const rep = buildReplacement(forward, transcoders);
+		const acts = rep.transcoders.map((t, l) =>
+			Array.from({ length: P }, (_, p) =>
+				activate(t, preActivations(t, forward.mlpIn[l].subarray(p * w.config.dim, (p + 1) * w.config.dim)))
+			)
+		);
+		const D = w.config.dim;
+		const run = (scale: { feature?: number; error?: [number, number]; by: number }) => {
+			const f = scale.feature !== undefined ? features[scale.feature] : null;
+			const out = exportedForward(w, tokens, {
+				patterns: forward.pattern,
+				scales: forward,
+				mlp: (l, mlpIn) => {
+					const t = rep.transcoders[l];
+					const o = new Float64Array(P * D);
+					for (let p = 0; p < P; p++) {
+						const a = acts[l][p].slice();
+						if (f && f.layer === l && f.pos === p) a[f.feature] *= scale.by;
+						const rec = reconstruct(t, mlpIn.subarray(p * D, (p + 1) * D), a);
+						const e = scale.error && scale.error[0] === l && scale.error[1] === p ? scale.by : 1;
+						for (let j = 0; j < D; j++) o[p * D + j] = rec[j] + e * rep.errors[l][p * D + j];
+					}
+					return o;
+				}
+			});
+			const last = out.logits.subarray((P - 1) * V, P * V);
+			const mean = last.reduce((a, b) => a + b, 0) / V;
+			return [
+				...features.map((g) => {
+					const t = rep.transcoders[g.layer];
+					let v = t.bEnc[g.feature];
+					for (let j = 0; j < D; j++) v += t.wEnc[j * t.dSae + g.feature] * out.mlpIn[g.layer][g.pos * D + j];
+					return v;
+				}),
+				...graph.logits.map((lg) => last[lg.token] - mean)
+			];
+		};
+		const h = 0.5;
+		let worst = 0;
+		let largest = 0;
+		const check = (col: number, s: { feature?: number; error?: [number, number] }) => {
+			const [up, down] = [run({ ...s, by: 1 + h }), run({ ...s, by: 1 - h })];
+			for (let t = 0; t < nTargets; t++) {
+				const fd = (up[t] - down[t]) / (2 * h);
+				worst = Math.max(worst, Math.abs(fd - edges[t * nSources + col]));
+				largest = Math.max(largest, Math.abs(fd));
+			}
+		};
+		// Error nodes of every layer at the first and last position, and features spread over the
+		// layers: each check is two forward passes (GPT-2's carry 50,257 logits each).
+		for (let l = 0; l < graph.nLayers; l++) for (const p of [0, P - 1]) check(N + l * P + p, { error: [l, p] });
+		const step = Math.max(1, Math.floor(N / 6));
+		for (let i = 0; i < N; i += step) check(i, { feature: i });
+		console.log(
+			`${name}: edges vs finite differences of the frozen forward: max |Δ| ${worst.toExponential(2)} (largest ${largest.toFixed(3)})`
+		);
+		expect(largest).toBeGreaterThan(0);
+		expect(worst).toBeLessThan(1e-5 * Math.max(1, largest));
 	});
 
 	it('moves the replacement model by what the graph predicts (0.01 % nudges at three layers: no feature crosses its threshold)', () => {
