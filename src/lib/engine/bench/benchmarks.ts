@@ -87,7 +87,7 @@ export class Benchmarks {
 		const weights = readLlama2cCheckpoint(await stories260K(hub, 'stories260K.bin'), 'stories260K.bin');
 		return this.session.locked(async () => [
 			...(await benchFusedGenerate(ort, weights, 'webgpu', { tokens: small ? 16 : 64, runs: small ? 3 : 5, attentions: ['ops', 'gqa'] })),
-			...(await benchSideBySide(ort, weights, 'webgpu', { tokens: small ? 16 : 48, runs: small ? 3 : 5 }))
+			...(await benchSideBySide(ort, weights, 'webgpu', { tokens: small ? 16 : 48, runs: small ? 7 : 9 })) // short runs: a median of more pairs
 		]);
 	}
 
