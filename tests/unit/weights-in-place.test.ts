@@ -217,5 +217,13 @@ describe('unembedding', () => {
 		const { vocabSize: V, dModel: D } = opened.decoder.trace;
 		expect(maxAbsDiff(u.classifier, expected(data.subarray(offset, offset + V * D * 4), V, D, 'VD'))).toBe(0);
 		expect(u.classifier.buffer).toBe(data.buffer);
+
+		// The same file as a Node Buffer at an odd offset (what Node's readers give): copied out aligned.
+		// Buffer's `slice` is a view, so a copy made with it stayed unaligned and threw.
+		const odd = Buffer.alloc(data.length + 1);
+		odd.set(data, 1);
+		const shifted = odd.subarray(1);
+		const v = findUnembedding(opened.decoder, [{ path: 'model.onnx_data', data: shifted }])!;
+		expect(maxAbsDiff(v.classifier, expected(data.subarray(offset, offset + V * D * 4), V, D, 'VD'))).toBe(0);
 	});
 });

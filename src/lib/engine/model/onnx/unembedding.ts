@@ -82,7 +82,8 @@ function rawOf(t: TensorProto, externalData: Files): Raw | null {
 /** Elements [start, start + count) as words: a view where aligned, else a copy of just those. */
 function words(r: Raw, start: number, count: number): Uint32Array | Uint16Array {
 	let bytes = r.bytes.subarray(start * r.width, (start + count) * r.width);
-	if (bytes.byteOffset % r.width) bytes = bytes.slice();
+	// A copy, aligned (not `slice`: on a Node Buffer, which protobufjs gives in Node, that is a view).
+	if (bytes.byteOffset % r.width) bytes = new Uint8Array(bytes);
 	return r.width === 4 ? new Uint32Array(bytes.buffer, bytes.byteOffset, count) : new Uint16Array(bytes.buffer, bytes.byteOffset, count);
 }
 
