@@ -1,20 +1,13 @@
 /**
  * What `npm run generate` does, as a function (the CLI in generate.ts prints its result; tests call
- * it in-process): open an exported decoder from disk the way the app opens one (`openExportGraph`:
- * surgery, external data by the names the graph gives, checked against its offsets), cut it at
- * the hooks asked for, and generate from token ids with the app's runner and sampler on
- * onnxruntime-web's wasm EP. Weights are read as onnxruntime asks for each tensor (WeightFiles
- * over the files on disk), so a model is never in memory beside onnxruntime's copy of it; a model
- * too large for the wasm heap is refused before anything is read.
+ * it in-process): open an exported decoder from disk the way the app opens one (open-export-file.ts),
+ * cut it at the hooks asked for, and generate from token ids with the app's runner and sampler on
+ * onnxruntime-web's wasm EP.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
-import { openExportGraph } from '../lib/engine/model/hf/exported-model';
 import { SegmentRunner } from '../lib/engine/model/runner';
 import { generateIds, type StopReason } from '../lib/engine/model/generate';
-import { LoupeError } from '../lib/engine/errors';
-import { nodeWeightFile } from './node-weight-file';
+import { openExportFile } from './open-export-file';
 import type { SamplingSettings } from '../lib/engine/sample/sampler';
 
 export const usage =
@@ -90,29 +83,7 @@ export interface GenerateOutput {
 /** Runs `npm run generate` with these arguments; throws UsageError or an Error with the reason. */
 export async function runGenerate(args: string[]): Promise<GenerateOutput> {
 	const a = parseGenerateArgs(args);
-	const file = resolve(a.file);
-	if (!existsSync(file)) throw new Error(`There is no file ${file}.`);
-	const dir = dirname(file);
-	const configPath = join(dir, 'config.json');
-	const config = existsSync(configPath) ? JSON.parse(readFileSync(configPath, 'utf8')) : {};
-	const graph = readFileSync(file);
-	const opened = await openExportGraph(
-		new Uint8Array(graph.buffer, graph.byteOffset, graph.byteLength),
-		a.file,
-		async (path) => {
-			const full = join(dir, path);
-			if (!existsSync(full))
-				throw new LoupeError(
-					'not-found',
-					`The graph keeps its weights in "${path}", which is not beside it (looked for ${full}).`,
-					`Put ${path} next to the .onnx file.`
-				);
-			return nodeWeightFile(full, path);
-		},
-		config,
-		// Weights inside the graph are read from the file too: the parsed bytes go once it is open.
-		{ backend: 'wasm', graphWeights: nodeWeightFile(file, a.file) }
-	);
+	const opened = await openExportFile(a.file);
 	const { vocabSize } = opened.shape;
 	const bad = a.ids.find((id) => id >= vocabSize);
 	if (bad !== undefined) throw new Error(`Token id ${bad} is out of range: this model's vocabulary has ids 0 to ${vocabSize - 1}.`);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { runAttribute } from '../../src/cli/attribute-run';
 import { validateGraphJson } from '../../src/lib/engine/attribution/graph-schema';
 import { fromNeuronpedia } from '../../src/lib/engine/attribution/neuronpedia-graph';
-import { stories260KDir } from '../fixtures';
+import { fixturesDir, stories260KDir } from '../fixtures';
 
 const dir = mkdtempSync(join(tmpdir(), 'loupe-attr-'));
 const base = ['--model', `${stories260KDir}/stories260K.bin`, '--tokenizer', `${stories260KDir}/tok512.bin`, '--prompt', 'Lily saw a'];
@@ -40,5 +40,37 @@ describe('npm run attribute (in process)', () => {
 			/--node-threshold takes a number in \[0, 1\]; "2" is not one/
 		);
 		await expect(runAttribute([...base, '--out', out, '--transcoders', 'gemma'])).rejects.toThrow(/only random:SEED/);
+	});
+
+	it("builds the graph of an exported ONNX model from --ids: its logit nodes are PyTorch's demeaned logits", async () => {
+		const dir2 = join(fixturesDir, 'torch-exports', 'llama');
+		const ref = JSON.parse(readFileSync(join(dir2, 'reference.json'), 'utf8')) as {
+			prompts: { input_ids: number[]; last_logits: number[] }[];
+		};
+		const { input_ids: ids, last_logits: logits } = ref.prompts[1];
+		const out = join(dir, 'x.json');
+		const s = await runAttribute([
+			'--model',
+			join(dir2, 'model.onnx'),
+			'--ids',
+			ids.join(','),
+			'--out',
+			out,
+			'--transcoders',
+			'random:3:16'
+		]);
+		const json = JSON.parse(readFileSync(out, 'utf8'));
+		expect(validateGraphJson(json)).toEqual([]);
+		expect(s.tokens).toBe(ids.length);
+		const mean = logits.reduce((a, b) => a + b, 0) / logits.length;
+		const logitNodes = fromNeuronpedia(json).nodes.filter((n) => n.kind === 'logit');
+		expect(logitNodes.length).toBe(s.logits);
+		let worst = 0;
+		for (const n of logitNodes) worst = Math.max(worst, Math.abs(n.input! - (logits[n.index] - mean)));
+		console.log(`llama export via the CLI: ${s.logits} logit nodes, max |input − PyTorch's demeaned logit| ${worst.toExponential(2)}`);
+		expect(worst).toBeLessThan(1e-4);
+		await expect(runAttribute(['--model', join(dir2, 'model.onnx'), '--prompt', 'x', '--out', out])).rejects.toThrow(
+			/no tokenizer.json beside/
+		);
 	});
 });
