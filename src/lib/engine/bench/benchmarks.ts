@@ -79,7 +79,8 @@ export class Benchmarks {
 
 	/**
 	 * stories260K's speed levers on this GPU: the fused graph over the plain one (tokens/s, and GPU
-	 * dispatches for one generated token) and side by side as one batch of two over two runs.
+	 * dispatches for one generated token) and side by side as one batch of two over two runs, on
+	 * WebGPU and on wasm.
 	 * The checkpoint comes from the hub (or its mirror), as the app fetches it.
 	 */
 	async fused(small: boolean, hub: string): Promise<BenchLine[]> {
@@ -87,7 +88,10 @@ export class Benchmarks {
 		const weights = readLlama2cCheckpoint(await stories260K(hub, 'stories260K.bin'), 'stories260K.bin');
 		return this.session.locked(async () => [
 			...(await benchFusedGenerate(ort, weights, 'webgpu', { tokens: small ? 16 : 64, runs: small ? 3 : 5, attentions: ['ops', 'gqa'] })),
-			...(await benchSideBySide(ort, weights, 'webgpu', { tokens: small ? 16 : 48, runs: small ? 7 : 9 })) // short runs: a median of more pairs
+			...(await benchSideBySide(ort, weights, 'webgpu', { tokens: small ? 16 : 48, runs: small ? 7 : 9 })), // short runs: a median of more pairs
+			// And on wasm: where the app runs stories260K on a software adapter (model/backend.ts), which
+			// is also where the GPU's work is done by the same two cores that drive it.
+			...(await benchSideBySide(ort, weights, 'wasm', { tokens: small ? 16 : 48, runs: small ? 7 : 9 }))
 		]);
 	}
 
