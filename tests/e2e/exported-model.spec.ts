@@ -105,6 +105,8 @@ test('chat mode on an instruction-tuned catalogue model: the prompt becomes the 
 	await vectors.getByTestId('vector-steer').click();
 	await page.getByTestId('steer-scope').selectOption('generated');
 	await expect(page.getByTestId('steer-help')).toContainText('(positions 9 on)');
+	await page.getByTestId('steer-help').scrollIntoViewIfNeeded();
+	await shot(page, 'tests/screenshots/steer-scope-chat.png');
 	await page.getByTestId('chat-mode').uncheck();
 	await expect(page).not.toHaveURL(/chat=1/);
 	await expect(page.getByTestId('steer-help')).toContainText('(positions 4 on)');
