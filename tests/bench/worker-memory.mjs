@@ -4,7 +4,7 @@
 // files and then re-cuts it (a contrast vector at blocks.6.hook_resid_pre, then a side by side).
 // Peak growth over the RSS with the default model loaded, as a multiple of the weights' bytes.
 //   node tests/bench/worker-memory.mjs [--model gpt2|gemma3]   (after npm run build and npm run bench:real-size,
-//   which writes /tmp/loupe-real-size/<model>-external)
+//   which writes /tmp/loupe-real-size/<model>-external); LOUPE_WM_TRACE=1 prints the RSS every 0.1 s (time:MB) to stderr
 import { chromium } from 'playwright-core';
 import { spawn, execSync } from 'node:child_process';
 import { existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -35,7 +35,13 @@ const rendererRss = () => {
 		.reduce((a, l) => a + Number(l.trim().split(/\s+/)[1]) / 1024, 0);
 };
 let peak = 0;
-const poll = setInterval(() => (peak = Math.max(peak, rendererRss())), 100);
+const trace = [];
+const t00 = Date.now();
+const poll = setInterval(() => {
+	const r = rendererRss();
+	peak = Math.max(peak, r);
+	if (process.env.LOUPE_WM_TRACE) trace.push(`${((Date.now() - t00) / 1000).toFixed(1)}:${Math.round(r)}`);
+}, 100);
 try {
 	const page = await browser.newPage();
 	await page.goto(`http://localhost:${port}/?backend=wasm&prompt=w5%20w6&max_tokens=4&temperature=0`);
@@ -70,6 +76,7 @@ try {
 		peakMB: Math.round(peak),
 		peakOverWeights: +((peak - base) / weightsMB).toFixed(2)
 	});
+	if (process.env.LOUPE_WM_TRACE) console.error(trace.splice(0).join(' '));
 	console.log(JSON.stringify(line('load')));
 	const vectors = page.getByTestId('steering-vectors');
 	await vectors.getByTestId('contrast-positive').fill('w5 w6');
@@ -77,6 +84,9 @@ try {
 	await vectors.getByTestId('contrast-hook').selectOption('blocks.6.hook_resid_pre');
 	await vectors.getByTestId('contrast-make').click();
 	await page.waitForFunction(() => !document.querySelector('[data-testid="contrast-make"]')?.disabled, null, { timeout: 600_000 });
+	await page.waitForTimeout(5000);
+	if (process.env.LOUPE_WM_TRACE) console.error(trace.splice(0).join(' '));
+	console.log(JSON.stringify(line('contrast_vector'))); // the capture at blocks.6 (a cut there)
 	await page.getByTestId('vector-steer').first().click();
 	await page.getByTestId('steer-generate').click();
 	await page.waitForFunction(
@@ -85,7 +95,7 @@ try {
 		{ timeout: 600_000 }
 	);
 	await page.waitForTimeout(5000);
-	console.log(JSON.stringify(line('after_cut')));
+	console.log(JSON.stringify(line('after_cut'))); // peak so far, side by side with the vector included
 } finally {
 	clearInterval(poll);
 	await browser.close();

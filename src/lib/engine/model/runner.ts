@@ -20,6 +20,7 @@ import { emptyPast, stepFeeds } from './onnx/decoder-io';
 import { webgpuProvider } from './gpu-device';
 import { EmbeddingRows } from './onnx/embedding-rows';
 import { withColumnFiles } from './onnx/column-file';
+import { loaderReads } from './onnx/loader-reads';
 
 export type Backend = 'webgpu' | 'wasm';
 type OrtModule = typeof Ort;
@@ -67,16 +68,21 @@ export class SegmentRunner {
 			// On WebGPU every session runs on Loupe's own device (gpu-device.ts says why).
 			const provider = backend === 'webgpu' ? await webgpuProvider() : backend;
 			for (const seg of model.segments) {
+				const reads = loaderReads(withColumnFiles(model.externalData, seg.columnFiles ?? []));
 				const options: Ort.InferenceSession.SessionOptions = {
 					executionProviders: [provider],
 					graphOptimizationLevel: 'all',
-					externalData: withColumnFiles(model.externalData, seg.columnFiles ?? [])
+					externalData: reads.files
 				};
 				if (backend === 'webgpu')
 					options.preferredOutputLocation = Object.fromEntries(
 						seg.outputNames.filter((n) => n !== model.io.logits || logitsAreF32(model)).map((n) => [n, 'gpu-buffer' as const])
 					);
-				sessions.push(await ort.InferenceSession.create(seg.bytes, options));
+				try {
+					sessions.push(await ort.InferenceSession.create(seg.bytes, options));
+				} finally {
+					reads.done();
+				}
 			}
 		} catch (e) {
 			for (const s of sessions) await s.release();
