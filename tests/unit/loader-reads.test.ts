@@ -1,6 +1,6 @@
 // onnxruntime's loader reads: each read a WeightFile made is freed (detached) once the next one
 // comes and at done(); in-memory files and shared buffers are left alone, and the bytes read are
-// the file's.
+// the file's. (The app drops them in its worker; `true` asks for it here in Node.)
 import { describe, expect, it } from 'vitest';
 import { WeightFile } from '../../src/lib/engine/model/onnx/weight-file';
 import { loaderReads } from '../../src/lib/engine/model/onnx/loader-reads';
@@ -10,7 +10,7 @@ const onDemand = () => new WeightFile('w.bin', bytes.byteLength, (s, e) => bytes
 
 describe('loaderReads', () => {
 	it('drops each read when the next one comes, and the last at done()', () => {
-		const reads = loaderReads([{ path: 'w.bin', data: onDemand() }]);
+		const reads = loaderReads([{ path: 'w.bin', data: onDemand() }], true);
 		const file = reads.files![0].data;
 		const a = file.subarray(0, 1000);
 		expect(Array.from(a.subarray(0, 3))).toEqual([0, 7, 14]);
@@ -28,10 +28,13 @@ describe('loaderReads', () => {
 		const inMemory = bytes.slice();
 		const shared = new ArrayBuffer(8192);
 		const sharing = new WeightFile('s.bin', 4096, (s, e) => new Uint8Array(shared, 100 + s, e - s));
-		const reads = loaderReads([
-			{ path: 'm.bin', data: inMemory },
-			{ path: 's.bin', data: sharing }
-		]);
+		const reads = loaderReads(
+			[
+				{ path: 'm.bin', data: inMemory },
+				{ path: 's.bin', data: sharing }
+			],
+			true
+		);
 		expect(reads.files![0].data).toBe(inMemory);
 		const v = reads.files![1].data.subarray(0, 10);
 		reads.files![1].data.subarray(10, 20);
@@ -42,7 +45,10 @@ describe('loaderReads', () => {
 
 	it('hands files with no on-demand reads over as they are', () => {
 		const files = [{ path: 'm.bin', data: bytes }];
-		expect(loaderReads(files).files).toBe(files);
-		expect(loaderReads(undefined).files).toBeUndefined();
+		expect(loaderReads(files, true).files).toBe(files);
+		expect(loaderReads(undefined, true).files).toBeUndefined();
+		// Node (no FileReaderSync): nothing is wrapped, the collector frees reads as before
+		const lazy = [{ path: 'w.bin', data: onDemand() }];
+		expect(loaderReads(lazy).files).toBe(lazy);
 	});
 });

@@ -18,14 +18,14 @@
  * not a slice of an in-memory file); one that cannot be transferred is left to the collector.
  * Loupe's own readers (the unembedding, the embedding rows) use the WeightFiles themselves, never these.
  */
-import { WeightFile } from './weight-file';
+import { WeightFile, canReadBlobsInPlace } from './weight-file';
 
 type Files = { path: string; data: Uint8Array }[];
 
 let sink: MessagePort | null = null;
 
 /** Frees `a`'s bytes now, when it is the only view of a buffer a read made for it. */
-function drop(a: Uint8Array) {
+function dropRead(a: Uint8Array) {
 	const b = a.buffer;
 	if (!(b instanceof ArrayBuffer) || a.byteOffset !== 0 || a.byteLength !== b.byteLength || !a.byteLength) return;
 	if (!sink) {
@@ -48,12 +48,18 @@ export interface LoaderReads {
 	done(): void;
 }
 
-/** `files` for onnxruntime's loader, each read freed when the next one comes (and at `done`). */
-export function loaderReads(files: Files | undefined): LoaderReads {
-	if (typeof MessageChannel !== 'function' || !files?.some((f) => f.data instanceof WeightFile)) return { files, done: () => {} };
+/**
+ * `files` for onnxruntime's loader, each read freed when the next one comes (and at `done`).
+ * `drop`: where reads are Blob slices (a browser's worker: FileReaderSync), the only place this is
+ * measured to help. Not in Node: there a buffer posted to a closed port is kept, not dropped (the
+ * real-size bench's ArrayBuffers grew by a model's worth a cut, 0.5 → 1.7 GB), and its file reads are
+ * left to the collector as before.
+ */
+export function loaderReads(files: Files | undefined, drop = canReadBlobsInPlace()): LoaderReads {
+	if (!drop || typeof MessageChannel !== 'function' || !files?.some((f) => f.data instanceof WeightFile)) return { files, done: () => {} };
 	let last: Uint8Array | null = null;
 	const release = () => {
-		if (last) drop(last);
+		if (last) dropRead(last);
 		last = null;
 	};
 	// A failed read is kept by `w` itself (its `failure`), where the engine looks for it.
