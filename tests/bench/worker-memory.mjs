@@ -76,8 +76,12 @@ try {
 		peakMB: Math.round(peak),
 		peakOverWeights: +((peak - base) / weightsMB).toFixed(2)
 	});
-	if (process.env.LOUPE_WM_TRACE) console.error(trace.splice(0).join(' '));
-	console.log(JSON.stringify(line('load')));
+	// One line a step (the peak is the run's so far), and the RSS trace up to it when asked for.
+	const report = (step) => {
+		if (process.env.LOUPE_WM_TRACE) console.error(trace.splice(0).join(' '));
+		console.log(JSON.stringify(line(step)));
+	};
+	report('load');
 	const vectors = page.getByTestId('steering-vectors');
 	await vectors.getByTestId('contrast-positive').fill('w5 w6');
 	await vectors.getByTestId('contrast-negative').fill('w7 w8');
@@ -85,8 +89,7 @@ try {
 	await vectors.getByTestId('contrast-make').click();
 	await page.waitForFunction(() => !document.querySelector('[data-testid="contrast-make"]')?.disabled, null, { timeout: 600_000 });
 	await page.waitForTimeout(5000);
-	if (process.env.LOUPE_WM_TRACE) console.error(trace.splice(0).join(' '));
-	console.log(JSON.stringify(line('contrast_vector'))); // the capture at blocks.6 (a cut there)
+	report('contrast_vector'); // the capture at blocks.6 (a cut there)
 	await page.getByTestId('vector-steer').first().click();
 	await page.getByTestId('steer-generate').click();
 	await page.waitForFunction(
@@ -95,7 +98,7 @@ try {
 		{ timeout: 600_000 }
 	);
 	await page.waitForTimeout(5000);
-	console.log(JSON.stringify(line('after_cut'))); // peak so far, side by side with the vector included
+	report('after_cut'); // side by side with the vector
 } finally {
 	clearInterval(poll);
 	await browser.close();

@@ -8,7 +8,7 @@
  * mapped staging buffer, filled at the call) before it asks for the next tensor. Left to the
  * collector, the renderer held most of a model's worth of those copied-out reads at once: Gemma 3
  * 270M's 1 GB of weights peaked at 1.3–1.7× the weights while loading and 1.9–2.3× while re-cut
- * (`node tests/bench/worker-memory.mjs --model gemma3`); with each read dropped, 1.09× both.
+ * (`node tests/bench/worker-memory.mjs --model gemma3`); with each read dropped, 1.09–1.15× both.
  *
  * How a buffer is dropped: posted, transferred, to a port whose other end is closed. The transfer
  * detaches it and the message, and the bytes with it, are discarded at once. (`transfer(0)` is no
